@@ -1,0 +1,475 @@
+//! `fs`: reads below the granted roots, and the `remove-path` action.
+//!
+//! Every path a plugin names is absolute and is split into a granted root and
+//! a relative rest; `..` is refused outright. The rest is resolved with
+//! cap-std from a directory handle on the root, so no symlink can lead out of
+//! it. Removal goes further and follows no symlink at all.
+
+use crate::contract::fs::{DiskUsage, Entry, FileKind};
+use crate::contract::{ApiError, FileIdentity, RemovePath};
+use cap_fs_ext::DirExt;
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, Metadata, MetadataExt};
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::path::{Component, Path, PathBuf};
+
+/// Bounds on what one call returns.
+pub const MAX_DIR_ENTRIES: usize = 100_000;
+pub const MAX_READ_BYTES: u32 = 1 << 20;
+const MAX_PATH_BYTES: usize = 4096;
+
+/// Split an absolute path into the longest granted root that holds it and the
+/// rest relative to that root.
+pub fn split_under<'r>(path: &str, roots: &'r [PathBuf]) -> Result<(&'r Path, PathBuf), String> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!("path longer than {MAX_PATH_BYTES} bytes"));
+    }
+    if path.contains('\0') {
+        return Err("path contains a NUL byte".into());
+    }
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", path.display()));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{} contains `..`", path.display()));
+    }
+    roots
+        .iter()
+        .filter_map(|root| Some((root.as_path(), path.strip_prefix(root).ok()?)))
+        .max_by_key(|(root, _)| root.as_os_str().len())
+        .map(|(root, rest)| (root, rest.to_path_buf()))
+        .ok_or_else(|| format!("{} is outside the granted directories", path.display()))
+}
+
+fn io_error(path: &str, error: io::Error) -> ApiError {
+    match error.kind() {
+        io::ErrorKind::NotFound => ApiError::NotFound(path.to_string()),
+        // cap-std answers PermissionDenied when resolution would leave the root.
+        io::ErrorKind::PermissionDenied => ApiError::Denied(format!("{path}: {error}")),
+        io::ErrorKind::NotADirectory
+        | io::ErrorKind::IsADirectory
+        | io::ErrorKind::InvalidInput => ApiError::Invalid(format!("{path}: {error}")),
+        _ => ApiError::Unavailable(format!("{path}: {error}")),
+    }
+}
+
+pub fn identity(meta: &Metadata) -> FileIdentity {
+    FileIdentity {
+        device: meta.dev(),
+        inode: meta.ino(),
+        size: meta.len(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    }
+}
+
+fn entry(path: String, meta: &Metadata) -> Entry {
+    let file_type = meta.file_type();
+    let kind = if file_type.is_symlink() {
+        FileKind::Symlink
+    } else if file_type.is_dir() {
+        FileKind::Directory
+    } else if file_type.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    };
+    Entry {
+        path,
+        kind,
+        identity: identity(meta),
+        mode: meta.mode(),
+        allocated_bytes: meta.blocks() * 512,
+        links: meta.nlink(),
+    }
+}
+
+struct Root {
+    path: PathBuf,
+    /// `None` when the root does not exist (yet) on this host.
+    dir: Option<Dir>,
+}
+
+/// Read access below the `fs_read` roots, opened once per run.
+pub struct FsReader {
+    roots: Vec<Root>,
+    paths: Vec<PathBuf>,
+}
+
+impl FsReader {
+    pub fn new(read_roots: &[PathBuf]) -> Self {
+        let roots = read_roots
+            .iter()
+            .map(|path| Root {
+                path: path.clone(),
+                dir: Dir::open_ambient_dir(path, ambient_authority()).ok(),
+            })
+            .collect();
+        FsReader {
+            roots,
+            paths: read_roots.to_vec(),
+        }
+    }
+
+    /// The root directory handle and the relative rest of `path`.
+    fn resolve(&self, path: &str) -> Result<(&Dir, PathBuf), ApiError> {
+        let (root, rest) = split_under(path, &self.paths).map_err(ApiError::Denied)?;
+        let dir = self
+            .roots
+            .iter()
+            .find(|r| r.path == root)
+            .and_then(|r| r.dir.as_ref())
+            .ok_or_else(|| ApiError::NotFound(path.to_string()))?;
+        Ok((dir, rest))
+    }
+
+    fn lstat(dir: &Dir, rest: &Path) -> io::Result<Metadata> {
+        if rest.as_os_str().is_empty() {
+            dir.dir_metadata()
+        } else {
+            dir.symlink_metadata(rest)
+        }
+    }
+}
+
+fn child_path(parent: &str, name: &str) -> String {
+    if parent.ends_with('/') {
+        format!("{parent}{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+impl crate::contract::fs::Host for FsReader {
+    fn roots(&mut self) -> Vec<String> {
+        self.paths.iter().map(|p| p.display().to_string()).collect()
+    }
+
+    fn stat(&mut self, path: String) -> Result<Entry, ApiError> {
+        let (dir, rest) = self.resolve(&path)?;
+        let meta = Self::lstat(dir, &rest).map_err(|e| io_error(&path, e))?;
+        Ok(entry(path, &meta))
+    }
+
+    fn read_dir(&mut self, path: String) -> Result<Vec<Entry>, ApiError> {
+        let (dir, rest) = self.resolve(&path)?;
+        let listing = if rest.as_os_str().is_empty() {
+            dir.entries()
+        } else {
+            dir.read_dir(&rest)
+        }
+        .map_err(|e| io_error(&path, e))?;
+        let mut entries = Vec::new();
+        for item in listing {
+            let item = item.map_err(|e| io_error(&path, e))?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                continue; // not representable in the contract; never a candidate
+            };
+            // DirEntry::metadata does not follow symlinks.
+            let meta = match item.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(&path, e)),
+            };
+            if entries.len() == MAX_DIR_ENTRIES {
+                return Err(ApiError::invalid(format!(
+                    "{path} has more than {MAX_DIR_ENTRIES} entries"
+                )));
+            }
+            entries.push(entry(child_path(&path, name), &meta));
+        }
+        Ok(entries)
+    }
+
+    fn read_file(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
+        let (dir, rest) = self.resolve(&path)?;
+        let file = dir.open(&rest).map_err(|e| io_error(&path, e))?;
+        let mut bytes = Vec::new();
+        file.take(u64::from(max_bytes.min(MAX_READ_BYTES)))
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(&path, e))?;
+        Ok(bytes)
+    }
+
+    fn usage(&mut self, path: String) -> Result<DiskUsage, ApiError> {
+        let (dir, rest) = self.resolve(&path)?;
+        let opened;
+        let handle = if rest.as_os_str().is_empty() {
+            dir.as_fd()
+        } else {
+            opened = dir.open(&rest).map_err(|e| io_error(&path, e))?;
+            opened.as_fd()
+        };
+        disk_usage(handle, &path).map_err(|e| io_error(&path, e))
+    }
+}
+
+fn disk_usage(handle: std::os::fd::BorrowedFd<'_>, path: &str) -> io::Result<DiskUsage> {
+    let stat = rustix::fs::fstat(handle)?;
+    let vfs = rustix::fs::fstatvfs(handle)?;
+    let total = vfs.f_blocks * vfs.f_frsize;
+    let free = vfs.f_bfree * vfs.f_frsize;
+    Ok(DiskUsage {
+        mount_point: mount_point(stat.st_dev, path).unwrap_or_else(|| "?".into()),
+        device: stat.st_dev,
+        total_bytes: total,
+        available_bytes: vfs.f_bavail * vfs.f_frsize,
+        used_bytes: total.saturating_sub(free),
+    })
+}
+
+/// Where the filesystem with `device` that holds `path` is mounted: of the
+/// mounts of that device, the deepest one that is a prefix of `path`.
+fn mount_point(device: u64, path: &str) -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (major, minor) = (rustix::fs::major(device), rustix::fs::minor(device));
+    let mounts: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let dev = fields.nth(2)?;
+            let mount = fields.nth(1)?;
+            (dev == format!("{major}:{minor}")).then(|| unescape_mount(mount))
+        })
+        .collect();
+    mounts
+        .iter()
+        .filter(|m| Path::new(path).starts_with(m))
+        .max_by_key(|m| m.len())
+        .or(mounts.first())
+        .cloned()
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mount(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Some(code) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|digits| u8::from_str_radix(digits, 8).ok())
+        {
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The static grant check for `remove-path`: a path lexically below an
+/// `fs_remove` root, and not the root itself.
+pub fn check_remove_grant(remove: &RemovePath, remove_roots: &[PathBuf]) -> Result<(), String> {
+    let (root, rest) =
+        split_under(&remove.path, remove_roots).map_err(|why| format!("{why} (fs_remove)"))?;
+    if rest.as_os_str().is_empty() {
+        return Err(format!("{} is a granted root itself", root.display()));
+    }
+    Ok(())
+}
+
+/// Why an action was not carried out although it was granted.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveRefusal {
+    /// The file is not the one the plugin saw, or it is now in use.
+    #[error("{0}")]
+    Stale(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Re-check a granted `remove-path` against the file as it is now, and unlink
+/// it unless `dry_run`. `in_use` answers whether some process holds an inode
+/// of the file's device. Returns what was (or would be) freed.
+pub fn remove_file(
+    remove: &RemovePath,
+    remove_roots: &[PathBuf],
+    in_use: &mut dyn FnMut(u64, u64) -> Result<Option<u32>, String>,
+    dry_run: bool,
+) -> Result<String, RemoveRefusal> {
+    let (root, rest) = split_under(&remove.path, remove_roots).map_err(RemoveRefusal::Failed)?;
+    let stale = RemoveRefusal::Stale;
+    let mut dir = Dir::open_ambient_dir(root, ambient_authority())
+        .map_err(|e| stale(format!("{}: {e}", root.display())))?;
+    let name = rest
+        .file_name()
+        .ok_or_else(|| RemoveRefusal::Failed(format!("{} names no file", remove.path)))?;
+    if let Some(parent) = rest.parent() {
+        for component in parent.components() {
+            dir = dir.open_dir_nofollow(component).map_err(|e| {
+                stale(format!(
+                    "{}: cannot open {:?} without following a symlink: {e}",
+                    remove.path,
+                    component.as_os_str()
+                ))
+            })?;
+        }
+    }
+    let meta = dir
+        .symlink_metadata(name)
+        .map_err(|e| stale(format!("{}: {e}", remove.path)))?;
+    if !meta.file_type().is_file() {
+        return Err(stale(format!(
+            "{} is no longer a regular file",
+            remove.path
+        )));
+    }
+    let now = identity(&meta);
+    if now != remove.identity {
+        return Err(stale(format!(
+            "{} changed since it was planned: {}",
+            remove.path,
+            describe_change(&remove.identity, &now)
+        )));
+    }
+    match in_use(now.device, now.inode) {
+        Ok(None) => {}
+        Ok(Some(pid)) => {
+            return Err(stale(format!(
+                "{} is open or mapped by pid {pid}",
+                remove.path
+            )));
+        }
+        Err(why) => {
+            return Err(RemoveRefusal::Failed(format!(
+                "cannot tell whether {} is in use: {why}",
+                remove.path
+            )));
+        }
+    }
+    let freed = meta.blocks() * 512;
+    if dry_run {
+        return Ok(format!("would free {freed} bytes"));
+    }
+    dir.remove_file(name)
+        .map_err(|e| RemoveRefusal::Failed(format!("unlink {}: {e}", remove.path)))?;
+    Ok(format!("freed {freed} bytes"))
+}
+
+fn describe_change(then: &FileIdentity, now: &FileIdentity) -> String {
+    let mut changes = Vec::new();
+    if then.device != now.device || then.inode != now.inode {
+        changes.push(format!(
+            "now device {} inode {}, planned device {} inode {}",
+            now.device, now.inode, then.device, then.inode
+        ));
+    }
+    if then.size != now.size {
+        changes.push(format!("size {} -> {}", then.size, now.size));
+    }
+    if then.mtime_ns != now.mtime_ns {
+        changes.push("modified".into());
+    }
+    changes.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::fs::Host;
+
+    fn roots(list: &[&str]) -> Vec<PathBuf> {
+        list.iter().map(PathBuf::from).collect()
+    }
+
+    #[test]
+    fn split_picks_the_deepest_root() {
+        let granted = roots(&["/data", "/data/cache"]);
+        let (root, rest) = split_under("/data/cache/a/b", &granted).unwrap();
+        assert_eq!(
+            (root, rest.as_path()),
+            (Path::new("/data/cache"), Path::new("a/b"))
+        );
+        assert_eq!(split_under("/data", &granted).unwrap().1, PathBuf::new());
+    }
+
+    #[test]
+    fn split_refuses_escapes() {
+        let granted = roots(&["/data"]);
+        for bad in [
+            "/data/../etc/passwd",
+            "/data/a/../../etc",
+            "data/x",
+            "../data/x",
+            "/database/x",
+            "/etc/passwd",
+            "/data/x\0y",
+            "",
+        ] {
+            assert!(
+                split_under(bad, &granted).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+        assert!(split_under(&format!("/data/{}", "a".repeat(5000)), &granted).is_err());
+    }
+
+    #[test]
+    fn remove_grant_excludes_the_root_itself() {
+        let remove = |path: &str| RemovePath {
+            path: path.into(),
+            identity: FileIdentity {
+                device: 0,
+                inode: 0,
+                size: 0,
+                mtime_ns: 0,
+            },
+            reason: String::new(),
+        };
+        let granted = roots(&["/data/cache"]);
+        assert!(check_remove_grant(&remove("/data/cache/x"), &granted).is_ok());
+        assert!(check_remove_grant(&remove("/data/cache"), &granted).is_err());
+        assert!(check_remove_grant(&remove("/data/other"), &granted).is_err());
+    }
+
+    #[test]
+    fn symlinks_cannot_lead_out_of_a_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("file-link"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("dir-link")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../..", root.path().join("up")).unwrap();
+        let base = root.path().display().to_string();
+        let mut reader = FsReader::new(&[root.path().to_path_buf()]);
+
+        for path in ["file-link", "dir-link/secret", "up/etc/passwd"] {
+            let result = reader.read_file(format!("{base}/{path}"), 100);
+            assert!(
+                matches!(result, Err(ApiError::Denied(_))),
+                "{path}: {result:?}"
+            );
+        }
+        assert!(matches!(
+            reader.read_dir(format!("{base}/dir-link")),
+            Err(ApiError::Denied(_))
+        ));
+        // lstat reports the link itself, which reveals nothing of the target.
+        let link = reader.stat(format!("{base}/file-link")).unwrap();
+        assert_eq!(link.kind, FileKind::Symlink);
+    }
+
+    #[test]
+    fn missing_roots_read_as_not_found() {
+        let mut reader = FsReader::new(&roots(&["/nonexistent-remedy-root"]));
+        assert!(matches!(
+            reader.stat("/nonexistent-remedy-root/x".into()),
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn mount_escapes_are_decoded() {
+        assert_eq!(unescape_mount(r"/mnt/with\040space"), "/mnt/with space");
+        assert_eq!(unescape_mount(r"/plain"), "/plain");
+        assert_eq!(unescape_mount(r"/trail\04"), r"/trail\04");
+    }
+}

@@ -1,0 +1,256 @@
+//! `proc`: the processes on this host and the files they hold, read from procfs.
+
+use crate::contract::ApiError;
+use crate::contract::proc::{FileInUse, Process};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcRight {
+    Read,
+}
+
+/// Where the host's processes are read from.
+pub const PROC_ROOT: &str = "/proc";
+
+/// Bounds on what one call returns.
+const MAX_PROCESSES: usize = 65_536;
+const MAX_FILES_IN_USE: usize = 1 << 20;
+const MAX_CMDLINE_BYTES: usize = 4096;
+
+/// Read access to a procfs, granted or not.
+#[derive(Clone, Debug)]
+pub struct ProcReader {
+    root: PathBuf,
+    granted: bool,
+}
+
+impl ProcReader {
+    pub fn new(root: impl Into<PathBuf>, granted: bool) -> Self {
+        ProcReader {
+            root: root.into(),
+            granted,
+        }
+    }
+
+    fn require_grant(&self) -> Result<(), ApiError> {
+        if self.granted {
+            Ok(())
+        } else {
+            Err(ApiError::denied(
+                r#"no proc grant; the operator adds proc = ["read"]"#,
+            ))
+        }
+    }
+}
+
+impl crate::contract::proc::Host for ProcReader {
+    fn processes(&mut self) -> Result<Vec<Process>, ApiError> {
+        self.require_grant()?;
+        processes(&self.root).map_err(unavailable)
+    }
+
+    fn files_in_use(&mut self, device: u64) -> Result<Vec<FileInUse>, ApiError> {
+        self.require_grant()?;
+        let held = files_in_use(&self.root, device).map_err(unavailable)?;
+        Ok(held
+            .into_iter()
+            .map(|(inode, pid)| FileInUse { device, inode, pid })
+            .collect())
+    }
+}
+
+fn unavailable(error: io::Error) -> ApiError {
+    ApiError::Unavailable(error.to_string())
+}
+
+fn pids(root: &Path) -> io::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in fs::read_dir(root)? {
+        if let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// A process that exits while we read it is simply gone; anything else is an error.
+fn vanished(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound
+        || error.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
+}
+
+pub fn processes(root: &Path) -> io::Result<Vec<Process>> {
+    let mut found = Vec::new();
+    for pid in pids(root)? {
+        match process(root, pid) {
+            Ok(process) => found.push(process),
+            Err(error) if vanished(&error) => continue,
+            Err(error) => return Err(error),
+        }
+        if found.len() >= MAX_PROCESSES {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+fn process(root: &Path, pid: u32) -> io::Result<Process> {
+    let dir = root.join(pid.to_string());
+    let (ppid, start_time) = parse_stat(&fs::read_to_string(dir.join("stat"))?)
+        .ok_or_else(|| io::Error::other(format!("unreadable {}/stat", dir.display())))?;
+    let exe = fs::read_link(dir.join("exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut raw = fs::read(dir.join("cmdline")).unwrap_or_default();
+    raw.truncate(MAX_CMDLINE_BYTES);
+    let cmdline = raw
+        .split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let netns_inode = fs::read_link(dir.join("ns/net"))
+        .ok()
+        .and_then(|link| namespace_inode(&link.to_string_lossy()))
+        .unwrap_or(0);
+    Ok(Process {
+        pid,
+        ppid,
+        start_time,
+        exe,
+        cmdline,
+        netns_inode,
+    })
+}
+
+/// `(ppid, starttime)` from `/proc/PID/stat`. The command name may hold spaces
+/// and parentheses, so fields are counted from the last `)`.
+pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); ppid is field 4, starttime field 22.
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// The inode in a namespace link such as `net:[4026531840]`.
+pub fn namespace_inode(link: &str) -> Option<u64> {
+    link.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
+}
+
+/// Inodes on `device` that some process has open (any fd) or mapped, each with
+/// one pid that holds it. A process we may not inspect makes the answer
+/// incomplete, so that is an error, never a silent gap.
+pub fn files_in_use(root: &Path, device: u64) -> io::Result<HashMap<u64, u32>> {
+    let mut held = HashMap::new();
+    for pid in pids(root)? {
+        let dir = root.join(pid.to_string());
+        match held_by(&dir, pid, device, &mut held) {
+            Ok(()) => {}
+            Err(error) if vanished(&error) => continue,
+            Err(error) => {
+                return Err(io::Error::new(
+                    error.kind(),
+                    format!("cannot inspect the files of pid {pid}: {error}"),
+                ));
+            }
+        }
+        if held.len() > MAX_FILES_IN_USE {
+            return Err(io::Error::other("more files in use than remedy tracks"));
+        }
+    }
+    Ok(held)
+}
+
+fn held_by(dir: &Path, pid: u32, device: u64, held: &mut HashMap<u64, u32>) -> io::Result<()> {
+    for fd in fs::read_dir(dir.join("fd"))? {
+        // stat follows the fd's magic link to the open file itself.
+        match rustix::fs::stat(fd?.path()) {
+            Ok(stat) if stat.st_dev == device => {
+                held.entry(stat.st_ino).or_insert(pid);
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::NOENT) => {} // closed while we looked
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    for line in fs::read_to_string(dir.join("maps"))?.lines() {
+        if let Some((dev, inode)) = parse_maps_line(line)
+            && dev == device
+            && inode != 0
+        {
+            held.entry(inode).or_insert(pid);
+        }
+    }
+    Ok(())
+}
+
+/// `(device, inode)` of one `/proc/PID/maps` line: `addr perms offset MAJ:MIN inode path`.
+pub fn parse_maps_line(line: &str) -> Option<(u64, u64)> {
+    let mut fields = line.split_whitespace();
+    let dev = fields.nth(3)?;
+    let inode = fields.next()?.parse().ok()?;
+    let (major, minor) = dev.split_once(':')?;
+    let major = u32::from_str_radix(major, 16).ok()?;
+    let minor = u32::from_str_radix(minor, 16).ok()?;
+    Some((rustix::fs::makedev(major, minor), inode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn stat_fields_survive_hostile_command_names() {
+        let stat =
+            "4242 (evil) 1 2 (x) S 77 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0";
+        assert_eq!(parse_stat(stat), Some((77, 987654)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn namespace_links() {
+        assert_eq!(namespace_inode("net:[4026531840]"), Some(4026531840));
+        assert_eq!(namespace_inode("net:4026531840"), None);
+    }
+
+    #[test]
+    fn maps_lines() {
+        let line = "7f1c2a000000-7f1c2a021000 r--p 00000000 fd:01 1311 /usr/lib/libc.so.6";
+        assert_eq!(
+            parse_maps_line(line),
+            Some((rustix::fs::makedev(0xfd, 1), 1311))
+        );
+        assert_eq!(
+            parse_maps_line("7ffd-7ffe rw-p 00000000 00:00 0 [stack]").map(|m| m.1),
+            Some(0)
+        );
+        assert_eq!(parse_maps_line("short line"), None);
+    }
+
+    #[test]
+    fn sees_itself() {
+        let me = std::process::id();
+        let all = processes(Path::new("/proc")).unwrap();
+        let own = all
+            .iter()
+            .find(|p| p.pid == me)
+            .expect("own process listed");
+        assert!(own.start_time > 0);
+        assert!(!own.exe.is_empty());
+        assert!(own.netns_inode > 0);
+    }
+
+    #[test]
+    fn finds_a_file_this_process_holds() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let meta = file.as_file().metadata().unwrap();
+        let held = files_in_use(Path::new("/proc"), meta.dev()).unwrap();
+        assert_eq!(held.get(&meta.ino()), Some(&std::process::id()));
+    }
+}

@@ -1,0 +1,240 @@
+//! The `remedy` command line: one file per subcommand.
+
+mod config_cmd;
+mod output;
+mod plugins;
+mod run;
+mod runs;
+
+use crate::config::{Config, PluginConfig, Source};
+use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec};
+use crate::store::Store;
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  succeeded (for a dry-run: the plan was made and recorded)
+  1  failed: the run failed, timed out or trapped, or remedy could not run it
+  2  usage or config error
+  3  nothing to do
+  4  escalated: a human is needed
+  5  denied: the plan asked for something its grants do not allow
+
+Config: --config FILE, else $REMEDY_CONFIG, else /etc/remedy/remedy.toml if it
+exists, else the built-in default (`remedy config show` prints it).";
+
+/// Alert-driven auto-remediation with sandboxed WebAssembly plugins.
+///
+/// A plugin looks at the host through read-only interfaces its grants allow
+/// and proposes a plan; remedy checks each action against the grants and the
+/// object's identity, records it, and executes it, or, in a dry-run (the
+/// default), only shows and records it.
+#[derive(Debug, Parser)]
+#[command(name = "remedy", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Config file [default: $REMEDY_CONFIG, /etc/remedy/remedy.toml, or built in]
+    #[arg(long, global = true, env = "REMEDY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Where runs and compiled plugins are kept
+    /// [default: config state_dir, $XDG_STATE_HOME/remedy, ~/.local/state/remedy]
+    #[arg(long, global = true, env = "REMEDY_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a plugin now: plan (the default) or plan and apply
+    Run(run::RunArgs),
+    /// List or inspect the configured plugins
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Validate or print the config
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Show recorded runs
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+}
+
+/// Exit statuses, documented in `--help`.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOTHING_TO_DO: u8 = 3;
+    pub const ESCALATED: u8 = 4;
+    pub const DENIED: u8 = 5;
+}
+
+/// An error the user can fix by changing the command or the config: exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            });
+        }
+    };
+    init_tracing(cli.verbose);
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("remedy: {error:#}");
+            let usage = error.downcast_ref::<UsageError>().is_some()
+                || error.downcast_ref::<crate::config::ConfigError>().is_some();
+            ExitCode::from(if usage { exit::USAGE } else { exit::FAILED })
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Run(args) => run::run(cli, args),
+        Command::Plugins(command) => plugins::plugins(cli, command),
+        Command::Config(command) => config_cmd::config(cli, command),
+        Command::Runs(command) => runs::runs(cli, command),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+const SYSTEM_CONFIG: &str = "/etc/remedy/remedy.toml";
+
+impl Cli {
+    fn load_config(&self) -> Result<Config> {
+        if let Some(path) = &self.config {
+            return Ok(Config::load(path)?);
+        }
+        if Path::new(SYSTEM_CONFIG).exists() {
+            return Ok(Config::load(Path::new(SYSTEM_CONFIG))?);
+        }
+        Ok(Config::builtin())
+    }
+
+    fn state_dir(&self, config: &Config) -> Result<PathBuf> {
+        if let Some(dir) = self.state_dir.clone().or(config.state_dir.clone()) {
+            return Ok(dir);
+        }
+        if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(xdg).join("remedy"));
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| UsageError("no state directory: set --state-dir or HOME".into()))?;
+        Ok(PathBuf::from(home).join(".local/state/remedy"))
+    }
+
+    fn open_store(&self, config: &Config) -> Result<Store> {
+        let dir = self.state_dir(config)?;
+        Store::open(&dir).with_context(|| {
+            format!(
+                "cannot open the state store in {}, so nothing can be recorded and nothing is run \
+                 (choose another with --state-dir)",
+                dir.display()
+            )
+        })
+    }
+
+    fn engine(&self, config: &Config) -> Result<PluginEngine> {
+        let cache = self.state_dir(config)?.join("compiled");
+        Ok(PluginEngine::new(Some(cache))?)
+    }
+}
+
+fn plugin_config<'c>(config: &'c Config, name: &str) -> Result<&'c PluginConfig> {
+    config.plugin(name).ok_or_else(|| {
+        anyhow!(UsageError(format!(
+            "no plugin `{name}` in the {} config; configured: {}",
+            config.origin,
+            config.plugin_names().join(", ")
+        )))
+    })
+}
+
+fn load_plugin(engine: &PluginEngine, plugin: &PluginConfig) -> Result<LoadedPlugin> {
+    let wasm: Arc<[u8]> = match &plugin.source {
+        Source::Builtin(name) => crate::builtin::wasm(name)
+            .ok_or_else(|| UsageError(format!("no built-in plugin `{name}`")))?
+            .into(),
+        Source::File(path) => std::fs::read(path)
+            .map_err(|e| {
+                UsageError(format!(
+                    "plugin `{}`: cannot read source {}: {e}",
+                    plugin.name,
+                    path.display()
+                ))
+            })?
+            .into(),
+    };
+    engine
+        .load(PluginSpec {
+            name: plugin.name.clone(),
+            wasm,
+            sha256_pin: plugin.sha256.clone(),
+            grants: plugin.grants.clone(),
+            limits: plugin.limits,
+        })
+        .map_err(|error| match error {
+            LoadError::Describe { .. } => anyhow!(error),
+            config_problem => anyhow!(UsageError(config_problem.to_string())),
+        })
+}
+
+/// `key=value` for `--label` and `--param`.
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn pairs() {
+        assert_eq!(parse_pair("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parse_pair("a="), Ok(("a".into(), String::new())));
+        assert!(parse_pair("=b").is_err());
+        assert!(parse_pair("ab").is_err());
+    }
+}

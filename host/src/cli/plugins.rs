@@ -1,0 +1,160 @@
+//! `remedy plugins list` and `remedy plugins inspect NAME`.
+
+use super::{Cli, load_plugin, output::table, plugin_config};
+use crate::caps::Grants;
+use crate::engine::LoadedPlugin;
+use crate::engine::cache::CacheUse;
+use anyhow::Result;
+use clap::Subcommand;
+use std::fmt::Write;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Every configured plugin, loaded and described
+    List,
+    /// One plugin in full: version, sha256, imports, params, actions, grants, limits
+    Inspect {
+        /// Plugin name, as in the config
+        name: String,
+    },
+}
+
+pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<u8> {
+    let config = cli.load_config()?;
+    let engine = cli.engine(&config)?;
+    match command {
+        PluginsCommand::List => {
+            let mut rows = Vec::new();
+            for plugin_config in &config.plugins {
+                let row = match load_plugin(&engine, plugin_config) {
+                    Ok(plugin) => vec![
+                        plugin.name.clone(),
+                        plugin.info.version.clone(),
+                        plugin_config.source.to_string(),
+                        plugin.info.action_kinds.join(","),
+                        plugin
+                            .info
+                            .description
+                            .split(". ")
+                            .next()
+                            .unwrap_or("")
+                            .to_string(),
+                    ],
+                    Err(error) => vec![
+                        plugin_config.name.clone(),
+                        "-".into(),
+                        plugin_config.source.to_string(),
+                        "-".into(),
+                        format!("NOT LOADABLE: {error:#}"),
+                    ],
+                };
+                rows.push(row);
+            }
+            println!("plugins in the {} config:", config.origin);
+            print!(
+                "{}",
+                table(&["NAME", "VERSION", "SOURCE", "ACTIONS", "ABOUT"], &rows)
+            );
+        }
+        PluginsCommand::Inspect { name } => {
+            let plugin_config = plugin_config(&config, name)?;
+            let plugin = load_plugin(&engine, plugin_config)?;
+            print!(
+                "{}",
+                inspect(
+                    &plugin,
+                    &plugin_config.source.to_string(),
+                    &plugin_config.params
+                )
+            );
+        }
+    }
+    Ok(super::exit::SUCCESS)
+}
+
+fn inspect(
+    plugin: &LoadedPlugin,
+    source: &str,
+    configured: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut out = String::new();
+    let info = &plugin.info;
+    let _ = writeln!(
+        out,
+        "name:        {} (describes itself as `{}`)",
+        plugin.name, info.name
+    );
+    let _ = writeln!(out, "version:     {}", info.version);
+    let _ = writeln!(out, "source:      {source}");
+    let _ = writeln!(out, "sha256:      {}", plugin.sha256);
+    let _ = writeln!(
+        out,
+        "compiled:    {}",
+        match plugin.cache {
+            CacheUse::Hit => "from the cache",
+            CacheUse::Compiled => "just now",
+        }
+    );
+    let _ = writeln!(out, "about:       {}", info.description);
+    let _ = writeln!(
+        out,
+        "limits:      timeout {:?}, memory {} MiB",
+        plugin.limits.timeout,
+        plugin.limits.memory >> 20
+    );
+    let _ = writeln!(
+        out,
+        "actions:     {}",
+        if info.action_kinds.is_empty() {
+            "none (read-only)".into()
+        } else {
+            info.action_kinds.join(", ")
+        }
+    );
+    out.push_str("\nimports:\n");
+    for import in &plugin.imports {
+        let _ = writeln!(out, "  {import}");
+    }
+    out.push_str("\nparams:\n");
+    let rows: Vec<Vec<String>> = info
+        .params
+        .iter()
+        .map(|p| {
+            let value = match (configured.get(&p.name), &p.default) {
+                (Some(set), _) => format!("{set} (config)"),
+                (None, Some(default)) => default.clone(),
+                (None, None) => "-".into(),
+            };
+            vec![p.name.clone(), value, p.description.clone()]
+        })
+        .collect();
+    out.push_str(&table(&["NAME", "VALUE", "MEANING"], &rows));
+    out.push_str("\ngrants:\n");
+    out.push_str(&grants(&plugin.grants));
+    out
+}
+
+fn grants(grants: &Grants) -> String {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "(none)".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let paths = |paths: &[std::path::PathBuf]| {
+        list(paths.iter().map(|p| p.display().to_string()).collect())
+    };
+    format!(
+        "  fs_read    {}\n  fs_remove  {}\n  proc       {}\n",
+        paths(&grants.fs_read),
+        paths(&grants.fs_remove),
+        list(
+            grants
+                .proc
+                .iter()
+                .map(|r| format!("{r:?}").to_lowercase())
+                .collect()
+        ),
+    )
+}

@@ -1,0 +1,130 @@
+//! `remedy run PLUGIN`: plan (and with --apply, execute) one remediation now.
+
+use super::{Cli, UsageError, exit, load_plugin, output, parse_pair, plugin_config};
+use crate::alert::{fingerprint, manual_alert, parse_alert_json};
+use crate::run::{RunRequest, resolve_params, run as execute_run};
+use crate::store::RunStatus;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  remedy run disk-cleanup                      plan only (same as --dry-run)
+  remedy run disk-cleanup --param target_used_percent=70 --label mountpoint=/data
+  remedy run disk-cleanup --alert alert.json --apply
+  remedy run disk-cleanup --output json | jq .actions")]
+pub struct RunArgs {
+    /// Plugin to run, as named in the config
+    plugin: String,
+
+    /// Plan and record, change nothing (the default)
+    #[arg(long, conflicts_with = "apply")]
+    dry_run: bool,
+
+    /// Execute the plan, action by action, each checked and recorded first
+    #[arg(long)]
+    apply: bool,
+
+    /// The alert to remediate: an Alertmanager webhook payload holding one alert, or one alert, as JSON
+    #[arg(long, value_name = "FILE")]
+    alert: Option<PathBuf>,
+
+    /// Alert label; repeat for more. Added to (or overriding) the labels of --alert
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    labels: Vec<(String, String)>,
+
+    /// Plugin parameter; repeat for more. Overrides the config's params
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    params: Vec<(String, String)>,
+
+    /// Stop after this many plan-and-execute rounds [default: the plugin's max_rounds]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_rounds: Option<u32>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let config = cli.load_config()?;
+    let plugin_config = plugin_config(&config, &args.plugin)?;
+    let store = cli.open_store(&config)?;
+    let engine = cli.engine(&config)?;
+    let plugin = load_plugin(&engine, plugin_config)?;
+
+    let mut alert = match &args.alert {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?;
+            parse_alert_json(&text)
+                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?
+        }
+        None => manual_alert(BTreeMap::new()),
+    };
+    if !args.labels.is_empty() || args.alert.is_none() {
+        let mut labels: BTreeMap<String, String> = alert.labels.into_iter().collect();
+        labels.extend(args.labels.iter().cloned());
+        alert.fingerprint = fingerprint(&labels);
+        alert.labels = labels.into_iter().collect();
+    }
+    let given: BTreeMap<String, String> = args.params.iter().cloned().collect();
+    let params = resolve_params(&plugin, &plugin_config.params, &given).map_err(UsageError)?;
+
+    let dry_run = !args.apply;
+    let result = execute_run(
+        &engine,
+        &store,
+        RunRequest {
+            plugin: &plugin,
+            alert,
+            params,
+            dry_run,
+            max_rounds: args.max_rounds.unwrap_or(plugin_config.max_rounds),
+            trigger: "cli".into(),
+        },
+    );
+    let report = match result {
+        Ok(report) => report,
+        Err(aborted) => {
+            if args.output == Output::Text {
+                print!("{}", output::rounds(&aborted.rounds));
+            }
+            return Err(aborted.into());
+        }
+    };
+    match args.output {
+        Output::Text => print!("{}", output::run_report(&plugin, &report)),
+        Output::Json => {
+            let detail = store.get_run(&report.id)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&detail).context("encoding the run")?
+            );
+        }
+    }
+    Ok(status_code(report.status))
+}
+
+pub fn status_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Succeeded => exit::SUCCESS,
+        RunStatus::NothingToDo => exit::NOTHING_TO_DO,
+        RunStatus::Escalated => exit::ESCALATED,
+        RunStatus::Denied => exit::DENIED,
+        RunStatus::Failed
+        | RunStatus::TimedOut
+        | RunStatus::Trapped
+        | RunStatus::Interrupted
+        | RunStatus::Running => exit::FAILED,
+    }
+}

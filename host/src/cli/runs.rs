@@ -1,0 +1,192 @@
+//! `remedy runs list` and `remedy runs show ID`.
+
+use super::output::table;
+use super::run::Output;
+use super::{Cli, UsageError, exit};
+use crate::store::{RunDetail, RunFilter, RunStatus};
+use anyhow::Result;
+use clap::Subcommand;
+use std::fmt::Write;
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first
+    List {
+        /// Only runs of this plugin
+        #[arg(long)]
+        plugin: Option<String>,
+        /// Only runs that ended so: succeeded, nothing-to-do, escalated, failed, denied, timed-out, trapped, interrupted, running
+        #[arg(long, value_parser = parse_status)]
+        status: Option<RunStatus>,
+        /// How many
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// One run: alert, params, every round's plan, every action and its result, logs
+    Show {
+        /// Run id, or an unambiguous prefix of it
+        id: String,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+fn parse_status(text: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(text).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown status {text:?}; one of {}", all.join(", "))
+    })
+}
+
+pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
+    let config = cli.load_config()?;
+    let store = cli.open_store(&config)?;
+    match command {
+        RunsCommand::List {
+            plugin,
+            status,
+            limit,
+            output,
+        } => {
+            let runs = store.list_runs(&RunFilter {
+                plugin: plugin.clone(),
+                status: *status,
+                limit: *limit,
+            })?;
+            if *output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(exit::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = runs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        r.created_at.clone(),
+                        r.plugin.clone(),
+                        if r.dry_run { "dry-run" } else { "apply" }.into(),
+                        r.status.as_str().into(),
+                        r.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &["ID", "CREATED", "PLUGIN", "MODE", "STATUS", "REASON"],
+                    &rows
+                )
+            );
+            Ok(exit::SUCCESS)
+        }
+        RunsCommand::Show { id, output } => {
+            let run = store.get_run(id).map_err(|e| UsageError(e.to_string()))?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&run)?),
+                Output::Text => print!("{}", show(&run)),
+            }
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+fn show(run: &RunDetail) -> String {
+    let s = &run.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "run       {}", s.id);
+    let _ = writeln!(
+        out,
+        "plugin    {} {} (sha256 {})",
+        s.plugin, run.plugin_version, run.plugin_sha256
+    );
+    let _ = writeln!(
+        out,
+        "trigger   {} · {}",
+        s.trigger,
+        if s.dry_run { "dry-run" } else { "apply" }
+    );
+    let _ = writeln!(
+        out,
+        "created   {}{}",
+        s.created_at,
+        s.duration_ms
+            .map(|d| format!(" · took {d} ms"))
+            .unwrap_or_default()
+    );
+    let labels: Vec<String> = run
+        .alert
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "alert     {{{}}} {:?} fingerprint {}",
+        labels.join(", "),
+        run.alert.status,
+        run.alert.fingerprint
+    );
+    let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(out, "params    {}", params.join(" "));
+    let _ = writeln!(
+        out,
+        "status    {}: {}\n",
+        s.status.as_str(),
+        s.reason.as_deref().unwrap_or("")
+    );
+    for round in &run.rounds {
+        let _ = writeln!(
+            out,
+            "round {}: {} (instantiate {} µs, plan {} µs)",
+            round.round + 1,
+            round.plan.summary,
+            round.instantiate_us,
+            round.plan_us
+        );
+        let checks: Vec<Vec<String>> = round
+            .plan
+            .checks
+            .iter()
+            .map(|c| vec![c.status.as_str().into(), c.name.clone(), c.detail.clone()])
+            .collect();
+        if !checks.is_empty() {
+            out.push_str(&table(&["CHECK", "NAME", "DETAIL"], &checks));
+        }
+        let actions: Vec<Vec<String>> = run
+            .actions
+            .iter()
+            .filter(|a| a.round == round.round)
+            .map(|a| {
+                vec![
+                    (a.seq + 1).to_string(),
+                    a.kind.clone(),
+                    a.action.target(),
+                    a.status.clone(),
+                    a.detail.clone(),
+                ]
+            })
+            .collect();
+        if !actions.is_empty() {
+            out.push_str(&table(
+                &["#", "ACTION", "TARGET", "STATUS", "DETAIL"],
+                &actions,
+            ));
+        }
+        if let Some(why) = &round.plan.escalate {
+            let _ = writeln!(out, "  escalate: {why}");
+        }
+        out.push('\n');
+    }
+    for line in &run.logs {
+        let _ = writeln!(
+            out,
+            "log round {} {:<6} {}",
+            line.round + 1,
+            line.level,
+            line.message
+        );
+    }
+    out
+}

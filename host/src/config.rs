@@ -1,0 +1,411 @@
+//! The operator's config file: plugins, what each may touch, and how it is bounded.
+//!
+//! Parsing is strict (unknown keys are errors, so a typo never silently drops
+//! a grant) and validation reports every problem at once, each naming the
+//! plugin and the key to fix.
+
+use crate::builtin;
+use crate::caps::Grants;
+use crate::caps::log::LogLimits;
+use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: String,
+    source: String,
+    sha256: Option<String>,
+    timeout: Option<String>,
+    memory: Option<String>,
+    max_rounds: Option<u32>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    grants: Grants,
+}
+
+/// Where a plugin's wasm comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Builtin(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Builtin(name) => write!(f, "builtin:{name}"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginConfig {
+    pub name: String,
+    pub source: Source,
+    pub sha256: Option<String>,
+    pub limits: PluginLimits,
+    pub max_rounds: u32,
+    /// Operator defaults for the plugin's params; a run's own params win.
+    pub params: BTreeMap<String, String>,
+    pub grants: Grants,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the config came from: a path, or `built-in default`.
+    pub origin: String,
+    pub state_dir: Option<PathBuf>,
+    pub plugins: Vec<PluginConfig>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MEMORY: &str = "64MiB";
+pub const DEFAULT_MAX_ROUNDS: u32 = 5;
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// The config remedy uses when none is given: every first-party plugin
+    /// with the grants its runbook needs. Without `--apply` nothing executes.
+    pub fn builtin() -> Config {
+        Config::parse(builtin::DEFAULT_CONFIG, "built-in default", Path::new("/"))
+            .expect("the built-in default config is valid")
+    }
+
+    /// Parse and validate `text`; relative plugin paths are taken from `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let mut problems = Vec::new();
+        let mut names = HashSet::new();
+        let mut plugins = Vec::new();
+        for (index, raw) in raw.plugins.into_iter().enumerate() {
+            let at = format!("[[plugin]] #{} `{}`", index + 1, raw.name);
+            if !names.insert(raw.name.clone()) {
+                problems.push(format!("{at}: name is used by an earlier plugin"));
+            }
+            if let Some(plugin) = validate_plugin(raw, base, &at, &mut problems) {
+                plugins.push(plugin);
+            }
+        }
+        if let Some(dir) = &raw.state_dir
+            && !dir.is_absolute()
+        {
+            problems.push(format!(
+                "state_dir = {:?}: must be an absolute path",
+                dir.display()
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            });
+        }
+        Ok(Config {
+            origin: origin.to_string(),
+            state_dir: raw.state_dir,
+            plugins,
+        })
+    }
+
+    pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+fn validate_plugin(
+    raw: RawPlugin,
+    base: &Path,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<PluginConfig> {
+    let before = problems.len();
+    let mut problem = |text: String| problems.push(format!("{at}: {text}"));
+
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        problem("name must be non-empty letters, digits, `-`, `_` or `.`".into());
+    }
+    let source = match raw.source.strip_prefix("builtin:") {
+        Some(name) if builtin::wasm(name).is_some() => Source::Builtin(name.into()),
+        Some(name) => {
+            problem(format!(
+                "source = {:?}: no built-in plugin `{name}`; built-in: {}",
+                raw.source,
+                builtin::NAMES.join(", ")
+            ));
+            Source::Builtin(name.into())
+        }
+        None => Source::File(base.join(&raw.source)),
+    };
+    if let Some(sha) = &raw.sha256
+        && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        problem(format!("sha256 = {sha:?}: expected 64 hex digits"));
+    }
+    let timeout = match raw.timeout.as_deref().map(humantime::parse_duration) {
+        None => DEFAULT_TIMEOUT,
+        Some(Ok(t)) if (Duration::from_millis(10)..=Duration::from_secs(600)).contains(&t) => t,
+        Some(Ok(_)) => {
+            problem("timeout must be between 10ms and 10m".into());
+            DEFAULT_TIMEOUT
+        }
+        Some(Err(e)) => {
+            problem(format!(
+                "timeout = {:?}: {e} (write e.g. \"30s\")",
+                raw.timeout.unwrap_or_default()
+            ));
+            DEFAULT_TIMEOUT
+        }
+    };
+    let memory_text = raw.memory.as_deref().unwrap_or(DEFAULT_MEMORY);
+    let memory = match parse_size(memory_text) {
+        Ok(bytes) if (1 << 20..=MAX_PLUGIN_MEMORY as u64).contains(&bytes) => bytes as usize,
+        Ok(_) => {
+            problem(format!(
+                "memory = {memory_text:?}: must be between 1MiB and 1GiB"
+            ));
+            0
+        }
+        Err(e) => {
+            problem(format!("memory = {memory_text:?}: {e}"));
+            0
+        }
+    };
+    let max_rounds = raw.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS);
+    if !(1..=100).contains(&max_rounds) {
+        problem(format!(
+            "max_rounds = {max_rounds}: must be between 1 and 100"
+        ));
+    }
+    for (key, roots) in [
+        ("fs_read", &raw.grants.fs_read),
+        ("fs_remove", &raw.grants.fs_remove),
+    ] {
+        for root in roots {
+            if !is_clean_absolute(root) {
+                problem(format!(
+                    "grants.{key} = {:?}: must be an absolute path without `.` or `..`",
+                    root.display()
+                ));
+            }
+        }
+    }
+    for root in &raw.grants.fs_remove {
+        if !raw.grants.fs_read.iter().any(|read| root.starts_with(read)) {
+            problem(format!(
+                "grants.fs_remove = {:?} is not below any fs_read root; a plugin must be able to \
+                 look at what it proposes to remove, so add it to fs_read",
+                root.display()
+            ));
+        }
+    }
+
+    (problems.len() == before).then(|| PluginConfig {
+        name: raw.name,
+        source,
+        sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
+        limits: PluginLimits {
+            timeout,
+            memory,
+            log: LogLimits::default(),
+        },
+        max_rounds,
+        params: raw.params,
+        grants: raw.grants,
+    })
+}
+
+fn is_clean_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path.as_os_str().to_string_lossy().contains("/./")
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, `100MB`, or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| "expected a size such as \"64MiB\"".to_string())?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| "size too large".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", Path::new("/etc/remedy"))
+    }
+
+    #[test]
+    fn the_builtin_default_is_valid_and_covers_every_builtin_plugin() {
+        let config = Config::builtin();
+        for name in builtin::NAMES {
+            assert!(
+                config.plugin(name).is_some(),
+                "{name} missing from the default config"
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_plugin_entry() {
+        let config = parse(
+            r#"
+            state_dir = "/var/lib/remedy"
+            [[plugin]]
+            name = "cleanup"
+            source = "plugins/cleanup.wasm"
+            sha256 = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"
+            timeout = "5s"
+            memory = "32MiB"
+            max_rounds = 3
+            params = { target_used_percent = "70" }
+            [plugin.grants]
+            fs_read = ["/data"]
+            fs_remove = ["/data/cache"]
+            proc = ["read"]
+            "#,
+        )
+        .unwrap();
+        let plugin = config.plugin("cleanup").unwrap();
+        assert_eq!(
+            plugin.source,
+            Source::File("/etc/remedy/plugins/cleanup.wasm".into())
+        );
+        assert_eq!(plugin.limits.timeout, Duration::from_secs(5));
+        assert_eq!(plugin.limits.memory, 32 << 20);
+        assert_eq!(plugin.max_rounds, 3);
+        assert!(plugin.sha256.as_deref().unwrap().starts_with("abcdef"));
+    }
+
+    #[test]
+    fn typos_are_errors_not_silently_dropped_grants() {
+        let error = parse(
+            "[[plugin]]\nname = \"a\"\nsource = \"builtin:disk-cleanup\"\n[plugin.grants]\nfs_raed = [\"/x\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("fs_raed") && error.contains("test.toml"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let error = parse(
+            r#"
+            [[plugin]]
+            name = "a"
+            source = "builtin:nope"
+            sha256 = "xyz"
+            timeout = "forever"
+            memory = "9GiB"
+            max_rounds = 0
+            [plugin.grants]
+            fs_read = ["relative", "/data/../etc"]
+            fs_remove = ["/elsewhere"]
+            [[plugin]]
+            name = "a"
+            source = "x.wasm"
+            "#,
+        )
+        .unwrap_err();
+        let ConfigError::Invalid { problems, .. } = error else {
+            panic!("{error}")
+        };
+        let all = problems.join("\n");
+        for needle in [
+            "no built-in plugin `nope`",
+            "sha256",
+            "timeout",
+            "memory",
+            "max_rounds",
+            "\"relative\"",
+            "\"/data/../etc\"",
+            "not below any fs_read root",
+            "name is used by an earlier plugin",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("100MB"), Ok(100_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! What one plugin instance sees: a WASI context with nothing in it but clocks
+//! and randomness, and the remedy read interfaces scoped by its grants.
+
+use super::limits::{MemoryLimiter, PluginLimits};
+use crate::caps::Grants;
+use crate::caps::fs::FsReader;
+use crate::caps::log::LogSink;
+use crate::caps::proc::{PROC_ROOT, ProcReader, ProcRight};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Bytes of stdout/stderr kept per instance (panic messages land on stderr).
+const STDIO_CAPTURE: usize = 16 * 1024;
+
+pub struct RunContext {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) stderr: MemoryOutputPipe,
+    fs: FsReader,
+    proc: ProcReader,
+    pub(super) log: LogSink,
+}
+
+impl RunContext {
+    pub fn new(grants: &Grants, limits: &PluginLimits) -> Self {
+        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+        // No preopened directories, no environment, no arguments, no sockets.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(MemoryOutputPipe::new(STDIO_CAPTURE))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        RunContext {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory),
+            stderr,
+            fs: FsReader::new(&grants.fs_read),
+            proc: ProcReader::new(PROC_ROOT, grants.proc.contains(&ProcRight::Read)),
+            log: LogSink::new(limits.log),
+        }
+    }
+}
+
+impl WasiView for RunContext {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct Fs;
+impl HasData for Fs {
+    type Data<'a> = &'a mut FsReader;
+}
+struct Proc;
+impl HasData for Proc {
+    type Data<'a> = &'a mut ProcReader;
+}
+struct Log;
+impl HasData for Log {
+    type Data<'a> = &'a mut LogSink;
+}
+
+/// Every interface a plugin may import. Whether a plugin may use one is
+/// decided per plugin when it is loaded, and again by its grants on each call.
+pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    crate::contract::fs::add_to_linker::<_, Fs>(linker, |c| &mut c.fs)?;
+    crate::contract::proc::add_to_linker::<_, Proc>(linker, |c| &mut c.proc)?;
+    crate::contract::log::add_to_linker::<_, Log>(linker, |c| &mut c.log)?;
+    Ok(())
+}

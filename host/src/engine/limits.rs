@@ -1,0 +1,224 @@
+//! What bounds a plugin: its deadline, its memory, the size of what it returns.
+
+use crate::caps::log::LogLimits;
+use crate::contract::{Plan, PluginInfo};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The most memory any plugin may be configured with (the pooling allocator's slot size).
+pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
+/// How many plugin instances may exist at once with the pooling allocator.
+pub const MAX_CONCURRENT_INSTANCES: u32 = 64;
+
+pub const MAX_PLAN_ACTIONS: usize = 10_000;
+pub const MAX_PLAN_CHECKS: usize = 1_000;
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+
+/// Per-plugin bounds, from the operator's config.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PluginLimits {
+    /// Wall-clock deadline of one call (`describe` or one round of `plan`).
+    pub timeout: Duration,
+    /// Linear memory cap in bytes.
+    pub memory: usize,
+    pub log: LogLimits,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            timeout: Duration::from_secs(30),
+            memory: 64 << 20,
+            log: LogLimits::default(),
+        }
+    }
+}
+
+impl PluginLimits {
+    pub fn deadline_ticks(&self) -> u64 {
+        self.timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64
+    }
+}
+
+/// Caps linear memory and tables, and remembers that the cap was hit so the
+/// failure can say so instead of showing a bare trap.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    cap: usize,
+    pub exceeded: Option<usize>,
+}
+
+impl MemoryLimiter {
+    pub fn new(cap: usize) -> Self {
+        MemoryLimiter {
+            cap,
+            exceeded: None,
+        }
+    }
+}
+
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = Some(desired);
+            wasmtime::bail!(
+                "memory cap of {} bytes reached (wanted {desired})",
+                self.cap
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            wasmtime::bail!("table limit of {MAX_TABLE_ELEMENTS} elements reached");
+        }
+        Ok(true)
+    }
+}
+
+/// Advances the engine's epoch from its own OS thread, so a plugin spinning
+/// in a loop is interrupted however busy the rest of the process is.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: wasmtime::Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("remedy-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn check_text(what: &str, text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "{what} is {} bytes; remedy accepts at most {MAX_TEXT_BYTES}",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse plans too large to show, store or execute sensibly.
+pub fn validate_plan(plan: &Plan) -> Result<(), String> {
+    if plan.actions.len() > MAX_PLAN_ACTIONS {
+        return Err(format!(
+            "the plan has {} actions; remedy accepts at most {MAX_PLAN_ACTIONS} per round",
+            plan.actions.len()
+        ));
+    }
+    if plan.checks.len() > MAX_PLAN_CHECKS {
+        return Err(format!(
+            "the plan has {} checks; remedy accepts at most {MAX_PLAN_CHECKS}",
+            plan.checks.len()
+        ));
+    }
+    check_text("the plan summary", &plan.summary)?;
+    if let Some(why) = &plan.escalate {
+        check_text("the escalation reason", why)?;
+    }
+    for check in &plan.checks {
+        check_text("a check name", &check.name)?;
+        check_text("a check detail", &check.detail)?;
+    }
+    for action in &plan.actions {
+        check_text("an action target", &action.target())?;
+        check_text("an action reason", action.reason())?;
+    }
+    Ok(())
+}
+
+pub fn validate_info(info: &PluginInfo) -> Result<(), String> {
+    if info.name.is_empty() || info.name.len() > 64 {
+        return Err("describe() must name the plugin in 1 to 64 bytes".into());
+    }
+    check_text("the description", &info.description)?;
+    if info.params.len() > 256 || info.action_kinds.len() > 64 {
+        return Err("describe() declares too many params or action kinds".into());
+    }
+    for param in &info.params {
+        check_text("a param", &param.name)?;
+        check_text("a param description", &param.description)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn deadline_ticks_round_up() {
+        let limits = |ms| PluginLimits {
+            timeout: Duration::from_millis(ms),
+            ..Default::default()
+        };
+        assert_eq!(limits(1).deadline_ticks(), 1);
+        assert_eq!(limits(25).deadline_ticks(), 3);
+        assert_eq!(limits(30_000).deadline_ticks(), 3_000);
+    }
+
+    #[test]
+    fn memory_limiter_refuses_and_remembers() {
+        let mut limiter = MemoryLimiter::new(1 << 20);
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(limiter.memory_growing(1 << 20, 2 << 20, None).is_err());
+        assert_eq!(limiter.exceeded, Some(2 << 20));
+    }
+
+    #[test]
+    fn oversized_plans_are_refused() {
+        let mut plan = Plan {
+            summary: "x".repeat(MAX_TEXT_BYTES + 1),
+            checks: vec![],
+            actions: vec![],
+            escalate: None,
+            recheck_after_secs: None,
+        };
+        assert!(validate_plan(&plan).unwrap_err().contains("summary"));
+        plan.summary.clear();
+        assert!(validate_plan(&plan).is_ok());
+    }
+}

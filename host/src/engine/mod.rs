@@ -1,0 +1,348 @@
+//! The wasmtime side of remedy: one Engine and one Linker for the process,
+//! compiled components cached on disk, each plugin pre-instantiated once, and
+//! every call run in a fresh instance under its plugin's limits.
+
+pub mod cache;
+mod context;
+pub mod limits;
+
+use crate::caps::Grants;
+use crate::caps::log::LogLine;
+use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
+use cache::{CacheUse, CompiledCache};
+pub use context::RunContext;
+use limits::{EpochTicker, MAX_CONCURRENT_INSTANCES, MAX_PLUGIN_MEMORY, PluginLimits};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot set up the WebAssembly engine: {0:#}")]
+    Setup(wasmtime::Error),
+    #[error("cannot create the compiled-plugin cache {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why a plugin could not be loaded. Each names the plugin and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin `{plugin}`: sha256 is {actual}, but the config pins {expected}")]
+    Sha256Mismatch {
+        plugin: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("plugin `{plugin}` is not a valid remedy component: {detail}")]
+    Invalid { plugin: String, detail: String },
+    #[error(
+        "plugin `{plugin}` imports `{interface}`, which is not granted; \
+         add {grant} under [plugin.grants] for `{plugin}` in the config"
+    )]
+    NotGranted {
+        plugin: String,
+        interface: String,
+        grant: &'static str,
+    },
+    #[error("plugin `{plugin}`: describe() failed: {failure}")]
+    Describe { plugin: String, failure: Failure },
+}
+
+/// How a call into a plugin failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Failure {
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("stopped at its memory cap of {cap} bytes (it asked for {wanted})")]
+    MemoryCap { cap: usize, wanted: usize },
+    #[error("trapped: {0}")]
+    Trapped(String),
+    #[error("returned an error: {0:?}")]
+    Plugin(ApiError),
+    #[error("returned an unacceptable answer: {0}")]
+    Invalid(String),
+}
+
+/// The result of one call, with what the plugin logged and how long it took.
+#[derive(Debug)]
+pub struct Call<T> {
+    pub result: Result<T, Failure>,
+    pub logs: Vec<LogLine>,
+    pub instantiate: Duration,
+    pub call: Duration,
+}
+
+/// Where a plugin comes from and how it is bounded, as configured.
+pub struct PluginSpec {
+    pub name: String,
+    pub wasm: Arc<[u8]>,
+    pub sha256_pin: Option<String>,
+    pub grants: Grants,
+    pub limits: PluginLimits,
+}
+
+/// A plugin ready to run: compiled, checked against its grants, described.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub sha256: String,
+    pub info: PluginInfo,
+    /// Interfaces the component imports, remedy's and WASI's.
+    pub imports: Vec<String>,
+    pub grants: Grants,
+    pub limits: PluginLimits,
+    pub cache: CacheUse,
+    pre: PluginPre<RunContext>,
+}
+
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<RunContext>,
+    cache: Option<CompiledCache>,
+    pooling: bool,
+    _ticker: EpochTicker,
+}
+
+impl PluginEngine {
+    /// An engine caching compiled plugins in `cache_dir` (none: compile every time).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, EngineError> {
+        // The pooling allocator reserves address space up front; where that is
+        // not allowed (a small `ulimit -v`, say), fall back to on-demand.
+        let (engine, pooling) = match Engine::new(&config(true)) {
+            Ok(engine) => (engine, true),
+            Err(error) => {
+                tracing::info!("pooling allocator unavailable, allocating on demand: {error:#}");
+                (
+                    Engine::new(&config(false)).map_err(EngineError::Setup)?,
+                    false,
+                )
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        context::add_to_linker(&mut linker).map_err(EngineError::Setup)?;
+        let cache = cache_dir
+            .map(|dir| {
+                CompiledCache::new(dir.clone())
+                    .map_err(|source| EngineError::Cache { path: dir, source })
+            })
+            .transpose()?;
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|e| EngineError::Setup(wasmtime::Error::from(e)))?;
+        Ok(PluginEngine {
+            engine,
+            linker,
+            cache,
+            pooling,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn uses_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compile (or fetch from the cache), check imports against grants,
+    /// pre-instantiate and describe a plugin.
+    pub fn load(&self, spec: PluginSpec) -> Result<LoadedPlugin, LoadError> {
+        let plugin = spec.name.clone();
+        let sha256 = cache::sha256_hex(&spec.wasm);
+        if let Some(expected) = &spec.sha256_pin
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(LoadError::Sha256Mismatch {
+                plugin,
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+        let invalid = |detail: String| LoadError::Invalid {
+            plugin: spec.name.clone(),
+            detail,
+        };
+        let (component, cache_use) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &spec.wasm, &sha256),
+            None => Component::new(&self.engine, &spec.wasm[..]).map(|c| (c, CacheUse::Compiled)),
+        }
+        .map_err(|e| invalid(format!("{e:#}")))?;
+
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        for import in &imports {
+            if let Some(interface) = remedy_interface(import)
+                && let Some(grant) = spec.grants.missing_for(interface)
+            {
+                return Err(LoadError::NotGranted {
+                    plugin,
+                    interface: import.clone(),
+                    grant,
+                });
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| invalid(format!("{e:#}")))?;
+
+        let mut loaded = LoadedPlugin {
+            name: spec.name,
+            sha256,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                params: Vec::new(),
+                action_kinds: Vec::new(),
+            },
+            imports,
+            grants: spec.grants,
+            limits: spec.limits,
+            cache: cache_use,
+            pre,
+        };
+        let described = self
+            .call(&loaded, |bindings, store| bindings.call_describe(store))
+            .result
+            .and_then(|info| {
+                limits::validate_info(&info)
+                    .map(|()| info)
+                    .map_err(Failure::Invalid)
+            });
+        loaded.info = described.map_err(|failure| LoadError::Describe {
+            plugin: loaded.name.clone(),
+            failure,
+        })?;
+        Ok(loaded)
+    }
+
+    /// One round of planning in a fresh instance.
+    pub fn plan(&self, plugin: &LoadedPlugin, incident: &Incident) -> Call<Plan> {
+        let Call {
+            result,
+            logs,
+            instantiate,
+            call,
+        } = self.call(plugin, |bindings, store| {
+            bindings.call_plan(store, incident)
+        });
+        let result = match result {
+            Ok(Ok(plan)) => limits::validate_plan(&plan)
+                .map(|()| plan)
+                .map_err(Failure::Invalid),
+            Ok(Err(error)) => Err(Failure::Plugin(error)),
+            Err(failure) => Err(failure),
+        };
+        Call {
+            result,
+            logs,
+            instantiate,
+            call,
+        }
+    }
+
+    fn call<T>(
+        &self,
+        plugin: &LoadedPlugin,
+        work: impl FnOnce(&PluginBindings, &mut Store<RunContext>) -> wasmtime::Result<T>,
+    ) -> Call<T> {
+        let mut store = Store::new(
+            &self.engine,
+            RunContext::new(&plugin.grants, &plugin.limits),
+        );
+        store.limiter(|ctx| &mut ctx.limiter);
+        store.set_epoch_deadline(plugin.limits.deadline_ticks());
+        store.epoch_deadline_trap();
+
+        let started = Instant::now();
+        let instance = plugin.pre.instantiate(&mut store);
+        let instantiate = started.elapsed();
+        let result = instance.and_then(|bindings| work(&bindings, &mut store));
+        let call = started.elapsed() - instantiate;
+
+        let result = result.map_err(|error| classify(error, store.data(), &plugin.limits));
+        let context = store.into_data();
+        let stderr = context.stderr.contents();
+        let mut logs = context.log.finish();
+        logs.extend(
+            String::from_utf8_lossy(&stderr)
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| LogLine {
+                    level: "stderr",
+                    message: line.to_string(),
+                }),
+        );
+        Call {
+            result,
+            logs,
+            instantiate,
+            call,
+        }
+    }
+}
+
+fn classify(error: wasmtime::Error, context: &RunContext, limits: &PluginLimits) -> Failure {
+    if let Some(wanted) = context.limiter.exceeded {
+        return Failure::MemoryCap {
+            cap: limits.memory,
+            wanted,
+        };
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return Failure::TimedOut(limits.timeout);
+    }
+    let stderr = context.stderr.contents();
+    let panic = String::from_utf8_lossy(&stderr);
+    let panic = panic.lines().find(|line| line.contains("panicked"));
+    match panic {
+        Some(line) => Failure::Trapped(format!("{error:#} ({})", line.trim())),
+        None => Failure::Trapped(format!("{error:#}")),
+    }
+}
+
+/// `fs` for `remedy:plugin/fs@0.1.0`; `None` for anything not remedy's.
+fn remedy_interface(import: &str) -> Option<&str> {
+    let (package, version) = contract::PACKAGE.split_once('@')?;
+    import
+        .strip_prefix(package)?
+        .strip_prefix('/')?
+        .strip_suffix(version)?
+        .strip_suffix('@')
+}
+
+fn config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    if pooling {
+        let instances = MAX_CONCURRENT_INSTANCES;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .max_memory_size(MAX_PLUGIN_MEMORY);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remedy_interfaces_are_recognised_by_package_and_version() {
+        assert_eq!(remedy_interface("remedy:plugin/fs@0.1.0"), Some("fs"));
+        assert_eq!(remedy_interface("remedy:plugin/proc@0.1.0"), Some("proc"));
+        assert_eq!(remedy_interface("remedy:plugin/fs@0.2.0"), None);
+        assert_eq!(remedy_interface("wasi:cli/stderr@0.2.0"), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The executor: the one place where a plan becomes an effect.
+//!
+//! For a plan: every action must be of a kind the plugin declared and be
+//! covered by a grant, or none of them runs. Then, for each action in order:
+//! durable intent record, identity re-check against the world as it is now,
+//! effect (or, in a dry-run, nothing), durable result record. A record that
+//! cannot be written stops everything.
+
+use crate::caps::{self, Grants};
+use crate::contract::{Action, ActionResult, ActionStatus};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub struct Executor<'a> {
+    pub store: &'a Store,
+    pub grants: &'a Grants,
+    /// Action kinds the plugin declared in `describe`.
+    pub declared_kinds: &'a [String],
+    /// Where processes are read from when checking that a file is unused.
+    pub proc_root: PathBuf,
+}
+
+impl Executor<'_> {
+    /// Why `action` may not run at all, or `None` when it is granted.
+    pub fn denial(&self, action: &Action) -> Option<String> {
+        if !self.declared_kinds.iter().any(|k| k == action.kind()) {
+            return Some(format!(
+                "the plugin did not declare `{}` actions in describe()",
+                action.kind()
+            ));
+        }
+        match action {
+            Action::RemovePath(remove) => {
+                caps::fs::check_remove_grant(remove, &self.grants.fs_remove).err()
+            }
+        }
+    }
+
+    /// Check, record and (unless `dry_run`) perform `actions`, in order.
+    pub fn execute(
+        &self,
+        run_id: &str,
+        round: u32,
+        actions: &[Action],
+        dry_run: bool,
+    ) -> Result<Vec<ActionResult>, StoreError> {
+        let denials: Vec<Option<String>> = actions.iter().map(|a| self.denial(a)).collect();
+        if let Some(first) = denials.iter().position(Option::is_some) {
+            return actions
+                .iter()
+                .zip(denials)
+                .enumerate()
+                .map(|(seq, (action, denial))| {
+                    let (status, detail) = match denial {
+                        Some(why) => (ActionStatus::Denied, why),
+                        None => (
+                            ActionStatus::Skipped,
+                            format!("not run: action {} of this plan was denied", first + 1),
+                        ),
+                    };
+                    self.record(run_id, round, seq, action, || (status, detail))
+                })
+                .collect();
+        }
+
+        let mut in_use = InUse::new(self.proc_root.clone());
+        actions
+            .iter()
+            .enumerate()
+            .map(|(seq, action)| {
+                self.record(run_id, round, seq, action, || match action {
+                    Action::RemovePath(remove) => {
+                        match caps::fs::remove_file(
+                            remove,
+                            &self.grants.fs_remove,
+                            &mut |device, inode| in_use.holder(device, inode),
+                            dry_run,
+                        ) {
+                            Ok(detail) if dry_run => (ActionStatus::Planned, detail),
+                            Ok(detail) => (ActionStatus::Done, detail),
+                            Err(caps::fs::RemoveRefusal::Stale(why)) => (ActionStatus::Stale, why),
+                            Err(caps::fs::RemoveRefusal::Failed(why)) => {
+                                (ActionStatus::Failed, why)
+                            }
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Intent, then `perform`, then result: each durable before the next step.
+    fn record(
+        &self,
+        run_id: &str,
+        round: u32,
+        seq: usize,
+        action: &Action,
+        perform: impl FnOnce() -> (ActionStatus, String),
+    ) -> Result<ActionResult, StoreError> {
+        let id = self
+            .store
+            .record_intent(run_id, round, seq as u32, action)?;
+        let started = Instant::now();
+        let (status, detail) = perform();
+        self.store
+            .record_result(id, status, &detail, started.elapsed())?;
+        tracing::info!(run = run_id, round, seq, kind = action.kind(), target = %action.target(), status = status.as_str(), %detail, "action");
+        Ok(ActionResult {
+            round,
+            action: action.clone(),
+            status,
+            detail,
+        })
+    }
+}
+
+/// Which inodes processes hold, scanned once per device per plan.
+struct InUse {
+    proc_root: PathBuf,
+    by_device: HashMap<u64, Result<HashMap<u64, u32>, String>>,
+}
+
+impl InUse {
+    fn new(proc_root: PathBuf) -> Self {
+        InUse {
+            proc_root,
+            by_device: HashMap::new(),
+        }
+    }
+
+    fn holder(&mut self, device: u64, inode: u64) -> Result<Option<u32>, String> {
+        let held = self.by_device.entry(device).or_insert_with(|| {
+            caps::proc::files_in_use(&self.proc_root, device).map_err(|e| e.to_string())
+        });
+        match held {
+            Ok(held) => Ok(held.get(&inode).copied()),
+            Err(why) => Err(why.clone()),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! One remediation run: the plugin plans, the executor carries the plan out,
+//! and the plugin is asked again with what happened, until it has nothing left
+//! to do, escalates, fails, or reaches the round limit. Every step is recorded.
+
+use crate::caps::log::LogLine;
+use crate::contract::{ActionResult, ActionStatus, Alert, Incident, Plan};
+use crate::engine::{Failure, LoadedPlugin, PluginEngine};
+use crate::executor::Executor;
+use crate::store::{NewRun, RunStatus, Store, StoreError};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct RunRequest<'a> {
+    pub plugin: &'a LoadedPlugin,
+    pub alert: Alert,
+    /// Complete params: see [`resolve_params`].
+    pub params: Vec<(String, String)>,
+    pub dry_run: bool,
+    pub max_rounds: u32,
+    /// `cli` or the route that started the run.
+    pub trigger: String,
+}
+
+#[derive(Debug)]
+pub struct RoundReport {
+    pub round: u32,
+    /// `None` when the plugin failed to produce one.
+    pub plan: Option<Plan>,
+    pub results: Vec<ActionResult>,
+    pub logs: Vec<LogLine>,
+    pub instantiate: Duration,
+    pub planning: Duration,
+}
+
+#[derive(Debug)]
+pub struct RunReport {
+    pub id: String,
+    pub status: RunStatus,
+    pub reason: String,
+    pub dry_run: bool,
+    pub rounds: Vec<RoundReport>,
+}
+
+/// The state store failed; the run stopped there and executed nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "run {run_id} stopped because the state store cannot be written, so nothing more was executed: {source}"
+)]
+pub struct RunAborted {
+    pub run_id: String,
+    pub source: StoreError,
+    pub rounds: Vec<RoundReport>,
+}
+
+/// The plugin's declared defaults, overridden by `configured`, overridden by
+/// `given`. A name the plugin does not declare is an error naming it.
+pub fn resolve_params(
+    plugin: &LoadedPlugin,
+    configured: &BTreeMap<String, String>,
+    given: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, String> {
+    let declared = &plugin.info.params;
+    for name in configured.keys().chain(given.keys()) {
+        if !declared.iter().any(|p| &p.name == name) {
+            let known: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "plugin `{}` has no param `{name}`; it takes: {}",
+                plugin.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    Ok(declared
+        .iter()
+        .filter_map(|p| {
+            let value = given
+                .get(&p.name)
+                .or(configured.get(&p.name))
+                .cloned()
+                .or(p.default.clone())?;
+            Some((p.name.clone(), value))
+        })
+        .collect())
+}
+
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Run `request` to its end. Only a failing state store cuts it short.
+pub fn run(
+    engine: &PluginEngine,
+    store: &Store,
+    request: RunRequest<'_>,
+) -> Result<RunReport, RunAborted> {
+    let id = new_run_id();
+    let plugin = request.plugin;
+    let mut rounds = Vec::new();
+    let abort = |source, rounds| RunAborted {
+        run_id: id.clone(),
+        source,
+        rounds,
+    };
+
+    if let Err(source) = store.create_run(&NewRun {
+        id: &id,
+        plugin: &plugin.name,
+        plugin_version: &plugin.info.version,
+        plugin_sha256: &plugin.sha256,
+        trigger: &request.trigger,
+        dry_run: request.dry_run,
+        alert: &request.alert,
+        params: &request.params,
+    }) {
+        return Err(abort(source, rounds));
+    }
+    let _span = tracing::info_span!("run", run = %id, plugin = %plugin.name).entered();
+
+    let executor = Executor {
+        store,
+        grants: &plugin.grants,
+        declared_kinds: &plugin.info.action_kinds,
+        proc_root: PathBuf::from(crate::caps::proc::PROC_ROOT),
+    };
+    let mut history: Vec<ActionResult> = Vec::new();
+    let (status, reason) = loop {
+        let round = rounds.len() as u32;
+        let incident = Incident {
+            run_id: id.clone(),
+            alert: request.alert.clone(),
+            params: request.params.clone(),
+            dry_run: request.dry_run,
+            round,
+            history: history.clone(),
+        };
+        let call = engine.plan(plugin, &incident);
+        let mut report = RoundReport {
+            round,
+            plan: None,
+            results: Vec::new(),
+            logs: call.logs,
+            instantiate: call.instantiate,
+            planning: call.call,
+        };
+        if let Err(source) = store.record_logs(&id, round, &report.logs) {
+            rounds.push(report);
+            return Err(abort(source, rounds));
+        }
+        let plan = match call.result {
+            Ok(plan) => plan,
+            Err(failure) => {
+                rounds.push(report);
+                break (failure_status(&failure), format!("plugin {failure}"));
+            }
+        };
+        if let Err(source) = store.record_round(&id, round, &plan, call.instantiate, call.call) {
+            rounds.push(report);
+            return Err(abort(source, rounds));
+        }
+
+        let outcome = if let Some(why) = &plan.escalate {
+            Some((RunStatus::Escalated, why.clone()))
+        } else if plan.actions.is_empty() {
+            let status = if history.iter().any(|r| r.status == ActionStatus::Done) {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::NothingToDo
+            };
+            Some((status, plan.summary.clone()))
+        } else {
+            None
+        };
+        if let Some(outcome) = outcome {
+            report.plan = Some(plan);
+            rounds.push(report);
+            break outcome;
+        }
+
+        let results = match executor.execute(&id, round, &plan.actions, request.dry_run) {
+            Ok(results) => results,
+            Err(source) => {
+                report.plan = Some(plan);
+                rounds.push(report);
+                return Err(abort(source, rounds));
+            }
+        };
+        let verdict = judge_round(&results, request.dry_run);
+        history.extend(results.iter().cloned());
+        report.plan = Some(plan);
+        report.results = results;
+        rounds.push(report);
+        if let Some(verdict) = verdict {
+            break verdict;
+        }
+        if rounds.len() as u32 >= request.max_rounds {
+            break (
+                RunStatus::Escalated,
+                format!(
+                    "round limit of {} reached and the plugin still proposes actions",
+                    request.max_rounds
+                ),
+            );
+        }
+    };
+
+    if let Err(source) = store.finish_run(&id, status, &reason) {
+        return Err(abort(source, rounds));
+    }
+    tracing::info!(status = status.as_str(), %reason, "run finished");
+    Ok(RunReport {
+        id,
+        status,
+        reason,
+        dry_run: request.dry_run,
+        rounds,
+    })
+}
+
+/// How the run ends after this round's actions, or `None` to plan again.
+fn judge_round(results: &[ActionResult], dry_run: bool) -> Option<(RunStatus, String)> {
+    let first = |status| results.iter().find(|r| r.status == status);
+    if let Some(denied) = first(ActionStatus::Denied) {
+        return Some((
+            RunStatus::Denied,
+            format!(
+                "{} {}: {}",
+                denied.action.kind(),
+                denied.action.target(),
+                denied.detail
+            ),
+        ));
+    }
+    if let Some(failed) = first(ActionStatus::Failed) {
+        return Some((
+            RunStatus::Failed,
+            format!(
+                "{} {}: {}",
+                failed.action.kind(),
+                failed.action.target(),
+                failed.detail
+            ),
+        ));
+    }
+    if dry_run {
+        let planned = results
+            .iter()
+            .filter(|r| r.status == ActionStatus::Planned)
+            .count();
+        let stale = results.len() - planned;
+        let mut reason = format!("dry-run: {planned} actions planned, none executed");
+        if stale > 0 {
+            reason.push_str(&format!("; {stale} would be refused as stale"));
+        }
+        return Some((RunStatus::Succeeded, reason));
+    }
+    None
+}
+
+fn failure_status(failure: &Failure) -> RunStatus {
+    match failure {
+        Failure::TimedOut(_) => RunStatus::TimedOut,
+        Failure::MemoryCap { .. } | Failure::Trapped(_) => RunStatus::Trapped,
+        Failure::Plugin(_) | Failure::Invalid(_) => RunStatus::Failed,
+    }
+}

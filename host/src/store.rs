@@ -1,0 +1,722 @@
+//! The state store: one SQLite database holding every run, each round's plan,
+//! every action (intent first, result after) and the plugin's log lines.
+//!
+//! Writes are synchronous (`synchronous = FULL`): when a call returns, the
+//! record survives a crash. A write that fails is an error the caller must
+//! treat as fatal for the run: nothing may execute without its record.
+
+use crate::caps::log::LogLine;
+use crate::contract::{Action, ActionStatus, Alert, Plan};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("state store {path}: corrupt record: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("no run matches {0:?}")]
+    UnknownRun(String),
+    #[error("{0:?} matches more than one run; give more of the id")]
+    AmbiguousRun(String),
+}
+
+/// How a run ended (or that it has not yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    NothingToDo,
+    Escalated,
+    Failed,
+    Denied,
+    TimedOut,
+    Trapped,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 9] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::NothingToDo,
+        RunStatus::Escalated,
+        RunStatus::Failed,
+        RunStatus::Denied,
+        RunStatus::TimedOut,
+        RunStatus::Trapped,
+        RunStatus::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::NothingToDo => "nothing-to-do",
+            RunStatus::Escalated => "escalated",
+            RunStatus::Failed => "failed",
+            RunStatus::Denied => "denied",
+            RunStatus::TimedOut => "timed-out",
+            RunStatus::Trapped => "trapped",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// What a new run is about.
+#[derive(Clone, Debug, Serialize)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub plugin: &'a str,
+    pub plugin_version: &'a str,
+    pub plugin_sha256: &'a str,
+    /// `cli` or the route that started it.
+    pub trigger: &'a str,
+    pub dry_run: bool,
+    pub alert: &'a Alert,
+    pub params: &'a [(String, String)],
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub plugin: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionRecord {
+    pub round: u32,
+    pub seq: u32,
+    pub kind: String,
+    pub action: Action,
+    /// `intent` until the result is recorded.
+    pub status: String,
+    pub detail: String,
+    pub duration_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundRecord {
+    pub round: u32,
+    pub plan: Plan,
+    pub instantiate_us: u64,
+    pub plan_us: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub plugin_version: String,
+    pub plugin_sha256: String,
+    pub alert: Alert,
+    pub params: Vec<(String, String)>,
+    pub rounds: Vec<RoundRecord>,
+    pub actions: Vec<ActionRecord>,
+    pub logs: Vec<LoggedLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoggedLine {
+    pub round: u32,
+    pub level: String,
+    pub message: String,
+}
+
+/// Filters for [`Store::list_runs`].
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub plugin: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: u32,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id             TEXT PRIMARY KEY,
+    plugin         TEXT NOT NULL,
+    plugin_version TEXT NOT NULL,
+    plugin_sha256  TEXT NOT NULL,
+    trigger        TEXT NOT NULL,
+    dry_run        INTEGER NOT NULL,
+    alert          TEXT NOT NULL,
+    params         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    reason         TEXT,
+    created_ms     INTEGER NOT NULL,
+    finished_ms    INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_plugin ON runs (plugin, created_ms);
+CREATE TABLE IF NOT EXISTS rounds (
+    run_id         TEXT NOT NULL REFERENCES runs (id),
+    round          INTEGER NOT NULL,
+    plan           TEXT NOT NULL,
+    instantiate_us INTEGER NOT NULL,
+    plan_us        INTEGER NOT NULL,
+    PRIMARY KEY (run_id, round)
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL REFERENCES runs (id),
+    round       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
+    intent_ms   INTEGER NOT NULL,
+    duration_us INTEGER
+);
+CREATE INDEX IF NOT EXISTS actions_by_run ON actions (run_id, round, seq);
+CREATE TABLE IF NOT EXISTS logs (
+    run_id  TEXT NOT NULL REFERENCES runs (id),
+    round   INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    level   TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id, round, seq);
+";
+
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn rfc3339(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+impl Store {
+    /// Open (or create) `state.db` in `dir`, creating `dir` private to this user.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("state.db");
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sqlite)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(sqlite)?;
+        conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        Ok(Store {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        // A panic while holding the lock leaves SQLite consistent; keep going.
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Make every later write fail, as a full or read-only disk would.
+    #[doc(hidden)]
+    pub fn simulate_write_failure(&self) -> Result<(), StoreError> {
+        self.with(|c| c.execute_batch("PRAGMA query_only = ON;"))
+    }
+
+    pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
+        let alert = to_json(run.alert);
+        let params = to_json(run.params);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, plugin, plugin_version, plugin_sha256, trigger, dry_run,
+                                   alert, params, status, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
+                params![
+                    run.id,
+                    run.plugin,
+                    run.plugin_version,
+                    run.plugin_sha256,
+                    run.trigger,
+                    run.dry_run,
+                    alert,
+                    params,
+                    now_ms()
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn record_round(
+        &self,
+        run_id: &str,
+        round: u32,
+        plan: &Plan,
+        instantiate: Duration,
+        planning: Duration,
+    ) -> Result<(), StoreError> {
+        let plan = to_json(plan);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    run_id,
+                    round,
+                    plan,
+                    instantiate.as_micros() as i64,
+                    planning.as_micros() as i64
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Record that `action` is about to be executed (or planned); returns its record id.
+    pub fn record_intent(
+        &self,
+        run_id: &str,
+        round: u32,
+        seq: u32,
+        action: &Action,
+    ) -> Result<i64, StoreError> {
+        let json = to_json(action);
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
+                params![run_id, round, seq, action.kind(), json, now_ms()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn record_result(
+        &self,
+        action_id: i64,
+        status: ActionStatus,
+        detail: &str,
+        took: Duration,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let changed = c.execute(
+                "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1",
+                params![action_id, status.as_str(), detail, took.as_micros() as i64],
+            )?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(rusqlite::Error::QueryReturnedNoRows)
+            }
+        })
+    }
+
+    pub fn record_logs(
+        &self,
+        run_id: &str,
+        round: u32,
+        lines: &[LogLine],
+    ) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO logs (run_id, round, seq, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (seq, line) in lines.iter().enumerate() {
+                    insert.execute(params![run_id, round, seq as i64, line.level, line.message])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, reason = ?3, finished_ms = ?4 WHERE id = ?1",
+                params![run_id, status.as_str(), reason, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let rows = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT id, plugin, trigger, dry_run, status, reason, created_ms, finished_ms
+                 FROM runs
+                 WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY created_ms DESC, id DESC LIMIT ?3",
+            )?;
+            let rows = query.query_map(
+                params![
+                    filter.plugin,
+                    filter.status.map(RunStatus::as_str),
+                    filter.limit
+                ],
+                summary_row,
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(|row| self.summary(row)).collect()
+    }
+
+    fn summary(&self, row: SummaryRow) -> Result<RunSummary, StoreError> {
+        let status = RunStatus::parse(&row.status).ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("run {} has unknown status {:?}", row.id, row.status),
+        })?;
+        Ok(RunSummary {
+            id: row.id,
+            plugin: row.plugin,
+            trigger: row.trigger,
+            dry_run: row.dry_run,
+            status,
+            reason: row.reason,
+            created_at: rfc3339(row.created_ms),
+            duration_ms: row.finished_ms.map(|f| (f - row.created_ms).max(0) as u64),
+        })
+    }
+
+    /// A run by its id or an unambiguous prefix of it.
+    pub fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail, StoreError> {
+        let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+        let mut ids = self.with(|c| {
+            let mut query = c.prepare("SELECT id FROM runs WHERE id LIKE ?1 LIMIT 2")?;
+            query
+                .query_map([&pattern], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let id = match ids.len() {
+            0 => return Err(StoreError::UnknownRun(id_or_prefix.into())),
+            1 => ids.remove(0),
+            _ => return Err(StoreError::AmbiguousRun(id_or_prefix.into())),
+        };
+        let (row, version, sha, alert, params) = self
+            .with(|c| {
+                c.query_row(
+                    "SELECT id, plugin, trigger, dry_run, status, reason, created_ms, finished_ms,
+                        plugin_version, plugin_sha256, alert, params
+                 FROM runs WHERE id = ?1",
+                    [&id],
+                    |r| {
+                        Ok((
+                            summary_row(r)?,
+                            r.get::<_, String>(8)?,
+                            r.get::<_, String>(9)?,
+                            r.get::<_, String>(10)?,
+                            r.get::<_, String>(11)?,
+                        ))
+                    },
+                )
+                .optional()
+            })?
+            .ok_or_else(|| StoreError::UnknownRun(id.clone()))?;
+
+        let rounds = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT round, plan, instantiate_us, plan_us FROM rounds WHERE run_id = ?1 ORDER BY round",
+            )?;
+            query
+                .query_map([&id], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let actions = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT round, seq, kind, action, status, detail, duration_us
+                 FROM actions WHERE run_id = ?1 ORDER BY round, seq",
+            )?;
+            query
+                .query_map([&id], |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let logs = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT round, level, message FROM logs WHERE run_id = ?1 ORDER BY round, seq",
+            )?;
+            query
+                .query_map([&id], |r| {
+                    Ok(LoggedLine {
+                        round: r.get(0)?,
+                        level: r.get(1)?,
+                        message: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+
+        Ok(RunDetail {
+            summary: self.summary(row)?,
+            plugin_version: version,
+            plugin_sha256: sha,
+            alert: self.decode(&id, "alert", &alert)?,
+            params: self.decode(&id, "params", &params)?,
+            rounds: rounds
+                .into_iter()
+                .map(|(round, plan, instantiate_us, plan_us)| {
+                    Ok(RoundRecord {
+                        round,
+                        plan: self.decode(&id, "plan", &plan)?,
+                        instantiate_us: instantiate_us.max(0) as u64,
+                        plan_us: plan_us.max(0) as u64,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            actions: actions
+                .into_iter()
+                .map(|(round, seq, kind, action, status, detail, took)| {
+                    Ok(ActionRecord {
+                        round,
+                        seq,
+                        kind,
+                        action: self.decode(&id, "action", &action)?,
+                        status,
+                        detail,
+                        duration_us: took.map(|t| t.max(0) as u64),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            logs,
+        })
+    }
+}
+
+impl Store {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        run: &str,
+        what: &str,
+        json: &str,
+    ) -> Result<T, StoreError> {
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("{what} of run {run}: {e}"),
+        })
+    }
+}
+
+struct SummaryRow {
+    id: String,
+    plugin: String,
+    trigger: String,
+    dry_run: bool,
+    status: String,
+    reason: Option<String>,
+    created_ms: i64,
+    finished_ms: Option<i64>,
+}
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
+    Ok(SummaryRow {
+        id: r.get(0)?,
+        plugin: r.get(1)?,
+        trigger: r.get(2)?,
+        dry_run: r.get(3)?,
+        status: r.get(4)?,
+        reason: r.get(5)?,
+        created_ms: r.get(6)?,
+        finished_ms: r.get(7)?,
+    })
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Contract types are plain data; serialising them cannot fail.
+    serde_json::to_string(value).expect("contract types serialise to JSON")
+}
+
+/// Create `dir` (and parents) with mode 0700 for the last component.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{AlertStatus, FileIdentity, RemovePath};
+
+    fn alert() -> Alert {
+        Alert {
+            status: AlertStatus::Firing,
+            labels: vec![("alertname".into(), "DiskSpaceLow".into())],
+            annotations: vec![],
+            starts_at: "2026-01-01T00:00:00Z".into(),
+            ends_at: None,
+            fingerprint: "abc".into(),
+        }
+    }
+
+    fn new_run<'a>(id: &'a str, alert: &'a Alert) -> NewRun<'a> {
+        NewRun {
+            id,
+            plugin: "disk-cleanup",
+            plugin_version: "0.1.0",
+            plugin_sha256: "00",
+            trigger: "cli",
+            dry_run: false,
+            alert,
+            params: &[],
+        }
+    }
+
+    #[test]
+    fn a_run_round_trips_with_its_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let alert = alert();
+        store.create_run(&new_run("0190-a", &alert)).unwrap();
+        let action = Action::RemovePath(RemovePath {
+            path: "/x".into(),
+            identity: FileIdentity {
+                device: 1,
+                inode: 2,
+                size: 3,
+                mtime_ns: 4,
+            },
+            reason: "old".into(),
+        });
+        let id = store.record_intent("0190-a", 0, 0, &action).unwrap();
+        let intent = store.get_run("0190").unwrap();
+        assert_eq!(
+            intent.actions[0].status, "intent",
+            "intent is visible before the result"
+        );
+        store
+            .record_result(
+                id,
+                ActionStatus::Done,
+                "freed 3 bytes",
+                Duration::from_micros(7),
+            )
+            .unwrap();
+        store
+            .finish_run("0190-a", RunStatus::Succeeded, "ok")
+            .unwrap();
+
+        let run = store.get_run("0190").unwrap();
+        assert_eq!(run.summary.status, RunStatus::Succeeded);
+        assert_eq!(run.actions[0].action, action);
+        assert_eq!(run.actions[0].status, "done");
+        assert_eq!(run.alert, alert);
+        assert_eq!(
+            store
+                .list_runs(&RunFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn prefixes_must_be_unambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let alert = alert();
+        store.create_run(&new_run("0190-a", &alert)).unwrap();
+        store.create_run(&new_run("0190-b", &alert)).unwrap();
+        assert!(matches!(
+            store.get_run("0190"),
+            Err(StoreError::AmbiguousRun(_))
+        ));
+        assert!(matches!(
+            store.get_run("%"),
+            Err(StoreError::AmbiguousRun(_))
+        ));
+        assert!(matches!(
+            store.get_run("zzz"),
+            Err(StoreError::UnknownRun(_))
+        ));
+        assert_eq!(store.get_run("0190-b").unwrap().summary.id, "0190-b");
+    }
+
+    #[test]
+    fn failed_writes_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.simulate_write_failure().unwrap();
+        let alert = alert();
+        let error = store.create_run(&new_run("x", &alert)).unwrap_err();
+        assert!(error.to_string().contains("state.db"), "{error}");
+    }
+
+    #[test]
+    fn state_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("nested/state");
+        Store::open(&state).unwrap();
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}

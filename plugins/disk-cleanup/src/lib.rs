@@ -1,0 +1,233 @@
+//! disk-cleanup: free space on one filesystem until its usage is back under a target.
+//!
+//! Tiers, in order, each oldest modification first:
+//! 1. leaked sandbox files (`sandbox_dirs`),
+//! 2. caches (`cache_dirs`),
+//! 3. rotated logs older than `log_min_age` (`log_dirs`).
+//!
+//! A file is never proposed when a process has it open or mapped, when it was
+//! modified within `grace`, when it lives on another filesystem, when it has
+//! other hard links, or when it is not a regular file (symlinks are never
+//! followed). Selection stops as soon as the target is reached. After the host
+//! deletes, the next round looks again and stops, or proposes more.
+
+mod select;
+
+use remedy_sdk::{
+    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, fs, parse_duration, parse_percent,
+    proc,
+};
+use select::{Candidate, Skips, Tier};
+use std::collections::HashSet;
+
+struct DiskCleanup;
+
+const TIERS: [(Tier, &str); 3] = [
+    (Tier::Sandbox, "sandbox_dirs"),
+    (Tier::Cache, "cache_dirs"),
+    (Tier::Logs, "log_dirs"),
+];
+
+impl Plugin for DiskCleanup {
+    fn describe() -> PluginInfo {
+        PluginInfo::new(
+            "disk-cleanup",
+            env!("CARGO_PKG_VERSION"),
+            "Frees space on a filesystem in tiers (leaked sandbox files, caches, rotated logs), \
+             oldest first, until usage is under the target. Never touches open, mapped, recent \
+             or hard-linked files, and never follows symlinks.",
+        )
+        .param(
+            "target_used_percent",
+            "Stop once the filesystem is at most this full (as df's Use%).",
+            Some("80"),
+        )
+        .param(
+            "mountpoint",
+            "Filesystem to free; the alert's `mountpoint` label takes precedence.",
+            Some("/"),
+        )
+        .param(
+            "sandbox_dirs",
+            "Comma-separated directories of sandbox files that outlive their sandbox.",
+            Some("/orchestrator/sandbox"),
+        )
+        .param(
+            "cache_dirs",
+            "Comma-separated cache directories.",
+            Some("/orchestrator/template"),
+        )
+        .param(
+            "log_dirs",
+            "Comma-separated directories holding rotated logs (name ends in .N, .gz, .xz, .zst, .bz2 or .old).",
+            Some("/var/lib/nomad/alloc,/var/log"),
+        )
+        .param(
+            "grace",
+            "Never touch sandbox or cache files modified more recently than this.",
+            Some("1h"),
+        )
+        .param(
+            "log_min_age",
+            "Only rotated logs not modified for this long.",
+            Some("7d"),
+        )
+        .action_kind("remove-path")
+    }
+
+    fn plan(incident: Incident) -> Result<Plan, Error> {
+        let target = incident.param_with("target_used_percent", parse_percent)?;
+        let grace = incident.param_with("grace", parse_duration)?;
+        let log_min_age = incident.param_with("log_min_age", parse_duration)?;
+        let mountpoint = incident
+            .label("mountpoint")
+            .or(incident.param("mountpoint"))
+            .unwrap_or("/")
+            .to_string();
+
+        let mut plan = Plan::new("");
+        let mut dirs = Vec::new();
+        let mut usage = None;
+        for (tier, param) in TIERS {
+            for dir in incident.param_list(param) {
+                match fs::usage(&dir) {
+                    Ok(found) if found.mount_point == mountpoint => {
+                        usage.get_or_insert(found);
+                        dirs.push((tier, dir));
+                    }
+                    Ok(found) => {
+                        plan = plan.check(Check::skipped(
+                            &dir,
+                            format!("on {}, not on {mountpoint}", found.mount_point),
+                        ))
+                    }
+                    Err(Error::NotFound(_)) => {
+                        plan = plan.check(Check::skipped(&dir, "not present on this host"))
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        let Some(usage) = usage else {
+            plan.summary = format!("no directory to clean is on {mountpoint}");
+            return Ok(plan);
+        };
+
+        let freed_before: u64 = incident.history.iter().map(|r| r.bytes_freed()).sum();
+        let to_free = select::bytes_to_free(&usage, target);
+        let percent = select::used_percent(&usage);
+        plan = plan.check(Check::pass(
+            "usage",
+            format!(
+                "{mountpoint} is {percent:.1}% used ({} of {}), target {target}%{}",
+                select::human(usage.used_bytes),
+                select::human(usage.used_bytes + usage.available_bytes),
+                if to_free > 0 {
+                    format!(": {} to free", select::human(to_free))
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+        if to_free == 0 {
+            plan.summary = if freed_before > 0 {
+                format!(
+                    "target reached: {mountpoint} at {percent:.1}% after freeing {}",
+                    select::human(freed_before)
+                )
+            } else {
+                format!("{mountpoint} at {percent:.1}%, under the {target}% target")
+            };
+            return Ok(plan);
+        }
+
+        // Without knowing which files are in use nothing is safe to delete.
+        let in_use: HashSet<u64> = match proc::files_in_use(usage.device) {
+            Ok(files) => files.into_iter().map(|f| f.inode).collect(),
+            Err(error) => {
+                plan.summary = format!("{mountpoint} needs {} freed", select::human(to_free));
+                return Ok(plan
+                    .check(Check::fail("files in use", format!("{error:?}")))
+                    .escalate("cannot tell which files are in use, so nothing is safe to delete"));
+            }
+        };
+
+        let now = now_secs();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for (tier, dir) in &dirs {
+            let mut skips = Skips::default();
+            for entry in fs::walk_files(dir)? {
+                let min_age = if *tier == Tier::Logs {
+                    log_min_age
+                } else {
+                    grace
+                };
+                match select::judge(*tier, &entry, usage.device, &in_use, now, min_age) {
+                    Ok(()) => {
+                        skips.accept();
+                        candidates.push(Candidate { tier: *tier, entry });
+                    }
+                    Err(reason) => skips.count(reason),
+                }
+            }
+            plan = plan.check(Check::pass(dir, format!("{}: {}", tier.name(), skips)));
+        }
+
+        let selection = select::oldest_first(candidates, to_free);
+        plan = plan.check(if selection.reaches_target {
+            Check::pass(
+                "selection",
+                format!(
+                    "{} files, {} to free, oldest first",
+                    selection.files.len(),
+                    select::human(selection.bytes)
+                ),
+            )
+        } else {
+            Check::warn(
+                "selection",
+                format!(
+                    "all {} eligible files free only {} of the {} needed",
+                    selection.files.len(),
+                    select::human(selection.bytes),
+                    select::human(to_free)
+                ),
+            )
+        });
+
+        if selection.files.is_empty() {
+            plan.summary = format!(
+                "{mountpoint} at {percent:.1}% and nothing is safe to delete{}",
+                if freed_before > 0 {
+                    format!(" after freeing {}", select::human(freed_before))
+                } else {
+                    String::new()
+                }
+            );
+            return Ok(plan.escalate(format!(
+                "{mountpoint} is {percent:.1}% used, above the {target}% target, and no file is safe to delete"
+            )));
+        }
+        plan.summary = format!(
+            "delete {} files to free {} on {mountpoint} ({percent:.1}% used, target {target}%)",
+            selection.files.len(),
+            select::human(selection.bytes)
+        );
+        for Candidate { tier, entry } in &selection.files {
+            let age = now.saturating_sub(entry.identity.mtime_secs());
+            plan = plan.act(Action::remove_file(
+                entry,
+                format!("{}, unmodified for {}", tier.name(), select::human_age(age)),
+            ));
+        }
+        Ok(plan)
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+remedy_sdk::export_plugin!(DiskCleanup);

@@ -1,0 +1,251 @@
+//! Constructors and accessors that keep plugin code short.
+
+use crate::{
+    Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, Error,
+    FileIdentity, Incident, ParamInfo, Plan, PluginInfo, RemovePath, fs,
+};
+
+impl PluginInfo {
+    pub fn new(name: &str, version: &str, description: &str) -> Self {
+        PluginInfo {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            params: Vec::new(),
+            action_kinds: Vec::new(),
+        }
+    }
+
+    /// Declare a parameter; `default` is what the plugin receives when nobody sets it.
+    pub fn param(mut self, name: &str, description: &str, default: Option<&str>) -> Self {
+        self.params.push(ParamInfo {
+            name: name.into(),
+            description: description.into(),
+            default: default.map(Into::into),
+        });
+        self
+    }
+
+    /// Declare an action kind (see [`Action::kind`]) this plugin may propose.
+    pub fn action_kind(mut self, kind: &str) -> Self {
+        self.action_kinds.push(kind.into());
+        self
+    }
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+impl Incident {
+    /// The value of an alert label.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        lookup(&self.alert.labels, name)
+    }
+
+    /// The value of a parameter (the host fills in declared defaults).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        lookup(&self.params, name)
+    }
+
+    /// A parameter parsed by `parse`; missing or unparsable is an `invalid` error naming it.
+    pub fn param_with<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, Error> {
+        let raw = self
+            .param(name)
+            .ok_or_else(|| Error::Invalid(format!("parameter `{name}` is not set")))?;
+        parse(raw).map_err(|why| Error::Invalid(format!("parameter `{name}` = {raw:?}: {why}")))
+    }
+
+    /// A comma-separated list parameter, empty items dropped.
+    pub fn param_list(&self, name: &str) -> Vec<String> {
+        self.param(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// A firing incident with these labels and parameters, for tests.
+    pub fn for_test(labels: &[(&str, &str)], params: &[(&str, &str)]) -> Self {
+        let pairs = |items: &[(&str, &str)]| {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        Incident {
+            run_id: "test".into(),
+            alert: Alert {
+                status: AlertStatus::Firing,
+                labels: pairs(labels),
+                annotations: Vec::new(),
+                starts_at: "2026-01-01T00:00:00Z".into(),
+                ends_at: None,
+                fingerprint: "0000000000000000".into(),
+            },
+            params: pairs(params),
+            dry_run: true,
+            round: 0,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl Check {
+    fn with(status: CheckStatus, name: &str, detail: impl Into<String>) -> Self {
+        Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+        }
+    }
+    pub fn pass(name: &str, detail: impl Into<String>) -> Self {
+        Self::with(CheckStatus::Pass, name, detail)
+    }
+    pub fn warn(name: &str, detail: impl Into<String>) -> Self {
+        Self::with(CheckStatus::Warn, name, detail)
+    }
+    pub fn fail(name: &str, detail: impl Into<String>) -> Self {
+        Self::with(CheckStatus::Fail, name, detail)
+    }
+    pub fn skipped(name: &str, detail: impl Into<String>) -> Self {
+        Self::with(CheckStatus::Skipped, name, detail)
+    }
+}
+
+impl Plan {
+    /// An empty plan: nothing to do until actions are added.
+    pub fn new(summary: impl Into<String>) -> Self {
+        Plan {
+            summary: summary.into(),
+            checks: Vec::new(),
+            actions: Vec::new(),
+            escalate: None,
+            recheck_after_secs: None,
+        }
+    }
+    pub fn check(mut self, check: Check) -> Self {
+        self.checks.push(check);
+        self
+    }
+    pub fn act(mut self, action: Action) -> Self {
+        self.actions.push(action);
+        self
+    }
+    /// Page a human instead of acting.
+    pub fn escalate(mut self, why: impl Into<String>) -> Self {
+        self.escalate = Some(why.into());
+        self
+    }
+}
+
+impl Action {
+    /// Unlink the regular file `entry`, as it was when the plugin saw it.
+    pub fn remove_file(entry: &fs::Entry, reason: impl Into<String>) -> Self {
+        Action::RemovePath(RemovePath {
+            path: entry.path.clone(),
+            identity: entry.identity,
+            reason: reason.into(),
+        })
+    }
+
+    /// The kind name used in `PluginInfo::action_kinds` and in grants.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::RemovePath(_) => "remove-path",
+        }
+    }
+}
+
+impl ActionResult {
+    /// Bytes a `remove-path` freed; 0 for anything not done.
+    pub fn bytes_freed(&self) -> u64 {
+        match (&self.action, self.status) {
+            (Action::RemovePath(remove), ActionStatus::Done) => remove.identity.size,
+            _ => 0,
+        }
+    }
+}
+
+impl FileIdentity {
+    /// Seconds since the Unix epoch of the last modification.
+    pub fn mtime_secs(&self) -> i64 {
+        self.mtime_ns.div_euclid(1_000_000_000)
+    }
+}
+
+/// Parse `90s`, `15m`, `6h`, `7d` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| "expected a number followed by s, m, h or d".to_string())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    amount
+        .checked_mul(scale)
+        .ok_or_else(|| "duration too large".to_string())
+}
+
+/// Parse a percentage between 0 and 100, with or without a trailing `%`.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| "expected a number between 0 and 100".to_string())?;
+    if (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("expected a number between 0 and 100".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn percents() {
+        assert_eq!(parse_percent("80"), Ok(80.0));
+        assert_eq!(parse_percent("72.5%"), Ok(72.5));
+        assert!(parse_percent("101").is_err());
+        assert!(parse_percent("-1").is_err());
+        assert!(parse_percent("lots").is_err());
+    }
+
+    #[test]
+    fn list_params_drop_blanks() {
+        let incident = Incident::for_test(&[], &[("dirs", " /a, ,/b ,")]);
+        assert_eq!(incident.param_list("dirs"), ["/a", "/b"]);
+        assert!(incident.param_list("missing").is_empty());
+    }
+}
