@@ -9,8 +9,6 @@
 use crate::caps::{self, Grants};
 use crate::contract::{Action, ActionResult, ActionStatus};
 use crate::store::{Store, StoreError};
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 pub struct Executor<'a> {
@@ -18,8 +16,6 @@ pub struct Executor<'a> {
     pub grants: &'a Grants,
     /// Action kinds the plugin declared in `describe`.
     pub declared_kinds: &'a [String],
-    /// Where processes are read from when checking that a file is unused.
-    pub proc_root: PathBuf,
 }
 
 impl Executor<'_> {
@@ -65,19 +61,13 @@ impl Executor<'_> {
                 .collect();
         }
 
-        let mut in_use = InUse::new(self.proc_root.clone());
         actions
             .iter()
             .enumerate()
             .map(|(seq, action)| {
                 self.record(run_id, round, seq, action, || match action {
                     Action::RemovePath(remove) => {
-                        match caps::fs::remove_file(
-                            remove,
-                            &self.grants.fs_remove,
-                            &mut |device, inode| in_use.holder(device, inode),
-                            dry_run,
-                        ) {
+                        match caps::fs::remove_file(remove, &self.grants.fs_remove, dry_run) {
                             Ok(detail) if dry_run => (ActionStatus::Planned, detail),
                             Ok(detail) => (ActionStatus::Done, detail),
                             Err(caps::fs::RemoveRefusal::Stale(why)) => (ActionStatus::Stale, why),
@@ -114,30 +104,5 @@ impl Executor<'_> {
             status,
             detail,
         })
-    }
-}
-
-/// Which inodes processes hold, scanned once per device per plan.
-struct InUse {
-    proc_root: PathBuf,
-    by_device: HashMap<u64, Result<HashMap<u64, u32>, String>>,
-}
-
-impl InUse {
-    fn new(proc_root: PathBuf) -> Self {
-        InUse {
-            proc_root,
-            by_device: HashMap::new(),
-        }
-    }
-
-    fn holder(&mut self, device: u64, inode: u64) -> Result<Option<u32>, String> {
-        let held = self.by_device.entry(device).or_insert_with(|| {
-            caps::proc::files_in_use(&self.proc_root, device).map_err(|e| e.to_string())
-        });
-        match held {
-            Ok(held) => Ok(held.get(&inode).copied()),
-            Err(why) => Err(why.clone()),
-        }
     }
 }

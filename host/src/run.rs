@@ -8,7 +8,6 @@ use crate::engine::{Failure, LoadedPlugin, PluginEngine};
 use crate::executor::Executor;
 use crate::store::{NewRun, RunStatus, Store, StoreError};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct RunRequest<'a> {
@@ -125,7 +124,6 @@ pub fn run(
         store,
         grants: &plugin.grants,
         declared_kinds: &plugin.info.action_kinds,
-        proc_root: PathBuf::from(crate::caps::proc::PROC_ROOT),
     };
     let mut history: Vec<ActionResult> = Vec::new();
     let (status, reason) = loop {

@@ -7,8 +7,9 @@
 
 use crate::contract::fs::{DiskUsage, Entry, FileKind};
 use crate::contract::{ApiError, FileIdentity, RemovePath};
-use cap_fs_ext::DirExt;
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::ambient_authority;
+use cap_std::fs::OpenOptionsExt;
 use cap_std::fs::{Dir, Metadata, MetadataExt};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -91,10 +92,11 @@ struct Root {
     dir: Option<Dir>,
 }
 
-/// Read access below the `fs_read` roots, opened once per run.
+/// Read access below the `fs_read` roots, opened once per instance.
 pub struct FsReader {
     roots: Vec<Root>,
     paths: Vec<PathBuf>,
+    pub denials: super::Denials,
 }
 
 impl FsReader {
@@ -109,6 +111,7 @@ impl FsReader {
         FsReader {
             roots,
             paths: read_roots.to_vec(),
+            denials: super::Denials::default(),
         }
     }
 
@@ -147,12 +150,34 @@ impl crate::contract::fs::Host for FsReader {
     }
 
     fn stat(&mut self, path: String) -> Result<Entry, ApiError> {
+        let result = self.stat_entry(path);
+        self.denials.note("fs.stat", result)
+    }
+
+    fn read_dir(&mut self, path: String) -> Result<Vec<Entry>, ApiError> {
+        let result = self.list_dir(path);
+        self.denials.note("fs.read-dir", result)
+    }
+
+    fn read_file(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
+        let result = self.read_bytes(path, max_bytes);
+        self.denials.note("fs.read-file", result)
+    }
+
+    fn usage(&mut self, path: String) -> Result<DiskUsage, ApiError> {
+        let result = self.disk_usage(path);
+        self.denials.note("fs.usage", result)
+    }
+}
+
+impl FsReader {
+    fn stat_entry(&self, path: String) -> Result<Entry, ApiError> {
         let (dir, rest) = self.resolve(&path)?;
         let meta = Self::lstat(dir, &rest).map_err(|e| io_error(&path, e))?;
         Ok(entry(path, &meta))
     }
 
-    fn read_dir(&mut self, path: String) -> Result<Vec<Entry>, ApiError> {
+    fn list_dir(&self, path: String) -> Result<Vec<Entry>, ApiError> {
         let (dir, rest) = self.resolve(&path)?;
         let listing = if rest.as_os_str().is_empty() {
             dir.entries()
@@ -183,7 +208,7 @@ impl crate::contract::fs::Host for FsReader {
         Ok(entries)
     }
 
-    fn read_file(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
+    fn read_bytes(&self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
         let (dir, rest) = self.resolve(&path)?;
         let file = dir.open(&rest).map_err(|e| io_error(&path, e))?;
         let mut bytes = Vec::new();
@@ -193,7 +218,7 @@ impl crate::contract::fs::Host for FsReader {
         Ok(bytes)
     }
 
-    fn usage(&mut self, path: String) -> Result<DiskUsage, ApiError> {
+    fn disk_usage(&self, path: String) -> Result<DiskUsage, ApiError> {
         let (dir, rest) = self.resolve(&path)?;
         let opened;
         let handle = if rest.as_os_str().is_empty() {
@@ -202,11 +227,11 @@ impl crate::contract::fs::Host for FsReader {
             opened = dir.open(&rest).map_err(|e| io_error(&path, e))?;
             opened.as_fd()
         };
-        disk_usage(handle, &path).map_err(|e| io_error(&path, e))
+        statvfs_usage(handle, &path).map_err(|e| io_error(&path, e))
     }
 }
 
-fn disk_usage(handle: std::os::fd::BorrowedFd<'_>, path: &str) -> io::Result<DiskUsage> {
+fn statvfs_usage(handle: std::os::fd::BorrowedFd<'_>, path: &str) -> io::Result<DiskUsage> {
     let stat = rustix::fs::fstat(handle)?;
     let vfs = rustix::fs::fstatvfs(handle)?;
     let total = vfs.f_blocks * vfs.f_frsize;
@@ -285,72 +310,121 @@ pub enum RemoveRefusal {
     Failed(String),
 }
 
-/// Re-check a granted `remove-path` against the file as it is now, and unlink
-/// it unless `dry_run`. `in_use` answers whether some process holds an inode
-/// of the file's device. Returns what was (or would be) freed.
+/// Re-check a granted `remove-path` against the file as it is now and, unless
+/// `dry_run`, unlink it. Returns what was (or would be) freed.
+///
+/// The file must be reachable without following any symlink, still be the
+/// regular file the plugin saw (device, inode, size, mtime), and be unused:
+/// the kernel grants a write lease only while no other open file description
+/// (an fd or a mapping, in any process or namespace) refers to the file, and
+/// while we hold it nobody else can open the file without waiting for us.
 pub fn remove_file(
     remove: &RemovePath,
     remove_roots: &[PathBuf],
-    in_use: &mut dyn FnMut(u64, u64) -> Result<Option<u32>, String>,
     dry_run: bool,
 ) -> Result<String, RemoveRefusal> {
     let (root, rest) = split_under(&remove.path, remove_roots).map_err(RemoveRefusal::Failed)?;
     let stale = RemoveRefusal::Stale;
+    let path = &remove.path;
     let mut dir = Dir::open_ambient_dir(root, ambient_authority())
         .map_err(|e| stale(format!("{}: {e}", root.display())))?;
     let name = rest
         .file_name()
-        .ok_or_else(|| RemoveRefusal::Failed(format!("{} names no file", remove.path)))?;
+        .ok_or_else(|| RemoveRefusal::Failed(format!("{path} names no file")))?;
     if let Some(parent) = rest.parent() {
         for component in parent.components() {
             dir = dir.open_dir_nofollow(component).map_err(|e| {
                 stale(format!(
-                    "{}: cannot open {:?} without following a symlink: {e}",
-                    remove.path,
+                    "{path}: cannot open {:?} without following a symlink: {e}",
                     component.as_os_str()
                 ))
             })?;
         }
     }
-    let meta = dir
-        .symlink_metadata(name)
-        .map_err(|e| stale(format!("{}: {e}", remove.path)))?;
-    if !meta.file_type().is_file() {
-        return Err(stale(format!(
-            "{} is no longer a regular file",
-            remove.path
-        )));
-    }
-    let now = identity(&meta);
-    if now != remove.identity {
-        return Err(stale(format!(
-            "{} changed since it was planned: {}",
-            remove.path,
-            describe_change(&remove.identity, &now)
-        )));
-    }
-    match in_use(now.device, now.inode) {
-        Ok(None) => {}
-        Ok(Some(pid)) => {
+    let unchanged = |meta: &Metadata| -> Result<(), RemoveRefusal> {
+        if !meta.file_type().is_file() {
+            return Err(stale(format!("{path} is no longer a regular file")));
+        }
+        let now = identity(meta);
+        if now != remove.identity {
             return Err(stale(format!(
-                "{} is open or mapped by pid {pid}",
-                remove.path
+                "{path} changed since it was planned: {}",
+                describe_change(&remove.identity, &now)
             )));
         }
-        Err(why) => {
-            return Err(RemoveRefusal::Failed(format!(
-                "cannot tell whether {} is in use: {why}",
-                remove.path
-            )));
+        Ok(())
+    };
+    unchanged(
+        &dir.symlink_metadata(name)
+            .map_err(|e| stale(format!("{path}: {e}")))?,
+    )?;
+
+    let mut options = cap_std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .follow(FollowSymlinks::No)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let file = dir
+        .open_with(name, &options)
+        .map_err(|e| stale(format!("{path}: {e}")))?;
+    let meta = file.metadata().map_err(|e| stale(format!("{path}: {e}")))?;
+    unchanged(&meta)?;
+    let _lease = WriteLease::take(&file).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            stale(format!(
+                "{path} is in use: another process has it open or mapped"
+            ))
+        } else {
+            RemoveRefusal::Failed(format!(
+                "cannot prove {path} is unused: the kernel refused a lease ({e})"
+            ))
         }
-    }
+    })?;
+
     let freed = meta.blocks() * 512;
     if dry_run {
         return Ok(format!("would free {freed} bytes"));
     }
+    // The name could have been pointed at another file since we opened it.
+    let at_name = dir
+        .symlink_metadata(name)
+        .map_err(|e| stale(format!("{path}: {e}")))?;
+    if (at_name.dev(), at_name.ino()) != (meta.dev(), meta.ino()) {
+        return Err(stale(format!("{path} was replaced while being removed")));
+    }
     dir.remove_file(name)
-        .map_err(|e| RemoveRefusal::Failed(format!("unlink {}: {e}", remove.path)))?;
+        .map_err(|e| RemoveRefusal::Failed(format!("unlink {path}: {e}")))?;
     Ok(format!("freed {freed} bytes"))
+}
+
+/// A write lease on an open file, released on drop.
+struct WriteLease<'f> {
+    file: &'f cap_std::fs::File,
+}
+
+impl<'f> WriteLease<'f> {
+    fn take(file: &'f cap_std::fs::File) -> io::Result<Self> {
+        set_lease(file, libc::F_WRLCK)?;
+        Ok(WriteLease { file })
+    }
+}
+
+impl Drop for WriteLease<'_> {
+    fn drop(&mut self) {
+        let _ = set_lease(self.file, libc::F_UNLCK);
+    }
+}
+
+fn set_lease(file: &cap_std::fs::File, kind: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETLEASE takes an int argument and touches no memory; the fd
+    // is open for as long as `file` is borrowed.
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, kind) };
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn describe_change(then: &FileIdentity, now: &FileIdentity) -> String {

@@ -6,7 +6,41 @@ pub mod fs;
 pub mod log;
 pub mod proc;
 
+use crate::contract::ApiError;
 use serde::{Deserialize, Serialize};
+
+/// Refusals a capability made during one call into a plugin, kept (bounded)
+/// so the run record shows every attempt to step outside the grants, whatever
+/// the plugin itself reports.
+#[derive(Debug, Default)]
+pub struct Denials {
+    seen: Vec<String>,
+    more: u64,
+}
+
+impl Denials {
+    const KEPT: usize = 100;
+
+    /// Pass `result` through, noting it when it is a denial.
+    pub fn note<T>(&mut self, interface: &str, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        if let Err(ApiError::Denied(why)) = &result {
+            if self.seen.len() < Self::KEPT {
+                self.seen.push(format!("{interface}: {why}"));
+            } else {
+                self.more += 1;
+            }
+        }
+        result
+    }
+
+    pub fn into_lines(self) -> Vec<String> {
+        let mut lines = self.seen;
+        if self.more > 0 {
+            lines.push(format!("{} more denials", self.more));
+        }
+        lines
+    }
+}
 
 /// What the operator lets one plugin see and do (`[plugin.grants]`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

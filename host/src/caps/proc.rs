@@ -1,7 +1,7 @@
 //! `proc`: the processes on this host and the files they hold, read from procfs.
 
 use crate::contract::ApiError;
-use crate::contract::proc::{FileInUse, Process};
+use crate::contract::proc::{FileInUse, InUse, Process};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -23,10 +23,11 @@ const MAX_FILES_IN_USE: usize = 1 << 20;
 const MAX_CMDLINE_BYTES: usize = 4096;
 
 /// Read access to a procfs, granted or not.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ProcReader {
     root: PathBuf,
     granted: bool,
+    pub denials: super::Denials,
 }
 
 impl ProcReader {
@@ -34,33 +35,39 @@ impl ProcReader {
         ProcReader {
             root: root.into(),
             granted,
+            denials: super::Denials::default(),
         }
     }
 
-    fn require_grant(&self) -> Result<(), ApiError> {
-        if self.granted {
+    fn require_grant(&mut self, call: &str) -> Result<(), ApiError> {
+        let result = if self.granted {
             Ok(())
         } else {
             Err(ApiError::denied(
                 r#"no proc grant; the operator adds proc = ["read"]"#,
             ))
-        }
+        };
+        self.denials.note(call, result)
     }
 }
 
 impl crate::contract::proc::Host for ProcReader {
     fn processes(&mut self) -> Result<Vec<Process>, ApiError> {
-        self.require_grant()?;
+        self.require_grant("proc.processes")?;
         processes(&self.root).map_err(unavailable)
     }
 
-    fn files_in_use(&mut self, device: u64) -> Result<Vec<FileInUse>, ApiError> {
-        self.require_grant()?;
-        let held = files_in_use(&self.root, device).map_err(unavailable)?;
-        Ok(held
-            .into_iter()
-            .map(|(inode, pid)| FileInUse { device, inode, pid })
-            .collect())
+    fn files_in_use(&mut self, device: u64) -> Result<InUse, ApiError> {
+        self.require_grant("proc.files-in-use")?;
+        let scan = files_in_use(&self.root, device).map_err(unavailable)?;
+        Ok(InUse {
+            files: scan
+                .held
+                .into_iter()
+                .map(|(inode, pid)| FileInUse { device, inode, pid })
+                .collect(),
+            uninspected_pids: scan.uninspected,
+        })
     }
 }
 
@@ -142,16 +149,27 @@ pub fn namespace_inode(link: &str) -> Option<u64> {
     link.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
 }
 
-/// Inodes on `device` that some process has open (any fd) or mapped, each with
-/// one pid that holds it. A process we may not inspect makes the answer
-/// incomplete, so that is an error, never a silent gap.
-pub fn files_in_use(root: &Path, device: u64) -> io::Result<HashMap<u64, u32>> {
-    let mut held = HashMap::new();
+/// What a scan of procfs found on one device.
+#[derive(Debug, Default)]
+pub struct InUseScan {
+    /// Inode to one pid that holds it.
+    pub held: HashMap<u64, u32>,
+    /// Processes whose fds or maps this process may not read.
+    pub uninspected: Vec<u32>,
+}
+
+/// Inodes on `device` that some process has open (any fd) or mapped.
+/// Processes we may not inspect are listed, never silently skipped.
+pub fn files_in_use(root: &Path, device: u64) -> io::Result<InUseScan> {
+    let mut scan = InUseScan::default();
     for pid in pids(root)? {
         let dir = root.join(pid.to_string());
-        match held_by(&dir, pid, device, &mut held) {
+        match held_by(&dir, pid, device, &mut scan.held) {
             Ok(()) => {}
             Err(error) if vanished(&error) => continue,
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+                scan.uninspected.push(pid)
+            }
             Err(error) => {
                 return Err(io::Error::new(
                     error.kind(),
@@ -159,11 +177,11 @@ pub fn files_in_use(root: &Path, device: u64) -> io::Result<HashMap<u64, u32>> {
                 ));
             }
         }
-        if held.len() > MAX_FILES_IN_USE {
+        if scan.held.len() > MAX_FILES_IN_USE {
             return Err(io::Error::other("more files in use than remedy tracks"));
         }
     }
-    Ok(held)
+    Ok(scan)
 }
 
 fn held_by(dir: &Path, pid: u32, device: u64, held: &mut HashMap<u64, u32>) -> io::Result<()> {
@@ -250,7 +268,8 @@ mod tests {
     fn finds_a_file_this_process_holds() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let meta = file.as_file().metadata().unwrap();
-        let held = files_in_use(Path::new("/proc"), meta.dev()).unwrap();
-        assert_eq!(held.get(&meta.ino()), Some(&std::process::id()));
+        let scan = files_in_use(Path::new("/proc"), meta.dev()).unwrap();
+        assert_eq!(scan.held.get(&meta.ino()), Some(&std::process::id()));
+        assert!(!scan.uninspected.contains(&std::process::id()));
     }
 }

@@ -24,6 +24,20 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// The plugin's log lines, then every host call a capability refused.
+    pub(super) fn finish_log(self) -> Vec<crate::caps::log::LogLine> {
+        let denials = self.fs.denials.into_lines().into_iter();
+        let denials = denials.chain(self.proc.denials.into_lines());
+        let mut lines = self.log.finish();
+        lines.extend(denials.map(|message| crate::caps::log::LogLine {
+            level: "denied",
+            message,
+        }));
+        lines
+    }
+}
+
+impl RunContext {
     pub fn new(grants: &Grants, limits: &PluginLimits) -> Self {
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         // No preopened directories, no environment, no arguments, no sockets.

@@ -269,7 +269,7 @@ impl PluginEngine {
         let result = result.map_err(|error| classify(error, store.data(), &plugin.limits));
         let context = store.into_data();
         let stderr = context.stderr.contents();
-        let mut logs = context.log.finish();
+        let mut logs = context.finish_log();
         logs.extend(
             String::from_utf8_lossy(&stderr)
                 .lines()
@@ -298,12 +298,23 @@ fn classify(error: wasmtime::Error, context: &RunContext, limits: &PluginLimits)
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return Failure::TimedOut(limits.timeout);
     }
+    // A Rust plugin's panic message is on stderr: "panicked at FILE:LINE:" then the message.
     let stderr = context.stderr.contents();
-    let panic = String::from_utf8_lossy(&stderr);
-    let panic = panic.lines().find(|line| line.contains("panicked"));
-    match panic {
-        Some(line) => Failure::Trapped(format!("{error:#} ({})", line.trim())),
-        None => Failure::Trapped(format!("{error:#}")),
+    let stderr = String::from_utf8_lossy(&stderr);
+    let panic: Vec<&str> = stderr
+        .lines()
+        .skip_while(|line| !line.contains("panicked at"))
+        .take(2)
+        .map(str::trim)
+        .collect();
+    let cause = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    if panic.is_empty() {
+        Failure::Trapped(cause)
+    } else {
+        Failure::Trapped(format!("{cause}: {}", panic.join(" ")))
     }
 }
 

@@ -143,7 +143,20 @@ impl Plugin for DiskCleanup {
 
         // Without knowing which files are in use nothing is safe to delete.
         let in_use: HashSet<u64> = match proc::files_in_use(usage.device) {
-            Ok(files) => files.into_iter().map(|f| f.inode).collect(),
+            Ok(scan) => {
+                if !scan.uninspected_pids.is_empty() {
+                    plan = plan.check(Check::warn(
+                        "files in use",
+                        format!(
+                            "{} processes could not be inspected (pids {:?}); the host refuses to \
+                             remove any file still in use when it acts",
+                            scan.uninspected_pids.len(),
+                            &scan.uninspected_pids[..scan.uninspected_pids.len().min(8)]
+                        ),
+                    ));
+                }
+                scan.files.into_iter().map(|f| f.inode).collect()
+            }
             Err(error) => {
                 plan.summary = format!("{mountpoint} needs {} freed", select::human(to_free));
                 return Ok(plan

@@ -1,0 +1,168 @@
+//! Shared by the integration tests: real filesystems, real processes, the
+//! real `remedy` binary, and the plugins the build compiled to wasm.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use remedy::caps::Grants;
+use remedy::caps::proc::ProcRight;
+use remedy::engine::limits::PluginLimits;
+use remedy::engine::{LoadedPlugin, PluginEngine, PluginSpec};
+use remedy::store::Store;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, SystemTime};
+
+/// A compiled plugin from this build: `disk_cleanup`, `echo`, `hostile`.
+pub fn wasm(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A size-limited tmpfs mounted for one test and unmounted when dropped.
+/// Needs root (CI runs as root); fails the test loudly otherwise.
+pub struct Tmpfs {
+    _holder: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let holder = tempfile::tempdir().unwrap();
+        let path = holder.path().join("fs");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs at {} failed: these tests need root and mount(8)",
+            path.display()
+        );
+        Tmpfs {
+            _holder: holder,
+            path,
+        }
+    }
+
+    /// `(used, available)` bytes, as df counts them.
+    pub fn usage(&self) -> (u64, u64) {
+        let vfs = rustix::fs::statvfs(&self.path).unwrap();
+        let used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+        (used, vfs.f_bavail * vfs.f_frsize)
+    }
+
+    pub fn used_percent(&self) -> f64 {
+        let (used, available) = self.usage();
+        used as f64 * 100.0 / (used + available) as f64
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Write `size` bytes to `path` and date its modification `age` ago.
+pub fn aged_file(path: &Path, size: usize, age: Duration) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, vec![0x5a; size]).unwrap();
+    set_age(path, age);
+}
+
+pub fn set_age(path: &Path, age: Duration) {
+    let file = File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+/// A `sleep` whose stdin is `path`: a live process holding the file open.
+pub struct Holder(Child);
+
+impl Holder {
+    pub fn open(path: &Path) -> Holder {
+        let child = Command::new("sleep")
+            .arg("600")
+            .stdin(File::open(path).unwrap())
+            .spawn()
+            .expect("spawn sleep");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `remedy` binary built for these tests.
+pub fn remedy(state: &Path, config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_remedy"));
+    command
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--config")
+        .arg(config)
+        .env_remove("REMEDY_CONFIG")
+        .env_remove("REMEDY_STATE_DIR");
+    command
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Grants to read and remove below `root`, and to read processes.
+pub fn grants_under(root: &Path) -> Grants {
+    Grants {
+        fs_read: vec![root.to_path_buf()],
+        fs_remove: vec![root.to_path_buf()],
+        proc: vec![ProcRight::Read],
+    }
+}
+
+/// An engine, a store and their directories, for library-level tests.
+pub struct Host {
+    pub engine: PluginEngine,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    pub fn new() -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        Host {
+            engine: PluginEngine::new(Some(dir.path().join("compiled"))).unwrap(),
+            store: Store::open(&dir.path().join("state")).unwrap(),
+            dir,
+        }
+    }
+
+    pub fn load(&self, wasm_name: &str, grants: Grants, limits: PluginLimits) -> LoadedPlugin {
+        self.engine
+            .load(PluginSpec {
+                name: wasm_name.replace('_', "-"),
+                wasm: wasm(wasm_name).into(),
+                sha256_pin: None,
+                grants,
+                limits,
+            })
+            .unwrap_or_else(|e| panic!("load {wasm_name}: {e}"))
+    }
+}

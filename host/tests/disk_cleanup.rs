@@ -1,0 +1,420 @@
+//! disk-cleanup end to end: the real `remedy` binary, the bundled plugin, a
+//! real 16 MiB tmpfs filled past its target, and real processes holding files.
+
+mod common;
+
+use common::{DAY, Holder, Tmpfs, aged_file, describe, remedy};
+use serde_json::Value;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TARGET_PERCENT: f64 = 50.0;
+const MIB: usize = 1 << 20;
+
+/// A tmpfs at ~81%: eleven cache files of 1 MiB aged 25 to 11 days, one
+/// fresh cache file, one very old rotated log, a symlink out of the root, and
+/// a config granting disk-cleanup exactly this filesystem.
+struct Scene {
+    fs: Tmpfs,
+    state: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let fs = Tmpfs::mount("16m");
+        let root = &fs.path;
+        aged_file(&root.join("cache/sub/deep"), MIB, 25 * DAY);
+        for n in 0..10u32 {
+            aged_file(&root.join(format!("cache/c{n:02}")), MIB, (20 - n) * DAY);
+        }
+        aged_file(&root.join("cache/fresh"), MIB, Duration::from_secs(60));
+        aged_file(&root.join("logs/app.log.1"), MIB, 30 * DAY);
+        std::os::unix::fs::symlink("/etc/hostname", root.join("cache/link")).unwrap();
+        std::fs::create_dir(root.join("sandbox")).unwrap();
+
+        let state = tempfile::tempdir().unwrap();
+        let config = state.path().join("remedy.toml");
+        let r = root.display();
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+params = {{ mountpoint = "{r}", sandbox_dirs = "{r}/sandbox", cache_dirs = "{r}/cache", log_dirs = "{r}/logs", target_used_percent = "{TARGET_PERCENT}" }}
+[plugin.grants]
+fs_read = ["{r}"]
+fs_remove = ["{r}/cache", "{r}/logs", "{r}/sandbox"]
+proc = ["read"]
+"#
+            ),
+        )
+        .unwrap();
+        Scene { fs, state, config }
+    }
+
+    fn run(&self, extra: &[&str]) -> (i32, Value) {
+        let output = remedy(&self.state.path().join("state"), &self.config)
+            .args(["run", "disk-cleanup", "--output", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let json = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", describe(&output)));
+        (output.status.code().unwrap(), json)
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.fs.path.join(relative)
+    }
+
+    /// What an independent reading of the rules selects: files by tier
+    /// (cache before logs) and age, minus `excluded`, until the target is met.
+    fn expected_selection(&self, excluded: &[&str]) -> Vec<PathBuf> {
+        let mut order = vec!["cache/sub/deep".to_string()];
+        order.extend((0..10).map(|n| format!("cache/c{n:02}")));
+        order.push("logs/app.log.1".into());
+        let (used, available) = self.fs.usage();
+        let allowed = ((used + available) as f64 * TARGET_PERCENT / 100.0).floor() as u64;
+        let mut to_free = used.saturating_sub(allowed) as i64;
+        let mut selected = Vec::new();
+        for name in order.iter().filter(|n| !excluded.contains(&n.as_str())) {
+            if to_free <= 0 {
+                break;
+            }
+            let path = self.path(name);
+            to_free -= (std::fs::metadata(&path).unwrap().blocks() * 512) as i64;
+            selected.push(path);
+        }
+        selected
+    }
+}
+
+fn action_paths(run: &Value, round: usize) -> Vec<PathBuf> {
+    run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["round"] == round)
+        .map(|a| PathBuf::from(a["action"]["RemovePath"]["path"].as_str().unwrap()))
+        .collect()
+}
+
+fn statuses(run: &Value) -> Vec<String> {
+    run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn all_exist(paths: &[PathBuf]) -> bool {
+    paths.iter().all(|p| p.exists())
+}
+
+#[test]
+fn dry_run_plans_oldest_first_exactly_to_the_target_and_changes_nothing() {
+    let scene = Scene::new();
+    let before = scene.fs.usage();
+    assert!(
+        scene.fs.used_percent() > 75.0,
+        "scene must start above target"
+    );
+    let expected = scene.expected_selection(&[]);
+
+    let (code, run) = scene.run(&[]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["dry_run"], true);
+    assert_eq!(action_paths(&run, 0), expected);
+    assert!(statuses(&run).iter().all(|s| s == "planned"), "{run:#}");
+    assert_eq!(
+        scene.fs.usage(),
+        before,
+        "a dry-run must not change the filesystem"
+    );
+    assert!(all_exist(&expected));
+
+    // The explicit flag means the same.
+    let (code, again) = scene.run(&["--dry-run"]);
+    assert_eq!(code, 0);
+    assert_eq!(action_paths(&again, 0), expected);
+}
+
+#[test]
+fn apply_deletes_exactly_the_planned_files_and_reaches_the_target() {
+    let scene = Scene::new();
+    let (_, plan) = scene.run(&[]);
+    let planned = action_paths(&plan, 0);
+    assert!(!planned.is_empty());
+
+    let (code, run) = scene.run(&["--apply"]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(
+        action_paths(&run, 0),
+        planned,
+        "apply executes the plan dry-run showed"
+    );
+    assert!(statuses(&run).iter().all(|s| s == "done"), "{run:#}");
+    assert_eq!(
+        run["rounds"].as_array().unwrap().len(),
+        2,
+        "second round confirms the target"
+    );
+    assert!(action_paths(&run, 1).is_empty());
+
+    for path in &planned {
+        assert!(!path.exists(), "{} should be gone", path.display());
+    }
+    for kept in ["cache/fresh", "logs/app.log.1", "cache/c09"] {
+        assert!(scene.path(kept).exists(), "{kept} must survive");
+    }
+    assert!(std::fs::symlink_metadata(scene.path("cache/link")).is_ok());
+    assert!(Path::new("/etc/hostname").exists());
+    assert!(
+        scene.fs.used_percent() <= TARGET_PERCENT,
+        "usage {:.1}% after apply",
+        scene.fs.used_percent()
+    );
+}
+
+#[test]
+fn files_open_or_mapped_by_live_processes_are_never_proposed() {
+    let scene = Scene::new();
+    let _held = Holder::open(&scene.path("cache/sub/deep"));
+    let mapped_file = std::fs::File::open(scene.path("cache/c00")).unwrap();
+    // SAFETY: a private read-only mapping of a file nothing else writes.
+    let mapping = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            MIB,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            &mapped_file,
+            0,
+        )
+    }
+    .unwrap();
+    drop(mapped_file); // only the mapping holds it now
+
+    let expected = scene.expected_selection(&["cache/sub/deep", "cache/c00"]);
+    let (code, run) = scene.run(&[]);
+    assert_eq!(code, 0, "{run:#}");
+    let planned = action_paths(&run, 0);
+    assert_eq!(planned, expected);
+    assert!(!planned.contains(&scene.path("cache/sub/deep")));
+    assert!(!planned.contains(&scene.path("cache/c00")));
+    let checks = run["rounds"][0]["plan"]["checks"].to_string();
+    assert!(
+        checks.contains("2 skipped (open or mapped by a process)"),
+        "{checks}"
+    );
+
+    // Applying keeps its hands off them too.
+    let (code, applied) = scene.run(&["--apply"]);
+    assert_eq!(code, 0, "{applied:#}");
+    assert!(scene.path("cache/sub/deep").exists());
+    assert!(scene.path("cache/c00").exists());
+    // SAFETY: unmapping the mapping made above.
+    unsafe { rustix::mm::munmap(mapping, MIB).unwrap() };
+}
+
+#[test]
+fn nothing_runs_when_the_state_store_cannot_be_written() {
+    let scene = Scene::new();
+    let state = Tmpfs::mount("1m");
+    std::fs::create_dir(state.path.join("state")).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&state.path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = scene.fs.usage();
+
+    let output = remedy(&state.path.join("state"), &scene.config)
+        .args(["run", "disk-cleanup", "--apply"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot open the state store"), "{stderr}");
+    assert!(stderr.contains("nothing is run"), "{stderr}");
+    assert_eq!(scene.fs.usage(), before);
+}
+
+#[test]
+fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
+    let scene = Scene::new();
+    let output = remedy(&scene.state.path().join("state"), &scene.config)
+        .args(["run", "disk-cleanup"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "disk-cleanup 0.1.0 · dry-run",
+        "CHECK",
+        "usage",
+        "remove-path",
+        "planned",
+        "cache, unmodified for 25d",
+        "nothing was changed; run again with --apply",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+
+    // ... and the run is in the history.
+    let list = remedy(&scene.state.path().join("state"), &scene.config)
+        .args(["runs", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("disk-cleanup") && list.contains("dry-run"),
+        "{list}"
+    );
+}
+
+/// Plan first, then change the world, then execute that plan: a replaced file
+/// fails the identity check; files opened or mapped since fail the lease.
+#[test]
+fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
+    use remedy::caps::{Grants, proc::ProcRight};
+    use remedy::contract::{Action, ActionStatus};
+    use remedy::executor::Executor;
+    use remedy::run::{RunRequest, resolve_params, run};
+    use std::collections::BTreeMap;
+
+    let scene = Scene::new();
+    let host = common::Host::new();
+    let root = scene.fs.path.clone();
+    let grants = Grants {
+        fs_read: vec![root.clone()],
+        fs_remove: vec![root.join("cache"), root.join("logs")],
+        proc: vec![ProcRight::Read],
+    };
+    let plugin = host.load("disk_cleanup", grants.clone(), Default::default());
+    let r = root.display();
+    let given: BTreeMap<String, String> = [
+        ("mountpoint", r.to_string()),
+        ("sandbox_dirs", format!("{r}/sandbox")),
+        ("cache_dirs", format!("{r}/cache")),
+        ("log_dirs", format!("{r}/logs")),
+        ("target_used_percent", TARGET_PERCENT.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let params = resolve_params(&plugin, &BTreeMap::new(), &given).unwrap();
+    let planned = run(
+        &host.engine,
+        &host.store,
+        RunRequest {
+            plugin: &plugin,
+            alert: remedy::alert::manual_alert(BTreeMap::new()),
+            params,
+            dry_run: true,
+            max_rounds: 1,
+            trigger: "test".into(),
+        },
+    )
+    .unwrap();
+    let actions = planned.rounds[0].plan.clone().unwrap().actions;
+    assert!(actions.len() >= 4, "{actions:?}");
+    let path_of = |action: &Action| match action {
+        Action::RemovePath(remove) => PathBuf::from(&remove.path),
+    };
+
+    // 0: replaced by a new file under the same name, same size and age.
+    let replaced = path_of(&actions[0]);
+    std::fs::remove_file(&replaced).unwrap();
+    aged_file(&replaced, MIB, 25 * DAY);
+    // 1: opened by a process that started after planning.
+    let _holder = Holder::open(&path_of(&actions[1]));
+    // 2: mapped by this process, its descriptor already closed.
+    let mapped = std::fs::File::open(path_of(&actions[2])).unwrap();
+    // SAFETY: a private read-only mapping of a file nothing else writes.
+    let mapping = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            MIB,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            &mapped,
+            0,
+        )
+    }
+    .unwrap();
+    drop(mapped);
+
+    let alert = remedy::alert::manual_alert(BTreeMap::new());
+    host.store
+        .create_run(&remedy::store::NewRun {
+            id: "apply-later",
+            plugin: "disk-cleanup",
+            plugin_version: "0",
+            plugin_sha256: "0",
+            trigger: "test",
+            dry_run: false,
+            alert: &alert,
+            params: &[],
+        })
+        .unwrap();
+    let kinds = ["remove-path".to_string()];
+    let executor = Executor {
+        store: &host.store,
+        grants: &grants,
+        declared_kinds: &kinds,
+    };
+    let results = executor.execute("apply-later", 0, &actions, false).unwrap();
+
+    assert_eq!(
+        results[0].status,
+        ActionStatus::Stale,
+        "{}",
+        results[0].detail
+    );
+    assert!(
+        results[0].detail.contains("changed since it was planned"),
+        "{}",
+        results[0].detail
+    );
+    assert_eq!(
+        results[1].status,
+        ActionStatus::Stale,
+        "{}",
+        results[1].detail
+    );
+    assert!(
+        results[1].detail.contains("in use"),
+        "{}",
+        results[1].detail
+    );
+    assert_eq!(
+        results[2].status,
+        ActionStatus::Stale,
+        "{}",
+        results[2].detail
+    );
+    for result in &results[3..] {
+        assert_eq!(result.status, ActionStatus::Done, "{}", result.detail);
+    }
+    for action in &actions[..3] {
+        assert!(
+            path_of(action).exists(),
+            "{} must survive",
+            path_of(action).display()
+        );
+    }
+    for action in &actions[3..] {
+        assert!(!path_of(action).exists());
+    }
+    // SAFETY: unmapping the mapping made above.
+    unsafe { rustix::mm::munmap(mapping, MIB).unwrap() };
+}

@@ -1,0 +1,544 @@
+//! A hostile plugin against the host: every escape is denied and recorded,
+//! every limit holds, and the host keeps serving other runs meanwhile.
+
+mod common;
+
+use common::{Host, grants_under};
+use remedy::caps::Grants;
+use remedy::caps::log::LogLimits;
+use remedy::contract::{Action, ActionStatus, CheckStatus, FileIdentity, RemovePath};
+use remedy::engine::limits::PluginLimits;
+use remedy::engine::{LoadError, LoadedPlugin, PluginSpec};
+use remedy::executor::Executor;
+use remedy::run::{RunAborted, RunReport, RunRequest, run};
+use remedy::store::{NewRun, RunStatus};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SECRET: &str = "TOP-SECRET-remedy-test";
+
+/// `granted/` (the plugin's root) with a file and symlinks pointing into
+/// `outside/`, which holds a secret.
+struct Playground {
+    dir: tempfile::TempDir,
+}
+
+impl Playground {
+    fn new() -> Playground {
+        let dir = tempfile::tempdir().unwrap();
+        let granted = dir.path().join("granted");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(granted.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), SECRET).unwrap();
+        std::fs::write(granted.join("file"), "mine").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), granted.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, granted.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("../../outside/secret", granted.join("sub/rel")).unwrap();
+        Playground { dir }
+    }
+    fn granted(&self) -> PathBuf {
+        self.dir.path().join("granted")
+    }
+    fn outside(&self) -> PathBuf {
+        self.dir.path().join("outside")
+    }
+}
+
+fn attack(
+    host: &Host,
+    plugin: &LoadedPlugin,
+    attack: &str,
+    target: &Path,
+    dry_run: bool,
+) -> RunReport {
+    let params = vec![
+        ("attack".to_string(), attack.to_string()),
+        ("root".to_string(), "/".to_string()),
+        ("target".to_string(), target.display().to_string()),
+    ];
+    run(
+        &host.engine,
+        &host.store,
+        RunRequest {
+            plugin,
+            alert: remedy::alert::manual_alert(Default::default()),
+            params,
+            dry_run,
+            max_rounds: 3,
+            trigger: "test".into(),
+        },
+    )
+    .unwrap_or_else(|aborted| panic!("{aborted}"))
+}
+
+fn fast_limits() -> PluginLimits {
+    PluginLimits {
+        timeout: Duration::from_millis(500),
+        memory: 32 << 20,
+        log: LogLimits::default(),
+    }
+}
+
+fn denied_lines(report: &RunReport) -> Vec<String> {
+    report.rounds[0]
+        .logs
+        .iter()
+        .filter(|l| l.level == "denied")
+        .map(|l| l.message.clone())
+        .collect()
+}
+
+#[test]
+fn reads_cannot_escape_the_granted_root() {
+    let place = Playground::new();
+    let host = Host::new();
+    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let g = place.granted().display().to_string();
+    let escapes = [
+        format!("{g}/../outside/secret"),
+        format!("{g}/sub/../../outside/secret"),
+        place.outside().join("secret").display().to_string(),
+        "outside/secret".to_string(),
+        format!("{g}/link"),
+        format!("{g}/dirlink/secret"),
+        format!("{g}/sub/rel"),
+        "/etc/hostname".to_string(),
+        "/proc/self/environ".to_string(),
+    ];
+    for target in &escapes {
+        let report = attack(&host, &plugin, "read", Path::new(target), true);
+        let plan = report.rounds[0].plan.as_ref().unwrap();
+        let read = plan.checks.iter().find(|c| c.name == "read-file").unwrap();
+        assert_eq!(
+            read.status,
+            CheckStatus::Pass,
+            "{target}: read-file got {}",
+            read.detail
+        );
+        assert!(read.detail.contains("Denied"), "{target}: {}", read.detail);
+        for check in &plan.checks {
+            assert!(
+                !check.detail.contains(SECRET),
+                "{target}: secret leaked via {}",
+                check.name
+            );
+            if check.name != "stat" {
+                assert_eq!(
+                    check.status,
+                    CheckStatus::Pass,
+                    "{target}: {} got {}",
+                    check.name,
+                    check.detail
+                );
+            }
+        }
+        assert!(
+            !denied_lines(&report).is_empty(),
+            "{target}: the host must record its denials"
+        );
+    }
+    // A symlink may be looked at as a symlink, which shows nothing of its target.
+    let report = attack(&host, &plugin, "read", &place.granted().join("link"), true);
+    let stat = report.rounds[0]
+        .plan
+        .as_ref()
+        .unwrap()
+        .checks
+        .iter()
+        .find(|c| c.name == "stat")
+        .cloned()
+        .unwrap();
+    assert!(stat.detail.contains("FileKind::Symlink"), "{}", stat.detail);
+    assert!(
+        stat.detail.contains(&format!(
+            "size: {}",
+            place.outside().join("secret").as_os_str().len()
+        )),
+        "{}",
+        stat.detail
+    );
+}
+
+#[test]
+fn removal_outside_fs_remove_is_denied_and_recorded() {
+    let place = Playground::new();
+    let host = Host::new();
+    // It may read everywhere in the playground, but remove only below granted/.
+    let grants = Grants {
+        fs_read: vec![place.dir.path().to_path_buf()],
+        fs_remove: vec![place.granted()],
+        proc: vec![remedy::caps::proc::ProcRight::Read],
+    };
+    let plugin = host.load("hostile", grants, fast_limits());
+    let g = place.granted().display().to_string();
+    for target in [
+        place.outside().join("secret").display().to_string(),
+        format!("{g}/../outside/secret"),
+        g.clone(), // the root itself
+    ] {
+        let report = attack(&host, &plugin, "remove", Path::new(&target), false);
+        assert_eq!(
+            report.status,
+            RunStatus::Denied,
+            "{target}: {}",
+            report.reason
+        );
+        let result = &report.rounds[0].results[0];
+        assert_eq!(result.status, ActionStatus::Denied);
+        let stored = host.store.get_run(&report.id).unwrap();
+        assert_eq!(stored.actions[0].status, "denied", "the denial is recorded");
+        assert_eq!(stored.summary.status, RunStatus::Denied);
+    }
+    assert_eq!(
+        std::fs::read_to_string(place.outside().join("secret")).unwrap(),
+        SECRET
+    );
+    assert!(place.granted().exists());
+}
+
+#[test]
+fn forged_identities_and_symlinks_are_refused_at_execution() {
+    let place = Playground::new();
+    let host = Host::new();
+    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+
+    // The right path with a made-up inode.
+    let report = attack(
+        &host,
+        &plugin,
+        "forge",
+        &place.granted().join("file"),
+        false,
+    );
+    let result = &report.rounds[0].results[0];
+    assert_eq!(result.status, ActionStatus::Stale, "{}", result.detail);
+    assert!(
+        result.detail.contains("changed since it was planned"),
+        "{}",
+        result.detail
+    );
+    assert!(place.granted().join("file").exists());
+
+    // A symlink inside the root, with the link's own (real) identity.
+    for link in ["link", "dirlink/secret", "sub/rel"] {
+        let report = attack(&host, &plugin, "remove", &place.granted().join(link), false);
+        for result in report.rounds.iter().flat_map(|r| &r.results) {
+            assert_ne!(
+                result.status,
+                ActionStatus::Done,
+                "{link}: {}",
+                result.detail
+            );
+        }
+    }
+    assert!(std::fs::symlink_metadata(place.granted().join("link")).is_ok());
+    assert_eq!(
+        std::fs::read_to_string(place.outside().join("secret")).unwrap(),
+        SECRET
+    );
+}
+
+#[test]
+fn interfaces_without_a_grant_are_refused_at_load_naming_the_fix() {
+    let host = Host::new();
+    let load = |grants: Grants| {
+        host.engine.load(PluginSpec {
+            name: "hostile".into(),
+            wasm: common::wasm("hostile").into(),
+            sha256_pin: None,
+            grants,
+            limits: fast_limits(),
+        })
+    };
+    let no_proc = Grants {
+        fs_read: vec!["/tmp".into()],
+        ..Grants::default()
+    };
+    let error = load(no_proc).err().expect("proc is not granted");
+    assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("remedy:plugin/proc@0.1.0") && text.contains(r#"proc = ["read"]"#),
+        "{text}"
+    );
+
+    let error = load(Grants::default()).err().expect("fs is not granted");
+    assert!(
+        error.to_string().contains("remedy:plugin/fs@0.1.0"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_component_imports_only_the_interfaces_its_code_calls() {
+    let host = Host::new();
+    let echo = host.load("echo", Grants::default(), fast_limits());
+    let mut remedy_imports: Vec<&str> = echo
+        .imports
+        .iter()
+        .map(String::as_str)
+        .filter(|i| i.starts_with("remedy:"))
+        .collect();
+    remedy_imports.sort();
+    assert_eq!(
+        remedy_imports,
+        ["remedy:plugin/log@0.1.0", "remedy:plugin/types@0.1.0"]
+    );
+}
+
+#[test]
+fn a_pinned_sha256_must_match() {
+    let host = Host::new();
+    let error = host
+        .engine
+        .load(PluginSpec {
+            name: "echo".into(),
+            wasm: common::wasm("echo").into(),
+            sha256_pin: Some("0".repeat(64)),
+            grants: Grants::default(),
+            limits: fast_limits(),
+        })
+        .err()
+        .unwrap();
+    assert!(matches!(error, LoadError::Sha256Mismatch { .. }), "{error}");
+}
+
+#[test]
+fn limits_stop_the_plugin_and_the_host_keeps_serving() {
+    let place = Playground::new();
+    let host = Host::new();
+    let loop_limits = PluginLimits {
+        timeout: Duration::from_secs(3),
+        ..fast_limits()
+    };
+    let looping = host.load("hostile", grants_under(&place.granted()), loop_limits);
+    let bounded = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let echo = host.load("echo", Grants::default(), fast_limits());
+    let target = place.granted().join("file");
+
+    std::thread::scope(|scope| {
+        let spinning = scope.spawn(|| attack(&host, &looping, "loop", &target, true));
+        let hoarding = scope.spawn(|| attack(&host, &bounded, "memory", &target, true));
+        let flooding = scope.spawn(|| attack(&host, &bounded, "log-flood", &target, true));
+
+        // While the loop spins, other runs go through.
+        for n in 0..5 {
+            let report = run(
+                &host.engine,
+                &host.store,
+                RunRequest {
+                    plugin: &echo,
+                    alert: remedy::alert::manual_alert([("n".to_string(), n.to_string())].into()),
+                    params: vec![],
+                    dry_run: true,
+                    max_rounds: 1,
+                    trigger: "test".into(),
+                },
+            )
+            .unwrap();
+            assert_eq!(report.status, RunStatus::NothingToDo, "{}", report.reason);
+        }
+        assert!(
+            !spinning.is_finished(),
+            "echo runs completed while the loop was still spinning"
+        );
+
+        let spun = spinning.join().unwrap();
+        assert_eq!(spun.status, RunStatus::TimedOut, "{}", spun.reason);
+        assert!(
+            spun.reason.contains("timed out after 3s"),
+            "{}",
+            spun.reason
+        );
+
+        let hoarded = hoarding.join().unwrap();
+        assert_eq!(hoarded.status, RunStatus::Trapped, "{}", hoarded.reason);
+        assert!(
+            hoarded.reason.contains("memory cap of 33554432 bytes"),
+            "{}",
+            hoarded.reason
+        );
+
+        let flooded = flooding.join().unwrap();
+        assert_eq!(flooded.status, RunStatus::NothingToDo, "{}", flooded.reason);
+        let logs = &flooded.rounds[0].logs;
+        let limits = LogLimits::default();
+        assert!(
+            logs.len() <= limits.max_lines + 1,
+            "{} lines kept",
+            logs.len()
+        );
+        assert!(logs.last().unwrap().message.contains("more lines dropped"));
+        let stored = host.store.get_run(&flooded.id).unwrap();
+        assert_eq!(
+            stored.logs.len(),
+            logs.len(),
+            "the store keeps the bounded log"
+        );
+    });
+}
+
+#[test]
+fn panics_and_oversized_plans_fail_the_run_not_the_host() {
+    let place = Playground::new();
+    let host = Host::new();
+    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let target = place.granted().join("file");
+
+    let panicked = attack(&host, &plugin, "panic", &target, true);
+    assert_eq!(panicked.status, RunStatus::Trapped);
+    assert!(
+        panicked
+            .reason
+            .contains("hostile plugin panicked on purpose"),
+        "{}",
+        panicked.reason
+    );
+
+    let huge = attack(&host, &plugin, "huge-plan", &target, true);
+    assert_eq!(huge.status, RunStatus::Failed);
+    assert!(huge.reason.contains("at most 10000"), "{}", huge.reason);
+
+    let unknown = attack(&host, &plugin, "no-such-attack", &target, true);
+    assert_eq!(unknown.status, RunStatus::Failed);
+    assert!(
+        unknown.reason.contains("unknown attack"),
+        "{}",
+        unknown.reason
+    );
+}
+
+fn removal_of(path: &Path) -> Action {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    Action::RemovePath(RemovePath {
+        path: path.display().to_string(),
+        identity: FileIdentity {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        },
+        reason: "test".into(),
+    })
+}
+
+fn new_run<'a>(id: &'a str, alert: &'a remedy::contract::Alert) -> NewRun<'a> {
+    NewRun {
+        id,
+        plugin: "test",
+        plugin_version: "0",
+        plugin_sha256: "0",
+        trigger: "test",
+        dry_run: false,
+        alert,
+        params: &[],
+    }
+}
+
+#[test]
+fn undeclared_action_kinds_are_denied() {
+    let place = Playground::new();
+    let host = Host::new();
+    let alert = remedy::alert::manual_alert(Default::default());
+    host.store
+        .create_run(&new_run("undeclared", &alert))
+        .unwrap();
+    let grants = grants_under(&place.granted());
+    let executor = Executor {
+        store: &host.store,
+        grants: &grants,
+        declared_kinds: &[],
+    };
+    let results = executor
+        .execute(
+            "undeclared",
+            0,
+            &[removal_of(&place.granted().join("file"))],
+            false,
+        )
+        .unwrap();
+    assert_eq!(results[0].status, ActionStatus::Denied);
+    assert!(
+        results[0].detail.contains("did not declare"),
+        "{}",
+        results[0].detail
+    );
+    assert!(place.granted().join("file").exists());
+}
+
+#[test]
+fn one_denied_action_stops_the_whole_plan() {
+    let place = Playground::new();
+    let host = Host::new();
+    let alert = remedy::alert::manual_alert(Default::default());
+    host.store.create_run(&new_run("mixed", &alert)).unwrap();
+    let grants = grants_under(&place.granted());
+    let kinds = ["remove-path".to_string()];
+    let executor = Executor {
+        store: &host.store,
+        grants: &grants,
+        declared_kinds: &kinds,
+    };
+    let actions = [
+        removal_of(&place.granted().join("file")),
+        removal_of(&place.outside().join("secret")),
+    ];
+    let results = executor.execute("mixed", 0, &actions, false).unwrap();
+    assert_eq!(results[0].status, ActionStatus::Skipped);
+    assert_eq!(results[1].status, ActionStatus::Denied);
+    assert!(
+        place.granted().join("file").exists(),
+        "nothing runs when any action is denied"
+    );
+}
+
+#[test]
+fn an_unwritable_store_stops_everything_before_it_acts() {
+    let place = Playground::new();
+    let host = Host::new();
+    let file = place.granted().join("file");
+    let alert = remedy::alert::manual_alert(Default::default());
+
+    // Mid-run: the run exists, then the disk fills or turns read-only.
+    host.store.create_run(&new_run("failing", &alert)).unwrap();
+    host.store.simulate_write_failure().unwrap();
+    let grants = grants_under(&place.granted());
+    let kinds = ["remove-path".to_string()];
+    let executor = Executor {
+        store: &host.store,
+        grants: &grants,
+        declared_kinds: &kinds,
+    };
+    let error = executor
+        .execute("failing", 0, &[removal_of(&file)], false)
+        .unwrap_err();
+    assert!(error.to_string().contains("state.db"), "{error}");
+    assert!(file.exists(), "no intent record, no action");
+
+    // Whole run: refused before the plugin is even asked.
+    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let params = vec![
+        ("attack".to_string(), "remove".to_string()),
+        ("target".to_string(), file.display().to_string()),
+    ];
+    let aborted: RunAborted = run(
+        &host.engine,
+        &host.store,
+        RunRequest {
+            plugin: &plugin,
+            alert,
+            params,
+            dry_run: false,
+            max_rounds: 1,
+            trigger: "test".into(),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        aborted.to_string().contains("nothing more was executed"),
+        "{aborted}"
+    );
+    assert!(file.exists());
+}
