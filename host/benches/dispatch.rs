@@ -1,1 +1,122 @@
-fn main() {}
+//! Per-alert overhead. `cargo bench -p remedy --bench dispatch`
+//!
+//! - `plan/echo`: a fresh instance of a small pre-instantiated plugin plus
+//!   one `plan` call: what every round of every run pays.
+//! - `plan/disk-cleanup`: the same for the bundled plugin planning against
+//!   directories that do not exist (no filesystem work).
+//! - `cli/run disk-cleanup --dry-run`: the whole command, process start to
+//!   exit, with the compiled-plugin cache warm.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use remedy::caps::Grants;
+use remedy::contract::{Alert, AlertStatus, Incident};
+use remedy::engine::{PluginEngine, PluginSpec};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn wasm(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join(format!("{name}.wasm"))).unwrap()
+}
+
+fn incident(params: Vec<(String, String)>) -> Incident {
+    Incident {
+        run_id: "bench".into(),
+        alert: Alert {
+            status: AlertStatus::Firing,
+            labels: vec![
+                ("alertname".into(), "DiskSpaceLow".into()),
+                ("instance".into(), "node-1:9100".into()),
+            ],
+            annotations: vec![],
+            starts_at: "2026-11-21T10:00:00Z".into(),
+            ends_at: None,
+            fingerprint: "1854b7fffc770620".into(),
+        },
+        params,
+        dry_run: true,
+        round: 0,
+        history: vec![],
+    }
+}
+
+fn dispatch(c: &mut Criterion) {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new(Some(cache.path().to_path_buf())).unwrap();
+    eprintln!("pooling allocator: {}", engine.uses_pooling());
+
+    let echo = engine
+        .load(PluginSpec {
+            name: "echo".into(),
+            wasm: wasm("echo").into(),
+            sha256_pin: None,
+            grants: Grants::default(),
+            limits: Default::default(),
+        })
+        .unwrap();
+    let echo_incident = incident(vec![]);
+    let (mut instantiate, mut call) = (Duration::ZERO, Duration::ZERO);
+    const SAMPLES: u32 = 2_000;
+    for _ in 0..SAMPLES {
+        let done = engine.plan(&echo, &echo_incident);
+        instantiate += done.instantiate;
+        call += done.call;
+    }
+    eprintln!(
+        "plan/echo breakdown: instantiate {:?}, plan call {:?} (mean of {SAMPLES})",
+        instantiate / SAMPLES,
+        call / SAMPLES
+    );
+    c.bench_function("plan/echo", |b| {
+        b.iter(|| engine.plan(&echo, &echo_incident).result.unwrap())
+    });
+
+    let cleanup = engine
+        .load(PluginSpec {
+            name: "disk-cleanup".into(),
+            wasm: wasm("disk_cleanup").into(),
+            sha256_pin: None,
+            grants: Grants {
+                fs_read: vec!["/nonexistent-remedy-bench".into()],
+                fs_remove: vec![],
+                proc: vec![remedy::caps::proc::ProcRight::Read],
+            },
+            limits: Default::default(),
+        })
+        .unwrap();
+    let params = ["sandbox_dirs", "cache_dirs", "log_dirs"]
+        .map(|p| (p.to_string(), "/nonexistent-remedy-bench/x".to_string()));
+    let mut cleanup_params = params.to_vec();
+    cleanup_params.extend([
+        ("target_used_percent".into(), "80".into()),
+        ("grace".into(), "1h".into()),
+        ("log_min_age".into(), "7d".into()),
+    ]);
+    let cleanup_incident = incident(cleanup_params);
+    c.bench_function("plan/disk-cleanup", |b| {
+        b.iter(|| engine.plan(&cleanup, &cleanup_incident).result.unwrap())
+    });
+}
+
+fn cli(c: &mut Criterion) {
+    let state = tempfile::tempdir().unwrap();
+    let run = || {
+        let status = Command::new(env!("CARGO_BIN_EXE_remedy"))
+            .args(["run", "disk-cleanup", "--dry-run", "--state-dir"])
+            .arg(state.path())
+            .env_remove("REMEDY_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        // 0 (planned) or 3 (nothing to do), depending on this machine's disk.
+        assert!(matches!(status.code(), Some(0 | 3)), "{status}");
+    };
+    run(); // fills the compiled-plugin cache
+    let mut group = c.benchmark_group("cli");
+    group.sample_size(30);
+    group.bench_function("run disk-cleanup --dry-run", |b| b.iter(run));
+    group.finish();
+}
+
+criterion_group!(benches, dispatch, cli);
+criterion_main!(benches);

@@ -96,14 +96,16 @@ pub fn run(
     engine: &PluginEngine,
     store: &Store,
     request: RunRequest<'_>,
-) -> Result<RunReport, RunAborted> {
+) -> Result<RunReport, Box<RunAborted>> {
     let id = new_run_id();
     let plugin = request.plugin;
     let mut rounds = Vec::new();
-    let abort = |source, rounds| RunAborted {
-        run_id: id.clone(),
-        source,
-        rounds,
+    let abort = |source, rounds| {
+        Box::new(RunAborted {
+            run_id: id.clone(),
+            source,
+            rounds,
+        })
     };
 
     if let Err(source) = store.create_run(&NewRun {

@@ -523,7 +523,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
         ("attack".to_string(), "remove".to_string()),
         ("target".to_string(), file.display().to_string()),
     ];
-    let aborted: RunAborted = run(
+    let aborted: Box<RunAborted> = run(
         &host.engine,
         &host.store,
         RunRequest {

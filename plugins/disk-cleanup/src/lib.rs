@@ -148,8 +148,8 @@ impl Plugin for DiskCleanup {
                     plan = plan.check(Check::warn(
                         "files in use",
                         format!(
-                            "{} processes could not be inspected (pids {:?}); the host refuses to \
-                             remove any file still in use when it acts",
+                            "could not inspect {} process(es) (pids {:?}); the host still refuses \
+                             to remove any file in use when it acts",
                             scan.uninspected_pids.len(),
                             &scan.uninspected_pids[..scan.uninspected_pids.len().min(8)]
                         ),
@@ -183,7 +183,7 @@ impl Plugin for DiskCleanup {
                     Err(reason) => skips.count(reason),
                 }
             }
-            plan = plan.check(Check::pass(dir, format!("{}: {}", tier.name(), skips)));
+            plan = plan.check(Check::pass(dir, format!("{} tier: {skips}", tier.label())));
         }
 
         let selection = select::oldest_first(candidates, to_free);

@@ -12,6 +12,15 @@ pub enum Tier {
 }
 
 impl Tier {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Sandbox => "sandbox",
+            Tier::Cache => "cache",
+            Tier::Logs => "log",
+        }
+    }
+
+    /// What one file of this tier is, for an action's reason.
     pub fn name(self) -> &'static str {
         match self {
             Tier::Sandbox => "leaked sandbox file",
