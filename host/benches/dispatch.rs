@@ -67,6 +67,11 @@ fn dispatch(c: &mut Criterion) {
         instantiate / SAMPLES,
         call / SAMPLES
     );
+    let no_grants = Grants::default();
+    let limits = Default::default();
+    c.bench_function("context/new", |b| {
+        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits))
+    });
     c.bench_function("plan/echo", |b| {
         b.iter(|| engine.plan(&echo, &echo_incident).result.unwrap())
     });

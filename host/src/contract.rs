@@ -67,6 +67,18 @@ impl CheckStatus {
 }
 
 impl ApiError {
+    /// `invalid: parameter ... ` — the variant, then the plugin's words.
+    pub fn describe(&self) -> String {
+        let (kind, message) = match self {
+            ApiError::Denied(m) => ("denied", m),
+            ApiError::NotFound(m) => ("not found", m),
+            ApiError::Invalid(m) => ("invalid", m),
+            ApiError::Unavailable(m) => ("unavailable", m),
+            ApiError::Internal(m) => ("internal error", m),
+        };
+        format!("{kind}: {message}")
+    }
+
     pub fn denied(message: impl Into<String>) -> Self {
         ApiError::Denied(message.into())
     }

@@ -223,28 +223,15 @@ pub fn run(
 
 /// How the run ends after this round's actions, or `None` to plan again.
 fn judge_round(results: &[ActionResult], dry_run: bool) -> Option<(RunStatus, String)> {
-    let first = |status| results.iter().find(|r| r.status == status);
-    if let Some(denied) = first(ActionStatus::Denied) {
-        return Some((
-            RunStatus::Denied,
-            format!(
-                "{} {}: {}",
-                denied.action.kind(),
-                denied.action.target(),
-                denied.detail
-            ),
-        ));
-    }
-    if let Some(failed) = first(ActionStatus::Failed) {
-        return Some((
-            RunStatus::Failed,
-            format!(
-                "{} {}: {}",
-                failed.action.kind(),
-                failed.action.target(),
-                failed.detail
-            ),
-        ));
+    for (action_status, run_status) in [
+        (ActionStatus::Denied, RunStatus::Denied),
+        (ActionStatus::Failed, RunStatus::Failed),
+    ] {
+        if let Some(first) = results.iter().find(|r| r.status == action_status) {
+            let action = &first.action;
+            let reason = format!("{} {}: {}", action.kind(), action.target(), first.detail);
+            return Some((run_status, reason));
+        }
     }
     if dry_run {
         let planned = results

@@ -374,34 +374,18 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     };
     let results = executor.execute("apply-later", 0, &actions, false).unwrap();
 
-    assert_eq!(
-        results[0].status,
-        ActionStatus::Stale,
-        "{}",
-        results[0].detail
-    );
-    assert!(
-        results[0].detail.contains("changed since it was planned"),
-        "{}",
-        results[0].detail
-    );
-    assert_eq!(
-        results[1].status,
-        ActionStatus::Stale,
-        "{}",
-        results[1].detail
-    );
-    assert!(
-        results[1].detail.contains("in use"),
-        "{}",
-        results[1].detail
-    );
-    assert_eq!(
-        results[2].status,
-        ActionStatus::Stale,
-        "{}",
-        results[2].detail
-    );
+    let refused = |n: usize, needle: &str| {
+        assert_eq!(
+            results[n].status,
+            ActionStatus::Stale,
+            "{}",
+            results[n].detail
+        );
+        assert!(results[n].detail.contains(needle), "{}", results[n].detail);
+    };
+    refused(0, "changed since it was planned");
+    refused(1, "in use");
+    refused(2, "in use");
     for result in &results[3..] {
         assert_eq!(result.status, ActionStatus::Done, "{}", result.detail);
     }

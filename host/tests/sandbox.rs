@@ -542,3 +542,41 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
     );
     assert!(file.exists());
 }
+
+#[test]
+fn compiled_plugins_are_cached_across_restarts_and_bad_cache_files_recompiled() {
+    use remedy::engine::PluginEngine;
+    use remedy::engine::cache::CacheUse;
+    let dir = tempfile::tempdir().unwrap();
+    let load = |engine: &PluginEngine| {
+        engine
+            .load(PluginSpec {
+                name: "echo".into(),
+                wasm: common::wasm("echo").into(),
+                sha256_pin: None,
+                grants: Grants::default(),
+                limits: fast_limits(),
+            })
+            .unwrap()
+    };
+    let first = PluginEngine::new(Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(load(&first).cache, CacheUse::Compiled);
+    drop(first);
+
+    let restarted = PluginEngine::new(Some(dir.path().to_path_buf())).unwrap();
+    assert_eq!(
+        load(&restarted).cache,
+        CacheUse::Hit,
+        "a restart must not recompile"
+    );
+
+    // A truncated or garbled cache file is ignored and replaced, never run.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"\x7fELF not really").unwrap();
+    }
+    let recovered = PluginEngine::new(Some(dir.path().to_path_buf())).unwrap();
+    let plugin = load(&recovered);
+    assert_eq!(plugin.cache, CacheUse::Compiled);
+    assert_eq!(plugin.info.name, "echo");
+    assert_eq!(load(&recovered).cache, CacheUse::Hit);
+}

@@ -62,7 +62,7 @@ pub enum Failure {
     MemoryCap { cap: usize, wanted: usize },
     #[error("trapped: {0}")]
     Trapped(String),
-    #[error("returned an error: {0:?}")]
+    #[error("returned an error: {}", .0.describe())]
     Plugin(ApiError),
     #[error("returned an unacceptable answer: {0}")]
     Invalid(String),

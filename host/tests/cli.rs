@@ -1,0 +1,321 @@
+//! The command line: exit codes, errors that name what to fix, and the
+//! subcommands around `run`.
+
+mod common;
+
+use common::{describe, remedy};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn with_config(config: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("remedy.toml"), config).unwrap();
+        Setup { dir }
+    }
+
+    /// A config like the built-in one, but reading only an empty directory.
+    fn quiet() -> Setup {
+        let setup = Setup::with_config("");
+        let data = setup.dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let d = data.display();
+        std::fs::write(
+            setup.config(),
+            format!(
+                r#"
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+params = {{ mountpoint = "/nowhere", sandbox_dirs = "{d}", cache_dirs = "{d}", log_dirs = "{d}" }}
+[plugin.grants]
+fs_read = ["{d}"]
+proc = ["read"]
+"#
+            ),
+        )
+        .unwrap();
+        setup
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("remedy.toml")
+    }
+
+    fn remedy(&self, args: &[&str]) -> Output {
+        remedy(&self.dir.path().join("state"), &self.config())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn nothing_to_do_exits_3_and_is_recorded() {
+    let setup = Setup::quiet();
+    let output = setup.remedy(&["run", "disk-cleanup"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("no directory to clean is on /nowhere"),
+        "{}",
+        describe(&output)
+    );
+
+    let list = setup.remedy(&["runs", "list", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["status"], "nothing-to-do");
+
+    let show = setup.remedy(&["runs", "show", &id[..13]]);
+    assert_eq!(show.status.code(), Some(0), "{}", describe(&show));
+    for needle in [&id[..], "disk-cleanup", "nothing-to-do", "round 1"] {
+        assert!(
+            stdout(&show).contains(needle),
+            "missing {needle}: {}",
+            describe(&show)
+        );
+    }
+    let missing = setup.remedy(&["runs", "show", "no-such-run"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no run matches"),
+        "{}",
+        describe(&missing)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_fix() {
+    let setup = Setup::quiet();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "no-such-plugin"], "no plugin `no-such-plugin`"),
+        (
+            &["run", "disk-cleanup", "--param", "nope=1"],
+            "has no param `nope`",
+        ),
+        (
+            &["run", "disk-cleanup", "--param", "novalue"],
+            "expected KEY=VALUE",
+        ),
+        (
+            &["run", "disk-cleanup", "--apply", "--dry-run"],
+            "cannot be used with",
+        ),
+        (
+            &["run", "disk-cleanup", "--alert", "/nonexistent.json"],
+            "--alert /nonexistent.json",
+        ),
+        (&["runs", "list", "--status", "exploded"], "unknown status"),
+    ];
+    for (args, needle) in cases {
+        let output = setup.remedy(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            describe(&output)
+        );
+        assert!(
+            stderr(&output).contains(needle),
+            "{args:?}: {}",
+            describe(&output)
+        );
+    }
+}
+
+#[test]
+fn a_bad_param_value_is_a_failed_run_naming_the_param() {
+    let setup = Setup::quiet();
+    let output = setup.remedy(&["run", "disk-cleanup", "--param", "target_used_percent=lots"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("target_used_percent"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn alert_files_are_read_and_labels_apply() {
+    let setup = Setup::quiet();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/am-webhook-firing.json");
+    let output = setup.remedy(&[
+        "run",
+        "disk-cleanup",
+        "--alert",
+        fixture.to_str().unwrap(),
+        "--label",
+        "mountpoint=/elsewhere",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let run: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let labels = run["alert"]["labels"].to_string();
+    assert!(
+        labels.contains("ContainerUnhealthy") && labels.contains("/elsewhere"),
+        "{labels}"
+    );
+    assert!(
+        run["reason"].as_str().unwrap().contains("/elsewhere"),
+        "the alert's mountpoint wins: {run:#}"
+    );
+
+    let garbage = setup.dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"alerts\": [1, 2]}").unwrap();
+    let output = setup.remedy(&["run", "disk-cleanup", "--alert", garbage.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("not an Alertmanager webhook payload"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn config_check_loads_every_plugin_and_reports_each_problem() {
+    let good = Setup::quiet();
+    let output = good.remedy(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("ok    plugin disk-cleanup"),
+        "{}",
+        describe(&output)
+    );
+
+    // Parses, but the plugin imports an interface its grants leave out.
+    let ungranted = Setup::with_config(
+        "[[plugin]]\nname = \"disk-cleanup\"\nsource = \"builtin:disk-cleanup\"\n[plugin.grants]\nfs_read = [\"/tmp\"]\n",
+    );
+    let output = ungranted.remedy(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains(r#"add proc = ["read"]"#),
+        "{}",
+        describe(&output)
+    );
+
+    let broken = Setup::with_config(
+        "[[plugin]]\nname = \"x\"\nsource = \"missing.wasm\"\ntimeout = \"soon\"\n[plugin.grants]\nfs_remove = [\"/data\"]\n",
+    );
+    let output = broken.remedy(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("remedy.toml") && text.contains("timeout") && text.contains("fs_read"),
+        "{text}"
+    );
+
+    let missing_file = Setup::with_config("[[plugin]]\nname = \"x\"\nsource = \"missing.wasm\"\n");
+    let output = missing_file.remedy(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("missing.wasm"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn plugins_inspect_shows_identity_imports_and_grants() {
+    let setup = Setup::quiet();
+    let output = setup.remedy(&["plugins", "inspect", "disk-cleanup"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = stdout(&output);
+    for needle in [
+        "sha256:",
+        "remedy:plugin/fs@0.1.0",
+        "remedy:plugin/proc@0.1.0",
+        "remove-path",
+        "target_used_percent",
+        "fs_read",
+    ] {
+        assert!(text.contains(needle), "missing {needle}: {text}");
+    }
+    assert!(
+        !text.contains("remedy:plugin/log"),
+        "disk-cleanup never logs, so never imports log"
+    );
+
+    let list = setup.remedy(&["plugins", "list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", describe(&list));
+    assert!(stdout(&list).contains("disk-cleanup"));
+}
+
+#[test]
+fn the_built_in_default_runs_without_any_config() {
+    let state = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+        .args(["run", "disk-cleanup", "--dry-run", "--state-dir"])
+        .arg(state.path())
+        .env_remove("REMEDY_CONFIG")
+        .output()
+        .unwrap();
+    // Planned (0) or nothing to do (3), depending on this machine's disk; never a change.
+    assert!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "{}",
+        describe(&output)
+    );
+    assert!(stdout(&output).contains("dry-run"), "{}", describe(&output));
+
+    let show = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert!(stdout(&show).contains("builtin:disk-cleanup"));
+}
+
+#[test]
+fn without_the_pooling_allocator_plugins_still_run() {
+    // 16 GiB of address space: too little for the instance pool, plenty for one instance.
+    let setup = Setup::quiet();
+    let binary = env!("CARGO_BIN_EXE_remedy");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 16777216 && exec '{binary}' -v --state-dir '{}' --config '{}' run disk-cleanup",
+            setup.dir.path().join("state").display(),
+            setup.config().display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("pooling allocator unavailable"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn help_teaches_exit_codes_and_examples() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("Exit codes:") && stdout(&help).contains("escalated"));
+    let run_help = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&run_help).contains("Examples:"),
+        "{}",
+        describe(&run_help)
+    );
+}
