@@ -8,7 +8,8 @@ use crate::builtin;
 use crate::caps::Grants;
 use crate::caps::log::LogLimits;
 use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
-use serde::Deserialize;
+use crate::matcher::{Matcher, parse_matchers};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,66 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: Option<String>,
+    #[serde(default)]
+    matchers: Vec<String>,
+    plugin: String,
+    mode: Option<Mode>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    cooldown: Option<String>,
+    #[serde(default)]
+    group_by: Vec<String>,
+    #[serde(default, rename = "continue")]
+    continue_matching: bool,
+    max_rounds: Option<u32>,
+}
+
+/// What a route does with the plan its plugin makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Execute it.
+    Apply,
+    /// Record it and execute nothing.
+    DryRun,
+    /// Record it and wait for a human to approve exactly that plan.
+    Approve,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Apply => "apply",
+            Mode::DryRun => "dry-run",
+            Mode::Approve => "approve",
+        }
+    }
+}
+
+/// Which alerts go to which plugin. Routes are tried in order; the first
+/// that matches wins, unless it says `continue = true`, as in Alertmanager.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    /// All must match; none matches every alert.
+    pub matchers: Vec<Matcher>,
+    pub plugin: String,
+    pub mode: Mode,
+    /// Override the plugin's configured params for alerts on this route.
+    pub params: BTreeMap<String, String>,
+    /// After a run, how long the same route and `group_by` values stay quiet.
+    pub cooldown: Duration,
+    pub group_by: Vec<String>,
+    pub continue_matching: bool,
+    pub max_rounds: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +144,7 @@ pub struct Config {
     pub origin: String,
     pub state_dir: Option<PathBuf>,
     pub plugins: Vec<PluginConfig>,
+    pub routes: Vec<RouteConfig>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,6 +186,12 @@ impl Config {
                 plugins.push(plugin);
             }
         }
+        let mut routes = Vec::new();
+        for (index, raw) in raw.routes.into_iter().enumerate() {
+            if let Some(route) = validate_route(raw, index, &names, &mut problems) {
+                routes.push(route);
+            }
+        }
         if let Some(dir) = &raw.state_dir
             && !dir.is_absolute()
         {
@@ -142,6 +210,7 @@ impl Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
             plugins,
+            routes,
         })
     }
 
@@ -152,6 +221,60 @@ impl Config {
     pub fn plugin_names(&self) -> Vec<&str> {
         self.plugins.iter().map(|p| p.name.as_str()).collect()
     }
+}
+
+fn validate_route(
+    raw: RawRoute,
+    index: usize,
+    plugins: &HashSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<RouteConfig> {
+    let name = raw.name.unwrap_or_else(|| format!("route-{}", index + 1));
+    let at = format!("[[route]] #{} `{name}`", index + 1);
+    let before = problems.len();
+    let mut matchers = Vec::new();
+    for text in &raw.matchers {
+        match parse_matchers(text) {
+            Ok(parsed) => matchers.extend(parsed),
+            Err(e) => problems.push(format!("{at}: matchers entry {text:?}: {e}")),
+        }
+    }
+    if !plugins.contains(&raw.plugin) {
+        problems.push(format!(
+            "{at}: plugin = {:?} is not a configured [[plugin]]",
+            raw.plugin
+        ));
+    }
+    let cooldown = match raw.cooldown.as_deref().map(humantime::parse_duration) {
+        None => Duration::ZERO,
+        Some(Ok(cooldown)) => cooldown,
+        Some(Err(e)) => {
+            problems.push(format!("{at}: cooldown: {e} (write e.g. \"15m\")"));
+            Duration::ZERO
+        }
+    };
+    if raw.group_by.iter().any(String::is_empty) {
+        problems.push(format!("{at}: group_by names an empty label"));
+    }
+    if let Some(rounds) = raw.max_rounds
+        && !(1..=100).contains(&rounds)
+    {
+        problems.push(format!(
+            "{at}: max_rounds = {rounds}: must be between 1 and 100"
+        ));
+    }
+    (problems.len() == before).then(|| RouteConfig {
+        name,
+        matchers,
+        plugin: raw.plugin,
+        // Safe by default: a route executes nothing unless it says apply.
+        mode: raw.mode.unwrap_or(Mode::DryRun),
+        params: raw.params,
+        cooldown,
+        group_by: raw.group_by,
+        continue_matching: raw.continue_matching,
+        max_rounds: raw.max_rounds,
+    })
 }
 
 fn validate_plugin(
@@ -314,6 +437,72 @@ mod tests {
                 config.plugin(name).is_some(),
                 "{name} missing from the default config"
             );
+            assert!(
+                config.routes.iter().any(|r| r.plugin == name),
+                "no route to {name}"
+            );
+        }
+        assert!(
+            config.routes.iter().all(|r| r.mode == Mode::DryRun),
+            "every built-in route must be dry-run"
+        );
+    }
+
+    const ONE_PLUGIN: &str = "[[plugin]]\nname = \"p\"\nsource = \"builtin:disk-cleanup\"\n";
+
+    #[test]
+    fn routes() {
+        let config = parse(&format!(
+            r#"{ONE_PLUGIN}
+            [[route]]
+            name = "disk"
+            matchers = ['alertname=~"DiskSpace(Low|Critical)"', 'severity!=info, team=sre']
+            plugin = "p"
+            mode = "apply"
+            cooldown = "15m"
+            group_by = ["instance"]
+            continue = true
+            [[route]]
+            plugin = "p"
+            "#
+        ))
+        .unwrap();
+        let disk = &config.routes[0];
+        assert_eq!(disk.matchers.len(), 3);
+        assert_eq!(
+            (disk.mode, disk.cooldown),
+            (Mode::Apply, Duration::from_secs(900))
+        );
+        assert!(disk.continue_matching);
+        let fallback = &config.routes[1];
+        assert_eq!(
+            (fallback.name.as_str(), fallback.mode),
+            ("route-2", Mode::DryRun)
+        );
+        assert!(fallback.matchers.is_empty());
+    }
+
+    #[test]
+    fn route_problems_are_all_reported() {
+        let bad_mode = format!("{ONE_PLUGIN}[[route]]\nplugin = \"p\"\nmode = \"yolo\"\n");
+        let error = parse(&bad_mode).unwrap_err().to_string();
+        assert!(
+            error.contains("yolo") && error.contains("dry-run"),
+            "{error}"
+        );
+
+        let broken = format!(
+            "{ONE_PLUGIN}[[route]]\nmatchers = ['alertname=~\"(\"', 'a=\"b']\nplugin = \"q\"\ncooldown = \"later\"\ngroup_by = [\"\"]\n"
+        );
+        let error = parse(&broken).unwrap_err().to_string();
+        for needle in [
+            "invalid regular expression",
+            "missing closing quote",
+            "\"q\" is not a configured",
+            "cooldown",
+            "group_by",
+        ] {
+            assert!(error.contains(needle), "missing {needle:?} in {error}");
         }
     }
 

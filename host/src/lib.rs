@@ -18,5 +18,7 @@ pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod executor;
+pub mod matcher;
+pub mod router;
 pub mod run;
 pub mod store;

@@ -319,3 +319,118 @@ fn help_teaches_exit_codes_and_examples() {
         describe(&run_help)
     );
 }
+
+#[test]
+fn routes_test_explains_each_route() {
+    let setup = Setup::with_config(
+        r#"
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+[plugin.grants]
+fs_read = ["/tmp"]
+proc = ["read"]
+
+[[route]]
+name = "critical-only"
+matchers = ['alertname="DiskSpaceLow"', 'severity="critical"']
+plugin = "disk-cleanup"
+mode = "apply"
+
+[[route]]
+name = "disk"
+matchers = ['{alertname=~"DiskSpace(Low|Critical)"}']
+plugin = "disk-cleanup"
+params = { target_used_percent = "70" }
+
+[[route]]
+name = "never"
+plugin = "disk-cleanup"
+"#,
+    );
+    let output = setup.remedy(&[
+        "routes",
+        "test",
+        "--label",
+        "alertname=DiskSpaceLow",
+        "--label",
+        "severity=warning",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let text = stdout(&output);
+    let line = |route: &str| {
+        text.lines()
+            .find(|l| l.contains(route))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("critical-only")
+            .contains(r#"severity="critical" does not match severity = "warning""#),
+        "{text}"
+    );
+    assert!(
+        line(" disk ").contains("MATCH") && line(" disk ").contains("dry-run"),
+        "{text}"
+    );
+    assert!(line("never").contains("not tried"), "{text}");
+
+    let none = setup.remedy(&["routes", "test", "--label", "alertname=APIDown"]);
+    assert_eq!(
+        none.status.code(),
+        Some(0),
+        "the catch-all route takes it: {}",
+        describe(&none)
+    );
+
+    let check = setup.remedy(&["config", "check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+    assert!(
+        stdout(&check).contains("ok    route disk -> disk-cleanup (dry-run, 1 matchers)"),
+        "{}",
+        describe(&check)
+    );
+}
+
+#[test]
+fn config_check_refuses_route_params_the_plugin_does_not_take() {
+    let setup = Setup::with_config(
+        r#"
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+[plugin.grants]
+fs_read = ["/tmp"]
+proc = ["read"]
+
+[[route]]
+name = "typo"
+plugin = "disk-cleanup"
+params = { target_percent = "70" }
+"#,
+    );
+    let output = setup.remedy(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stdout(&output)
+            .contains("FAIL  route typo: plugin `disk-cleanup` has no param `target_percent`"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/remedy.toml");
+    let state = tempfile::tempdir().unwrap();
+    let output = remedy(state.path(), &example)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("1 plugins, 1 routes"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -2,6 +2,7 @@
 
 use super::{Cli, exit, load_plugin};
 use crate::builtin;
+use crate::run::resolve_params;
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -23,30 +24,52 @@ pub fn config(cli: &Cli, command: &ConfigCommand) -> Result<u8> {
             let config = cli.load_config()?;
             let engine = cli.engine(&config)?;
             let mut failures = 0;
+            let mut loaded = Vec::new();
             for plugin in &config.plugins {
                 match load_plugin(&engine, plugin) {
-                    Ok(loaded) => println!(
-                        "ok    plugin {} {} ({})",
-                        loaded.name, loaded.info.version, plugin.source
-                    ),
+                    Ok(plugin_loaded) => {
+                        println!(
+                            "ok    plugin {} {} ({})",
+                            plugin_loaded.name, plugin_loaded.info.version, plugin.source
+                        );
+                        loaded.push((plugin, plugin_loaded));
+                    }
                     Err(error) => {
                         failures += 1;
                         println!("FAIL  plugin {}: {error:#}", plugin.name);
                     }
                 }
             }
+            for route in &config.routes {
+                let Some((plugin, plugin_loaded)) =
+                    loaded.iter().find(|(p, _)| p.name == route.plugin)
+                else {
+                    continue; // its plugin failed above
+                };
+                match resolve_params(plugin_loaded, &plugin.params, &route.params) {
+                    Ok(_) => println!(
+                        "ok    route {} -> {} ({}, {} matchers)",
+                        route.name,
+                        route.plugin,
+                        route.mode.as_str(),
+                        route.matchers.len()
+                    ),
+                    Err(error) => {
+                        failures += 1;
+                        println!("FAIL  route {}: {error}", route.name);
+                    }
+                }
+            }
             if failures == 0 {
                 println!(
-                    "config {} is valid: {} plugins",
+                    "config {} is valid: {} plugins, {} routes",
                     config.origin,
-                    config.plugins.len()
+                    config.plugins.len(),
+                    config.routes.len()
                 );
                 Ok(exit::SUCCESS)
             } else {
-                println!(
-                    "config {}: {failures} plugin(s) cannot be loaded",
-                    config.origin
-                );
+                println!("config {}: {failures} problem(s)", config.origin);
                 Ok(exit::USAGE)
             }
         }

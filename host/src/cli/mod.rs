@@ -3,6 +3,7 @@
 mod config_cmd;
 mod output;
 mod plugins;
+mod routes;
 mod run;
 mod runs;
 
@@ -66,6 +67,9 @@ enum Command {
     /// Show recorded runs
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Test which route an alert takes
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
 }
 
 /// Exit statuses, documented in `--help`.
@@ -113,6 +117,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Plugins(command) => plugins::plugins(cli, command),
         Command::Config(command) => config_cmd::config(cli, command),
         Command::Runs(command) => runs::runs(cli, command),
+        Command::Routes(command) => routes::routes(cli, command),
     }
 }
 
@@ -167,9 +172,20 @@ impl Cli {
         })
     }
 
+    /// An engine caching compiled plugins in the state dir; without a cache
+    /// (and a warning) where that cannot be created: compiling is only slower.
     fn engine(&self, config: &Config) -> Result<PluginEngine> {
         let cache = self.state_dir(config)?.join("compiled");
-        Ok(PluginEngine::new(Some(cache))?)
+        match PluginEngine::new(Some(cache)) {
+            Err(crate::engine::EngineError::Cache { path, source }) => {
+                tracing::warn!(
+                    "not caching compiled plugins: cannot create {}: {source}",
+                    path.display()
+                );
+                Ok(PluginEngine::new(None)?)
+            }
+            engine => Ok(engine?),
+        }
     }
 }
 

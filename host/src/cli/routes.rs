@@ -1,0 +1,104 @@
+//! `remedy routes test`: which route and plugin an alert would go to, and why.
+
+use super::{Cli, UsageError, exit, output::table, parse_pair};
+use crate::alert::parse_alert_json;
+use crate::router::{Verdict, evaluate};
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Show which routes an alert with these labels takes, and why each other route does not.
+    /// Exits 0 when some route matches, 3 when none does.
+    #[command(
+        after_help = "Example:\n  remedy routes test --label alertname=DiskSpaceLow --label instance=node-1:9100"
+    )]
+    Test {
+        /// Alert label; repeat for more
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+        labels: Vec<(String, String)>,
+        /// Take the labels from an alert file (webhook payload with one alert, or one alert)
+        #[arg(long, value_name = "FILE")]
+        alert: Option<PathBuf>,
+    },
+}
+
+pub fn routes(cli: &Cli, command: &RoutesCommand) -> Result<u8> {
+    let RoutesCommand::Test { labels, alert } = command;
+    let config = cli.load_config()?;
+    let mut all = match alert {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?;
+            parse_alert_json(&text)
+                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?
+                .labels
+        }
+        None => Vec::new(),
+    };
+    for (name, value) in labels {
+        all.retain(|(existing, _)| existing != name);
+        all.push((name.clone(), value.clone()));
+    }
+    all.sort();
+
+    let shown: Vec<String> = all.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    println!(
+        "alert {{{}}} in the {} config:",
+        shown.join(", "),
+        config.origin
+    );
+    let verdicts = evaluate(&config.routes, &all);
+    let rows: Vec<Vec<String>> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(index, (route, verdict))| {
+            let why = match verdict {
+                Verdict::Matched if route.matchers.is_empty() => {
+                    "no matchers: takes every alert".to_string()
+                }
+                Verdict::Matched => format!(
+                    "all {} matchers match{}",
+                    route.matchers.len(),
+                    if route.continue_matching {
+                        "; continue = true"
+                    } else {
+                        ""
+                    }
+                ),
+                Verdict::Rejected(matcher) => {
+                    let actual = all
+                        .iter()
+                        .find(|(name, _)| *name == matcher.name)
+                        .map_or("(absent)".to_string(), |(_, v)| format!("{v:?}"));
+                    format!("{matcher} does not match {} = {actual}", matcher.name)
+                }
+                Verdict::NotTried => "not tried: an earlier route matched".to_string(),
+            };
+            vec![
+                (index + 1).to_string(),
+                route.name.clone(),
+                match verdict {
+                    Verdict::Matched => "MATCH",
+                    Verdict::Rejected(_) => "no",
+                    Verdict::NotTried => "-",
+                }
+                .to_string(),
+                route.plugin.clone(),
+                route.mode.as_str().to_string(),
+                why,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["#", "ROUTE", "RESULT", "PLUGIN", "MODE", "WHY"], &rows)
+    );
+    if verdicts.iter().any(|(_, v)| matches!(v, Verdict::Matched)) {
+        Ok(exit::SUCCESS)
+    } else {
+        println!("no route matches: remedy would not remediate such an alert");
+        Ok(exit::NOTHING_TO_DO)
+    }
+}
