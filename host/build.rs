@@ -33,6 +33,8 @@ fn main() {
         );
     }
 
+    ensure_target();
+
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -79,6 +81,33 @@ fn main() {
     println!(
         "cargo:rustc-env=REMEDY_PLUGIN_WASM_DIR={}",
         wasm_dir.display()
+    );
+}
+
+/// rust-toolchain.toml names the wasm target, but rustup only installs it by
+/// itself where auto-install is on; install it here so a first build works.
+fn ensure_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if libdir.as_deref().is_some_and(Path::is_dir) {
+        return;
+    }
+    let installed = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed {
+        panic!(
+            "the {TARGET} target is not installed and rustup could not add it: run `rustup target add {TARGET}`"
+        );
+    }
+    println!(
+        "cargo:warning=installed the {TARGET} target with rustup (rust-toolchain.toml asks for it)"
     );
 }
 
