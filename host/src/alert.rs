@@ -22,9 +22,145 @@ pub struct WebhookAlert {
     pub fingerprint: Option<String>,
 }
 
+/// An Alertmanager webhook body (`version` "4").
 #[derive(Debug, Deserialize)]
-struct WebhookPayload {
-    alerts: Vec<WebhookAlert>,
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPayload {
+    pub version: String,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default)]
+    pub group_key: String,
+    /// Alerts Alertmanager left out because of `max_alerts`.
+    #[serde(default)]
+    pub truncated_alerts: u64,
+    pub alerts: Vec<WebhookAlert>,
+}
+
+/// Bounds on one webhook body, beyond the HTTP body size limit.
+#[derive(Clone, Copy, Debug)]
+pub struct PayloadLimits {
+    pub max_alerts: usize,
+    pub max_labels: usize,
+    pub max_name_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+impl Default for PayloadLimits {
+    fn default() -> Self {
+        PayloadLimits {
+            max_alerts: 1_000,
+            max_labels: 128,
+            max_name_bytes: 1024,
+            max_value_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// A webhook body remedy refuses, with the JSON path of the offending field.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct PayloadError {
+    pub path: String,
+    pub message: String,
+}
+
+fn payload_error(path: impl Into<String>, message: impl Into<String>) -> PayloadError {
+    PayloadError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Parse and check a webhook body: every alert, or the first problem.
+pub fn parse_webhook(
+    body: &[u8],
+    limits: &PayloadLimits,
+) -> Result<(WebhookPayload, Vec<Alert>), PayloadError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    let mut payload: WebhookPayload =
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            payload_error(path, e.into_inner().to_string())
+        })?;
+    if payload.version != "4" {
+        return Err(payload_error(
+            "version",
+            format!(
+                "{:?} is not supported; remedy reads Alertmanager's webhook version \"4\"",
+                payload.version
+            ),
+        ));
+    }
+    if payload.alerts.len() > limits.max_alerts {
+        return Err(payload_error(
+            "alerts",
+            format!(
+                "{} alerts; at most {} per request (set max_alerts in the Alertmanager receiver)",
+                payload.alerts.len(),
+                limits.max_alerts
+            ),
+        ));
+    }
+    let alerts = std::mem::take(&mut payload.alerts);
+    let alerts = alerts
+        .into_iter()
+        .enumerate()
+        .map(|(index, alert)| {
+            check_alert(&alert, limits).map_err(|(field, message)| {
+                payload_error(format!("alerts[{index}].{field}"), message)
+            })?;
+            alert
+                .into_contract()
+                .map_err(|e| payload_error(format!("alerts[{index}].status"), e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((payload, alerts))
+}
+
+fn check_alert(alert: &WebhookAlert, limits: &PayloadLimits) -> Result<(), (&'static str, String)> {
+    for (field, pairs) in [
+        ("labels", &alert.labels),
+        ("annotations", &alert.annotations),
+    ] {
+        if pairs.len() > limits.max_labels {
+            return Err((
+                field,
+                format!("{} entries; at most {}", pairs.len(), limits.max_labels),
+            ));
+        }
+        for (name, value) in pairs.iter() {
+            if name.is_empty() || name.len() > limits.max_name_bytes {
+                return Err((
+                    field,
+                    format!(
+                        "a name of {} bytes; names are 1 to {} bytes",
+                        name.len(),
+                        limits.max_name_bytes
+                    ),
+                ));
+            }
+            if value.len() > limits.max_value_bytes {
+                return Err((
+                    field,
+                    format!(
+                        "{name:?} is {} bytes; at most {}",
+                        value.len(),
+                        limits.max_value_bytes
+                    ),
+                ));
+            }
+        }
+    }
+    if !alert.labels.contains_key("alertname") {
+        return Err(("labels", "no alertname label".to_string()));
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +198,12 @@ impl WebhookAlert {
 /// Read one alert from a webhook payload holding exactly one, or a bare alert object.
 pub fn parse_alert_json(json: &str) -> Result<Alert, AlertError> {
     let value: serde_json::Value = serde_json::from_str(json)?;
-    let alert = if value.get("alerts").is_some() {
-        let mut payload: WebhookPayload = serde_json::from_value(value)?;
-        if payload.alerts.len() != 1 {
-            return Err(AlertError::NotOne(payload.alerts.len()));
+    let alert = if let Some(alerts) = value.get("alerts") {
+        let mut alerts: Vec<WebhookAlert> = serde_json::from_value(alerts.clone())?;
+        if alerts.len() != 1 {
+            return Err(AlertError::NotOne(alerts.len()));
         }
-        payload.alerts.remove(0)
+        alerts.remove(0)
     } else {
         serde_json::from_value(value)?
     };
@@ -139,6 +275,101 @@ mod tests {
         let alert = parse_alert_json(bare).unwrap();
         assert_eq!(alert.status, AlertStatus::Resolved);
         assert_eq!(alert.ends_at.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn webhook_bodies_parse_as_alertmanager_sends_them() {
+        let firing = include_bytes!("../../tests/fixtures/am-webhook-firing.json");
+        let (payload, alerts) = parse_webhook(firing, &PayloadLimits::default()).unwrap();
+        assert_eq!((payload.version.as_str(), alerts.len()), ("4", 1));
+        assert_eq!(alerts[0].fingerprint, "1854b7fffc770620");
+        let resolved = include_bytes!("../../tests/fixtures/am-webhook-resolved.json");
+        let (_, alerts) = parse_webhook(resolved, &PayloadLimits::default()).unwrap();
+        assert_eq!(alerts[0].status, AlertStatus::Resolved);
+        assert!(alerts[0].ends_at.is_some());
+    }
+
+    #[test]
+    fn bad_webhook_bodies_name_the_field() {
+        let limits = PayloadLimits {
+            max_alerts: 2,
+            max_labels: 3,
+            max_name_bytes: 16,
+            max_value_bytes: 8,
+        };
+        let alert =
+            |labels: &str| format!(r#"{{"status":"firing","labels":{labels},"startsAt":"t"}}"#);
+        let body = |alerts: &[String]| {
+            format!(
+                r#"{{"version":"4","alerts":[{}],"unknownField":1}}"#,
+                alerts.join(",")
+            )
+        };
+        let ok = alert(r#"{"alertname":"A"}"#);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (body(std::slice::from_ref(&ok)).into_bytes(), ""),
+            (b"".to_vec(), "body: EOF while parsing"),
+            (br#""x""#.to_vec(), "body: invalid type: string"),
+            (
+                br#"{"version":"4"}"#.to_vec(),
+                "body: missing field `alerts`",
+            ),
+            (
+                br#"{"version":4,"alerts":[]}"#.to_vec(),
+                "version: invalid type: integer",
+            ),
+            (
+                br#"{"version":"3","alerts":[]}"#.to_vec(),
+                "version: \"3\" is not supported",
+            ),
+            (
+                body(&[ok.clone(), ok.clone(), ok.clone()]).into_bytes(),
+                "alerts: 3 alerts; at most 2",
+            ),
+            (
+                body(&[ok.clone(), alert(r#"{"alertname":7}"#)]).into_bytes(),
+                "alerts[1].labels.alertname: invalid type: integer",
+            ),
+            (
+                body(&[alert(r#"{"a":"1","b":"2","c":"3","alertname":"x"}"#)]).into_bytes(),
+                "alerts[0].labels: 4 entries",
+            ),
+            (
+                body(&[alert(r#"{"alertname":"much too long"}"#)]).into_bytes(),
+                "alerts[0].labels: \"alertname\" is 13 bytes",
+            ),
+            (
+                body(&[alert(r#"{"job":"x"}"#)]).into_bytes(),
+                "alerts[0].labels: no alertname label",
+            ),
+            (
+                body(&[
+                    r#"{"status":"pending","labels":{"alertname":"A"},"startsAt":"t"}"#.to_string(),
+                ])
+                .into_bytes(),
+                "alerts[0].status: alert status is \"pending\"",
+            ),
+            (
+                body(&[r#"{"status":"firing","labels":{"alertname":"A"}}"#.to_string()])
+                    .into_bytes(),
+                "alerts[0]: missing field `startsAt`",
+            ),
+        ];
+        for (body, expected) in cases {
+            let result = parse_webhook(&body, &limits);
+            if expected.is_empty() {
+                assert!(result.is_ok(), "{result:?}");
+                continue;
+            }
+            let error = result.expect_err(expected).to_string();
+            assert!(error.starts_with(expected), "{expected:?} vs {error:?}");
+        }
+        let mut invalid_utf8 = body(&[ok]).into_bytes();
+        let at = invalid_utf8.iter().position(|b| *b == b'A').unwrap();
+        invalid_utf8[at] = 0xff;
+        let error = parse_webhook(&invalid_utf8, &limits).unwrap_err();
+        assert_eq!(error.path, "alerts[0].labels.alertname");
+        assert!(error.message.contains("invalid unicode"), "{error}");
     }
 
     #[test]

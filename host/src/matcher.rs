@@ -80,22 +80,38 @@ impl Matcher {
 
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}{:?}",
-            quote_if_needed(&self.name),
-            self.op.as_str(),
-            self.value
-        )
+        let plain_name = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let name = if plain_name {
+            self.name.clone()
+        } else {
+            quote(&self.name)
+        };
+        write!(f, "{name}{}{}", self.op.as_str(), quote(&self.value))
     }
 }
 
-fn quote_if_needed(name: &str) -> String {
-    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        name.to_string()
-    } else {
-        format!("{name:?}")
+/// Double-quoted with escapes that `unquote` (and Go) read back.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str(r#"\""#),
+            '\\' => out.push_str(r"\\"),
+            '\n' => out.push_str(r"\n"),
+            '\t' => out.push_str(r"\t"),
+            '\r' => out.push_str(r"\r"),
+            c if c.is_control() && c.is_ascii() => out.push_str(&format!(r"\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!(r"\U{:08x}", c as u32)),
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -535,7 +551,11 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for text in [r#"alertname=~"Disk.*""#, r#""odd name"!="a\"b""#] {
+        for text in [
+            r#"alertname=~"Disk.*""#,
+            r#""odd name"!="a\"b""#,
+            r#"a="\x7f\x00\U0000009f\n\t\r\\ é🙂""#,
+        ] {
             let parsed = parse_matchers(text).unwrap();
             let again = parse_matchers(&parsed[0].to_string()).unwrap();
             assert_eq!(parsed, again);
