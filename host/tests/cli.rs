@@ -434,3 +434,58 @@ fn the_example_config_is_valid() {
         describe(&output)
     );
 }
+
+/// A third-party plugin from a .wasm file, pinned by sha256, end to end.
+#[test]
+fn a_plugin_from_a_pinned_wasm_file_runs_and_applies() {
+    use sha2::Digest;
+    let wasm = Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join("tmp_reaper.wasm");
+    let sha256: String = sha2::Sha256::digest(std::fs::read(&wasm).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let scratch = work.path().join("scratch");
+    common::aged_file(&scratch.join("old/a.log"), 10, 30 * common::DAY);
+    common::aged_file(&scratch.join("b.tmp"), 10, 20 * common::DAY);
+    common::aged_file(&scratch.join("fresh.tmp"), 10, common::DAY);
+    common::aged_file(&scratch.join("held.tmp"), 10, 40 * common::DAY);
+    let _holder = common::Holder::open(&scratch.join("held.tmp"));
+
+    let config = |pin: &str| {
+        format!(
+            r#"
+[[plugin]]
+name = "reaper"
+source = "{}"
+sha256 = "{pin}"
+params = {{ dirs = "{s}", max_age = "7d" }}
+[plugin.grants]
+fs_read = ["{s}"]
+fs_remove = ["{s}"]
+proc = ["read"]
+"#,
+            wasm.display(),
+            s = scratch.display()
+        )
+    };
+    let wrong = Setup::with_config(&config(&"0".repeat(64)));
+    let output = wrong.remedy(&["run", "reaper"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("but the config pins"),
+        "{}",
+        describe(&output)
+    );
+
+    let setup = Setup::with_config(&config(&sha256));
+    let output = setup.remedy(&["run", "reaper", "--apply"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(!scratch.join("old/a.log").exists());
+    assert!(!scratch.join("b.tmp").exists());
+    assert!(scratch.join("fresh.tmp").exists());
+    assert!(
+        scratch.join("held.tmp").exists(),
+        "a file held open is never reaped"
+    );
+}
