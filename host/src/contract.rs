@@ -21,6 +21,9 @@ pub use types::{
 pub const PACKAGE: &str = "remedy:plugin@0.1.0";
 
 impl Action {
+    /// Every kind of action this version of the contract has.
+    pub const KINDS: [&'static str; 1] = ["remove-path"];
+
     /// The kind name plugins declare in `action-kinds` and operators see in plans.
     pub fn kind(&self) -> &'static str {
         match self {

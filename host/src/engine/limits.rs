@@ -177,6 +177,16 @@ pub fn validate_info(info: &PluginInfo) -> Result<(), String> {
     if info.params.len() > 256 || info.action_kinds.len() > 64 {
         return Err("describe() declares too many params or action kinds".into());
     }
+    if let Some(unknown) = info
+        .action_kinds
+        .iter()
+        .find(|kind| !crate::contract::Action::KINDS.contains(&kind.as_str()))
+    {
+        return Err(format!(
+            "describe() declares the action kind {unknown:?}; remedy knows {}",
+            crate::contract::Action::KINDS.join(", ")
+        ));
+    }
     for param in &info.params {
         check_text("a param", &param.name)?;
         check_text("a param description", &param.description)?;
@@ -206,6 +216,24 @@ mod tests {
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(limiter.memory_growing(1 << 20, 2 << 20, None).is_err());
         assert_eq!(limiter.exceeded, Some(2 << 20));
+    }
+
+    #[test]
+    fn unknown_action_kinds_are_refused() {
+        let info = |kinds: &[&str]| PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            description: String::new(),
+            params: vec![],
+            action_kinds: kinds.iter().map(|k| k.to_string()).collect(),
+        };
+        assert!(validate_info(&info(&["remove-path"])).is_ok());
+        let error = validate_info(&info(&["remove-path", "format-disk"])).unwrap_err();
+        assert!(
+            error.contains("\"format-disk\"") && error.contains("remove-path"),
+            "{error}"
+        );
+        assert!(validate_info(&info(&[])).is_ok());
     }
 
     #[test]
