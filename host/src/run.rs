@@ -100,7 +100,14 @@ pub fn run(
     let id = new_run_id();
     let plugin = request.plugin;
     let mut rounds = Vec::new();
-    let abort = |source, rounds| {
+    let abort = |source: StoreError, rounds| {
+        // Usually fails as well; when the fault was passing, the run is not left `running`.
+        let _ = store.finish_run(
+            &id,
+            RunStatus::Failed,
+            &format!("state store failed: {source}"),
+        );
+        tracing::error!(run = %id, "state store failed, run stopped: {source}");
         Box::new(RunAborted {
             run_id: id.clone(),
             source,
