@@ -2,7 +2,7 @@
 # A disk-cleanup you can watch: a real 32 MiB tmpfs filled to ~90% with aged
 # cache files and logs, a config granting remedy just that filesystem, then a
 # dry-run and an apply. Needs root (it mounts a tmpfs); cleans up after itself.
-#   sudo examples/disk-cleanup-demo.sh
+#   examples/disk-cleanup-demo.sh   (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet -p remedy
