@@ -20,10 +20,20 @@ fn main() {
     // OUT_DIR is <target>/<profile>/build/remedy-<hash>/out; keep the plugins beside it.
     let target_dir = out_dir.ancestors().nth(3).unwrap().join("wasm-plugins");
 
+    println!("cargo:rerun-if-env-changed=REMEDY_PREBUILT_PLUGINS");
+    if let Some(dir) = env::var_os("REMEDY_PREBUILT_PLUGINS") {
+        // Plugins built earlier, e.g. by a stable build for a nightly fuzz build.
+        let dir = PathBuf::from(dir);
+        check_built(&dir);
+        println!("cargo:rustc-env=REMEDY_PLUGIN_WASM_DIR={}", dir.display());
+        return;
+    }
+
     for watched in [
         "wit",
         "plugins",
         "tests/plugins",
+        "examples/plugins",
         "Cargo.toml",
         "Cargo.lock",
     ] {
@@ -74,14 +84,18 @@ fn main() {
     }
 
     let wasm_dir = target_dir.join(TARGET).join(PROFILE);
-    for package in PLUGINS {
-        let file = wasm_dir.join(format!("{}.wasm", package.replace('-', "_")));
-        assert!(exists(&file), "plugin build produced no {}", file.display());
-    }
+    check_built(&wasm_dir);
     println!(
         "cargo:rustc-env=REMEDY_PLUGIN_WASM_DIR={}",
         wasm_dir.display()
     );
+}
+
+fn check_built(wasm_dir: &Path) {
+    for package in PLUGINS {
+        let file = wasm_dir.join(format!("{}.wasm", package.replace('-', "_")));
+        assert!(exists(&file), "no plugin at {}", file.display());
+    }
 }
 
 /// rust-toolchain.toml names the wasm target, but rustup only installs it by
