@@ -7,6 +7,16 @@ use common::{describe, remedy};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+/// disk-cleanup allowed to read /tmp, for tests about routes and config.
+const DISK_CLEANUP_READING_TMP: &str = r#"
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+[plugin.grants]
+fs_read = ["/tmp"]
+proc = ["read"]
+"#;
+
 struct Setup {
     dir: tempfile::TempDir,
 }
@@ -322,15 +332,8 @@ fn help_teaches_exit_codes_and_examples() {
 
 #[test]
 fn routes_test_explains_each_route() {
-    let setup = Setup::with_config(
-        r#"
-[[plugin]]
-name = "disk-cleanup"
-source = "builtin:disk-cleanup"
-[plugin.grants]
-fs_read = ["/tmp"]
-proc = ["read"]
-
+    let setup = Setup::with_config(&format!(
+        r#"{DISK_CLEANUP_READING_TMP}
 [[route]]
 name = "critical-only"
 matchers = ['alertname="DiskSpaceLow"', 'severity="critical"']
@@ -339,15 +342,15 @@ mode = "apply"
 
 [[route]]
 name = "disk"
-matchers = ['{alertname=~"DiskSpace(Low|Critical)"}']
+matchers = ['{{alertname=~"DiskSpace(Low|Critical)"}}']
 plugin = "disk-cleanup"
-params = { target_used_percent = "70" }
+params = {{ target_used_percent = "70" }}
 
 [[route]]
 name = "never"
 plugin = "disk-cleanup"
-"#,
-    );
+"#
+    ));
     let output = setup.remedy(&[
         "routes",
         "test",
@@ -394,21 +397,14 @@ plugin = "disk-cleanup"
 
 #[test]
 fn config_check_refuses_route_params_the_plugin_does_not_take() {
-    let setup = Setup::with_config(
-        r#"
-[[plugin]]
-name = "disk-cleanup"
-source = "builtin:disk-cleanup"
-[plugin.grants]
-fs_read = ["/tmp"]
-proc = ["read"]
-
+    let setup = Setup::with_config(&format!(
+        r#"{DISK_CLEANUP_READING_TMP}
 [[route]]
 name = "typo"
 plugin = "disk-cleanup"
-params = { target_percent = "70" }
-"#,
-    );
+params = {{ target_percent = "70" }}
+"#
+    ));
     let output = setup.remedy(&["config", "check"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(

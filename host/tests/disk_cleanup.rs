@@ -187,20 +187,7 @@ fn apply_deletes_exactly_the_planned_files_and_reaches_the_target() {
 fn files_open_or_mapped_by_live_processes_are_never_proposed() {
     let scene = Scene::new();
     let _held = Holder::open(&scene.path("cache/sub/deep"));
-    let mapped_file = std::fs::File::open(scene.path("cache/c00")).unwrap();
-    // SAFETY: a private read-only mapping of a file nothing else writes.
-    let mapping = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            MIB,
-            rustix::mm::ProtFlags::READ,
-            rustix::mm::MapFlags::PRIVATE,
-            &mapped_file,
-            0,
-        )
-    }
-    .unwrap();
-    drop(mapped_file); // only the mapping holds it now
+    let _mapping = common::Mapping::of(&scene.path("cache/c00"), MIB);
 
     let expected = scene.expected_selection(&["cache/sub/deep", "cache/c00"]);
     let (code, run) = scene.run(&[]);
@@ -220,8 +207,6 @@ fn files_open_or_mapped_by_live_processes_are_never_proposed() {
     assert_eq!(code, 0, "{applied:#}");
     assert!(scene.path("cache/sub/deep").exists());
     assert!(scene.path("cache/c00").exists());
-    // SAFETY: unmapping the mapping made above.
-    unsafe { rustix::mm::munmap(mapping, MIB).unwrap() };
 }
 
 #[test]
@@ -338,20 +323,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     // 1: opened by a process that started after planning.
     let _holder = Holder::open(&path_of(&actions[1]));
     // 2: mapped by this process, its descriptor already closed.
-    let mapped = std::fs::File::open(path_of(&actions[2])).unwrap();
-    // SAFETY: a private read-only mapping of a file nothing else writes.
-    let mapping = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            MIB,
-            rustix::mm::ProtFlags::READ,
-            rustix::mm::MapFlags::PRIVATE,
-            &mapped,
-            0,
-        )
-    }
-    .unwrap();
-    drop(mapped);
+    let _mapping = common::Mapping::of(&path_of(&actions[2]), MIB);
 
     let alert = remedy::alert::manual_alert(BTreeMap::new());
     host.store
@@ -399,6 +371,4 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     for action in &actions[3..] {
         assert!(!path_of(action).exists());
     }
-    // SAFETY: unmapping the mapping made above.
-    unsafe { rustix::mm::munmap(mapping, MIB).unwrap() };
 }

@@ -80,6 +80,11 @@ fn fast_limits() -> PluginLimits {
     }
 }
 
+fn assert_ended(report: &RunReport, status: RunStatus, reason: &str) {
+    assert_eq!(report.status, status, "{}", report.reason);
+    assert!(report.reason.contains(reason), "{}", report.reason);
+}
+
 fn denied_lines(report: &RunReport) -> Vec<String> {
     report.rounds[0]
         .logs
@@ -344,20 +349,15 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
             "echo runs completed while the loop was still spinning"
         );
 
-        let spun = spinning.join().unwrap();
-        assert_eq!(spun.status, RunStatus::TimedOut, "{}", spun.reason);
-        assert!(
-            spun.reason.contains("timed out after 3s"),
-            "{}",
-            spun.reason
+        assert_ended(
+            &spinning.join().unwrap(),
+            RunStatus::TimedOut,
+            "timed out after 3s",
         );
-
-        let hoarded = hoarding.join().unwrap();
-        assert_eq!(hoarded.status, RunStatus::Trapped, "{}", hoarded.reason);
-        assert!(
-            hoarded.reason.contains("memory cap of 33554432 bytes"),
-            "{}",
-            hoarded.reason
+        assert_ended(
+            &hoarding.join().unwrap(),
+            RunStatus::Trapped,
+            "memory cap of 33554432 bytes",
         );
 
         let flooded = flooding.join().unwrap();
@@ -387,26 +387,15 @@ fn panics_and_oversized_plans_fail_the_run_not_the_host() {
     let target = place.granted().join("file");
 
     let panicked = attack(&host, &plugin, "panic", &target, true);
-    assert_eq!(panicked.status, RunStatus::Trapped);
-    assert!(
-        panicked
-            .reason
-            .contains("hostile plugin panicked on purpose"),
-        "{}",
-        panicked.reason
+    assert_ended(
+        &panicked,
+        RunStatus::Trapped,
+        "hostile plugin panicked on purpose",
     );
-
     let huge = attack(&host, &plugin, "huge-plan", &target, true);
-    assert_eq!(huge.status, RunStatus::Failed);
-    assert!(huge.reason.contains("at most 10000"), "{}", huge.reason);
-
+    assert_ended(&huge, RunStatus::Failed, "at most 10000");
     let unknown = attack(&host, &plugin, "no-such-attack", &target, true);
-    assert_eq!(unknown.status, RunStatus::Failed);
-    assert!(
-        unknown.reason.contains("unknown attack"),
-        "{}",
-        unknown.reason
-    );
+    assert_ended(&unknown, RunStatus::Failed, "unknown attack");
 }
 
 fn removal_of(path: &Path) -> Action {

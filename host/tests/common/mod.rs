@@ -166,3 +166,36 @@ impl Host {
             .unwrap_or_else(|e| panic!("load {wasm_name}: {e}"))
     }
 }
+
+/// A read-only mapping of the first `len` bytes of a file whose descriptor
+/// is already closed, so only the mapping holds the file. Unmapped on drop.
+pub struct Mapping {
+    addr: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    pub fn of(path: &Path, len: usize) -> Mapping {
+        let file = File::open(path).unwrap();
+        // SAFETY: a private read-only mapping, never dereferenced by the tests.
+        let addr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::PRIVATE,
+                &file,
+                0,
+            )
+        }
+        .unwrap();
+        Mapping { addr, len }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in `of`.
+        let _ = unsafe { rustix::mm::munmap(self.addr, self.len) };
+    }
+}
