@@ -339,10 +339,7 @@ fn config(pooling: bool) -> Config {
             .total_core_instances(instances * 8)
             .total_memories(instances * 2)
             .total_tables(instances * 8)
-            .max_memory_size(MAX_PLUGIN_MEMORY)
-            // Zeroing a small heap on reuse is cheaper than decommitting and faulting it back.
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(1 << 16);
+            .max_memory_size(MAX_PLUGIN_MEMORY);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
