@@ -228,6 +228,14 @@ fn load_plugin(engine: &PluginEngine, plugin: &PluginConfig) -> Result<LoadedPlu
         })
 }
 
+/// The alert in `--alert FILE`; a bad file is a usage error naming it.
+fn read_alert_file(path: &Path) -> Result<crate::contract::Alert> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?;
+    Ok(crate::alert::parse_alert_json(&text)
+        .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?)
+}
+
 /// `key=value` for `--label` and `--param`.
 fn parse_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

@@ -31,7 +31,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn checks(checks: &[Check]) -> String {
+/// A plan's checks as a table.
+pub fn checks(checks: &[Check]) -> String {
     let rows: Vec<Vec<String>> = checks
         .iter()
         .map(|c| {

@@ -1,7 +1,6 @@
 //! `remedy routes test`: which route and plugin an alert would go to, and why.
 
-use super::{Cli, UsageError, exit, output::table, parse_pair};
-use crate::alert::parse_alert_json;
+use super::{Cli, exit, output::table, parse_pair, read_alert_file};
 use crate::router::{Verdict, evaluate};
 use anyhow::Result;
 use clap::Subcommand;
@@ -28,13 +27,7 @@ pub fn routes(cli: &Cli, command: &RoutesCommand) -> Result<u8> {
     let RoutesCommand::Test { labels, alert } = command;
     let config = cli.load_config()?;
     let mut all = match alert {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?;
-            parse_alert_json(&text)
-                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?
-                .labels
-        }
+        Some(path) => read_alert_file(path)?.labels,
         None => Vec::new(),
     };
     for (name, value) in labels {

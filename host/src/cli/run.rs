@@ -1,7 +1,9 @@
 //! `remedy run PLUGIN`: plan (and with --apply, execute) one remediation now.
 
-use super::{Cli, UsageError, exit, load_plugin, output, parse_pair, plugin_config};
-use crate::alert::{fingerprint, manual_alert, parse_alert_json};
+use super::{
+    Cli, UsageError, exit, load_plugin, output, parse_pair, plugin_config, read_alert_file,
+};
+use crate::alert::{fingerprint, manual_alert};
 use crate::run::{RunRequest, resolve_params, run as execute_run};
 use crate::store::RunStatus;
 use anyhow::{Context, Result};
@@ -63,12 +65,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let plugin = load_plugin(&engine, plugin_config)?;
 
     let mut alert = match &args.alert {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?;
-            parse_alert_json(&text)
-                .map_err(|e| UsageError(format!("--alert {}: {e}", path.display())))?
-        }
+        Some(path) => read_alert_file(path)?,
         None => manual_alert(BTreeMap::new()),
     };
     if !args.labels.is_empty() || args.alert.is_none() {

@@ -1,6 +1,6 @@
 //! `remedy runs list` and `remedy runs show ID`.
 
-use super::output::table;
+use super::output::{checks, table};
 use super::run::Output;
 use super::{Cli, UsageError, exit};
 use crate::store::{RunDetail, RunFilter, RunStatus};
@@ -145,14 +145,8 @@ fn show(run: &RunDetail) -> String {
             round.instantiate_us,
             round.plan_us
         );
-        let checks: Vec<Vec<String>> = round
-            .plan
-            .checks
-            .iter()
-            .map(|c| vec![c.status.as_str().into(), c.name.clone(), c.detail.clone()])
-            .collect();
-        if !checks.is_empty() {
-            out.push_str(&table(&["CHECK", "NAME", "DETAIL"], &checks));
+        if !round.plan.checks.is_empty() {
+            out.push_str(&checks(&round.plan.checks));
         }
         let actions: Vec<Vec<String>> = run
             .actions
