@@ -21,4 +21,5 @@ pub mod executor;
 pub mod matcher;
 pub mod router;
 pub mod run;
+pub mod server;
 pub mod store;

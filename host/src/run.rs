@@ -16,9 +16,9 @@ pub struct RunRequest<'a> {
     /// Complete params: see [`resolve_params`].
     pub params: Vec<(String, String)>,
     pub dry_run: bool,
+    /// Plan only and end `awaiting-approval` (an `approve` route); implies `dry_run`.
+    pub approval: bool,
     pub max_rounds: u32,
-    /// `cli` or the route that started the run.
-    pub trigger: String,
 }
 
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub struct RoundReport {
     pub logs: Vec<LogLine>,
     pub instantiate: Duration,
     pub planning: Duration,
+    /// Time the executor spent on this round's actions.
+    pub executing: Duration,
 }
 
 #[derive(Debug)]
@@ -91,7 +93,8 @@ pub fn new_run_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Run `request` to its end. Only a failing state store cuts it short.
+/// Record a run of `request` started by hand and run it to its end.
+/// Only a failing state store cuts it short.
 pub fn run(
     engine: &PluginEngine,
     store: &Store,
@@ -99,35 +102,51 @@ pub fn run(
 ) -> Result<RunReport, Box<RunAborted>> {
     let id = new_run_id();
     let plugin = request.plugin;
-    let mut rounds = Vec::new();
-    let abort = |source: StoreError, rounds| {
-        // Usually fails as well; when the fault was passing, the run is not left `running`.
-        let _ = store.finish_run(
-            &id,
-            RunStatus::Failed,
-            &format!("state store failed: {source}"),
-        );
-        tracing::error!(run = %id, "state store failed, run stopped: {source}");
-        Box::new(RunAborted {
-            run_id: id.clone(),
-            source,
-            rounds,
-        })
-    };
-
-    if let Err(source) = store.create_run(&NewRun {
+    let created = store.create_run(&NewRun {
         id: &id,
         plugin: &plugin.name,
         plugin_version: &plugin.info.version,
         plugin_sha256: &plugin.sha256,
-        trigger: &request.trigger,
+        trigger: "cli",
+        route: None,
         dry_run: request.dry_run,
         alert: &request.alert,
         params: &request.params,
-    }) {
-        return Err(abort(source, rounds));
+    });
+    let _span = tracing::info_span!("run", run = %id).entered();
+    match created {
+        Ok(()) => drive(engine, store, id, request),
+        Err(source) => Err(abort(store, &id, source, Vec::new())),
     }
-    let _span = tracing::info_span!("run", run = %id, plugin = %plugin.name).entered();
+}
+
+/// Stop run `id` because the store failed: try to mark it failed (usually
+/// that fails as well; when the fault was passing, the run is not left `running`).
+fn abort(store: &Store, id: &str, source: StoreError, rounds: Vec<RoundReport>) -> Box<RunAborted> {
+    let _ = store.finish_run(
+        id,
+        RunStatus::Failed,
+        &format!("state store failed: {source}"),
+    );
+    tracing::error!(run = %id, "state store failed, run stopped: {source}");
+    Box::new(RunAborted {
+        run_id: id.to_string(),
+        source,
+        rounds,
+    })
+}
+
+/// Run `id`, whose record exists and is `running`, to its end.
+pub fn drive(
+    engine: &PluginEngine,
+    store: &Store,
+    id: String,
+    request: RunRequest<'_>,
+) -> Result<RunReport, Box<RunAborted>> {
+    let plugin = request.plugin;
+    let dry_run = request.dry_run || request.approval;
+    let mut rounds = Vec::new();
+    let abort = |source, rounds| abort(store, &id, source, rounds);
 
     let executor = Executor {
         store,
@@ -141,7 +160,7 @@ pub fn run(
             run_id: id.clone(),
             alert: request.alert.clone(),
             params: request.params.clone(),
-            dry_run: request.dry_run,
+            dry_run,
             round,
             history: history.clone(),
         };
@@ -153,6 +172,7 @@ pub fn run(
             logs: call.logs,
             instantiate: call.instantiate,
             planning: call.call,
+            executing: Duration::ZERO,
         };
         if let Err(source) = store.record_logs(&id, round, &report.logs) {
             rounds.push(report);
@@ -188,7 +208,10 @@ pub fn run(
             break outcome;
         }
 
-        let results = match executor.execute(&id, round, &plan.actions, request.dry_run) {
+        let started = std::time::Instant::now();
+        let executed = executor.execute(&id, round, &plan.actions, dry_run);
+        report.executing = started.elapsed();
+        let results = match executed {
             Ok(results) => results,
             Err(source) => {
                 report.plan = Some(plan);
@@ -196,7 +219,7 @@ pub fn run(
                 return Err(abort(source, rounds));
             }
         };
-        let verdict = judge_round(&results, request.dry_run);
+        let verdict = judge_round(&results, dry_run, request.approval);
         history.extend(results.iter().cloned());
         report.plan = Some(plan);
         report.results = results;
@@ -223,13 +246,17 @@ pub fn run(
         id,
         status,
         reason,
-        dry_run: request.dry_run,
+        dry_run,
         rounds,
     })
 }
 
 /// How the run ends after this round's actions, or `None` to plan again.
-fn judge_round(results: &[ActionResult], dry_run: bool) -> Option<(RunStatus, String)> {
+fn judge_round(
+    results: &[ActionResult],
+    dry_run: bool,
+    approval: bool,
+) -> Option<(RunStatus, String)> {
     for (action_status, run_status) in [
         (ActionStatus::Denied, RunStatus::Denied),
         (ActionStatus::Failed, RunStatus::Failed),
@@ -246,11 +273,16 @@ fn judge_round(results: &[ActionResult], dry_run: bool) -> Option<(RunStatus, St
             .filter(|r| r.status == ActionStatus::Planned)
             .count();
         let stale = results.len() - planned;
-        let mut reason = format!("dry-run: {planned} actions planned, none executed");
+        let (status, mode) = if approval {
+            (RunStatus::AwaitingApproval, "awaiting approval")
+        } else {
+            (RunStatus::Succeeded, "dry-run")
+        };
+        let mut reason = format!("{mode}: {planned} actions planned, none executed");
         if stale > 0 {
             reason.push_str(&format!("; {stale} would be refused as stale"));
         }
-        return Some((RunStatus::Succeeded, reason));
+        return Some((status, reason));
     }
     None
 }

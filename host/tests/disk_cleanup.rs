@@ -306,7 +306,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             params,
             dry_run: true,
             max_rounds: 1,
-            trigger: "test".into(),
+            approval: false,
         },
     )
     .unwrap();
@@ -333,6 +333,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             plugin_version: "0",
             plugin_sha256: "0",
             trigger: "test",
+            route: None,
             dry_run: false,
             alert: &alert,
             params: &[],

@@ -66,7 +66,7 @@ fn attack(
             params,
             dry_run,
             max_rounds: 3,
-            trigger: "test".into(),
+            approval: false,
         },
     )
     .unwrap_or_else(|aborted| panic!("{aborted}"))
@@ -338,7 +338,7 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
                     params: vec![],
                     dry_run: true,
                     max_rounds: 1,
-                    trigger: "test".into(),
+                    approval: false,
                 },
             )
             .unwrap();
@@ -420,6 +420,7 @@ fn new_run<'a>(id: &'a str, alert: &'a remedy::contract::Alert) -> NewRun<'a> {
         plugin_version: "0",
         plugin_sha256: "0",
         trigger: "test",
+        route: None,
         dry_run: false,
         alert,
         params: &[],
@@ -521,7 +522,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
             params,
             dry_run: false,
             max_rounds: 1,
-            trigger: "test".into(),
+            approval: false,
         },
     )
     .unwrap_err();

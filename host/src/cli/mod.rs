@@ -6,6 +6,7 @@ mod plugins;
 mod routes;
 mod run;
 mod runs;
+mod serve;
 
 use crate::config::{Config, PluginConfig, Source};
 use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec};
@@ -50,14 +51,27 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    /// One JSON object per line, with the run id in its span
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a plugin now: plan (the default) or plan and apply
     Run(run::RunArgs),
+    /// Receive Alertmanager webhooks: route, queue durably, remediate
+    Serve(serve::ServeArgs),
     /// List or inspect the configured plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -67,7 +81,7 @@ enum Command {
     /// Show recorded runs
     #[command(subcommand)]
     Runs(runs::RunsCommand),
-    /// Test which route an alert takes
+    /// Test which route an alert takes; reset a route's circuit breaker
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
 }
@@ -99,7 +113,9 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    init_tracing(cli.verbose);
+    // The daemon reports what it does; one-shot commands only warn.
+    let quiet = !matches!(cli.command, Command::Serve(_));
+    init_tracing(cli.verbose + u8::from(!quiet), cli.log_format);
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -114,6 +130,7 @@ pub fn main() -> ExitCode {
 fn dispatch(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Run(args) => run::run(cli, args),
+        Command::Serve(args) => serve::serve(cli, args),
         Command::Plugins(command) => plugins::plugins(cli, command),
         Command::Config(command) => config_cmd::config(cli, command),
         Command::Runs(command) => runs::runs(cli, command),
@@ -121,7 +138,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -129,10 +146,14 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 const SYSTEM_CONFIG: &str = "/etc/remedy/remedy.toml";

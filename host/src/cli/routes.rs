@@ -1,6 +1,7 @@
-//! `remedy routes test`: which route and plugin an alert would go to, and why.
+//! `remedy routes test`: which route and plugin an alert would go to, and
+//! why; `remedy routes breakers` and `remedy routes reset`: the circuit breakers.
 
-use super::{Cli, exit, output::table, parse_pair, read_alert_file};
+use super::{Cli, UsageError, exit, output::table, parse_pair, read_alert_file};
 use crate::router::{Verdict, evaluate};
 use anyhow::Result;
 use clap::Subcommand;
@@ -21,10 +22,21 @@ pub enum RoutesCommand {
         #[arg(long, value_name = "FILE")]
         alert: Option<PathBuf>,
     },
+    /// List the routes whose circuit breaker is open (held in dry-run), and why
+    Breakers,
+    /// Close a route's circuit breaker: its runs execute in the route's own mode again
+    Reset {
+        /// Route name, as in the config
+        route: String,
+    },
 }
 
 pub fn routes(cli: &Cli, command: &RoutesCommand) -> Result<u8> {
-    let RoutesCommand::Test { labels, alert } = command;
+    let (labels, alert) = match command {
+        RoutesCommand::Test { labels, alert } => (labels, alert),
+        RoutesCommand::Breakers => return breakers(cli),
+        RoutesCommand::Reset { route } => return reset(cli, route),
+    };
     let config = cli.load_config()?;
     let mut all = match alert {
         Some(path) => read_alert_file(path)?.labels,
@@ -94,4 +106,38 @@ pub fn routes(cli: &Cli, command: &RoutesCommand) -> Result<u8> {
         println!("no route matches: remedy would not remediate such an alert");
         Ok(exit::NOTHING_TO_DO)
     }
+}
+
+fn breakers(cli: &Cli) -> Result<u8> {
+    let config = cli.load_config()?;
+    let open = cli.open_store(&config)?.breakers()?;
+    if open.is_empty() {
+        println!("no circuit breaker is open");
+        return Ok(exit::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = open
+        .into_iter()
+        .map(|(route, since, reason)| vec![route, since, reason])
+        .collect();
+    print!("{}", table(&["ROUTE", "OPEN SINCE", "WHY"], &rows));
+    Ok(exit::SUCCESS)
+}
+
+fn reset(cli: &Cli, route: &str) -> Result<u8> {
+    let config = cli.load_config()?;
+    if !config.routes.iter().any(|r| r.name == route) {
+        let known: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        return Err(UsageError(format!(
+            "no route `{route}` in the {} config; routes: {}",
+            config.origin,
+            known.join(", ")
+        ))
+        .into());
+    }
+    if cli.open_store(&config)?.reset_breaker(route)? {
+        println!("circuit breaker of route `{route}` closed: its runs use the route's mode again");
+    } else {
+        println!("circuit breaker of route `{route}` was not open");
+    }
+    Ok(exit::SUCCESS)
 }

@@ -87,7 +87,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             params,
             dry_run,
             max_rounds: args.max_rounds.unwrap_or(plugin_config.max_rounds),
-            trigger: "cli".into(),
+            approval: false,
         },
     );
     let report = match result {
@@ -122,6 +122,10 @@ pub fn status_code(status: RunStatus) -> u8 {
         | RunStatus::TimedOut
         | RunStatus::Trapped
         | RunStatus::Interrupted
-        | RunStatus::Running => exit::FAILED,
+        // A run started by hand never queues or waits for approval.
+        | RunStatus::Running
+        | RunStatus::Queued
+        | RunStatus::Cancelled
+        | RunStatus::AwaitingApproval => exit::FAILED,
     }
 }

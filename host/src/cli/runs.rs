@@ -7,6 +7,7 @@ use crate::store::{RunDetail, RunFilter, RunStatus};
 use anyhow::Result;
 use clap::Subcommand;
 use std::fmt::Write;
+use std::time::SystemTime;
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
@@ -15,9 +16,15 @@ pub enum RunsCommand {
         /// Only runs of this plugin
         #[arg(long)]
         plugin: Option<String>,
-        /// Only runs that ended so: succeeded, nothing-to-do, escalated, failed, denied, timed-out, trapped, interrupted, running
+        /// Only runs started by this route
+        #[arg(long)]
+        route: Option<String>,
+        /// Only runs in this state: succeeded, nothing-to-do, escalated, failed, denied, timed-out, trapped, interrupted, running, queued, cancelled, awaiting-approval
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
+        /// Only runs created since: a time (2026-11-21T08:00:00Z) or an age (2h)
+        #[arg(long, value_parser = crate::config::parse_since)]
+        since: Option<SystemTime>,
         /// How many
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -46,13 +53,17 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
     match command {
         RunsCommand::List {
             plugin,
+            route,
             status,
+            since,
             limit,
             output,
         } => {
             let runs = store.list_runs(&RunFilter {
                 plugin: plugin.clone(),
+                route: route.clone(),
                 status: *status,
+                since: *since,
                 limit: *limit,
             })?;
             if *output == Output::Json {

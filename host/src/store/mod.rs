@@ -11,6 +11,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+mod queue;
+pub use queue::{Admission, AdmitError, Candidate, ClaimedRun, Incoming, QueuedRun, RunPlacement};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,10 +49,16 @@ pub enum RunStatus {
     TimedOut,
     Trapped,
     Interrupted,
+    /// Accepted from a webhook, waiting for a worker.
+    Queued,
+    /// Queued, then its alert resolved before it started.
+    Cancelled,
+    /// Planned on an `approve` route; nothing runs until a human approves.
+    AwaitingApproval,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 9] = [
+    pub const ALL: [RunStatus; 12] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::NothingToDo,
@@ -59,6 +68,9 @@ impl RunStatus {
         RunStatus::TimedOut,
         RunStatus::Trapped,
         RunStatus::Interrupted,
+        RunStatus::Queued,
+        RunStatus::Cancelled,
+        RunStatus::AwaitingApproval,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,11 +84,22 @@ impl RunStatus {
             RunStatus::TimedOut => "timed-out",
             RunStatus::Trapped => "trapped",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Queued => "queued",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::AwaitingApproval => "awaiting-approval",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// A failure that counts towards a route's circuit breaker.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Failed | RunStatus::TimedOut | RunStatus::Trapped | RunStatus::Denied
+        )
     }
 }
 
@@ -87,8 +110,10 @@ pub struct NewRun<'a> {
     pub plugin: &'a str,
     pub plugin_version: &'a str,
     pub plugin_sha256: &'a str,
-    /// `cli` or the route that started it.
+    /// `cli` or `webhook`.
     pub trigger: &'a str,
+    /// The route that matched the alert, for webhook runs.
+    pub route: Option<&'a str>,
     pub dry_run: bool,
     pub alert: &'a Alert,
     pub params: &'a [(String, String)],
@@ -99,10 +124,14 @@ pub struct RunSummary {
     pub id: String,
     pub plugin: String,
     pub trigger: String,
+    pub route: Option<String>,
     pub dry_run: bool,
     pub status: RunStatus,
     pub reason: Option<String>,
     pub created_at: String,
+    /// Time spent queued before a worker took it.
+    pub queue_ms: Option<u64>,
+    /// From start (or creation, if it never started) to finish.
     pub duration_ms: Option<u64>,
 }
 
@@ -150,7 +179,10 @@ pub struct LoggedLine {
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
     pub plugin: Option<String>,
+    pub route: Option<String>,
     pub status: Option<RunStatus>,
+    /// Only runs created at or after this time.
+    pub since: Option<SystemTime>,
     pub limit: u32,
 }
 
@@ -170,6 +202,28 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_ms    INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_plugin ON runs (plugin, created_ms);
+CREATE TABLE IF NOT EXISTS deliveries (
+    route       TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at   TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    run_id      TEXT,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (route, fingerprint, starts_at)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id          INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    alert       TEXT NOT NULL,
+    outcome     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS breakers (
+    route     TEXT PRIMARY KEY,
+    opened_ms INTEGER NOT NULL,
+    reason    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rounds (
     run_id         TEXT NOT NULL REFERENCES runs (id),
     round          INTEGER NOT NULL,
@@ -207,8 +261,11 @@ pub struct Store {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    system_ms(SystemTime::now())
+}
+
+fn system_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -236,6 +293,7 @@ impl Store {
         )
         .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        add_missing_columns(&conn).map_err(sqlite)?;
         Ok(Store {
             path,
             conn: Mutex::new(conn),
@@ -267,28 +325,9 @@ impl Store {
         self.with(|c| c.execute_batch("PRAGMA query_only = ON;"))
     }
 
+    /// Record a run this process starts right away.
     pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
-        let alert = to_json(run.alert);
-        let params = to_json(run.params);
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO runs (id, plugin, plugin_version, plugin_sha256, trigger, dry_run,
-                                   alert, params, status, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
-                params![
-                    run.id,
-                    run.plugin,
-                    run.plugin_version,
-                    run.plugin_sha256,
-                    run.trigger,
-                    run.dry_run,
-                    alert,
-                    params,
-                    now_ms()
-                ],
-            )
-            .map(drop)
-        })
+        self.with(|c| queue::insert_run(c, run, RunStatus::Running, &RunPlacement::default()))
     }
 
     pub fn record_round(
@@ -395,16 +434,19 @@ impl Store {
 
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
         let rows = self.with(|c| {
-            let mut query = c.prepare(
-                "SELECT id, plugin, trigger, dry_run, status, reason, created_ms, finished_ms
-                 FROM runs
-                 WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
-                 ORDER BY created_ms DESC, id DESC LIMIT ?3",
-            )?;
+            let mut query = c.prepare(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM runs
+                     WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
+                       AND (?3 IS NULL OR route = ?3) AND created_ms >= ?4
+                     ORDER BY created_ms DESC, id DESC LIMIT ?5"
+            ))?;
+            let since = filter.since.map_or(0, system_ms);
             let rows = query.query_map(
                 params![
                     filter.plugin,
                     filter.status.map(RunStatus::as_str),
+                    filter.route,
+                    since,
                     filter.limit
                 ],
                 summary_row,
@@ -423,11 +465,15 @@ impl Store {
             id: row.id,
             plugin: row.plugin,
             trigger: row.trigger,
+            route: row.route,
             dry_run: row.dry_run,
             status,
             reason: row.reason,
             created_at: rfc3339(row.created_ms),
-            duration_ms: row.finished_ms.map(|f| (f - row.created_ms).max(0) as u64),
+            queue_ms: row.started_ms.map(|s| (s - row.created_ms).max(0) as u64),
+            duration_ms: row
+                .finished_ms
+                .map(|f| (f - row.started_ms.unwrap_or(row.created_ms)).max(0) as u64),
         })
     }
 
@@ -448,17 +494,18 @@ impl Store {
         let (row, version, sha, alert, params) = self
             .with(|c| {
                 c.query_row(
-                    "SELECT id, plugin, trigger, dry_run, status, reason, created_ms, finished_ms,
-                        plugin_version, plugin_sha256, alert, params
-                 FROM runs WHERE id = ?1",
+                    &format!(
+                        "SELECT {SUMMARY_COLUMNS}, plugin_version, plugin_sha256, alert, params
+                         FROM runs WHERE id = ?1"
+                    ),
                     [&id],
                     |r| {
                         Ok((
                             summary_row(r)?,
-                            r.get::<_, String>(8)?,
-                            r.get::<_, String>(9)?,
-                            r.get::<_, String>(10)?,
-                            r.get::<_, String>(11)?,
+                            r.get::<_, String>(SUMMARY_WIDTH)?,
+                            r.get::<_, String>(SUMMARY_WIDTH + 1)?,
+                            r.get::<_, String>(SUMMARY_WIDTH + 2)?,
+                            r.get::<_, String>(SUMMARY_WIDTH + 3)?,
                         ))
                     },
                 )
@@ -560,14 +607,20 @@ impl Store {
     }
 }
 
+const SUMMARY_COLUMNS: &str =
+    "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms";
+const SUMMARY_WIDTH: usize = 10;
+
 struct SummaryRow {
     id: String,
     plugin: String,
     trigger: String,
+    route: Option<String>,
     dry_run: bool,
     status: String,
     reason: Option<String>,
     created_ms: i64,
+    started_ms: Option<i64>,
     finished_ms: Option<i64>,
 }
 
@@ -576,17 +629,48 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
         id: r.get(0)?,
         plugin: r.get(1)?,
         trigger: r.get(2)?,
-        dry_run: r.get(3)?,
-        status: r.get(4)?,
-        reason: r.get(5)?,
-        created_ms: r.get(6)?,
-        finished_ms: r.get(7)?,
+        route: r.get(3)?,
+        dry_run: r.get(4)?,
+        status: r.get(5)?,
+        reason: r.get(6)?,
+        created_ms: r.get(7)?,
+        started_ms: r.get(8)?,
+        finished_ms: r.get(9)?,
     })
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     // Contract types are plain data; serialising them cannot fail.
     serde_json::to_string(value).expect("contract types serialise to JSON")
+}
+
+/// Columns added to `runs` after its first release, with their indexes.
+/// `ALTER TABLE ... ADD COLUMN` keeps older state stores readable.
+const RUN_COLUMNS: [(&str, &str); 7] = [
+    ("route", "TEXT"),
+    ("fingerprint", "TEXT"),
+    ("group_key", "TEXT"),
+    ("target", "TEXT"),
+    ("approval", "INTEGER NOT NULL DEFAULT 0"),
+    ("owner", "TEXT"),
+    ("started_ms", "INTEGER"),
+];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let existing = conn
+        .prepare("SELECT name FROM pragma_table_info('runs')")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (name, kind) in RUN_COLUMNS {
+        if !existing.iter().any(|e| e == name) {
+            conn.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {kind};"))?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_ms);
+         CREATE INDEX IF NOT EXISTS runs_by_group ON runs (route, group_key, created_ms);
+         CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (fingerprint, status);",
+    )
 }
 
 /// Create `dir` (and parents) with mode 0700 for the last component.
@@ -621,6 +705,7 @@ mod tests {
             plugin_version: "0.1.0",
             plugin_sha256: "00",
             trigger: "cli",
+            route: None,
             dry_run: false,
             alert,
             params: &[],

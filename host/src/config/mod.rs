@@ -14,6 +14,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+mod server;
+pub use server::{AuthConfig, DEFAULT_LISTEN, ServerConfig, TlsConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -31,6 +34,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    server: server::RawServer,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
     #[serde(default, rename = "route")]
@@ -53,6 +58,8 @@ struct RawRoute {
     #[serde(default, rename = "continue")]
     continue_matching: bool,
     max_rounds: Option<u32>,
+    breaker_failures: Option<u32>,
+    breaker_window: Option<String>,
 }
 
 /// What a route does with the plan its plugin makes.
@@ -93,7 +100,13 @@ pub struct RouteConfig {
     pub group_by: Vec<String>,
     pub continue_matching: bool,
     pub max_rounds: Option<u32>,
+    /// Failed runs within `breaker_window` that switch the route to dry-run; 0 never.
+    pub breaker_failures: u32,
+    pub breaker_window: Duration,
 }
+
+pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
+pub const DEFAULT_BREAKER_WINDOW: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +156,7 @@ pub struct Config {
     /// Where the config came from: a path, or `built-in default`.
     pub origin: String,
     pub state_dir: Option<PathBuf>,
+    pub server: ServerConfig,
     pub plugins: Vec<PluginConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -200,6 +214,7 @@ impl Config {
                 dir.display()
             ));
         }
+        let server = server::validate_server(raw.server, base, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: origin.to_string(),
@@ -209,6 +224,7 @@ impl Config {
         Ok(Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
+            server,
             plugins,
             routes,
         })
@@ -245,14 +261,15 @@ fn validate_route(
             raw.plugin
         ));
     }
-    let cooldown = match raw.cooldown.as_deref().map(humantime::parse_duration) {
-        None => Duration::ZERO,
-        Some(Ok(cooldown)) => cooldown,
-        Some(Err(e)) => {
-            problems.push(format!("{at}: cooldown: {e} (write e.g. \"15m\")"));
-            Duration::ZERO
-        }
+    let mut duration = |key: &str, text: Option<String>, default: Duration| match text {
+        None => default,
+        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
+            problems.push(format!("{at}: {key} = {text:?}: {e}"));
+            default
+        }),
     };
+    let cooldown = duration("cooldown", raw.cooldown, Duration::ZERO);
+    let breaker_window = duration("breaker_window", raw.breaker_window, DEFAULT_BREAKER_WINDOW);
     if raw.group_by.iter().any(String::is_empty) {
         problems.push(format!("{at}: group_by names an empty label"));
     }
@@ -274,6 +291,8 @@ fn validate_route(
         group_by: raw.group_by,
         continue_matching: raw.continue_matching,
         max_rounds: raw.max_rounds,
+        breaker_failures: raw.breaker_failures.unwrap_or(DEFAULT_BREAKER_FAILURES),
+        breaker_window,
     })
 }
 
@@ -393,6 +412,24 @@ fn is_clean_absolute(path: &Path) -> bool {
 }
 
 /// `64MiB`, `512KiB`, `1GiB`, `100MB`, or a number of bytes.
+/// A duration such as `15m` or `1h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. \"15m\")"))
+}
+
+/// An RFC 3339 time, or a duration meaning that long ago.
+pub fn parse_since(text: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
+        return Ok(at);
+    }
+    let age = parse_duration(text).map_err(|_| {
+        format!("{text:?} is neither a time such as 2026-11-21T08:00:00Z nor an age such as 2h")
+    })?;
+    Ok(std::time::SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH))
+}
+
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text

@@ -1,0 +1,270 @@
+//! Takes queued runs, oldest first, as the limits allow: `workers` in all,
+//! `per_plugin` per plugin, one at a time per target. Each run executes on a
+//! blocking thread; its end frees its slots and wakes the loop.
+//!
+//! A route whose circuit breaker is open still runs, but in dry-run.
+
+use super::Shared;
+use super::metrics::{ActionLabels, PluginLabels, RunLabels, observe};
+use crate::config::DEFAULT_MAX_ROUNDS;
+use crate::run::{RunReport, RunRequest, drive};
+use crate::store::{ClaimedRun, QueuedRun, RunStatus};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// What an executing run holds.
+struct Slot {
+    plugin: String,
+    target: Option<String>,
+}
+
+/// How often the queue is looked at even without a wake-up.
+const POLL: Duration = Duration::from_secs(2);
+
+pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut executing: HashMap<String, Slot> = HashMap::new();
+    let mut deadline = None;
+    loop {
+        if deadline.is_none() {
+            fill(&shared, &mut executing, &done_tx).await;
+        } else if executing.is_empty() {
+            break;
+        }
+        shared.metrics.executing.set(executing.len() as i64);
+        let grace_over = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            Some(id) = done_rx.recv() => { executing.remove(&id); }
+            _ = stop.changed(), if deadline.is_none() => {
+                let grace = shared.config.server.shutdown_grace;
+                if !executing.is_empty() {
+                    tracing::info!(runs = executing.len(), ?grace, "waiting for executing runs");
+                }
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = grace_over => {
+                let store = &shared.work;
+                for id in executing.keys() {
+                    tracing::warn!(run = %id, "still executing after the shutdown grace; marked interrupted");
+                    let reason = format!(
+                        "remedy was stopped and this run did not finish within the shutdown grace of {}",
+                        humantime::format_duration(shared.config.server.shutdown_grace)
+                    );
+                    if let Err(e) = store.interrupt(id, &reason) {
+                        tracing::error!(run = %id, "cannot mark the run interrupted: {e}");
+                    }
+                }
+                break;
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+    shared.metrics.executing.set(0);
+}
+
+/// Start every queued run the limits allow.
+async fn fill(
+    shared: &Arc<Shared>,
+    executing: &mut HashMap<String, Slot>,
+    done: &mpsc::UnboundedSender<String>,
+) {
+    let server = &shared.config.server;
+    if executing.len() >= server.workers {
+        return;
+    }
+    let queued = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || shared.work.queued(1000)).await
+    };
+    let queued = match queued {
+        Ok(Ok(queued)) => queued,
+        Ok(Err(e)) => return tracing::error!("cannot read the queue: {e}"),
+        Err(e) => return tracing::error!("cannot read the queue: {e}"),
+    };
+    for candidate in queued {
+        if executing.len() >= server.workers {
+            break;
+        }
+        let busy = |slot: &Slot| candidate.target.is_some() && slot.target == candidate.target;
+        let of_plugin = executing
+            .values()
+            .filter(|s| s.plugin == candidate.plugin)
+            .count();
+        if of_plugin >= server.per_plugin || executing.values().any(busy) {
+            continue;
+        }
+        let Some(claimed) = claim(shared, &candidate) else {
+            continue;
+        };
+        executing.insert(
+            claimed.id.clone(),
+            Slot {
+                plugin: candidate.plugin.clone(),
+                target: candidate.target.clone(),
+            },
+        );
+        let shared = shared.clone();
+        let done = done.clone();
+        tokio::task::spawn_blocking(move || {
+            let id = claimed.id.clone();
+            execute(&shared, claimed);
+            let _ = done.send(id);
+        });
+    }
+}
+
+/// Take `candidate` for this process, in dry-run if its route's breaker is open.
+fn claim(shared: &Shared, candidate: &QueuedRun) -> Option<ClaimedRun> {
+    let store = &shared.work;
+    let breaker = match &candidate.route {
+        Some(route) => match store.breaker(route) {
+            Ok(open) => open.map(|why| {
+                format!("circuit breaker of route `{route}` is open ({why}): ran in dry-run")
+            }),
+            Err(e) => {
+                tracing::error!(run = %candidate.id, "cannot read the circuit breaker: {e}");
+                return None;
+            }
+        },
+        None => None,
+    };
+    match store.claim(&candidate.id, breaker.as_deref()) {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::error!(run = %candidate.id, "cannot take the run from the queue: {e}");
+            None
+        }
+    }
+}
+
+/// Run one claimed run to its end and account for it.
+fn execute(shared: &Shared, claimed: ClaimedRun) {
+    let span = tracing::info_span!("run", run = %claimed.id);
+    let _entered = span.enter();
+    let route_name = claimed.route.clone().unwrap_or_default();
+    let route = shared.route(&route_name);
+    let Some(plugin) = shared.plugins.get(&claimed.plugin) else {
+        let reason = format!(
+            "plugin `{}` is no longer configured; the run was accepted under an earlier config",
+            claimed.plugin
+        );
+        tracing::error!("{reason}");
+        if let Err(e) = shared
+            .work
+            .finish_run(&claimed.id, RunStatus::Failed, &reason)
+        {
+            tracing::error!("cannot record the run's end: {e}");
+        }
+        return;
+    };
+    let max_rounds = route
+        .and_then(|r| r.config.max_rounds)
+        .or(shared.config.plugin(&claimed.plugin).map(|p| p.max_rounds))
+        .unwrap_or(DEFAULT_MAX_ROUNDS);
+    observe(&shared.metrics.queue_wait_seconds, claimed.queued_for);
+    tracing::info!(plugin = %plugin.name, route = %route_name, dry_run = claimed.dry_run, "run started");
+    let outcome = drive(
+        &shared.engine,
+        &shared.work,
+        claimed.id.clone(),
+        RunRequest {
+            plugin,
+            alert: claimed.alert,
+            params: claimed.params,
+            dry_run: claimed.dry_run,
+            approval: claimed.approval,
+            max_rounds,
+        },
+    );
+    let status = match &outcome {
+        Ok(report) => {
+            account(shared, &plugin.name, report);
+            report.status
+        }
+        Err(aborted) => {
+            tracing::error!("{aborted}");
+            RunStatus::Failed
+        }
+    };
+    shared
+        .metrics
+        .runs
+        .get_or_create(&RunLabels {
+            plugin: plugin.name.clone(),
+            route: route_name.clone(),
+            outcome: status.as_str(),
+        })
+        .inc();
+    if status.is_failure()
+        && let Some(route) = route
+    {
+        trip_breaker_if_due(shared, route);
+    }
+}
+
+fn account(shared: &Shared, plugin: &str, report: &RunReport) {
+    let metrics = &shared.metrics;
+    let labels = PluginLabels {
+        plugin: plugin.to_string(),
+    };
+    for round in &report.rounds {
+        observe(
+            &metrics.instantiate_seconds.get_or_create(&labels),
+            round.instantiate,
+        );
+        observe(&metrics.plan_seconds.get_or_create(&labels), round.planning);
+        if !report.dry_run && !round.results.is_empty() {
+            observe(
+                &metrics.apply_seconds.get_or_create(&labels),
+                round.executing,
+            );
+        }
+        for result in &round.results {
+            metrics
+                .actions
+                .get_or_create(&ActionLabels {
+                    kind: result.action.kind(),
+                    outcome: result.status.as_str(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// Open the route's breaker once it has failed `breaker_failures` times within its window.
+fn trip_breaker_if_due(shared: &Shared, route: &super::ReadyRoute) {
+    let config = &route.config;
+    if config.breaker_failures == 0 {
+        return;
+    }
+    let store = &shared.work;
+    let (failures, last) = match store.recent_failures(&config.name, config.breaker_window) {
+        Ok(found) => found,
+        Err(e) => return tracing::error!(route = %config.name, "cannot count failed runs: {e}"),
+    };
+    if failures < config.breaker_failures {
+        return;
+    }
+    let reason = format!(
+        "{failures} failed runs within {}; last: {}",
+        humantime::format_duration(config.breaker_window),
+        last.unwrap_or_default()
+    );
+    match store.open_breaker(&config.name, &reason) {
+        Ok(true) => tracing::warn!(
+            route = %config.name,
+            "circuit breaker opened, the route runs in dry-run until `remedy routes reset {}`: {reason}",
+            config.name
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::error!(route = %config.name, "cannot open the circuit breaker: {e}"),
+    }
+}

@@ -1,0 +1,219 @@
+//! `remedy serve`: the Alertmanager webhook target.
+//!
+//! A webhook request is parsed, routed and admitted to the durable queue in
+//! one store transaction, then answered 202; it never waits for a plugin. The
+//! [`dispatch`] loop takes queued runs as the concurrency limits allow and
+//! runs each on a blocking thread through the same [`crate::run`] code as
+//! `remedy run`.
+
+mod api;
+pub mod auth;
+mod dispatch;
+pub mod metrics;
+mod tls;
+
+use crate::config::{Config, RouteConfig};
+use crate::engine::{LoadedPlugin, PluginEngine};
+use crate::run::resolve_params;
+use crate::store::{Store, StoreError};
+use auth::{AuthError, Credentials};
+use metrics::Metrics;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("[server] tls: {0}")]
+    Tls(String),
+    #[error("route `{route}`: {message}")]
+    Route { route: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A configured route with its plugin loaded and its params resolved.
+pub struct ReadyRoute {
+    pub config: RouteConfig,
+    pub plugin: Arc<LoadedPlugin>,
+    pub params: Vec<(String, String)>,
+}
+
+/// Everything the handlers and workers share.
+pub struct Shared {
+    pub config: Config,
+    pub routes: Vec<ReadyRoute>,
+    pub plugins: HashMap<String, Arc<LoadedPlugin>>,
+    pub engine: Arc<PluginEngine>,
+    /// Used by the webhook handler; workers have their own connection, so a
+    /// long run's writes never queue behind admissions or the reverse.
+    pub ingest: Store,
+    pub work: Store,
+    pub credentials: Credentials,
+    pub metrics: Metrics,
+    /// Rung after every admission and every finished run.
+    pub wake: Notify,
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    pub fn route(&self, name: &str) -> Option<&ReadyRoute> {
+        self.routes.iter().find(|r| r.config.name == name)
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything `remedy serve` needs, loaded and checked before it listens.
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Server {
+    /// Check the config against the loaded plugins, read the credentials,
+    /// open the store and bind the listener. Any problem is an error naming it.
+    pub fn prepare(
+        config: Config,
+        engine: Arc<PluginEngine>,
+        plugins: HashMap<String, Arc<LoadedPlugin>>,
+        state_dir: &Path,
+        listen: SocketAddr,
+    ) -> Result<Server, ServeError> {
+        let credentials = Credentials::load(&config.server.auth)?;
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()
+            .map_err(ServeError::Tls)?;
+        let mut routes = Vec::new();
+        for route in &config.routes {
+            let route_error = |message: String| ServeError::Route {
+                route: route.name.clone(),
+                message,
+            };
+            let plugin = plugins
+                .get(&route.plugin)
+                .ok_or_else(|| route_error(format!("plugin `{}` is not loaded", route.plugin)))?;
+            let plugin_config = config.plugin(&route.plugin).ok_or_else(|| {
+                route_error(format!("plugin `{}` is not configured", route.plugin))
+            })?;
+            let params = resolve_params(plugin, &plugin_config.params, &route.params)
+                .map_err(route_error)?;
+            routes.push(ReadyRoute {
+                config: route.clone(),
+                plugin: plugin.clone(),
+                params,
+            });
+        }
+        let ingest = Store::open(state_dir)?;
+        let work = Store::open(state_dir)?;
+        for id in work.interrupt_orphans()? {
+            tracing::warn!(run = %id, "run was executing when remedy stopped; marked interrupted");
+        }
+        let listener =
+            std::net::TcpListener::bind(listen).map_err(|source| ServeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ServeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        Ok(Server {
+            shared: Arc::new(Shared {
+                config,
+                routes,
+                plugins,
+                engine,
+                ingest,
+                work,
+                credentials,
+                metrics: Metrics::new(),
+                wake: Notify::new(),
+                stopping: AtomicBool::new(false),
+            }),
+            listener,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting, give executing
+    /// runs the configured grace, and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let shared = self.shared;
+        let app = api::router(shared.clone());
+        let handle = axum_server::Handle::new();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let dispatcher = tokio::spawn(dispatch::run(shared.clone(), stop_rx));
+
+        let addr = self.listener.local_addr()?;
+        let serving = {
+            let handle = handle.clone();
+            let service = app.into_make_service();
+            match self.tls {
+                Some(config) => {
+                    let tls = axum_server::tls_rustls::RustlsConfig::from_config(config);
+                    tokio::spawn(
+                        axum_server::from_tcp_rustls(self.listener, tls)
+                            .handle(handle)
+                            .serve(service),
+                    )
+                }
+                None => tokio::spawn(
+                    axum_server::from_tcp(self.listener)
+                        .handle(handle)
+                        .serve(service),
+                ),
+            }
+        };
+        tracing::info!(%addr, tls = shared.config.server.tls.is_some(), "remedy is listening");
+
+        shutdown.await;
+        tracing::info!("stopping: no new alerts are accepted; queued runs stay queued");
+        shared.stopping.store(true, Ordering::Relaxed);
+        // Requests in flight get a moment to finish their durable write.
+        handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        let _ = stop_tx.send(true);
+        let _ = dispatcher.await;
+        match serving.await {
+            Ok(result) => result,
+            Err(join) => Err(std::io::Error::other(join)),
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received");
+}

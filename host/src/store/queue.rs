@@ -1,0 +1,513 @@
+//! The durable queue behind `remedy serve`: admitting webhook alerts as
+//! queued runs (with dedup and cooldown decided in the same transaction),
+//! handing them to workers, and the circuit-breaker records.
+//!
+//! Admission is one `IMMEDIATE` transaction per webhook request, so a batch
+//! is either wholly durable (and answered 202) or not at all (and retried by
+//! Alertmanager).
+
+use super::{NewRun, RunStatus, Store, StoreError, now_ms, to_json};
+use crate::contract::Alert;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::time::Duration;
+
+/// Where a run sits: its route and the keys the queue schedules by.
+#[derive(Clone, Debug, Default)]
+pub struct RunPlacement {
+    pub fingerprint: Option<String>,
+    /// The route's `group_by` label values: cooldown is kept per group.
+    pub group_key: Option<String>,
+    /// At most one run at a time per target (such as `instance`).
+    pub target: Option<String>,
+    /// An `approve` route: plan only, then wait for a human.
+    pub approval: bool,
+}
+
+/// One route an incoming firing alert matched.
+#[derive(Clone, Debug)]
+pub struct Candidate<'a> {
+    pub run: NewRun<'a>,
+    pub placement: RunPlacement,
+    pub cooldown: Duration,
+}
+
+/// One alert of a webhook request, with the routes it matched.
+#[derive(Clone, Debug)]
+pub enum Incoming<'a> {
+    Firing {
+        alert: &'a Alert,
+        candidates: Vec<Candidate<'a>>,
+    },
+    Resolved {
+        alert: &'a Alert,
+    },
+}
+
+/// What became of one alert on one route.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admission {
+    Queued {
+        route: String,
+        run_id: String,
+    },
+    /// The same (route, fingerprint, startsAt) arrived before.
+    Duplicate {
+        route: String,
+    },
+    /// The route ran for this group too recently.
+    CoolingDown {
+        route: String,
+        last_run: String,
+    },
+    /// No route matched the firing alert.
+    Unrouted,
+    /// A resolved alert; these queued runs of it were cancelled.
+    Resolved {
+        cancelled: Vec<String>,
+    },
+}
+
+impl Admission {
+    /// The word used in metrics and in the alert record.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Admission::Queued { .. } => "queued",
+            Admission::Duplicate { .. } => "duplicate",
+            Admission::CoolingDown { .. } => "cooldown",
+            Admission::Unrouted => "unrouted",
+            Admission::Resolved { .. } => "resolved",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("the queue holds {depth} runs and its limit is {limit}; retry later")]
+    QueueFull { depth: u64, limit: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A queued run as the dispatcher sees it.
+#[derive(Clone, Debug)]
+pub struct QueuedRun {
+    pub id: String,
+    pub plugin: String,
+    pub route: Option<String>,
+    pub target: Option<String>,
+}
+
+/// A run a worker has taken from the queue.
+#[derive(Clone, Debug)]
+pub struct ClaimedRun {
+    pub id: String,
+    pub plugin: String,
+    pub route: Option<String>,
+    pub alert: Alert,
+    pub params: Vec<(String, String)>,
+    pub dry_run: bool,
+    pub approval: bool,
+    pub queued_for: Duration,
+}
+
+/// This process as a run owner: pid and kernel start time, so a reused pid
+/// is not mistaken for the process that started a run.
+pub fn this_process() -> String {
+    let pid = std::process::id();
+    format!("{pid}:{}", start_time(pid).unwrap_or(0))
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    crate::caps::proc::parse_stat(&stat).map(|(_, start)| start)
+}
+
+fn owner_alive(owner: &str) -> bool {
+    let Some((pid, start)) = owner.split_once(':') else {
+        return false;
+    };
+    match (pid.parse::<u32>(), start.parse::<u64>()) {
+        (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
+        _ => false,
+    }
+}
+
+pub(super) fn insert_run(
+    c: &Connection,
+    run: &NewRun<'_>,
+    status: RunStatus,
+    placement: &RunPlacement,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let running = status == RunStatus::Running;
+    c.execute(
+        "INSERT INTO runs (id, plugin, plugin_version, plugin_sha256, trigger, dry_run, alert,
+                           params, status, created_ms, route, fingerprint, group_key, target,
+                           approval, owner, started_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            run.id,
+            run.plugin,
+            run.plugin_version,
+            run.plugin_sha256,
+            run.trigger,
+            run.dry_run,
+            to_json(run.alert),
+            to_json(run.params),
+            status.as_str(),
+            now,
+            run.route,
+            placement.fingerprint,
+            placement.group_key,
+            placement.target,
+            placement.approval,
+            running.then(this_process),
+            running.then_some(now),
+        ],
+    )
+    .map(drop)
+}
+
+impl Store {
+    /// Admit one webhook request's alerts, all or nothing.
+    pub fn admit(
+        &self,
+        batch: &[Incoming<'_>],
+        max_queued: u64,
+    ) -> Result<Vec<Vec<Admission>>, AdmitError> {
+        let mut full = None;
+        let admitted = self.with(|c| {
+            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+            let mut depth = count_queued(&tx)?;
+            let mut admitted = Vec::with_capacity(batch.len());
+            for incoming in batch {
+                let admissions = admit_one(&tx, incoming, &mut depth)?;
+                if depth > max_queued {
+                    full = Some(depth);
+                    return Ok(admitted); // dropped without commit: rolled back
+                }
+                let outcomes: Vec<&str> = admissions.iter().map(Admission::outcome).collect();
+                let (status, alert) = match incoming {
+                    Incoming::Firing { alert, .. } => ("firing", alert),
+                    Incoming::Resolved { alert } => ("resolved", alert),
+                };
+                tx.execute(
+                    "INSERT INTO alerts (received_ms, status, fingerprint, alert, outcome)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        now_ms(),
+                        status,
+                        alert.fingerprint,
+                        to_json(*alert),
+                        outcomes.join(",")
+                    ],
+                )?;
+                admitted.push(admissions);
+            }
+            tx.commit()?;
+            Ok(admitted)
+        })?;
+        match full {
+            Some(depth) => Err(AdmitError::QueueFull {
+                depth,
+                limit: max_queued,
+            }),
+            None => Ok(admitted),
+        }
+    }
+
+    /// Queued runs, oldest first.
+    pub fn queued(&self, limit: u32) -> Result<Vec<QueuedRun>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT id, plugin, route, target FROM runs WHERE status = 'queued'
+                 ORDER BY created_ms, id LIMIT ?1",
+            )?
+            .query_map([limit], |r| {
+                Ok(QueuedRun {
+                    id: r.get(0)?,
+                    plugin: r.get(1)?,
+                    route: r.get(2)?,
+                    target: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.with(count_queued)
+    }
+
+    /// Take a queued run for this process; `None` if it is no longer queued
+    /// (cancelled by its resolved alert, or taken by another worker).
+    /// `force_dry_run` is set when the route's circuit breaker is open.
+    pub fn claim(
+        &self,
+        id: &str,
+        force_dry_run: Option<&str>,
+    ) -> Result<Option<ClaimedRun>, StoreError> {
+        let row = self.with(|c| {
+            let now = now_ms();
+            let changed = c.execute(
+                "UPDATE runs SET status = 'running', owner = ?2, started_ms = ?3,
+                        dry_run = dry_run OR ?4,
+                        reason = ?5
+                 WHERE id = ?1 AND status = 'queued'",
+                params![
+                    id,
+                    this_process(),
+                    now,
+                    force_dry_run.is_some(),
+                    force_dry_run
+                ],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            c.query_row(
+                "SELECT plugin, route, alert, params, dry_run, approval, started_ms - created_ms
+                 FROM runs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, bool>(4)?,
+                        r.get::<_, bool>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                },
+            )
+            .optional()
+        })?;
+        let Some((plugin, route, alert, params, dry_run, approval, waited)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(ClaimedRun {
+            id: id.to_string(),
+            plugin,
+            route,
+            alert: self.decode(id, "alert", &alert)?,
+            params: self.decode(id, "params", &params)?,
+            dry_run,
+            approval,
+            queued_for: Duration::from_millis(waited.max(0) as u64),
+        }))
+    }
+
+    /// Mark `running` runs whose process is gone as `interrupted`: they were
+    /// executing when it died, and are never silently executed again.
+    pub fn interrupt_orphans(&self) -> Result<Vec<String>, StoreError> {
+        let running = self.with(|c| {
+            c.prepare("SELECT id, owner FROM runs WHERE status = 'running'")?
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let mut interrupted = Vec::new();
+        for (id, owner) in running {
+            let owner = owner.unwrap_or_default();
+            if owner_alive(&owner) {
+                continue;
+            }
+            let pid = owner.split(':').next().unwrap_or("?");
+            self.interrupt(
+                &id,
+                &format!(
+                    "the remedy process (pid {pid}) stopped while this run was executing; \
+                     it was not executed again: check its actions and re-run by hand if needed"
+                ),
+            )?;
+            interrupted.push(id);
+        }
+        Ok(interrupted)
+    }
+
+    pub fn interrupt(&self, id: &str, reason: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = 'interrupted', reason = ?2, finished_ms = ?3
+                 WHERE id = ?1 AND status = 'running'",
+                params![id, reason, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Failed runs of `route` created within `window`, with the newest reason.
+    pub fn recent_failures(
+        &self,
+        route: &str,
+        window: Duration,
+    ) -> Result<(u32, Option<String>), StoreError> {
+        let failing: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_failure())
+            .map(RunStatus::as_str)
+            .collect();
+        let since = now_ms() - window.as_millis() as i64;
+        self.with(|c| {
+            let list = failing
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            c.query_row(
+                &format!(
+                    "SELECT count(*),
+                            (SELECT reason FROM runs WHERE route = ?1 AND created_ms >= ?2
+                               AND status IN ({list}) ORDER BY created_ms DESC LIMIT 1)
+                     FROM runs WHERE route = ?1 AND created_ms >= ?2 AND status IN ({list})"
+                ),
+                params![route, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+    }
+
+    /// The open breaker of `route`: its reason.
+    pub fn breaker(&self, route: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT reason FROM breakers WHERE route = ?1",
+                [route],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Every open breaker: (route, opened at, reason).
+    pub fn breakers(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.with(|c| {
+            c.prepare("SELECT route, opened_ms, reason FROM breakers ORDER BY route")?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, super::rfc3339(r.get(1)?), r.get(2)?))
+                })?
+                .collect()
+        })
+    }
+
+    /// Open `route`'s breaker; false if it was open already.
+    pub fn open_breaker(&self, route: &str, reason: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO breakers (route, opened_ms, reason) VALUES (?1, ?2, ?3)",
+                params![route, now_ms(), reason],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// Close `route`'s breaker; false if it was not open.
+    pub fn reset_breaker(&self, route: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM breakers WHERE route = ?1", [route])
+                .map(|n| n == 1)
+        })
+    }
+}
+
+fn count_queued(c: &Connection) -> rusqlite::Result<u64> {
+    c.query_row(
+        "SELECT count(*) FROM runs WHERE status = 'queued'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+}
+
+fn admit_one(
+    tx: &Transaction<'_>,
+    incoming: &Incoming<'_>,
+    depth: &mut u64,
+) -> rusqlite::Result<Vec<Admission>> {
+    let (alert, candidates) = match incoming {
+        Incoming::Resolved { alert } => {
+            let cancelled = tx
+                .prepare_cached(
+                    "UPDATE runs SET status = 'cancelled', finished_ms = ?2,
+                            reason = 'the alert resolved before the run started'
+                     WHERE fingerprint = ?1 AND status = 'queued' RETURNING id",
+                )?
+                .query_map(params![alert.fingerprint, now_ms()], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            *depth -= cancelled.len() as u64;
+            return Ok(vec![Admission::Resolved { cancelled }]);
+        }
+        Incoming::Firing { alert, candidates } => (alert, candidates),
+    };
+    if candidates.is_empty() {
+        return Ok(vec![Admission::Unrouted]);
+    }
+    let mut admissions = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let route = candidate.run.route.unwrap_or_default().to_string();
+        let seen: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM deliveries
+                  WHERE route = ?1 AND fingerprint = ?2 AND starts_at = ?3)",
+            )?
+            .query_row(params![route, alert.fingerprint, alert.starts_at], |r| {
+                r.get(0)
+            })?;
+        if seen {
+            admissions.push(Admission::Duplicate { route });
+            continue;
+        }
+        let recent: Option<String> = if candidate.cooldown.is_zero() {
+            None
+        } else {
+            tx.prepare_cached(
+                "SELECT id FROM runs WHERE route = ?1 AND group_key IS ?2
+                   AND status != 'cancelled' AND created_ms >= ?3
+                 ORDER BY created_ms DESC LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    route,
+                    candidate.placement.group_key,
+                    now_ms() - candidate.cooldown.as_millis() as i64
+                ],
+                |r| r.get(0),
+            )
+            .optional()?
+        };
+        let admission = match recent {
+            Some(last_run) => Admission::CoolingDown {
+                route: route.clone(),
+                last_run,
+            },
+            None => {
+                insert_run(tx, &candidate.run, RunStatus::Queued, &candidate.placement)?;
+                *depth += 1;
+                Admission::Queued {
+                    route: route.clone(),
+                    run_id: candidate.run.id.to_string(),
+                }
+            }
+        };
+        let run_id = match &admission {
+            Admission::Queued { run_id, .. } => Some(run_id.as_str()),
+            _ => None,
+        };
+        tx.prepare_cached(
+            "INSERT INTO deliveries (route, fingerprint, starts_at, outcome, run_id, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            route,
+            alert.fingerprint,
+            alert.starts_at,
+            admission.outcome(),
+            run_id,
+            now_ms()
+        ])?;
+        admissions.push(admission);
+    }
+    Ok(admissions)
+}
