@@ -1,7 +1,7 @@
 //! `remedy serve`: receive Alertmanager webhooks and remediate.
 
-use super::{Cli, exit, load_plugin};
-use crate::server::{Server, termination_signal};
+use super::{Cli, UsageError, exit, load_plugin};
+use crate::server::{ServeError, Server, termination_signal};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::HashMap;
@@ -44,7 +44,11 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
     }
     let listen = args.listen.unwrap_or(config.server.listen);
     let origin = config.origin.clone();
-    let server = Server::prepare(config, engine, plugins, &state_dir, listen)?;
+    let server =
+        Server::prepare(config, engine, plugins, &state_dir, listen).map_err(|e| match e {
+            ServeError::Store(_) | ServeError::Listen { .. } => anyhow::Error::new(e),
+            config_problem => UsageError(config_problem.to_string()).into(),
+        })?;
     tracing::info!(config = %origin, state_dir = %state_dir.display(), "remedy serve starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

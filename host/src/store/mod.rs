@@ -425,7 +425,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "UPDATE runs SET status = ?2, reason = ?3, finished_ms = ?4 WHERE id = ?1",
+                // A reason set when the run started (an open circuit breaker) is kept in front.
+                "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
+                        finished_ms = ?4
+                 WHERE id = ?1",
                 params![run_id, status.as_str(), reason, now_ms()],
             )
             .map(drop)

@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, SystemTime};
 
+pub mod daemon;
+
+/// Where the build put the compiled plugins.
+pub const PLUGIN_DIR: &str = env!("REMEDY_PLUGIN_WASM_DIR");
+
 /// A compiled plugin from this build: `disk_cleanup`, `echo`, `hostile`.
 pub fn wasm(name: &str) -> Vec<u8> {
     let path = Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join(format!("{name}.wasm"));
