@@ -63,6 +63,9 @@ fn outcomes(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// A bad request: what it is, its headers, its body, and the status it must get.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+
 #[test]
 fn bad_requests_get_the_right_4xx_and_the_daemon_keeps_serving() {
     let (_dir, daemon) = start("max_body = \"64KiB\"\nmax_alerts = 10", ECHO_ROUTE);
@@ -86,7 +89,7 @@ fn bad_requests_get_the_right_4xx_and_the_daemon_keeps_serving() {
         )],
     );
 
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("no credentials", vec![], valid.clone(), 401),
         ("wrong token", vec![("Authorization", "Bearer nope")], valid.clone(), 401),
         ("token as basic auth", vec![("Authorization", "Basic dGVzdC10b2tlbi03YzFm")], valid.clone(), 401),
@@ -208,7 +211,7 @@ fn the_same_alert_delivered_fifty_times_is_one_run_even_after_a_restart() {
     let alert = echo("dup");
     // Two Alertmanager replicas send the same alert under their own receiver and group key.
     let replicas = [
-        webhook("replica-a", &[alert.clone()]),
+        webhook("replica-a", std::slice::from_ref(&alert)),
         webhook("replica-b", &[alert]),
     ];
     let deliver = |daemon: &Daemon| {

@@ -77,6 +77,7 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
                         r.id.clone(),
                         r.created_at.clone(),
                         r.plugin.clone(),
+                        r.route.clone().unwrap_or_else(|| r.trigger.clone()),
                         if r.dry_run { "dry-run" } else { "apply" }.into(),
                         r.status.as_str().into(),
                         r.reason.clone().unwrap_or_default(),
@@ -86,7 +87,9 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
             print!(
                 "{}",
                 table(
-                    &["ID", "CREATED", "PLUGIN", "MODE", "STATUS", "REASON"],
+                    &[
+                        "ID", "CREATED", "PLUGIN", "ROUTE", "MODE", "STATUS", "REASON"
+                    ],
                     &rows
                 )
             );
@@ -114,14 +117,22 @@ fn show(run: &RunDetail) -> String {
     );
     let _ = writeln!(
         out,
-        "trigger   {} · {}",
+        "trigger   {}{} · {}",
         s.trigger,
+        s.route
+            .as_ref()
+            .map(|r| format!(" · route {r}"))
+            .unwrap_or_default(),
         if s.dry_run { "dry-run" } else { "apply" }
     );
     let _ = writeln!(
         out,
-        "created   {}{}",
+        "created   {}{}{}",
         s.created_at,
+        s.queue_ms
+            .filter(|q| *q > 0)
+            .map(|q| format!(" · queued {q} ms"))
+            .unwrap_or_default(),
         s.duration_ms
             .map(|d| format!(" · took {d} ms"))
             .unwrap_or_default()

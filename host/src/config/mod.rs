@@ -200,9 +200,17 @@ impl Config {
                 plugins.push(plugin);
             }
         }
-        let mut routes = Vec::new();
+        let mut routes: Vec<RouteConfig> = Vec::new();
         for (index, raw) in raw.routes.into_iter().enumerate() {
             if let Some(route) = validate_route(raw, index, &names, &mut problems) {
+                // Dedup, cooldown and breakers are kept per route name.
+                if routes.iter().any(|r| r.name == route.name) {
+                    problems.push(format!(
+                        "[[route]] #{} `{}`: name is used by an earlier route",
+                        index + 1,
+                        route.name
+                    ));
+                }
                 routes.push(route);
             }
         }
@@ -624,6 +632,64 @@ mod tests {
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn server_problems_name_their_key() {
+        let error = Config::parse(
+            r#"
+            [server]
+            listen = "localhost"
+            max_body = "1GiB"
+            workers = 0
+            shutdown_grace = "soon"
+            basic_auth = { username = "a:b", password_file = "p" }
+            [[plugin]]
+            name = "p"
+            source = "builtin:disk-cleanup"
+            [[route]]
+            name = "r"
+            plugin = "p"
+            [[route]]
+            name = "r"
+            plugin = "p"
+            "#,
+            "test",
+            Path::new("/etc/remedy"),
+        )
+        .unwrap_err();
+        let ConfigError::Invalid { problems, .. } = error else {
+            panic!("{error}")
+        };
+        let all = problems.join("\n");
+        for needle in [
+            "[server] listen = \"localhost\"",
+            "[server] max_body",
+            "[server] workers = 0",
+            "[server] shutdown_grace",
+            "basic_auth.username",
+            "name is used by an earlier route",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        let unknown = Config::parse("[server]\nlisten_on = \"x\"\n", "test", Path::new("/"));
+        assert!(unknown.unwrap_err().to_string().contains("listen_on"));
+    }
+
+    #[test]
+    fn server_defaults_and_relative_files() {
+        let config = Config::parse(
+            "[server]\ntoken_file = \"token\"\n",
+            "test",
+            Path::new("/etc/remedy"),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            config.server.auth.token_file.as_deref(),
+            Some(Path::new("/etc/remedy/token"))
+        );
+        assert_eq!(config.server.workers, 4);
     }
 
     #[test]

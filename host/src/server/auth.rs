@@ -84,8 +84,8 @@ impl Credentials {
         let Some(value) = authorization.and_then(|v| std::str::from_utf8(v).ok()) else {
             return false;
         };
+        // Exact credentials: HTTP parsers already strip the header's outer whitespace.
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim();
         let (expected, given) = if scheme.eq_ignore_ascii_case("bearer") {
             (self.token, digest(rest.as_bytes()))
         } else if scheme.eq_ignore_ascii_case("basic") {

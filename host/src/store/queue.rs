@@ -511,3 +511,125 @@ fn admit_one(
     }
     Ok(admissions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::AlertStatus;
+
+    fn alert(fingerprint: &str, status: AlertStatus) -> Alert {
+        Alert {
+            status,
+            labels: vec![("alertname".into(), "A".into())],
+            annotations: vec![],
+            starts_at: "2026-11-21T10:00:00Z".into(),
+            ends_at: None,
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    fn candidate<'a>(id: &'a str, alert: &'a Alert, cooldown: Duration) -> Candidate<'a> {
+        Candidate {
+            run: NewRun {
+                id,
+                plugin: "p",
+                plugin_version: "0",
+                plugin_sha256: "00",
+                trigger: "webhook",
+                route: Some("r"),
+                dry_run: true,
+                alert,
+                params: &[],
+            },
+            placement: RunPlacement {
+                fingerprint: Some(alert.fingerprint.clone()),
+                group_key: Some("{}".into()),
+                ..Default::default()
+            },
+            cooldown,
+        }
+    }
+
+    fn firing<'a>(alert: &'a Alert, id: &'a str, cooldown: Duration) -> Incoming<'a> {
+        Incoming::Firing {
+            alert,
+            candidates: vec![candidate(id, alert, cooldown)],
+        }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b, c) = (
+            alert("a", AlertStatus::Firing),
+            alert("b", AlertStatus::Firing),
+            alert("c", AlertStatus::Firing),
+        );
+        let batch = [
+            firing(&a, "1", Duration::ZERO),
+            firing(&b, "2", Duration::ZERO),
+            firing(&c, "3", Duration::ZERO),
+        ];
+        let error = store.admit(&batch, 2).unwrap_err();
+        assert!(
+            matches!(error, AdmitError::QueueFull { depth: 3, limit: 2 }),
+            "{error}"
+        );
+        assert_eq!(
+            store.queue_depth().unwrap(),
+            0,
+            "nothing of the batch was kept"
+        );
+        // Not even the dedup records: a retry is admitted.
+        assert_eq!(store.admit(&batch[..2], 2).unwrap().len(), 2);
+        assert_eq!(store.queue_depth().unwrap(), 2);
+    }
+
+    #[test]
+    fn duplicates_cooldown_cancellation_and_a_single_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = alert("a", AlertStatus::Firing);
+        let hour = Duration::from_secs(3600);
+        let first = store.admit(&[firing(&a, "1", hour)], 10).unwrap();
+        assert!(matches!(first[0][0], Admission::Queued { .. }));
+        let again = store.admit(&[firing(&a, "2", hour)], 10).unwrap();
+        assert_eq!(again[0][0], Admission::Duplicate { route: "r".into() });
+
+        let mut later = alert("a", AlertStatus::Firing);
+        later.starts_at = "2026-11-21T11:00:00Z".into();
+        let cooling = store.admit(&[firing(&later, "3", hour)], 10).unwrap();
+        assert_eq!(
+            cooling[0][0],
+            Admission::CoolingDown {
+                route: "r".into(),
+                last_run: "1".into()
+            }
+        );
+
+        let resolved = alert("a", AlertStatus::Resolved);
+        let cancelled = store
+            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+            .unwrap();
+        assert_eq!(
+            cancelled[0][0],
+            Admission::Resolved {
+                cancelled: vec!["1".into()]
+            }
+        );
+        assert!(
+            store.claim("1", None).unwrap().is_none(),
+            "a cancelled run never starts"
+        );
+
+        let b = alert("b", AlertStatus::Firing);
+        store.admit(&[firing(&b, "4", Duration::ZERO)], 10).unwrap();
+        let claimed = store.claim("4", Some("breaker open")).unwrap().unwrap();
+        assert!(claimed.dry_run);
+        assert!(
+            store.claim("4", None).unwrap().is_none(),
+            "claimed once only"
+        );
+    }
+}

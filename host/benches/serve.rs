@@ -1,0 +1,247 @@
+//! Sustained webhook load on a real `remedy serve`: alerts per second, the
+//! 202 latency at p50/p99, how fast the queue drains with a real plugin
+//! (disk-cleanup, dry-run), and the daemon's RSS idle and under load.
+//!
+//! `cargo bench -p remedy --bench serve` (REMEDY_BENCH_ALERTS, REMEDY_BENCH_CLIENTS to change the load).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Connection {
+    fn open(addr: SocketAddr) -> Connection {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Connection {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn request(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.writer
+            .write_all(&[head.as_bytes(), body].concat())
+            .unwrap();
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line).unwrap();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (_, text) = Connection::open(addr).request("GET", "/metrics", b"");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would run this too: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let alerts = env_or("REMEDY_BENCH_ALERTS", 20_000);
+    let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let config = dir.path().join("remedy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "{addr}"
+token_file = "token"
+max_queued = 1000000
+
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+[plugin.grants]
+fs_read = ["/orchestrator", "/var/lib/nomad", "/var/log"]
+fs_remove = ["/orchestrator/sandbox", "/orchestrator/template", "/var/lib/nomad/alloc", "/var/log"]
+proc = ["read"]
+
+[[route]]
+name = "disk"
+matchers = ['alertname="DiskSpaceLow"']
+plugin = "disk-cleanup"
+mode = "dry-run"
+"#
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_remedy"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["serve"])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon(child);
+    let pid = daemon.0.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "remedy serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss = rss_kib(pid, "VmRSS:");
+
+    let next = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (sampling, peak) = (sampling.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid, "VmRSS:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let mut connection = Connection::open(addr);
+                let mut latencies = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= alerts as u64 {
+                        return latencies;
+                    }
+                    let body = format!(
+                        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","instance":"node-{n}:9100","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}]}}"#
+                    );
+                    let sent = Instant::now();
+                    let (status, answer) = connection.request("POST", "/v1/alerts", body.as_bytes());
+                    latencies.push(sent.elapsed());
+                    assert_eq!(status, 202, "{answer}");
+                }
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let accepting = started.elapsed();
+    let drain_deadline = Instant::now() + Duration::from_secs(1800);
+    while metric(addr, "remedy_queue_depth") > 0.0 || metric(addr, "remedy_runs_executing") > 0.0 {
+        assert!(Instant::now() < drain_deadline, "the queue did not drain");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let drained = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let finished = metric(
+        addr,
+        "remedy_runs_total{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"succeeded\"}",
+    ) + metric(
+        addr,
+        "remedy_runs_total{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"nothing-to-do\"}",
+    );
+    let hwm = rss_kib(pid, "VmHWM:");
+
+    latencies.sort();
+    println!(
+        "remedy serve, {alerts} alerts (one per request), {clients} keep-alive clients, disk-cleanup dry-run"
+    );
+    println!(
+        "  accepted   {:>8.0} alerts/s   ({alerts} in {:.2} s)",
+        alerts as f64 / accepting.as_secs_f64(),
+        accepting.as_secs_f64()
+    );
+    println!(
+        "  202 latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+    println!(
+        "  remediated {:>8.0} runs/s     ({finished} runs finished {:.2} s after the first alert)",
+        finished / drained.as_secs_f64(),
+        drained.as_secs_f64()
+    );
+    println!(
+        "  RSS idle {:.1} MiB, peak under load {:.1} MiB (VmHWM {:.1} MiB)",
+        idle_rss as f64 / 1024.0,
+        peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+}
