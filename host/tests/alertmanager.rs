@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::PLUGIN_DIR;
 use common::daemon::{
-    Daemon, TOKEN, firing, free_addr, is_finished, serve_config, try_request, webhook,
+    Daemon, TOKEN, brief_loop_route, firing, free_addr, is_finished, serve_config, try_request,
+    webhook,
 };
 use serde_json::json;
 use std::net::SocketAddr;
@@ -151,23 +151,7 @@ fn an_alert_posted_to_alertmanager_becomes_one_run() {
 fn alertmanager_retries_through_503s_and_the_alert_still_runs_once() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let routes = format!(
-        r#"
-[[plugin]]
-name = "brief-loop"
-source = "{PLUGIN_DIR}/hostile.wasm"
-timeout = "3s"
-[plugin.grants]
-fs_read = ["/tmp"]
-proc = ["read"]
-
-[[route]]
-name = "brief"
-matchers = ['alertname="Brief"']
-plugin = "brief-loop"
-params = {{ attack = "loop" }}
-{ECHO_ROUTE}"#
-    );
+    let routes = format!("{}{ECHO_ROUTE}", brief_loop_route("3s"));
     // One worker and room for one queued run: two slow runs fill remedy up.
     let config = serve_config(dir.path(), addr, "workers = 1\nmax_queued = 1", &routes);
     let remedy = Daemon::start(&dir.path().join("state"), &config, addr);

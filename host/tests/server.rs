@@ -4,7 +4,8 @@
 mod common;
 
 use common::daemon::{
-    Daemon, TOKEN, alert, firing, free_addr, is_finished, raw_exchange, serve_config, webhook,
+    Daemon, TOKEN, alert, brief_loop_route, firing, free_addr, is_finished, raw_exchange,
+    serve_config, webhook,
 };
 use common::{DAY, PLUGIN_DIR, aged_file, describe, remedy};
 use remedy::store::{RunFilter, RunStatus, Store};
@@ -351,22 +352,7 @@ fn kill_9_loses_no_accepted_alert_and_marks_the_executing_run_interrupted() {
 
 #[test]
 fn sigterm_lets_the_executing_run_finish_and_keeps_the_queue() {
-    let routes = format!(
-        r#"
-[[plugin]]
-name = "brief-loop"
-source = "{PLUGIN_DIR}/hostile.wasm"
-timeout = "2s"
-[plugin.grants]
-fs_read = ["/tmp"]
-proc = ["read"]
-[[route]]
-name = "brief"
-matchers = ['alertname="Brief"']
-plugin = "brief-loop"
-params = {{ attack = "loop" }}
-{ECHO_ROUTE}"#
-    );
+    let routes = format!("{}{ECHO_ROUTE}", brief_loop_route("2s"));
     let (_dir, daemon) = start("workers = 1", &routes);
     let brief = firing(
         &[("alertname", "Brief"), ("instance", "node-1")],

@@ -52,6 +52,28 @@ proc = ["read"]
     path
 }
 
+/// A plugin and route `brief`: alerts named `Brief` run the hostile plugin's
+/// endless loop, which its `timeout` ends (as `timed-out`).
+pub fn brief_loop_route(timeout: &str) -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "brief-loop"
+source = "{PLUGIN_DIR}/hostile.wasm"
+timeout = "{timeout}"
+[plugin.grants]
+fs_read = ["/tmp"]
+proc = ["read"]
+
+[[route]]
+name = "brief"
+matchers = ['alertname="Brief"']
+plugin = "brief-loop"
+params = {{ attack = "loop" }}
+"#
+    )
+}
+
 pub struct Daemon {
     pub addr: SocketAddr,
     pub state: PathBuf,
