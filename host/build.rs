@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Workspace packages built to wasm; the first ones are embedded in `remedy`.
-const PLUGINS: &[&str] = &["disk-cleanup", "echo", "hostile", "tmp-reaper"];
+const PLUGINS: &[&str] = &[
+    "disk-cleanup",
+    "nomad-restart",
+    "docker-prune",
+    "echo",
+    "hostile",
+    "tmp-reaper",
+];
 const PROFILE: &str = "plugin";
 const TARGET: &str = "wasm32-wasip2";
 

@@ -5,16 +5,19 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 1] = ["disk-cleanup"];
+pub const NAMES: [&str; 3] = ["disk-cleanup", "nomad-restart", "docker-prune"];
 
-static DISK_CLEANUP: &[u8] = include_bytes!(concat!(
-    env!("REMEDY_PLUGIN_WASM_DIR"),
-    "/disk_cleanup.wasm"
-));
+macro_rules! plugin_wasm {
+    ($file:literal) => {
+        include_bytes!(concat!(env!("REMEDY_PLUGIN_WASM_DIR"), "/", $file))
+    };
+}
 
 pub fn wasm(name: &str) -> Option<&'static [u8]> {
     match name {
-        "disk-cleanup" => Some(DISK_CLEANUP),
+        "disk-cleanup" => Some(plugin_wasm!("disk_cleanup.wasm")),
+        "nomad-restart" => Some(plugin_wasm!("nomad_restart.wasm")),
+        "docker-prune" => Some(plugin_wasm!("docker_prune.wasm")),
         _ => None,
     }
 }

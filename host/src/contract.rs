@@ -10,11 +10,13 @@ mod generated {
     });
 }
 
-pub(crate) use generated::remedy::plugin::{fs, log, proc, types};
+pub(crate) use generated::remedy::plugin::{docker, fs, log, nomad, proc, types};
 pub(crate) use generated::{Plugin as PluginBindings, PluginPre};
 pub use types::{
-    Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, Error as ApiError,
-    FileIdentity, Incident, ParamInfo, Plan, PluginInfo, RemovePath,
+    Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
+    DockerPruneTarget, DockerRestartContainer, Error as ApiError, FileIdentity, Incident,
+    NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob,
+    NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, RemovePath,
 };
 
 /// The versioned package every remedy interface belongs to.
@@ -22,27 +24,78 @@ pub const PACKAGE: &str = "remedy:plugin@0.1.0";
 
 impl Action {
     /// Every kind of action this version of the contract has.
-    pub const KINDS: [&'static str; 1] = ["remove-path"];
+    pub const KINDS: [&'static str; 8] = [
+        "remove-path",
+        "nomad-restart-alloc",
+        "nomad-stop-alloc",
+        "nomad-evaluate-job",
+        "nomad-revert-job",
+        "nomad-client-gc",
+        "docker-prune",
+        "docker-restart-container",
+    ];
 
     /// The kind name plugins declare in `action-kinds` and operators see in plans.
     pub fn kind(&self) -> &'static str {
         match self {
             Action::RemovePath(_) => "remove-path",
+            Action::NomadRestartAlloc(_) => "nomad-restart-alloc",
+            Action::NomadStopAlloc(_) => "nomad-stop-alloc",
+            Action::NomadEvaluateJob(_) => "nomad-evaluate-job",
+            Action::NomadRevertJob(_) => "nomad-revert-job",
+            Action::NomadClientGc(_) => "nomad-client-gc",
+            Action::DockerPrune(_) => "docker-prune",
+            Action::DockerRestartContainer(_) => "docker-restart-container",
         }
     }
 
     /// What the action acts on, in one line.
     pub fn target(&self) -> String {
         match self {
-            Action::RemovePath(remove) => remove.path.clone(),
+            Action::RemovePath(a) => a.path.clone(),
+            Action::NomadRestartAlloc(a) => match &a.task {
+                Some(task) => format!("{} task {task}", alloc_target(&a.alloc)),
+                None => alloc_target(&a.alloc),
+            },
+            Action::NomadStopAlloc(a) => alloc_target(&a.alloc),
+            Action::NomadEvaluateJob(a) => format!("{}/{}", a.namespace, a.job_id),
+            Action::NomadRevertJob(a) => format!(
+                "{}/{} v{} -> v{}",
+                a.namespace, a.job_id, a.current_version, a.to_version
+            ),
+            Action::NomadClientGc(a) => format!("node {}", a.node_id),
+            Action::DockerPrune(a) => {
+                let target = match a.target {
+                    DockerPruneTarget::StoppedContainers => "stopped-containers",
+                    DockerPruneTarget::DanglingImages => "dangling-images",
+                    DockerPruneTarget::UnusedImages => "unused-images",
+                    DockerPruneTarget::BuildCache => "build-cache",
+                };
+                format!("{target} older than {}s", a.older_than_secs)
+            }
+            Action::DockerRestartContainer(a) => format!("container {}", a.name),
         }
     }
 
     pub fn reason(&self) -> &str {
         match self {
-            Action::RemovePath(remove) => &remove.reason,
+            Action::RemovePath(a) => &a.reason,
+            Action::NomadRestartAlloc(a) => &a.reason,
+            Action::NomadStopAlloc(a) => &a.reason,
+            Action::NomadEvaluateJob(a) => &a.reason,
+            Action::NomadRevertJob(a) => &a.reason,
+            Action::NomadClientGc(a) => &a.reason,
+            Action::DockerPrune(a) => &a.reason,
+            Action::DockerRestartContainer(a) => &a.reason,
         }
     }
+}
+
+fn alloc_target(alloc: &NomadAllocRef) -> String {
+    format!(
+        "{}/{} alloc {} on node {}",
+        alloc.namespace, alloc.job_id, alloc.alloc_id, alloc.node_id
+    )
 }
 
 impl ActionStatus {

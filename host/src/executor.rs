@@ -6,7 +6,9 @@
 //! effect (or, in a dry-run, nothing), durable result record. A record that
 //! cannot be written stops everything.
 
-use crate::caps::{self, Grants};
+use crate::caps::docker::{self, DockerAction};
+use crate::caps::nomad::{self, NomadAction};
+use crate::caps::{self, Connections, Grants, Refusal};
 use crate::contract::{Action, ActionResult, ActionStatus};
 use crate::store::{Store, StoreError};
 use std::time::Instant;
@@ -14,6 +16,7 @@ use std::time::Instant;
 pub struct Executor<'a> {
     pub store: &'a Store,
     pub grants: &'a Grants,
+    pub connections: &'a Connections,
     /// Action kinds the plugin declared in `describe`.
     pub declared_kinds: &'a [String],
 }
@@ -27,10 +30,41 @@ impl Executor<'_> {
                 action.kind()
             ));
         }
+        if let Some(action) = NomadAction::of(action) {
+            return nomad::check_grant(&action, &self.grants.nomad_grant()).err();
+        }
+        if let Some(action) = DockerAction::of(action) {
+            let grant = self.grants.docker_grant();
+            return docker::check_grant(&self.connections.docker, &action, &grant).err();
+        }
         match action {
             Action::RemovePath(remove) => {
                 caps::fs::check_remove_grant(remove, &self.grants.fs_remove).err()
             }
+            _ => Some(format!("no capability carries out `{}`", action.kind())),
+        }
+    }
+
+    /// Re-check the target of a granted `action` and, unless `dry_run`, act.
+    fn perform(&self, action: &Action, dry_run: bool) -> (ActionStatus, String) {
+        let outcome = if let Some(action) = NomadAction::of(action) {
+            nomad::perform(&self.connections.nomad, &action, dry_run)
+        } else if let Some(action) = DockerAction::of(action) {
+            let grant = self.grants.docker_grant();
+            docker::perform(&self.connections.docker, &action, &grant, dry_run)
+        } else if let Action::RemovePath(remove) = action {
+            caps::fs::remove_file(remove, &self.grants.fs_remove, dry_run)
+        } else {
+            Err(Refusal::Failed(format!(
+                "no capability carries out `{}`",
+                action.kind()
+            )))
+        };
+        match outcome {
+            Ok(detail) if dry_run => (ActionStatus::Planned, detail),
+            Ok(detail) => (ActionStatus::Done, detail),
+            Err(Refusal::Stale(why)) => (ActionStatus::Stale, why),
+            Err(Refusal::Failed(why)) => (ActionStatus::Failed, why),
         }
     }
 
@@ -65,17 +99,8 @@ impl Executor<'_> {
             .iter()
             .enumerate()
             .map(|(seq, action)| {
-                self.record(run_id, round, seq, action, || match action {
-                    Action::RemovePath(remove) => {
-                        match caps::fs::remove_file(remove, &self.grants.fs_remove, dry_run) {
-                            Ok(detail) if dry_run => (ActionStatus::Planned, detail),
-                            Ok(detail) => (ActionStatus::Done, detail),
-                            Err(caps::fs::RemoveRefusal::Stale(why)) => (ActionStatus::Stale, why),
-                            Err(caps::fs::RemoveRefusal::Failed(why)) => {
-                                (ActionStatus::Failed, why)
-                            }
-                        }
-                    }
+                self.record(run_id, round, seq, action, || {
+                    self.perform(action, dry_run)
                 })
             })
             .collect()

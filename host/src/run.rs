@@ -10,6 +10,10 @@ use crate::store::{NewRun, RunStatus, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How far back, and how many, earlier actions a plugin is shown.
+const RECENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+const RECENT_LIMIT: usize = 100;
+
 pub struct RunRequest<'a> {
     pub plugin: &'a LoadedPlugin,
     pub alert: Alert,
@@ -151,9 +155,14 @@ pub fn drive(
     let executor = Executor {
         store,
         grants: &plugin.grants,
+        connections: engine.connections(),
         declared_kinds: &plugin.info.action_kinds,
     };
     let mut history: Vec<ActionResult> = Vec::new();
+    let recent = match store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT) {
+        Ok(recent) => recent,
+        Err(source) => return Err(abort(source, rounds)),
+    };
     let (status, reason) = loop {
         let round = rounds.len() as u32;
         let incident = Incident {
@@ -163,6 +172,7 @@ pub fn drive(
             dry_run,
             round,
             history: history.clone(),
+            recent: recent.clone(),
         };
         let call = engine.plan(plugin, &incident);
         let mut report = RoundReport {

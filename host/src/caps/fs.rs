@@ -5,6 +5,7 @@
 //! cap-std from a directory handle on the root, so no symlink can lead out of
 //! it. Removal goes further and follows no symlink at all.
 
+use super::Refusal;
 use crate::contract::fs::{DiskUsage, Entry, FileKind};
 use crate::contract::{ApiError, FileIdentity, RemovePath};
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
@@ -300,16 +301,6 @@ pub fn check_remove_grant(remove: &RemovePath, remove_roots: &[PathBuf]) -> Resu
     Ok(())
 }
 
-/// Why an action was not carried out although it was granted.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoveRefusal {
-    /// The file is not the one the plugin saw, or it is now in use.
-    #[error("{0}")]
-    Stale(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
 /// Re-check a granted `remove-path` against the file as it is now and, unless
 /// `dry_run`, unlink it. Returns what was (or would be) freed.
 ///
@@ -322,15 +313,15 @@ pub fn remove_file(
     remove: &RemovePath,
     remove_roots: &[PathBuf],
     dry_run: bool,
-) -> Result<String, RemoveRefusal> {
-    let (root, rest) = split_under(&remove.path, remove_roots).map_err(RemoveRefusal::Failed)?;
-    let stale = RemoveRefusal::Stale;
+) -> Result<String, Refusal> {
+    let (root, rest) = split_under(&remove.path, remove_roots).map_err(Refusal::Failed)?;
+    let stale = Refusal::Stale;
     let path = &remove.path;
     let mut dir = Dir::open_ambient_dir(root, ambient_authority())
         .map_err(|e| stale(format!("{}: {e}", root.display())))?;
     let name = rest
         .file_name()
-        .ok_or_else(|| RemoveRefusal::Failed(format!("{path} names no file")))?;
+        .ok_or_else(|| Refusal::Failed(format!("{path} names no file")))?;
     if let Some(parent) = rest.parent() {
         for component in parent.components() {
             dir = dir.open_dir_nofollow(component).map_err(|e| {
@@ -341,7 +332,7 @@ pub fn remove_file(
             })?;
         }
     }
-    let unchanged = |meta: &Metadata| -> Result<(), RemoveRefusal> {
+    let unchanged = |meta: &Metadata| -> Result<(), Refusal> {
         if !meta.file_type().is_file() {
             return Err(stale(format!("{path} is no longer a regular file")));
         }
@@ -375,7 +366,7 @@ pub fn remove_file(
                 "{path} is in use: another process has it open or mapped"
             ))
         } else {
-            RemoveRefusal::Failed(format!(
+            Refusal::Failed(format!(
                 "cannot prove {path} is unused: the kernel refused a lease ({e})"
             ))
         }
@@ -393,7 +384,7 @@ pub fn remove_file(
         return Err(stale(format!("{path} was replaced while being removed")));
     }
     dir.remove_file(name)
-        .map_err(|e| RemoveRefusal::Failed(format!("unlink {path}: {e}")))?;
+        .map_err(|e| Refusal::Failed(format!("unlink {path}: {e}")))?;
     Ok(format!("freed {freed} bytes"))
 }
 

@@ -197,16 +197,19 @@ impl Cli {
     /// (and a warning) where that cannot be created: compiling is only slower.
     fn engine(&self, config: &Config) -> Result<PluginEngine> {
         let cache = self.state_dir(config)?.join("compiled");
-        match PluginEngine::new(Some(cache)) {
+        let connections =
+            || crate::caps::Connections::new(config.nomad.clone(), config.docker.clone());
+        let engine = match PluginEngine::new(Some(cache)) {
             Err(crate::engine::EngineError::Cache { path, source }) => {
                 tracing::warn!(
                     "not caching compiled plugins: cannot create {}: {source}",
                     path.display()
                 );
-                Ok(PluginEngine::new(None)?)
+                PluginEngine::new(None)?
             }
-            engine => Ok(engine?),
-        }
+            engine => engine?,
+        };
+        Ok(engine.with_connections(connections()))
     }
 }
 

@@ -6,6 +6,8 @@
 
 use crate::builtin;
 use crate::caps::Grants;
+use crate::caps::docker::DockerSettings;
+use crate::caps::nomad::NomadSettings;
 use crate::caps::log::LogLimits;
 use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
 use crate::matcher::{Matcher, parse_matchers};
@@ -36,6 +38,10 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     server: server::RawServer,
+    #[serde(default)]
+    nomad: NomadSettings,
+    #[serde(default)]
+    docker: DockerSettings,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
     #[serde(default, rename = "route")]
@@ -157,6 +163,10 @@ pub struct Config {
     pub origin: String,
     pub state_dir: Option<PathBuf>,
     pub server: ServerConfig,
+    /// How to reach Nomad, for plugins granted `nomad`.
+    pub nomad: NomadSettings,
+    /// How to reach the Docker engine, for plugins granted `docker`.
+    pub docker: DockerSettings,
     pub plugins: Vec<PluginConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -223,6 +233,8 @@ impl Config {
             ));
         }
         let server = server::validate_server(raw.server, base, &mut problems);
+        problems.extend(raw.nomad.problems());
+        problems.extend(raw.docker.problems());
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: origin.to_string(),
@@ -233,6 +245,8 @@ impl Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
             server,
+            nomad: raw.nomad,
+            docker: raw.docker,
             plugins,
             routes,
         })
@@ -385,6 +399,17 @@ fn validate_plugin(
                 ));
             }
         }
+    }
+    if raw.grants.nomad_namespaces.iter().any(String::is_empty) {
+        problem("grants.nomad_namespaces names an empty namespace".into());
+    }
+    if raw
+        .grants
+        .docker_labels
+        .iter()
+        .any(|l| l.is_empty() || l.starts_with('='))
+    {
+        problem("grants.docker_labels entries are `key` or `key=value`".into());
     }
     for root in &raw.grants.fs_remove {
         if !raw.grants.fs_read.iter().any(|read| root.starts_with(read)) {

@@ -2,8 +2,10 @@
 //! and randomness, and the remedy read interfaces scoped by its grants.
 
 use super::limits::{MemoryLimiter, PluginLimits};
-use crate::caps::Grants;
+use crate::caps::docker::DockerReader;
 use crate::caps::fs::FsReader;
+use crate::caps::nomad::NomadReader;
+use crate::caps::{Connections, Grants};
 use crate::caps::log::LogSink;
 use crate::caps::proc::{PROC_ROOT, ProcReader, ProcRight};
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -20,6 +22,8 @@ pub struct RunContext {
     pub(super) stderr: MemoryOutputPipe,
     fs: FsReader,
     proc: ProcReader,
+    nomad: NomadReader,
+    docker: DockerReader,
     pub(super) log: LogSink,
 }
 
@@ -27,7 +31,10 @@ impl RunContext {
     /// The plugin's log lines, then every host call a capability refused.
     pub(super) fn finish_log(self) -> Vec<crate::caps::log::LogLine> {
         let denials = self.fs.denials.into_lines().into_iter();
-        let denials = denials.chain(self.proc.denials.into_lines());
+        let denials = denials
+            .chain(self.proc.denials.into_lines())
+            .chain(self.nomad.denials.into_lines())
+            .chain(self.docker.denials.into_lines());
         let mut lines = self.log.finish();
         lines.extend(denials.map(|message| crate::caps::log::LogLine {
             level: "denied",
@@ -38,7 +45,7 @@ impl RunContext {
 }
 
 impl RunContext {
-    pub fn new(grants: &Grants, limits: &PluginLimits) -> Self {
+    pub fn new(grants: &Grants, limits: &PluginLimits, connections: &Connections) -> Self {
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         // No preopened directories, no environment, no arguments, no sockets.
         let wasi = WasiCtxBuilder::new()
@@ -55,6 +62,8 @@ impl RunContext {
             stderr,
             fs: FsReader::new(&grants.fs_read),
             proc: ProcReader::new(PROC_ROOT, grants.proc.contains(&ProcRight::Read)),
+            nomad: NomadReader::new(connections.nomad.clone(), grants.nomad_grant()),
+            docker: DockerReader::new(connections.docker.clone(), grants.docker_grant()),
             log: LogSink::new(limits.log),
         }
     }
@@ -77,6 +86,14 @@ struct Proc;
 impl HasData for Proc {
     type Data<'a> = &'a mut ProcReader;
 }
+struct Nomad;
+impl HasData for Nomad {
+    type Data<'a> = &'a mut NomadReader;
+}
+struct Docker;
+impl HasData for Docker {
+    type Data<'a> = &'a mut DockerReader;
+}
 struct Log;
 impl HasData for Log {
     type Data<'a> = &'a mut LogSink;
@@ -88,6 +105,8 @@ pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     crate::contract::fs::add_to_linker::<_, Fs>(linker, |c| &mut c.fs)?;
     crate::contract::proc::add_to_linker::<_, Proc>(linker, |c| &mut c.proc)?;
+    crate::contract::nomad::add_to_linker::<_, Nomad>(linker, |c| &mut c.nomad)?;
+    crate::contract::docker::add_to_linker::<_, Docker>(linker, |c| &mut c.docker)?;
     crate::contract::log::add_to_linker::<_, Log>(linker, |c| &mut c.log)?;
     Ok(())
 }

@@ -6,7 +6,7 @@ pub mod cache;
 mod context;
 pub mod limits;
 
-use crate::caps::Grants;
+use crate::caps::{Connections, Grants};
 use crate::caps::log::LogLine;
 use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
 use cache::{CacheUse, CompiledCache};
@@ -104,6 +104,7 @@ pub struct PluginEngine {
     linker: Linker<RunContext>,
     cache: Option<CompiledCache>,
     pooling: bool,
+    connections: Arc<Connections>,
     _ticker: EpochTicker,
 }
 
@@ -137,8 +138,20 @@ impl PluginEngine {
             linker,
             cache,
             pooling,
+            connections: Arc::new(Connections::default()),
             _ticker: ticker,
         })
+    }
+
+    /// Use these Nomad and Docker settings instead of the defaults.
+    pub fn with_connections(mut self, connections: Connections) -> Self {
+        self.connections = Arc::new(connections);
+        self
+    }
+
+    /// The services plugins read from and the executor acts on.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     pub fn uses_pooling(&self) -> bool {
@@ -254,7 +267,7 @@ impl PluginEngine {
     ) -> Call<T> {
         let mut store = Store::new(
             &self.engine,
-            RunContext::new(&plugin.grants, &plugin.limits),
+            RunContext::new(&plugin.grants, &plugin.limits, &self.connections),
         );
         store.limiter(|ctx| &mut ctx.limiter);
         store.set_epoch_deadline(plugin.limits.deadline_ticks());

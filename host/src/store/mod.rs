@@ -245,6 +245,7 @@ CREATE TABLE IF NOT EXISTS actions (
     duration_us INTEGER
 );
 CREATE INDEX IF NOT EXISTS actions_by_run ON actions (run_id, round, seq);
+CREATE INDEX IF NOT EXISTS actions_by_time ON actions (status, intent_ms);
 CREATE TABLE IF NOT EXISTS logs (
     run_id  TEXT NOT NULL REFERENCES runs (id),
     round   INTEGER NOT NULL,
@@ -371,6 +372,41 @@ impl Store {
                 params![run_id, round, seq, action.kind(), json, now_ms()],
             )?;
             Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Actions runs of `plugin` executed within `window`, newest first, at
+    /// most `limit`: what a plugin is shown to keep it from flapping.
+    pub fn recent_actions(
+        &self,
+        plugin: &str,
+        window: Duration,
+        limit: usize,
+    ) -> Result<Vec<crate::contract::PastAction>, StoreError> {
+        let now = now_ms();
+        let since = now - window.as_millis() as i64;
+        self.with(|c| {
+            let mut query = c.prepare_cached(
+                "SELECT a.run_id, a.intent_ms, a.action FROM actions a JOIN runs r ON r.id = a.run_id
+                 WHERE r.plugin = ?1 AND a.status = 'done' AND a.intent_ms >= ?2
+                 ORDER BY a.intent_ms DESC, a.id DESC LIMIT ?3",
+            )?;
+            let rows = query.query_map(params![plugin, since, limit as i64], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+            })?;
+            let mut recent = Vec::new();
+            for row in rows {
+                let (run_id, at, json) = row?;
+                // A record from another contract version is skipped, not fatal.
+                if let Ok(action) = serde_json::from_str(&json) {
+                    recent.push(crate::contract::PastAction {
+                        run_id,
+                        age_secs: ((now - at).max(0) / 1000) as u64,
+                        action,
+                    });
+                }
+            }
+            Ok(recent)
         })
     }
 

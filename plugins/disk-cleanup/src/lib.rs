@@ -1,6 +1,10 @@
 //! disk-cleanup: free space on one filesystem until its usage is back under a target.
 //!
-//! Tiers, in order, each oldest modification first:
+//! Owner-managed cleanup comes first, in a round of its own: Nomad's client
+//! GC of terminal allocations (`nomad_gc`) and a Docker prune of stopped
+//! containers and dangling images (`docker_prune`), never volumes. Whatever
+//! is still needed after that is freed from files, in tiers, each oldest
+//! modification first:
 //! 1. leaked sandbox files (`sandbox_dirs`),
 //! 2. caches (`cache_dirs`),
 //! 3. rotated logs older than `log_min_age` (`log_dirs`).
@@ -14,8 +18,8 @@
 mod select;
 
 use remedy_sdk::{
-    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, fs, parse_duration, parse_percent,
-    proc,
+    Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker, fs,
+    nomad, parse_duration, parse_percent, proc,
 };
 use select::{Candidate, Skips, Tier};
 use std::collections::HashSet;
@@ -72,6 +76,24 @@ impl Plugin for DiskCleanup {
             "Only rotated logs not modified for this long.",
             Some("7d"),
         )
+        .param(
+            "nomad_gc",
+            "Before deleting files, ask this node's Nomad client to collect terminal allocations (true/false).",
+            Some("true"),
+        )
+        .param(
+            "docker_prune",
+            "Before deleting files, prune these from the local Docker engine (comma-separated \
+             stopped-containers, dangling-images, unused-images, build-cache; empty: none).",
+            Some("stopped-containers,dangling-images"),
+        )
+        .param(
+            "docker_prune_older_than",
+            "Only prune Docker leftovers at least this old.",
+            Some("1h"),
+        )
+        .action_kind("nomad-client-gc")
+        .action_kind("docker-prune")
         .action_kind("remove-path")
     }
 
@@ -139,6 +161,23 @@ impl Plugin for DiskCleanup {
                 format!("{mountpoint} at {percent:.1}%, under the {target}% target")
             };
             return Ok(plan);
+        }
+
+        // The owners' own cleanup goes first, in a round of its own; the next
+        // round measures again and picks files only for what is still needed.
+        if incident.round == 0 {
+            let (checks, actions) = owner_tier(&incident)?;
+            plan.checks.extend(checks);
+            if !actions.is_empty() {
+                plan.summary = format!(
+                    "{mountpoint} needs {} freed: owner-managed cleanup first ({} actions); \
+                     files are chosen next round from what is still needed",
+                    select::human(to_free),
+                    actions.len()
+                );
+                plan.actions = actions;
+                return Ok(plan);
+            }
         }
 
         // Without knowing which files are in use nothing is safe to delete.
@@ -235,6 +274,55 @@ impl Plugin for DiskCleanup {
         }
         Ok(plan)
     }
+}
+
+/// Nomad client GC and Docker prunes, as the params ask and as far as Nomad
+/// and Docker can be reached: an unreachable one is a skipped check.
+fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
+    let mut checks = Vec::new();
+    let mut actions = Vec::new();
+    let gc = incident.param_with("nomad_gc", |v| {
+        v.parse::<bool>().map_err(|_| "expected true or false".to_string())
+    })?;
+    if gc {
+        match nomad::local_node() {
+            Ok(node) => {
+                checks.push(Check::pass("nomad", format!("client node {}", node.name)));
+                actions.push(Action::client_gc(
+                    &node,
+                    "terminal allocations keep their directories until collected",
+                ));
+            }
+            Err(error) => checks.push(Check::skipped("nomad", format!("no client GC: {error:?}"))),
+        }
+    }
+    let older_than = incident.param_with("docker_prune_older_than", parse_duration)?;
+    for name in incident.param_list("docker_prune") {
+        let target = DockerPruneTarget::parse(&name)
+            .map_err(|why| Error::Invalid(format!("parameter `docker_prune`: {why}")))?;
+        match docker::prune_candidates(target, older_than) {
+            Ok(found) if found.is_empty() => {
+                checks.push(Check::pass(&format!("docker {name}"), "nothing to prune"))
+            }
+            Ok(found) => {
+                let bytes: u64 = found.iter().filter_map(|c| c.bytes).sum();
+                checks.push(Check::warn(
+                    &format!("docker {name}"),
+                    format!("{} to prune, {}", found.len(), select::human(bytes)),
+                ));
+                actions.push(Action::docker_prune(
+                    target,
+                    older_than,
+                    format!("{} {name}, {}", found.len(), select::human(bytes)),
+                ));
+            }
+            Err(error) => checks.push(Check::skipped(
+                &format!("docker {name}"),
+                format!("not pruned: {error:?}"),
+            )),
+        }
+    }
+    Ok((checks, actions))
 }
 
 fn now_secs() -> i64 {

@@ -1,8 +1,10 @@
 //! Constructors and accessors that keep plugin code short.
 
 use crate::{
-    Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, Error,
-    FileIdentity, Incident, ParamInfo, Plan, PluginInfo, RemovePath, fs,
+    Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
+    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, NomadAllocRef,
+    NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob, NomadStopAlloc, ParamInfo,
+    Plan, PluginInfo, RemovePath, docker, fs, nomad,
 };
 
 impl PluginInfo {
@@ -96,6 +98,7 @@ impl Incident {
             dry_run: true,
             round: 0,
             history: Vec::new(),
+            recent: Vec::new(),
         }
     }
 }
@@ -146,6 +149,20 @@ impl Plan {
         self.escalate = Some(why.into());
         self
     }
+    /// Ask the host to wait this long before the next round (after acting).
+    pub fn recheck_after(mut self, secs: u32) -> Self {
+        self.recheck_after_secs = Some(secs);
+        self
+    }
+}
+
+fn alloc_ref(alloc: &nomad::Allocation) -> NomadAllocRef {
+    NomadAllocRef {
+        namespace: alloc.namespace.clone(),
+        job_id: alloc.job_id.clone(),
+        alloc_id: alloc.id.clone(),
+        node_id: alloc.node_id.clone(),
+    }
 }
 
 impl Action {
@@ -158,11 +175,119 @@ impl Action {
         })
     }
 
+    /// Restart one task (or all) of an allocation in place.
+    pub fn restart_alloc(
+        alloc: &nomad::Allocation,
+        task: Option<&str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::NomadRestartAlloc(NomadRestartAlloc {
+            alloc: alloc_ref(alloc),
+            task: task.map(Into::into),
+            reason: reason.into(),
+        })
+    }
+
+    /// Stop an allocation so the scheduler replaces it.
+    pub fn stop_alloc(alloc: &nomad::Allocation, reason: impl Into<String>) -> Self {
+        Action::NomadStopAlloc(NomadStopAlloc {
+            alloc: alloc_ref(alloc),
+            reason: reason.into(),
+        })
+    }
+
+    /// Re-evaluate a job, optionally forcing failed allocations to reschedule.
+    pub fn evaluate_job(job: &nomad::Job, force_reschedule: bool, reason: impl Into<String>) -> Self {
+        Action::NomadEvaluateJob(NomadEvaluateJob {
+            namespace: job.namespace.clone(),
+            job_id: job.id.clone(),
+            force_reschedule,
+            reason: reason.into(),
+        })
+    }
+
+    /// Revert `job` (as it is now) to `to_version`.
+    pub fn revert_job(job: &nomad::Job, to_version: u64, reason: impl Into<String>) -> Self {
+        Action::NomadRevertJob(NomadRevertJob {
+            namespace: job.namespace.clone(),
+            job_id: job.id.clone(),
+            current_version: job.version,
+            to_version,
+            reason: reason.into(),
+        })
+    }
+
+    /// Collect terminal allocations on a client node.
+    pub fn client_gc(node: &nomad::Node, reason: impl Into<String>) -> Self {
+        Action::NomadClientGc(NomadClientGc {
+            node_id: node.id.clone(),
+            reason: reason.into(),
+        })
+    }
+
+    /// Remove what `docker::prune_candidates(target, older_than_secs)` lists.
+    pub fn docker_prune(
+        target: DockerPruneTarget,
+        older_than_secs: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::DockerPrune(DockerPrune {
+            target,
+            older_than_secs,
+            reason: reason.into(),
+        })
+    }
+
+    pub fn restart_container(container: &docker::Container, reason: impl Into<String>) -> Self {
+        Action::DockerRestartContainer(DockerRestartContainer {
+            id: container.id.clone(),
+            name: container.name.clone(),
+            reason: reason.into(),
+        })
+    }
+
     /// The kind name used in `PluginInfo::action_kinds` and in grants.
     pub fn kind(&self) -> &'static str {
         match self {
             Action::RemovePath(_) => "remove-path",
+            Action::NomadRestartAlloc(_) => "nomad-restart-alloc",
+            Action::NomadStopAlloc(_) => "nomad-stop-alloc",
+            Action::NomadEvaluateJob(_) => "nomad-evaluate-job",
+            Action::NomadRevertJob(_) => "nomad-revert-job",
+            Action::NomadClientGc(_) => "nomad-client-gc",
+            Action::DockerPrune(_) => "docker-prune",
+            Action::DockerRestartContainer(_) => "docker-restart-container",
         }
+    }
+}
+
+impl DockerPruneTarget {
+    pub const ALL: [DockerPruneTarget; 4] = [
+        DockerPruneTarget::StoppedContainers,
+        DockerPruneTarget::DanglingImages,
+        DockerPruneTarget::UnusedImages,
+        DockerPruneTarget::BuildCache,
+    ];
+
+    /// The name used in params and plans: `stopped-containers`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            DockerPruneTarget::StoppedContainers => "stopped-containers",
+            DockerPruneTarget::DanglingImages => "dangling-images",
+            DockerPruneTarget::UnusedImages => "unused-images",
+            DockerPruneTarget::BuildCache => "build-cache",
+        }
+    }
+
+    /// The target called `name`; an unknown name is an error listing the known ones.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown target {name:?}; use {}", known.join(", "))
+            })
     }
 }
 
@@ -240,6 +365,14 @@ mod tests {
         assert!(parse_percent("101").is_err());
         assert!(parse_percent("-1").is_err());
         assert!(parse_percent("lots").is_err());
+    }
+
+    #[test]
+    fn prune_targets_round_trip() {
+        for target in DockerPruneTarget::ALL {
+            assert_eq!(DockerPruneTarget::parse(target.name()), Ok(target));
+        }
+        assert!(DockerPruneTarget::parse("volumes").unwrap_err().contains("build-cache"));
     }
 
     #[test]
