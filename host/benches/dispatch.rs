@@ -37,6 +37,7 @@ fn incident(params: Vec<(String, String)>) -> Incident {
         dry_run: true,
         round: 0,
         history: vec![],
+        recent: vec![],
     }
 }
 
@@ -70,7 +71,7 @@ fn dispatch(c: &mut Criterion) {
     let no_grants = Grants::default();
     let limits = Default::default();
     c.bench_function("context/new", |b| {
-        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits))
+        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits, engine.connections()))
     });
     c.bench_function("plan/echo", |b| {
         b.iter(|| engine.plan(&echo, &echo_incident).result.unwrap())
@@ -83,8 +84,10 @@ fn dispatch(c: &mut Criterion) {
             sha256_pin: None,
             grants: Grants {
                 fs_read: vec!["/nonexistent-remedy-bench".into()],
-                fs_remove: vec![],
                 proc: vec![remedy::caps::proc::ProcRight::Read],
+                nomad: vec![remedy::caps::nomad::NomadRight::Read],
+                docker: vec![remedy::caps::docker::DockerRight::Read],
+                ..Default::default()
             },
             limits: Default::default(),
         })

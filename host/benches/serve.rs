@@ -131,6 +131,15 @@ source = "builtin:disk-cleanup"
 fs_read = ["/orchestrator", "/var/lib/nomad", "/var/log"]
 fs_remove = ["/orchestrator/sandbox", "/orchestrator/template", "/var/lib/nomad/alloc", "/var/log"]
 proc = ["read"]
+nomad = ["read"]
+docker = ["read"]
+
+[nomad]
+address = "http://127.0.0.1:9"
+retries = 0
+
+[docker]
+socket = "/nonexistent/remedy-bench/docker.sock"
 
 [[route]]
 name = "disk"

@@ -13,6 +13,8 @@ use std::time::Duration;
 /// How far back, and how many, earlier actions a plugin is shown.
 const RECENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const RECENT_LIMIT: usize = 100;
+/// The longest a run waits between rounds when a plan asks for a recheck.
+const MAX_RECHECK_WAIT: Duration = Duration::from_secs(600);
 
 pub struct RunRequest<'a> {
     pub plugin: &'a LoadedPlugin,
@@ -231,6 +233,7 @@ pub fn drive(
         };
         let verdict = judge_round(&results, dry_run, request.approval);
         history.extend(results.iter().cloned());
+        let recheck = plan.recheck_after_secs;
         report.plan = Some(plan);
         report.results = results;
         rounds.push(report);
@@ -245,6 +248,12 @@ pub fn drive(
                     request.max_rounds
                 ),
             );
+        }
+        // The plugin asked to look again later, e.g. to confirm a restart took.
+        if let Some(secs) = recheck {
+            let wait = Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT);
+            tracing::info!(round, "waiting {wait:?} before the next round, as the plan asked");
+            std::thread::sleep(wait);
         }
     };
 

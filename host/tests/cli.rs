@@ -15,6 +15,15 @@ source = "builtin:disk-cleanup"
 [plugin.grants]
 fs_read = ["/tmp"]
 proc = ["read"]
+nomad = ["read"]
+docker = ["read"]
+
+[nomad]
+address = "http://127.0.0.1:9"
+retries = 0
+
+[docker]
+socket = "/nonexistent/remedy-test/docker.sock"
 "#;
 
 struct Setup {
@@ -45,7 +54,10 @@ params = {{ mountpoint = "/nowhere", sandbox_dirs = "{d}", cache_dirs = "{d}", l
 [plugin.grants]
 fs_read = ["{d}"]
 proc = ["read"]
-"#
+nomad = ["read"]
+docker = ["read"]
+{}"#,
+                common::OFFLINE_SERVICES
             ),
         )
         .unwrap();
@@ -208,7 +220,7 @@ fn config_check_loads_every_plugin_and_reports_each_problem() {
 
     // Parses, but the plugin imports an interface its grants leave out.
     let ungranted = Setup::with_config(
-        "[[plugin]]\nname = \"disk-cleanup\"\nsource = \"builtin:disk-cleanup\"\n[plugin.grants]\nfs_read = [\"/tmp\"]\n",
+        "[[plugin]]\nname = \"disk-cleanup\"\nsource = \"builtin:disk-cleanup\"\n[plugin.grants]\nfs_read = [\"/tmp\"]\nnomad = [\"read\"]\ndocker = [\"read\"]\n",
     );
     let output = ungranted.remedy(&["config", "check"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));

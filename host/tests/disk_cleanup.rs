@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{DAY, Holder, Tmpfs, aged_file, describe, remedy};
+use common::{DAY, Holder, OFFLINE_SERVICES, Tmpfs, aged_file, describe, remedy};
 use serde_json::Value;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,9 @@ params = {{ mountpoint = "{r}", sandbox_dirs = "{r}/sandbox", cache_dirs = "{r}/
 fs_read = ["{r}"]
 fs_remove = ["{r}/cache", "{r}/logs", "{r}/sandbox"]
 proc = ["read"]
-"#
+nomad = ["read"]
+docker = ["read"]
+{OFFLINE_SERVICES}"#
             ),
         )
         .unwrap();
@@ -270,7 +272,7 @@ fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
 /// fails the identity check; files opened or mapped since fail the lease.
 #[test]
 fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
-    use remedy::caps::{Grants, proc::ProcRight};
+    use remedy::caps::Grants;
     use remedy::contract::{Action, ActionStatus};
     use remedy::executor::Executor;
     use remedy::run::{RunRequest, resolve_params, run};
@@ -280,9 +282,8 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     let host = common::Host::new();
     let root = scene.fs.path.clone();
     let grants = Grants {
-        fs_read: vec![root.clone()],
         fs_remove: vec![root.join("cache"), root.join("logs")],
-        proc: vec![ProcRight::Read],
+        ..common::grants_under(&root)
     };
     let plugin = host.load("disk_cleanup", grants.clone(), Default::default());
     let r = root.display();
@@ -314,6 +315,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     assert!(actions.len() >= 4, "{actions:?}");
     let path_of = |action: &Action| match action {
         Action::RemovePath(remove) => PathBuf::from(&remove.path),
+        other => panic!("offline, disk-cleanup proposes only files, not {other:?}"),
     };
 
     // 0: replaced by a new file under the same name, same size and age.
@@ -343,6 +345,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
+        connections: host.engine.connections(),
         declared_kinds: &kinds,
     };
     let results = executor.execute("apply-later", 0, &actions, false).unwrap();

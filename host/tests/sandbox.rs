@@ -174,6 +174,7 @@ fn removal_outside_fs_remove_is_denied_and_recorded() {
         fs_read: vec![place.dir.path().to_path_buf()],
         fs_remove: vec![place.granted()],
         proc: vec![remedy::caps::proc::ProcRight::Read],
+        ..Grants::default()
     };
     let plugin = host.load("hostile", grants, fast_limits());
     let g = place.granted().display().to_string();
@@ -439,6 +440,7 @@ fn undeclared_action_kinds_are_denied() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
+        connections: host.engine.connections(),
         declared_kinds: &[],
     };
     let results = executor
@@ -469,6 +471,7 @@ fn one_denied_action_stops_the_whole_plan() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
+        connections: host.engine.connections(),
         declared_kinds: &kinds,
     };
     let actions = [
@@ -499,6 +502,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
+        connections: host.engine.connections(),
         declared_kinds: &kinds,
     };
     let error = executor

@@ -2,8 +2,10 @@
 //! real `remedy` binary, and the plugins the build compiled to wasm.
 #![allow(dead_code)] // each test binary uses its own part of this
 
-use remedy::caps::Grants;
+use remedy::caps::docker::{DockerRight, DockerSettings};
+use remedy::caps::nomad::{NomadRight, NomadSettings};
 use remedy::caps::proc::ProcRight;
+use remedy::caps::{Connections, Grants};
 use remedy::engine::limits::PluginLimits;
 use remedy::engine::{LoadedPlugin, PluginEngine, PluginSpec};
 use remedy::store::Store;
@@ -13,6 +15,33 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, SystemTime};
 
 pub mod daemon;
+pub mod nomad_double;
+
+/// Config sections that point Nomad and Docker at nothing, so a test never
+/// reaches a real agent or engine the machine happens to run.
+pub const OFFLINE_SERVICES: &str = r#"
+[nomad]
+address = "http://127.0.0.1:9"
+retries = 0
+
+[docker]
+socket = "/nonexistent/remedy-test/docker.sock"
+"#;
+
+/// Connections to the same nothing, for library-level tests.
+pub fn offline_connections() -> Connections {
+    Connections::new(
+        NomadSettings {
+            address: Some("http://127.0.0.1:9".into()),
+            retries: Some(0),
+            ..Default::default()
+        },
+        DockerSettings {
+            socket: Some("/nonexistent/remedy-test/docker.sock".into()),
+            ..Default::default()
+        },
+    )
+}
 
 /// Where the build put the compiled plugins.
 pub const PLUGIN_DIR: &str = env!("REMEDY_PLUGIN_WASM_DIR");
@@ -133,12 +162,16 @@ pub fn describe(output: &Output) -> String {
     )
 }
 
-/// Grants to read and remove below `root`, and to read processes.
+/// Grants to read and remove below `root`, to read processes, and to read
+/// Nomad and Docker (which disk-cleanup's owner tier imports).
 pub fn grants_under(root: &Path) -> Grants {
     Grants {
         fs_read: vec![root.to_path_buf()],
         fs_remove: vec![root.to_path_buf()],
         proc: vec![ProcRight::Read],
+        nomad: vec![NomadRight::Read],
+        docker: vec![DockerRight::Read],
+        ..Default::default()
     }
 }
 
@@ -153,7 +186,9 @@ impl Host {
     pub fn new() -> Host {
         let dir = tempfile::tempdir().unwrap();
         Host {
-            engine: PluginEngine::new(Some(dir.path().join("compiled"))).unwrap(),
+            engine: PluginEngine::new(Some(dir.path().join("compiled")))
+                .unwrap()
+                .with_connections(offline_connections()),
             store: Store::open(&dir.path().join("state")).unwrap(),
             dir,
         }

@@ -209,7 +209,13 @@ impl NomadClient {
                         let bytes = response.bytes().await.map_err(|e| {
                             self.unreachable(&method, path, format!("reading the answer: {e}"))
                         })?;
-                        return serde_json::from_slice(&bytes).map_err(|e| {
+                        // Some writes (client GC) answer 200 with no body at all.
+                        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+                            b"null"
+                        } else {
+                            &bytes
+                        };
+                        return serde_json::from_slice(bytes).map_err(|e| {
                             NomadError::Unexpected {
                                 method: method.clone(),
                                 path: path.to_string(),
