@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, SystemTime};
 
 pub mod daemon;
+pub mod dockerd;
 pub mod nomad_double;
 
 /// Config sections that point Nomad and Docker at nothing, so a test never

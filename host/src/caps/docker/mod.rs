@@ -172,6 +172,19 @@ impl Docker {
     where
         F: Future<Output = Result<T, BollardError>>,
     {
+        self.call_within(Duration::ZERO, exchange)
+    }
+
+    /// Like `call`, for an exchange the engine itself takes `extra` longer to
+    /// answer (a restart waits for the container to stop).
+    fn call_within<T, F>(
+        &self,
+        extra: Duration,
+        exchange: impl FnOnce(bollard::Docker) -> F,
+    ) -> Result<T, DockerError>
+    where
+        F: Future<Output = Result<T, BollardError>>,
+    {
         let timeout = self.settings.timeout();
         let cached = self
             .client
@@ -185,7 +198,8 @@ impl Docker {
                     let socket = self.settings.socket();
                     let client = bollard::Docker::connect_with_unix(
                         &socket.to_string_lossy(),
-                        timeout.as_secs().max(1),
+                        // Our own deadline below bounds each call; this one only must not cut a restart short.
+                        timeout.as_secs().max(1) + RESTART_STOP_SECS as u64,
                         bollard::API_DEFAULT_VERSION,
                     )?;
                     let client = tokio::time::timeout(timeout, client.negotiate_version())
@@ -195,7 +209,7 @@ impl Docker {
                     client
                 }
             };
-            tokio::time::timeout(timeout, exchange(client))
+            tokio::time::timeout(timeout + extra, exchange(client))
                 .await
                 .map_err(|_| BollardError::RequestTimeoutError)?
         });
@@ -307,7 +321,9 @@ impl Docker {
                 bytes: None,
             }],
         };
-        Ok(candidates.into_iter().take(MAX_ITEMS).collect())
+        let mut candidates: Vec<PruneCandidate> = candidates.into_iter().take(MAX_ITEMS).collect();
+        candidates.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(candidates)
     }
 }
 
@@ -501,8 +517,9 @@ pub fn perform(
                 return Ok(format!("would restart container {}", restart.name));
             }
             let id = restart.id.clone();
+            let stopping = Duration::from_secs(RESTART_STOP_SECS as u64);
             docker
-                .call(|d| async move {
+                .call_within(stopping, |d| async move {
                     d.restart_container(
                         &id,
                         Some(RestartContainerOptions {
