@@ -31,11 +31,14 @@ cat > "$demo/remedy.toml" <<TOML
 [[plugin]]
 name = "disk-cleanup"
 source = "builtin:disk-cleanup"
-params = { mountpoint = "$fs", sandbox_dirs = "$fs/sandbox", cache_dirs = "$fs/cache", log_dirs = "$fs/logs", target_used_percent = "60" }
+params = { mountpoint = "$fs", sandbox_dirs = "$fs/sandbox", cache_dirs = "$fs/cache", log_dirs = "$fs/logs", target_used_percent = "60", nomad_gc = "false", docker_prune = "" }
 [plugin.grants]
 fs_read = ["$fs"]
 fs_remove = ["$fs/cache", "$fs/logs", "$fs/sandbox"]
 proc = ["read"]
+# The demo leaves this host's Nomad and Docker alone (their tier is off above).
+nomad = ["read"]
+docker = ["read"]
 TOML
 
 run() { echo "\$ remedy $*"; "$remedy" --config "$demo/remedy.toml" --state-dir "$demo/state" "$@" || echo "(exit $?)"; echo; }

@@ -41,6 +41,11 @@ job "remedy" {
           fs_read = ["/orchestrator", "/var/lib/nomad"]
           fs_remove = ["/orchestrator/sandbox", "/orchestrator/template", "/var/lib/nomad/alloc"]
           proc = ["read"]
+          nomad = ["read", "gc"]
+          docker = ["read", "prune"]
+
+          [nomad]
+          address = "http://{{ env "attr.unique.network.ip-address" }}:4646"
 
           [[route]]
           name = "disk-space"

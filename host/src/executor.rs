@@ -99,9 +99,7 @@ impl Executor<'_> {
             .iter()
             .enumerate()
             .map(|(seq, action)| {
-                self.record(run_id, round, seq, action, || {
-                    self.perform(action, dry_run)
-                })
+                self.record(run_id, round, seq, action, || self.perform(action, dry_run))
             })
             .collect()
     }

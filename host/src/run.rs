@@ -252,7 +252,10 @@ pub fn drive(
         // The plugin asked to look again later, e.g. to confirm a restart took.
         if let Some(secs) = recheck {
             let wait = Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT);
-            tracing::info!(round, "waiting {wait:?} before the next round, as the plan asked");
+            tracing::info!(
+                round,
+                "waiting {wait:?} before the next round, as the plan asked"
+            );
             std::thread::sleep(wait);
         }
     };

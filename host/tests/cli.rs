@@ -437,7 +437,7 @@ fn the_example_config_is_valid() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert!(
-        stdout(&output).contains("1 plugins, 1 routes"),
+        stdout(&output).contains("2 plugins, 3 routes"),
         "{}",
         describe(&output)
     );

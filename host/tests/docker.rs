@@ -42,7 +42,12 @@ docker_labels = ["{GRANTED}"]
     path
 }
 
-fn run(dir: &std::path::Path, config: &std::path::Path, plugin: &str, args: &[&str]) -> (i32, Value) {
+fn run(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    plugin: &str,
+    args: &[&str],
+) -> (i32, Value) {
     let output = remedy(&dir.join("state"), config)
         .args(["run", plugin, "--output", "json"])
         .args(args)
@@ -72,16 +77,28 @@ fn prune_plans_and_removes_exactly_the_exited_granted_containers() {
     assert_eq!(code, 0, "{dry:#}");
     assert_eq!(dry["status"], "succeeded", "{dry:#}");
     let planned = details(&dry);
-    assert!(planned.contains("would remove 2 stopped containers (granted-exited-1, granted-exited-2)"), "{dry:#}");
-    assert!(!planned.contains("foreign") && !planned.contains("granted-running"), "{dry:#}");
+    assert!(
+        planned.contains("would remove 2 stopped containers (granted-exited-1, granted-exited-2)"),
+        "{dry:#}"
+    );
+    assert!(
+        !planned.contains("foreign") && !planned.contains("granted-running"),
+        "{dry:#}"
+    );
     let checks = dry["rounds"][0]["plan"]["checks"].to_string();
-    assert!(checks.contains("granted-exited-1, granted-exited-2"), "{checks}");
+    assert!(
+        checks.contains("granted-exited-1, granted-exited-2"),
+        "{checks}"
+    );
     assert_eq!(engine.names().len(), 5, "a dry-run removed something");
 
     let (code, applied) = run(dir.path(), &config, "docker-prune", &["--apply"]);
     assert_eq!(code, 0, "{applied:#}");
     assert_eq!(applied["status"], "succeeded", "{applied:#}");
-    assert!(details(&applied).contains("removed 2 stopped containers"), "{applied:#}");
+    assert!(
+        details(&applied).contains("removed 2 stopped containers"),
+        "{applied:#}"
+    );
     assert_eq!(
         engine.names(),
         ["foreign-exited", "foreign-running", "granted-running"],
@@ -101,7 +118,10 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
 
     let store = remedy::store::Store::open(&dir.path().join("state")).unwrap();
     let grants = remedy::caps::Grants {
-        docker: vec![remedy::caps::docker::DockerRight::Read, remedy::caps::docker::DockerRight::Restart],
+        docker: vec![
+            remedy::caps::docker::DockerRight::Read,
+            remedy::caps::docker::DockerRight::Restart,
+        ],
         docker_labels: vec![GRANTED.into()],
         ..Default::default()
     };
@@ -129,10 +149,21 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
     let started = |name: &str| engine.must(&["inspect", "--format", "{{.State.StartedAt}}", name]);
 
     let before = started("foreign-running");
-    let results = executor.execute(&run_id, 5, &[restart(&foreign, "foreign-running")], false).unwrap();
+    let results = executor
+        .execute(&run_id, 5, &[restart(&foreign, "foreign-running")], false)
+        .unwrap();
     assert_eq!(results[0].status, ActionStatus::Denied, "{results:?}");
-    assert!(results[0].detail.contains("outside the granted label selector"), "{results:?}");
-    assert_eq!(started("foreign-running"), before, "the foreign container was restarted");
+    assert!(
+        results[0]
+            .detail
+            .contains("outside the granted label selector"),
+        "{results:?}"
+    );
+    assert_eq!(
+        started("foreign-running"),
+        before,
+        "the foreign container was restarted"
+    );
     // Recorded like every decision.
     let recorded = remedy(&dir.path().join("state"), &config)
         .args(["runs", "show", &run_id, "--output", "json"])
@@ -149,14 +180,22 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
     );
 
     let before = started("granted-running");
-    let results = executor.execute(&run_id, 6, &[restart(&granted, "granted-running")], false).unwrap();
+    let results = executor
+        .execute(&run_id, 6, &[restart(&granted, "granted-running")], false)
+        .unwrap();
     assert_eq!(results[0].status, ActionStatus::Done, "{results:?}");
-    assert_ne!(started("granted-running"), before, "the granted container was not restarted");
+    assert_ne!(
+        started("granted-running"),
+        before,
+        "the granted container was not restarted"
+    );
 
     // A container re-created under the planned name is not the planned one.
     engine.must(&["rm", "-f", "granted-running"]);
     engine.running("granted-running", &[GRANTED]);
-    let results = executor.execute(&run_id, 7, &[restart(&granted, "granted-running")], false).unwrap();
+    let results = executor
+        .execute(&run_id, 7, &[restart(&granted, "granted-running")], false)
+        .unwrap();
     assert_eq!(results[0].status, ActionStatus::Stale, "{results:?}");
 }
 
@@ -175,8 +214,18 @@ fn a_stopped_engine_fails_the_run_clearly_instead_of_hanging() {
     let (code, frozen) = run(dir.path(), &config, "docker-prune", &["--apply"]);
     assert_eq!(code, 1, "{frozen:#}");
     assert_eq!(frozen["status"], "failed", "{frozen:#}");
-    assert!(frozen["reason"].as_str().unwrap().contains("no answer within 3s"), "{frozen:#}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(25), "took {:?}", started.elapsed());
+    assert!(
+        frozen["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 3s"),
+        "{frozen:#}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // Gone altogether.
     engine.signal(libc::SIGKILL);
@@ -185,7 +234,10 @@ fn a_stopped_engine_fails_the_run_clearly_instead_of_hanging() {
     assert_eq!(code, 1, "{gone:#}");
     assert_eq!(gone["status"], "failed", "{gone:#}");
     let reason = gone["reason"].as_str().unwrap();
-    assert!(reason.contains(&engine.socket().display().to_string()), "{reason}");
+    assert!(
+        reason.contains(&engine.socket().display().to_string()),
+        "{reason}"
+    );
     assert!(reason.contains("is dockerd running?"), "{reason}");
 }
 
@@ -247,16 +299,31 @@ docker_labels = ["{GRANTED}"]
             .unwrap()
             .iter()
             .filter(|a| a["round"] == round)
-            .map(|a| a["action"].as_object().unwrap().keys().next().unwrap().clone())
+            .map(|a| {
+                a["action"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .next()
+                    .unwrap()
+                    .clone()
+            })
             .collect()
     };
     assert_eq!(kinds_in(0), ["NomadClientGc", "DockerPrune"], "{run:#}");
-    assert!(!kinds_in(1).is_empty() && kinds_in(1).iter().all(|k| k == "RemovePath"), "{run:#}");
+    assert!(
+        !kinds_in(1).is_empty() && kinds_in(1).iter().all(|k| k == "RemovePath"),
+        "{run:#}"
+    );
     assert_eq!(
         nomad.world().writes(),
         [format!("PUT /v1/client/gc?node_id={node}")],
         "client GC went to the wrong place"
     );
     assert_eq!(engine.names(), ["foreign-exited"]);
-    assert!(fs.used_percent() <= 50.0, "target not reached: {}%", fs.used_percent());
+    assert!(
+        fs.used_percent() <= 50.0,
+        "target not reached: {}%",
+        fs.used_percent()
+    );
 }

@@ -106,11 +106,22 @@ params = {{ confirm_after = "1s" }}
     }
 
     fn restarts(&self, alloc: &str) -> u64 {
-        self.nomad.world().alloc(alloc).tasks.values().map(|t| t.restarts).sum()
+        self.nomad
+            .world()
+            .alloc(alloc)
+            .tasks
+            .values()
+            .map(|t| t.restarts)
+            .sum()
     }
 
     fn writes(&self) -> Vec<String> {
-        self.nomad.world().writes().into_iter().map(String::from).collect()
+        self.nomad
+            .world()
+            .writes()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 }
 
@@ -123,12 +134,21 @@ fn restart_touches_only_this_nodes_allocation_and_confirms_health() {
     let cluster = Cluster::new();
     let here = cluster.alloc_on("orchestrator", &cluster.here);
     let there = cluster.alloc_on("orchestrator", &cluster.there);
-    let labels = ["--label", "job=orchestrator", "--label", "instance=node-1:9100"];
+    let labels = [
+        "--label",
+        "job=orchestrator",
+        "--label",
+        "instance=node-1:9100",
+    ];
 
     let (code, run) = cluster.run(&[&labels[..], &["--dry-run"]].concat());
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["status"], "succeeded", "{run:#}");
-    assert!(cluster.writes().is_empty(), "a dry-run wrote to Nomad: {:?}", cluster.writes());
+    assert!(
+        cluster.writes().is_empty(),
+        "a dry-run wrote to Nomad: {:?}",
+        cluster.writes()
+    );
     let planned = &run["actions"][0]["action"]["NomadRestartAlloc"];
     assert_eq!(planned["alloc"]["alloc_id"], here.as_str(), "{run:#}");
     assert_eq!(planned["alloc"]["node_id"], cluster.here.as_str());
@@ -137,10 +157,16 @@ fn restart_touches_only_this_nodes_allocation_and_confirms_health() {
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(cluster.restarts(&here), 1);
-    assert_eq!(cluster.restarts(&there), 0, "the other node's allocation was restarted");
+    assert_eq!(
+        cluster.restarts(&there),
+        0,
+        "the other node's allocation was restarted"
+    );
     assert_eq!(
         cluster.writes(),
-        vec![format!("PUT /v1/client/allocation/{here}/restart?namespace=default")]
+        vec![format!(
+            "PUT /v1/client/allocation/{here}/restart?namespace=default"
+        )]
     );
     // The second round looked again and found it healthy.
     assert_eq!(run["rounds"].as_array().unwrap().len(), 2, "{run:#}");
@@ -150,7 +176,13 @@ fn restart_touches_only_this_nodes_allocation_and_confirms_health() {
 #[test]
 fn an_alert_about_another_node_restarts_nothing_here() {
     let cluster = Cluster::new();
-    let (_, run) = cluster.run(&["--apply", "--label", "job=orchestrator", "--label", "instance=node-2:9100"]);
+    let (_, run) = cluster.run(&[
+        "--apply",
+        "--label",
+        "job=orchestrator",
+        "--label",
+        "instance=node-2:9100",
+    ]);
     assert_eq!(run["status"], "escalated", "{run:#}");
     assert!(reason(&run).contains("node-1"), "{run:#}");
     assert!(cluster.writes().is_empty());
@@ -170,7 +202,10 @@ fn still_unhealthy_after_the_restart_escalates() {
                     let alloc = w.alloc_mut(&here);
                     if alloc.tasks.values().any(|t| t.restarts > 0) {
                         alloc.client = "failed".into();
-                        alloc.tasks.values_mut().for_each(|t| t.state = "dead".into());
+                        alloc
+                            .tasks
+                            .values_mut()
+                            .for_each(|t| t.state = "dead".into());
                     }
                 });
             }
@@ -178,7 +213,10 @@ fn still_unhealthy_after_the_restart_escalates() {
         let (code, run) = cluster.run(&["--apply", "--label", "job=orchestrator"]);
         assert_eq!(code, 4, "{run:#}");
         assert_eq!(run["status"], "escalated", "{run:#}");
-        assert!(reason(&run).contains("still unhealthy after restart"), "{run:#}");
+        assert!(
+            reason(&run).contains("still unhealthy after restart"),
+            "{run:#}"
+        );
     });
 }
 
@@ -188,15 +226,34 @@ fn namespaces_and_jobs_outside_the_grant_are_denied() {
     let (code, run) = cluster.run(&["--apply", "--label", "job=billing"]);
     assert_eq!(code, 1, "{run:#}");
     assert_eq!(run["status"], "failed", "{run:#}");
-    assert!(reason(&run).contains(r#"denied: job "billing" is not granted"#), "{run:#}");
+    assert!(
+        reason(&run).contains(r#"denied: job "billing" is not granted"#),
+        "{run:#}"
+    );
 
-    let (_, run) = cluster.run(&["--apply", "--label", "job=api", "--label", "namespace=prod", "--param", "action=revert"]);
+    let (_, run) = cluster.run(&[
+        "--apply",
+        "--label",
+        "job=api",
+        "--label",
+        "namespace=prod",
+        "--param",
+        "action=revert",
+    ]);
     assert_eq!(run["status"], "failed", "{run:#}");
-    assert!(reason(&run).contains(r#"namespace "prod" is not granted"#), "{run:#}");
+    assert!(
+        reason(&run).contains(r#"namespace "prod" is not granted"#),
+        "{run:#}"
+    );
     assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
     // The refused reads never reached Nomad.
     assert!(
-        !cluster.nomad.world().requests.iter().any(|r| r.contains("billing") || r.contains("prod")),
+        !cluster
+            .nomad
+            .world()
+            .requests
+            .iter()
+            .any(|r| r.contains("billing") || r.contains("prod")),
         "{:?}",
         cluster.nomad.world().requests
     );
@@ -211,7 +268,13 @@ fn revert_goes_to_the_last_stable_version_and_a_second_alert_does_not_flap() {
     });
     let args = ["--apply", "--label", "job=api", "--param", "action=revert"];
 
-    let (code, run) = cluster.run(&["--dry-run", "--label", "job=api", "--param", "action=revert"]);
+    let (code, run) = cluster.run(&[
+        "--dry-run",
+        "--label",
+        "job=api",
+        "--param",
+        "action=revert",
+    ]);
     assert_eq!(code, 0, "{run:#}");
     let planned = &run["actions"][0]["action"]["NomadRevertJob"];
     assert_eq!(planned["current_version"], 2, "{run:#}");
@@ -227,7 +290,10 @@ fn revert_goes_to_the_last_stable_version_and_a_second_alert_does_not_flap() {
         assert_eq!(job.current().version, 3);
         assert_eq!(job.current().image, "v1", "reverted to the wrong version");
     }
-    assert_eq!(cluster.writes(), vec!["POST /v1/job/api/revert?namespace=default".to_string()]);
+    assert_eq!(
+        cluster.writes(),
+        vec!["POST /v1/job/api/revert?namespace=default".to_string()]
+    );
 
     // The same failure alerts again inside the cooldown: version 3 is not
     // stable yet, but reverting again would flap.
@@ -236,7 +302,16 @@ fn revert_goes_to_the_last_stable_version_and_a_second_alert_does_not_flap() {
     assert_eq!(run["status"], "escalated", "{run:#}");
     assert!(reason(&run).contains("cooldown"), "{run:#}");
     assert_eq!(cluster.writes().len(), 1, "{:?}", cluster.writes());
-    assert_eq!(cluster.nomad.world().job("default", "api").unwrap().current().version, 3);
+    assert_eq!(
+        cluster
+            .nomad
+            .world()
+            .job("default", "api")
+            .unwrap()
+            .current()
+            .version,
+        3
+    );
 }
 
 #[test]
@@ -244,7 +319,13 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
     let cluster = Cluster::new();
     let state = cluster.dir.path().join("state");
     // Plan (approval-style: dry-run), then someone deploys version 3, then the plan is applied.
-    let (_, run) = cluster.run(&["--dry-run", "--label", "job=api", "--param", "action=revert"]);
+    let (_, run) = cluster.run(&[
+        "--dry-run",
+        "--label",
+        "job=api",
+        "--param",
+        "action=revert",
+    ]);
     let action: remedy::contract::Action =
         serde_json::from_value(run["actions"][0]["action"].clone()).unwrap();
     cluster.nomad.change(|w| {
@@ -268,8 +349,15 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
     };
     let run_id = run["id"].as_str().unwrap();
     let results = executor.execute(run_id, 9, &[action], false).unwrap();
-    assert_eq!(results[0].status, remedy::contract::ActionStatus::Stale, "{results:?}");
-    assert!(results[0].detail.contains("version 3 now, not 2"), "{results:?}");
+    assert_eq!(
+        results[0].status,
+        remedy::contract::ActionStatus::Stale,
+        "{results:?}"
+    );
+    assert!(
+        results[0].detail.contains("version 3 now, not 2"),
+        "{results:?}"
+    );
     assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
 }
 
@@ -287,7 +375,9 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
         Default::default(),
     );
     let grants: remedy::caps::Grants = toml::from_str(GRANTS).unwrap();
-    let kinds: Vec<String> = ["nomad-restart-alloc", "nomad-client-gc"].map(String::from).to_vec();
+    let kinds: Vec<String> = ["nomad-restart-alloc", "nomad-client-gc"]
+        .map(String::from)
+        .to_vec();
     let executor = remedy::executor::Executor {
         store: &store,
         grants: &grants,
@@ -333,11 +423,17 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
     assert!(detail.contains("node"), "{detail}");
 
     // Stopped since the plan (and replaced): the id no longer runs.
-    cluster.nomad.change(|w| w.alloc_mut(&here).desired = "stop".into());
+    cluster
+        .nomad
+        .change(|w| w.alloc_mut(&here).desired = "stop".into());
     let (status, detail) = once(restart(&here, "orchestrator", &cluster.here));
     assert_eq!(status, ActionStatus::Stale, "{detail}");
 
-    let (status, detail) = once(restart("00000000-dead-4000-8000-000000000000", "orchestrator", &cluster.here));
+    let (status, detail) = once(restart(
+        "00000000-dead-4000-8000-000000000000",
+        "orchestrator",
+        &cluster.here,
+    ));
     assert_eq!(status, ActionStatus::Stale, "{detail}");
     assert!(detail.contains("404"), "{detail}");
 
@@ -355,20 +451,42 @@ fn nomad_errors_each_give_a_clear_outcome() {
     });
     let (_, run) = cluster.run(&args);
     assert_eq!(run["status"], "failed", "{run:#}");
-    assert!(reason(&run).contains("denied: Nomad answered GET"), "{run:#}");
-    assert!(reason(&run).contains("403 Forbidden: Permission denied"), "{run:#}");
+    assert!(
+        reason(&run).contains("denied: Nomad answered GET"),
+        "{run:#}"
+    );
+    assert!(
+        reason(&run).contains("403 Forbidden: Permission denied"),
+        "{run:#}"
+    );
     // With the token from the config it works.
     std::fs::write(cluster.dir.path().join("token"), "s3cret\n").unwrap();
-    let token = format!("token_file = \"{}\"", cluster.dir.path().join("token").display());
+    let token = format!(
+        "token_file = \"{}\"",
+        cluster.dir.path().join("token").display()
+    );
     let (_, run) = cluster.run_with(&token, &["--dry-run", "--label", "job=orchestrator"]);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     cluster.nomad.change(|w| w.tokens.clear());
 
     // 404 with Nomad's text body.
-    let (_, run) = cluster.run(&["--apply", "--label", "job=orchestrator-0123456789abcdef", "--param", "action=revert"]);
+    let (_, run) = cluster.run(&[
+        "--apply",
+        "--label",
+        "job=orchestrator-0123456789abcdef",
+        "--param",
+        "action=revert",
+    ]);
     assert_eq!(run["status"], "failed", "{run:#}");
-    assert!(reason(&run).contains("not found: Nomad answered GET /v1/job/orchestrator-0123456789abcdef"), "{run:#}");
-    assert!(reason(&run).contains("404 Not Found: job not found"), "{run:#}");
+    assert!(
+        reason(&run)
+            .contains("not found: Nomad answered GET /v1/job/orchestrator-0123456789abcdef"),
+        "{run:#}"
+    );
+    assert!(
+        reason(&run).contains("404 Not Found: job not found"),
+        "{run:#}"
+    );
 
     // 429 twice: retried with backoff, and the run goes through.
     cluster.nomad.change(|w| {
@@ -381,25 +499,37 @@ fn nomad_errors_each_give_a_clear_outcome() {
     // A 500 that persists past the retries fails the run with Nomad's words.
     cluster.nomad.change(|w| {
         for _ in 0..3 {
-            w.inject.push_back((500, "rpc error: No cluster leader".into()));
+            w.inject
+                .push_back((500, "rpc error: No cluster leader".into()));
         }
     });
     let (_, run) = cluster.run(&args);
     assert_eq!(run["status"], "failed", "{run:#}");
-    assert!(reason(&run).contains("unavailable: Nomad answered GET /v1/agent/self with 500"), "{run:#}");
+    assert!(
+        reason(&run).contains("unavailable: Nomad answered GET /v1/agent/self with 500"),
+        "{run:#}"
+    );
     assert!(reason(&run).contains("No cluster leader"), "{run:#}");
     assert!(cluster.writes().is_empty());
 
     // A 500 on the restart itself is not retried: a second restart is not harmless.
     let here = cluster.alloc_on("orchestrator", &cluster.here);
     cluster.nomad.change(|w| {
-        w.inject_on.push(("PUT /v1/client/allocation/".into(), 500, "failed to restart task".into()));
+        w.inject_on.push((
+            "PUT /v1/client/allocation/".into(),
+            500,
+            "failed to restart task".into(),
+        ));
     });
     let (code, run) = cluster.run(&args);
     assert_eq!(code, 1, "{run:#}");
     assert_eq!(run["status"], "failed", "{run:#}");
     assert!(reason(&run).contains("failed to restart task"), "{run:#}");
-    let restarts: Vec<String> = cluster.writes().into_iter().filter(|w| w.contains("restart")).collect();
+    let restarts: Vec<String> = cluster
+        .writes()
+        .into_iter()
+        .filter(|w| w.contains("restart"))
+        .collect();
     assert_eq!(restarts.len(), 1, "the write was retried: {restarts:?}");
     assert_eq!(cluster.restarts(&here), 0);
 }
@@ -409,7 +539,17 @@ fn dry_run_on_the_command_line_names_the_allocation_node_and_task() {
     let cluster = Cluster::new();
     let here = cluster.alloc_on("orchestrator", &cluster.here);
     let output = remedy(&cluster.dir.path().join("state"), &cluster.config(""))
-        .args(["run", "nomad-restart", "--dry-run", "--label", "job=orchestrator", "--label", "instance=node-1", "--param", "task=orchestrator"])
+        .args([
+            "run",
+            "nomad-restart",
+            "--dry-run",
+            "--label",
+            "job=orchestrator",
+            "--label",
+            "instance=node-1",
+            "--param",
+            "task=orchestrator",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
@@ -440,7 +580,10 @@ fn blocking_queries_wait_for_a_change() {
         assert!(reply.contains("\"late\""), "{reply}");
     });
     let waited = started.elapsed();
-    assert!(waited >= std::time::Duration::from_millis(250), "returned before the change: {waited:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(250),
+        "returned before the change: {waited:?}"
+    );
 }
 
 /// The read interfaces against a real Nomad. Opt in:
@@ -460,14 +603,24 @@ fn live_nomad_reads() {
     .unwrap();
     let job = std::env::var("NOMAD_TEST_JOB").unwrap_or_else(|_| "example".into());
     let output = remedy(&dir.path().join("state"), &config)
-        .args(["run", "nomad-restart", "--dry-run", "--output", "json", "--label"])
+        .args([
+            "run",
+            "nomad-restart",
+            "--dry-run",
+            "--output",
+            "json",
+            "--label",
+        ])
         .arg(format!("job={job}"))
         .output()
         .unwrap();
-    let run: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&output)));
+    let run: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", describe(&output)));
     // Reading works end to end: the plan names this node, whatever it decides.
     assert!(
-        run["rounds"][0]["plan"]["checks"].to_string().contains("this is node"),
+        run["rounds"][0]["plan"]["checks"]
+            .to_string()
+            .contains("this is node"),
         "{run:#}"
     );
 }

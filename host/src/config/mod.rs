@@ -7,8 +7,8 @@
 use crate::builtin;
 use crate::caps::Grants;
 use crate::caps::docker::DockerSettings;
-use crate::caps::nomad::NomadSettings;
 use crate::caps::log::LogLimits;
+use crate::caps::nomad::NomadSettings;
 use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
 use crate::matcher::{Matcher, parse_matchers};
 use serde::{Deserialize, Serialize};

@@ -4,10 +4,10 @@
 use super::limits::{MemoryLimiter, PluginLimits};
 use crate::caps::docker::DockerReader;
 use crate::caps::fs::FsReader;
-use crate::caps::nomad::NomadReader;
-use crate::caps::{Connections, Grants};
 use crate::caps::log::LogSink;
+use crate::caps::nomad::NomadReader;
 use crate::caps::proc::{PROC_ROOT, ProcReader, ProcRight};
+use crate::caps::{Connections, Grants};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};

@@ -6,8 +6,8 @@ pub mod cache;
 mod context;
 pub mod limits;
 
-use crate::caps::{Connections, Grants};
 use crate::caps::log::LogLine;
+use crate::caps::{Connections, Grants};
 use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
 use cache::{CacheUse, CompiledCache};
 pub use context::RunContext;

@@ -24,7 +24,10 @@ impl Dockerd {
             Path::new(DOCKERD).exists() && Path::new(DOCKER).exists(),
             "{DOCKERD} and {DOCKER} are needed: install Debian's docker.io (scripts/test does)"
         );
-        let dir = tempfile::Builder::new().prefix("rd").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("rd")
+            .tempdir_in("/tmp")
+            .unwrap();
         let root = dir.path();
         let log = std::fs::File::create(root.join("dockerd.log")).unwrap();
         let child = Command::new(DOCKERD)
@@ -96,7 +99,9 @@ impl Dockerd {
         let busybox = ["/bin/busybox", "/usr/bin/busybox"]
             .into_iter()
             .find(|p| Path::new(p).exists())
-            .expect("busybox is needed for the test image: install busybox-static (scripts/test does)");
+            .expect(
+                "busybox is needed for the test image: install busybox-static (scripts/test does)",
+            );
         std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
         for applet in ["sh", "sleep", "true"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();

@@ -196,7 +196,10 @@ impl World {
     }
 
     pub fn alloc(&self, id: &str) -> &Alloc {
-        self.allocs.iter().find(|a| a.id == id).expect("alloc exists")
+        self.allocs
+            .iter()
+            .find(|a| a.id == id)
+            .expect("alloc exists")
     }
 
     pub fn alloc_mut(&mut self, id: &str) -> &mut Alloc {
@@ -403,7 +406,9 @@ async fn handle(
     if method == Method::GET
         && let Some(index) = query.get("index").and_then(|i| i.parse::<u64>().ok())
     {
-        let wait = query.get("wait").map_or(Duration::from_secs(300), |w| parse_wait(w));
+        let wait = query
+            .get("wait")
+            .map_or(Duration::from_secs(300), |w| parse_wait(w));
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = shared.changed.notified();
@@ -424,7 +429,11 @@ async fn handle(
         return text(StatusCode::from_u16(status).unwrap(), body);
     }
     let line = world.requests.last().cloned().unwrap_or_default();
-    if let Some(at) = world.inject_on.iter().position(|(needle, ..)| line.contains(needle.as_str())) {
+    if let Some(at) = world
+        .inject_on
+        .iter()
+        .position(|(needle, ..)| line.contains(needle.as_str()))
+    {
         let (_, status, body) = world.inject_on.remove(at);
         return text(StatusCode::from_u16(status).unwrap(), body);
     }
@@ -433,9 +442,8 @@ async fn handle(
             .get("X-Nomad-Token")
             .and_then(|t| t.to_str().ok())
             .and_then(|t| world.tokens.get(t));
-        let permitted = allowed.is_some_and(|namespaces| {
-            namespaces.iter().any(|n| n == "*" || *n == namespace)
-        });
+        let permitted = allowed
+            .is_some_and(|namespaces| namespaces.iter().any(|n| n == "*" || *n == namespace));
         if !permitted {
             return text(StatusCode::FORBIDDEN, "Permission denied");
         }
@@ -445,7 +453,12 @@ async fn handle(
     } else {
         match serde_json::from_slice(&body) {
             Ok(v) => v,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("failed to decode request body: {e}")),
+            Err(e) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("failed to decode request body: {e}"),
+                );
+            }
         }
     };
     let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
@@ -532,11 +545,15 @@ fn route(
                 .collect(),
         ))),
         ("GET", ["v1", "job", id]) => {
-            let job = world.job(namespace, id).ok_or_else(|| not_found("job not found"))?;
+            let job = world
+                .job(namespace, id)
+                .ok_or_else(|| not_found("job not found"))?;
             Ok(Some(World::job_json(job, job.current())))
         }
         ("GET", ["v1", "job", id, "versions"]) => {
-            let job = world.job(namespace, id).ok_or_else(|| not_found("job versions not found"))?;
+            let job = world
+                .job(namespace, id)
+                .ok_or_else(|| not_found("job versions not found"))?;
             let versions: Vec<Value> = job
                 .versions
                 .iter()
@@ -568,7 +585,9 @@ fn route(
                 }),
         )),
         (_, ["v1", "job", id, "evaluate"]) if write => {
-            world.job(namespace, id).ok_or_else(|| not_found("job not found"))?;
+            world
+                .job(namespace, id)
+                .ok_or_else(|| not_found("job not found"))?;
             if body["EvalOptions"]["ForceReschedule"] == json!(true) {
                 let failed: Vec<String> = world
                     .allocs
@@ -584,17 +603,27 @@ fn route(
             }
             let eval = world.id();
             let index = world.bump();
-            Ok(Some(json!({"EvalID": eval, "EvalCreateIndex": index, "JobModifyIndex": index, "Index": index})))
+            Ok(Some(
+                json!({"EvalID": eval, "EvalCreateIndex": index, "JobModifyIndex": index, "Index": index}),
+            ))
         }
         (_, ["v1", "job", id, "revert"]) if write => {
             let job = world
                 .job(namespace, id)
-                .ok_or_else(|| (StatusCode::INTERNAL_SERVER_ERROR, format!("job {id:?} not found")))?
+                .ok_or_else(|| {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("job {id:?} not found"),
+                    )
+                })?
                 .clone();
             let current = job.current().version;
             let to = body["JobVersion"].as_u64().unwrap_or(u64::MAX);
             if to == current {
-                return Err((StatusCode::INTERNAL_SERVER_ERROR, "can't revert to current version".into()));
+                return Err((
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "can't revert to current version".into(),
+                ));
             }
             let Some(target) = job.versions.iter().find(|v| v.version == to).cloned() else {
                 return Err((
@@ -611,11 +640,15 @@ fn route(
                 ));
             }
             let version = current + 1;
-            world.job_mut(namespace, id).unwrap().versions.push(JobVersion {
-                version,
-                stable: false,
-                image: target.image,
-            });
+            world
+                .job_mut(namespace, id)
+                .unwrap()
+                .versions
+                .push(JobVersion {
+                    version,
+                    stable: false,
+                    image: target.image,
+                });
             world.reschedule(namespace, id);
             let deployment = world.id();
             world.deployments.push(Deployment {
@@ -627,7 +660,9 @@ fn route(
             });
             let eval = world.id();
             let index = world.bump();
-            Ok(Some(json!({"EvalID": eval, "EvalCreateIndex": index, "JobModifyIndex": index, "Index": index})))
+            Ok(Some(
+                json!({"EvalID": eval, "EvalCreateIndex": index, "JobModifyIndex": index, "Index": index}),
+            ))
         }
         ("GET", ["v1", "allocation", id]) => {
             let alloc = world
@@ -652,7 +687,9 @@ fn route(
             world.place(&alloc.namespace, &alloc.job_id, &alloc.node_id);
             let eval = world.id();
             let index = world.bump();
-            Ok(Some(json!({"EvalID": eval, "EvalCreateIndex": index, "Index": index})))
+            Ok(Some(
+                json!({"EvalID": eval, "EvalCreateIndex": index, "Index": index}),
+            ))
         }
         (_, ["v1", "client", "allocation", id, "restart"]) if write => {
             if !world.allocs.iter().any(|a| a.id == *id) {
@@ -666,7 +703,10 @@ fn route(
                 return Err((StatusCode::INTERNAL_SERVER_ERROR, "Task not running".into()));
             }
             if !all && !alloc.tasks.contains_key(&task) {
-                return Err((StatusCode::INTERNAL_SERVER_ERROR, format!("Could not find task {task:?}")));
+                return Err((
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Could not find task {task:?}"),
+                ));
             }
             for (name, state) in alloc.tasks.iter_mut() {
                 if all || *name == task {
@@ -682,7 +722,9 @@ fn route(
             world
                 .nodes
                 .iter()
-                .map(|n| json!({"ID": n.id, "Name": n.name, "Datacenter": "dc1", "Status": "ready"}))
+                .map(
+                    |n| json!({"ID": n.id, "Name": n.name, "Datacenter": "dc1", "Status": "ready"}),
+                )
                 .collect(),
         ))),
         ("GET", ["v1", "node", id]) => {
@@ -691,7 +733,9 @@ fn route(
                 .iter()
                 .find(|n| n.id == *id)
                 .ok_or_else(|| not_found("node not found"))?;
-            Ok(Some(json!({"ID": node.id, "Name": node.name, "Datacenter": "dc1", "Status": "ready"})))
+            Ok(Some(
+                json!({"ID": node.id, "Name": node.name, "Datacenter": "dc1", "Status": "ready"}),
+            ))
         }
         ("GET", ["v1", "node", id, "allocations"]) => Ok(Some(Value::Array(
             world

@@ -18,8 +18,8 @@
 mod select;
 
 use remedy_sdk::{
-    Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker, fs,
-    nomad, parse_duration, parse_percent, proc,
+    Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker, fs, nomad,
+    parse_duration, parse_percent, proc,
 };
 use select::{Candidate, Skips, Tier};
 use std::collections::HashSet;
@@ -282,7 +282,8 @@ fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
     let mut checks = Vec::new();
     let mut actions = Vec::new();
     let gc = incident.param_with("nomad_gc", |v| {
-        v.parse::<bool>().map_err(|_| "expected true or false".to_string())
+        v.parse::<bool>()
+            .map_err(|_| "expected true or false".to_string())
     })?;
     if gc {
         match nomad::local_node() {

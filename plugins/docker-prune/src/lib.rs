@@ -63,13 +63,20 @@ impl Plugin for DockerPrune {
                 .act(Action::docker_prune(
                     target,
                     older_than,
-                    format!("{} {name} older than {}", candidates.len(), incident.param("older_than").unwrap_or_default()),
+                    format!(
+                        "{} {name} older than {}",
+                        candidates.len(),
+                        incident.param("older_than").unwrap_or_default()
+                    ),
                 ));
         }
         plan.summary = if proposed == 0 {
             "nothing to prune".to_string()
         } else {
-            format!("prune {proposed} kinds of Docker leftovers, freeing at least {}", human(freed))
+            format!(
+                "prune {proposed} kinds of Docker leftovers, freeing at least {}",
+                human(freed)
+            )
         };
         Ok(plan)
     }
@@ -77,12 +84,25 @@ impl Plugin for DockerPrune {
 
 fn describe(candidates: &[PruneCandidate]) -> String {
     const SHOWN: usize = 20;
-    let mut names: Vec<&str> = candidates.iter().take(SHOWN).map(|c| c.name.as_str()).collect();
+    let mut names: Vec<&str> = candidates
+        .iter()
+        .take(SHOWN)
+        .map(|c| c.name.as_str())
+        .collect();
     let more = candidates.len().saturating_sub(SHOWN);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     let bytes: u64 = candidates.iter().filter_map(|c| c.bytes).sum();
     names.sort_unstable();
-    format!("{} ({}{more}), {}", candidates.len(), names.join(", "), human(bytes))
+    format!(
+        "{} ({}{more}), {}",
+        candidates.len(),
+        names.join(", "),
+        human(bytes)
+    )
 }
 
 /// What the host did with this run's prunes.
@@ -117,7 +137,11 @@ mod tests {
 
     #[test]
     fn candidates_are_summarised_with_their_size() {
-        let c = |name: &str, bytes| PruneCandidate { id: name.into(), name: name.into(), bytes };
+        let c = |name: &str, bytes| PruneCandidate {
+            id: name.into(),
+            name: name.into(),
+            bytes,
+        };
         let text = describe(&[c("b", Some(2 << 20)), c("a", None)]);
         assert_eq!(text, "2 (a, b), 2.0 MiB");
     }

@@ -30,7 +30,10 @@ pub fn revert_decision(
     }
     if let Some(d) = deployment
         && d.job_version == job.version
-        && matches!(d.status.as_str(), "running" | "paused" | "pending" | "initializing")
+        && matches!(
+            d.status.as_str(),
+            "running" | "paused" | "pending" | "initializing"
+        )
     {
         return Revert::Escalate(format!(
             "deployment {} of version {} is still {} ({}); let it finish or fail before reverting",
@@ -109,7 +112,10 @@ mod tests {
     #[test]
     fn reverts_to_the_newest_earlier_stable_version() {
         let versions = [job(3, false), job(2, false), job(1, true), job(0, true)];
-        assert_eq!(revert_decision(&job(3, false), &versions, None, &[], 1800), Revert::To(1));
+        assert_eq!(
+            revert_decision(&job(3, false), &versions, None, &[], 1800),
+            Revert::To(1)
+        );
     }
 
     #[test]
@@ -143,7 +149,13 @@ mod tests {
             Revert::Nothing(_)
         ));
         assert!(matches!(
-            revert_decision(&job(2, false), &[job(2, false), job(1, false)], None, &[], 1800),
+            revert_decision(
+                &job(2, false),
+                &[job(2, false), job(1, false)],
+                None,
+                &[],
+                1800
+            ),
             Revert::Escalate(_)
         ));
     }

@@ -73,7 +73,11 @@ impl Plugin for NomadRestart {
             .label("job")
             .or(incident.param("job"))
             .filter(|j| !j.is_empty())
-            .ok_or_else(|| Error::Invalid("no job: the alert has no `job` label and the `job` param is not set".into()))?
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "no job: the alert has no `job` label and the `job` param is not set".into(),
+                )
+            })?
             .to_string();
         let namespace = incident
             .label("namespace")
@@ -139,12 +143,11 @@ fn short(id: &str) -> &str {
 /// Allocations among `ids` that are not healthy now, described.
 fn unhealthy(allocs: &[Allocation], ids: &[String]) -> Vec<String> {
     ids.iter()
-        .map(|id| match allocs.iter().find(|a| &a.id == id) {
+        .filter_map(|id| match allocs.iter().find(|a| &a.id == id) {
             Some(alloc) if alloc.is_healthy() => None,
             Some(alloc) => Some(describe_alloc(alloc)),
             None => Some(format!("allocation {} is gone", short(id))),
         })
-        .flatten()
         .collect()
 }
 
@@ -170,11 +173,23 @@ fn restart_here(incident: &Incident, target: &Target) -> Result<Plan, Error> {
     if !done.is_empty() {
         let problems = unhealthy(&allocs, &done);
         return Ok(if problems.is_empty() {
-            plan.summary = format!("{} on {} is running and healthy after the restart", target.job_id, node.name);
-            plan.check(Check::pass("health", "every restarted allocation is running"))
+            plan.summary = format!(
+                "{} on {} is running and healthy after the restart",
+                target.job_id, node.name
+            );
+            plan.check(Check::pass(
+                "health",
+                "every restarted allocation is running",
+            ))
         } else {
-            plan.summary = format!("{} on {} is not healthy after the restart", target.job_id, node.name);
-            plan.escalate(format!("still unhealthy after restart: {}", problems.join("; ")))
+            plan.summary = format!(
+                "{} on {} is not healthy after the restart",
+                target.job_id, node.name
+            );
+            plan.escalate(format!(
+                "still unhealthy after restart: {}",
+                problems.join("; ")
+            ))
         });
     }
     let here: Vec<&Allocation> = allocs
@@ -182,7 +197,10 @@ fn restart_here(incident: &Incident, target: &Target) -> Result<Plan, Error> {
         .filter(|a| a.node_id == node.id && a.desired_status == "run")
         .collect();
     let Some(alloc) = here.first() else {
-        plan.summary = format!("job {} has no allocation on node {}", target.job_id, node.name);
+        plan.summary = format!(
+            "job {} has no allocation on node {}",
+            target.job_id, node.name
+        );
         return Ok(plan.escalate(format!(
             "job {} has no allocation meant to run on node {}; restarting elsewhere is not this plugin's call",
             target.job_id, node.name
@@ -235,12 +253,17 @@ fn rolling_restart(incident: &Incident, target: &Target) -> Result<Plan, Error> 
     let done = restarted(incident);
     let problems = unhealthy(&allocs, &done);
     if !problems.is_empty() {
-        return Ok(Plan::new(format!("rolling restart of {} stopped", job.id)).escalate(format!(
-            "a restarted batch is not healthy, so the rest is left alone: {}",
-            problems.join("; ")
-        )));
+        return Ok(
+            Plan::new(format!("rolling restart of {} stopped", job.id)).escalate(format!(
+                "a restarted batch is not healthy, so the rest is left alone: {}",
+                problems.join("; ")
+            )),
+        );
     }
-    let running: Vec<&Allocation> = allocs.iter().filter(|a| a.desired_status == "run").collect();
+    let running: Vec<&Allocation> = allocs
+        .iter()
+        .filter(|a| a.desired_status == "run")
+        .collect();
     let batch = next_batch(&running, &done, batch_size);
     if batch.is_empty() {
         return Ok(Plan::new(format!(
@@ -257,7 +280,11 @@ fn rolling_restart(incident: &Incident, target: &Target) -> Result<Plan, Error> 
         running.len()
     ));
     for alloc in batch {
-        plan = plan.act(Action::restart_alloc(alloc, None, format!("rolling restart of {}", job.id)));
+        plan = plan.act(Action::restart_alloc(
+            alloc,
+            None,
+            format!("rolling restart of {}", job.id),
+        ));
     }
     Ok(plan.recheck_after(target.confirm_after))
 }
@@ -274,19 +301,34 @@ fn revert(incident: &Incident, target: &Target) -> Result<Plan, Error> {
     }
     let versions = nomad::job_versions(&target.namespace, &target.job_id)?;
     let deployment = nomad::job_deployment(&target.namespace, &target.job_id)?;
-    let decision = revert_decision(&job, &versions, deployment.as_ref(), &incident.recent, cooldown);
+    let decision = revert_decision(
+        &job,
+        &versions,
+        deployment.as_ref(),
+        &incident.recent,
+        cooldown,
+    );
     let plan = Plan::new("").check(Check::pass(
         "job",
-        format!("{} is at version {} (stable: {})", job.id, job.version, job.stable),
+        format!(
+            "{} is at version {} (stable: {})",
+            job.id, job.version, job.stable
+        ),
     ));
     Ok(match decision {
         Revert::To(version) => {
             let mut plan = plan.act(Action::revert_job(
                 &job,
                 version,
-                format!("version {} is failing; {version} was the last stable version", job.version),
+                format!(
+                    "version {} is failing; {version} was the last stable version",
+                    job.version
+                ),
             ));
-            plan.summary = format!("revert {} from version {} to stable version {version}", job.id, job.version);
+            plan.summary = format!(
+                "revert {} from version {} to stable version {version}",
+                job.id, job.version
+            );
             plan.recheck_after(target.confirm_after)
         }
         Revert::Nothing(why) => {
@@ -313,14 +355,20 @@ fn confirm_revert(job: &nomad::Job, to_version: u64, target: &Target) -> Result<
         .filter(|a| !a.is_healthy())
         .map(|a| describe_alloc(a))
         .collect();
-    let summary = format!("{} reverted to the content of version {to_version} (now version {})", job.id, job.version);
+    let summary = format!(
+        "{} reverted to the content of version {to_version} (now version {})",
+        job.id, job.version
+    );
     Ok(if current.is_empty() {
         Plan::new(summary).escalate(format!(
             "no allocation of {} version {} is running yet after the revert",
             job.id, job.version
         ))
     } else if sick.is_empty() {
-        Plan::new(summary).check(Check::pass("health", format!("{} allocations running", current.len())))
+        Plan::new(summary).check(Check::pass(
+            "health",
+            format!("{} allocations running", current.len()),
+        ))
     } else {
         Plan::new(summary).escalate(format!("unhealthy after the revert: {}", sick.join("; ")))
     })

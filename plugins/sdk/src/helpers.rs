@@ -197,7 +197,11 @@ impl Action {
     }
 
     /// Re-evaluate a job, optionally forcing failed allocations to reschedule.
-    pub fn evaluate_job(job: &nomad::Job, force_reschedule: bool, reason: impl Into<String>) -> Self {
+    pub fn evaluate_job(
+        job: &nomad::Job,
+        force_reschedule: bool,
+        reason: impl Into<String>,
+    ) -> Self {
         Action::NomadEvaluateJob(NomadEvaluateJob {
             namespace: job.namespace.clone(),
             job_id: job.id.clone(),
@@ -372,7 +376,11 @@ mod tests {
         for target in DockerPruneTarget::ALL {
             assert_eq!(DockerPruneTarget::parse(target.name()), Ok(target));
         }
-        assert!(DockerPruneTarget::parse("volumes").unwrap_err().contains("build-cache"));
+        assert!(
+            DockerPruneTarget::parse("volumes")
+                .unwrap_err()
+                .contains("build-cache")
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (grant `nomad = ["read", ...]`).
 
 pub use crate::bindings::remedy::plugin::nomad::{
-    Allocation, Health, Deployment, Job, JobSummary, Node, TaskState, agent_health, get_job,
+    Allocation, Deployment, Health, Job, JobSummary, Node, TaskState, agent_health, get_job,
     job_allocations, job_deployment, job_versions, jobs, local_node, namespaces, node_allocations,
 };
 

@@ -82,10 +82,12 @@ pub struct DockerGrant {
 
 impl DockerGrant {
     fn selects(&self, labels: &HashMap<String, String>) -> bool {
-        self.labels.iter().all(|wanted| match wanted.split_once('=') {
-            Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
-            None => labels.contains_key(wanted),
-        })
+        self.labels
+            .iter()
+            .all(|wanted| match wanted.split_once('=') {
+                Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
+                None => labels.contains_key(wanted),
+            })
     }
 
     fn check_right(&self, right: DockerRight, name: &str) -> Result<(), String> {
@@ -150,7 +152,7 @@ impl Docker {
         }
     }
 
-    fn from_bollard(&self, error: BollardError) -> DockerError {
+    fn describe_failure(&self, error: BollardError) -> DockerError {
         match error {
             BollardError::DockerResponseServerError {
                 status_code,
@@ -214,7 +216,7 @@ impl Docker {
                 .map_err(|_| BollardError::RequestTimeoutError)?
         });
         match result {
-            Ok(inner) => inner.map_err(|e| self.from_bollard(e)),
+            Ok(inner) => inner.map_err(|e| self.describe_failure(e)),
             Err(why) => Err(self.error(why, None)),
         }
     }
@@ -425,7 +427,11 @@ impl crate::contract::docker::Host for DockerReader {
     }
 }
 
-fn g_containers(docker: &Docker, grant: &DockerGrant, all: bool) -> Result<Vec<Container>, DockerError> {
+fn g_containers(
+    docker: &Docker,
+    grant: &DockerGrant,
+    all: bool,
+) -> Result<Vec<Container>, DockerError> {
     Ok(docker
         .granted_containers(grant, all, false)?
         .into_iter()
@@ -492,7 +498,8 @@ fn outside(restart: &DockerRestartContainer, grant: &DockerGrant) -> String {
 fn container_labels(docker: &Docker, id: &str) -> Result<HashMap<String, String>, DockerError> {
     let id = id.to_string();
     let inspected = docker.call(|d| async move {
-        d.inspect_container(&id, None::<InspectContainerOptions>).await
+        d.inspect_container(&id, None::<InspectContainerOptions>)
+            .await
     })?;
     Ok(inspected.config.and_then(|c| c.labels).unwrap_or_default())
 }

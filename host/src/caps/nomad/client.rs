@@ -215,12 +215,10 @@ impl NomadClient {
                         } else {
                             &bytes
                         };
-                        return serde_json::from_slice(bytes).map_err(|e| {
-                            NomadError::Unexpected {
-                                method: method.clone(),
-                                path: path.to_string(),
-                                detail: e.to_string(),
-                            }
+                        return serde_json::from_slice(bytes).map_err(|e| NomadError::Unexpected {
+                            method: method.clone(),
+                            path: path.to_string(),
+                            detail: e.to_string(),
                         });
                     }
                     let text = response.text().await.unwrap_or_default();
@@ -285,9 +283,8 @@ fn error_body(text: &str) -> String {
 }
 
 fn read_secret(path: &Path) -> Result<String, NomadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        NomadError::Setup(format!("[nomad] token_file {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NomadError::Setup(format!("[nomad] token_file {}: {e}", path.display())))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(NomadError::Setup(format!(
@@ -305,12 +302,11 @@ fn tls_config(settings: &NomadSettings) -> Result<rustls::ClientConfig, NomadErr
     let mut roots = rustls::RootCertStore::empty();
     match &settings.ca_file {
         Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| setup("ca_file", path, &e))?
+            for cert in
+                CertificateDer::pem_file_iter(path).map_err(|e| setup("ca_file", path, &e))?
             {
                 let cert = cert.map_err(|e| setup("ca_file", path, &e))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| setup("ca_file", path, &e))?;
+                roots.add(cert).map_err(|e| setup("ca_file", path, &e))?;
             }
         }
         None => {

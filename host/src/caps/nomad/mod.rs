@@ -6,7 +6,7 @@ pub mod client;
 
 use super::bridge::Bridge;
 use super::{Denials, Refusal};
-use crate::contract::nomad::{Health, Allocation, Deployment, Job, JobSummary, Node};
+use crate::contract::nomad::{Allocation, Deployment, Health, Job, JobSummary, Node};
 use crate::contract::{
     Action, ApiError, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
     NomadRevertJob, NomadStopAlloc,
@@ -421,8 +421,14 @@ impl<'a> NomadAction<'a> {
 /// Why `action` is outside `grant`, if it is.
 pub fn check_grant(action: &NomadAction<'_>, grant: &NomadGrant) -> Result<(), String> {
     let (right, job) = match action {
-        NomadAction::Restart(a) => (NomadRight::Restart, Some((&a.alloc.namespace, &a.alloc.job_id))),
-        NomadAction::Stop(a) => (NomadRight::Stop, Some((&a.alloc.namespace, &a.alloc.job_id))),
+        NomadAction::Restart(a) => (
+            NomadRight::Restart,
+            Some((&a.alloc.namespace, &a.alloc.job_id)),
+        ),
+        NomadAction::Stop(a) => (
+            NomadRight::Stop,
+            Some((&a.alloc.namespace, &a.alloc.job_id)),
+        ),
         NomadAction::Evaluate(a) => (NomadRight::Evaluate, Some((&a.namespace, &a.job_id))),
         NomadAction::Revert(a) => (NomadRight::Revert, Some((&a.namespace, &a.job_id))),
         NomadAction::Gc(_) => (NomadRight::Gc, None),
@@ -448,7 +454,11 @@ pub fn perform(nomad: &Nomad, action: &NomadAction<'_>, dry_run: bool) -> Result
             let alloc = current_allocation(nomad, &restart.alloc)?;
             let what = match &restart.task {
                 Some(task) => {
-                    if !alloc.task_states.as_ref().is_some_and(|t| t.contains_key(task)) {
+                    if !alloc
+                        .task_states
+                        .as_ref()
+                        .is_some_and(|t| t.contains_key(task))
+                    {
                         return Err(Refusal::Stale(format!(
                             "allocation {} has no task {task:?}",
                             restart.alloc.alloc_id
@@ -472,7 +482,10 @@ pub fn perform(nomad: &Nomad, action: &NomadAction<'_>, dry_run: bool) -> Result
             nomad
                 .write::<serde_json::Value>(
                     Method::PUT,
-                    format!("/v1/client/allocation/{}/restart", segment(&restart.alloc.alloc_id)),
+                    format!(
+                        "/v1/client/allocation/{}/restart",
+                        segment(&restart.alloc.alloc_id)
+                    ),
                     &[("namespace", &restart.alloc.namespace)],
                     Some(body),
                 )
@@ -496,7 +509,10 @@ pub fn perform(nomad: &Nomad, action: &NomadAction<'_>, dry_run: bool) -> Result
                     None,
                 )
                 .map_err(failed)?;
-            Ok(format!("stopped allocation {}; evaluation {}", stop.alloc.alloc_id, reply.eval_id))
+            Ok(format!(
+                "stopped allocation {}; evaluation {}",
+                stop.alloc.alloc_id, reply.eval_id
+            ))
         }
         NomadAction::Evaluate(evaluate) => {
             current_job(nomad, &evaluate.namespace, &evaluate.job_id)?;
@@ -520,7 +536,10 @@ pub fn perform(nomad: &Nomad, action: &NomadAction<'_>, dry_run: bool) -> Result
                     Some(body),
                 )
                 .map_err(failed)?;
-            Ok(format!("evaluation {} of job {}{force}", reply.eval_id, evaluate.job_id))
+            Ok(format!(
+                "evaluation {} of job {}{force}",
+                reply.eval_id, evaluate.job_id
+            ))
         }
         NomadAction::Revert(revert) => {
             let job = current_job(nomad, &revert.namespace, &revert.job_id)?;
@@ -578,7 +597,10 @@ pub fn perform(nomad: &Nomad, action: &NomadAction<'_>, dry_run: bool) -> Result
                     None,
                 )
                 .map_err(failed)?;
-            Ok(format!("collected terminal allocations on node {}", node.name))
+            Ok(format!(
+                "collected terminal allocations on node {}",
+                node.name
+            ))
         }
     }
 }
@@ -643,7 +665,11 @@ mod tests {
     fn job_patterns_are_anchored() {
         let grant = grant(&[], &["orchestrator(-[0-9a-f]{16})?"]);
         assert!(grant.check_job("default", "orchestrator").is_ok());
-        assert!(grant.check_job("default", "orchestrator-0123456789abcdef").is_ok());
+        assert!(
+            grant
+                .check_job("default", "orchestrator-0123456789abcdef")
+                .is_ok()
+        );
         assert!(grant.check_job("default", "orchestrator-evil").is_err());
         assert!(grant.check_job("default", "my-orchestrator").is_err());
         assert_eq!(grant.jobs.sources(), vec!["orchestrator(-[0-9a-f]{16})?"]);
@@ -670,7 +696,10 @@ mod tests {
 
     #[test]
     fn ids_cannot_change_the_request_path() {
-        assert_eq!(segment("../../v1/acl/tokens"), "..%2F..%2Fv1%2Facl%2Ftokens");
+        assert_eq!(
+            segment("../../v1/acl/tokens"),
+            "..%2F..%2Fv1%2Facl%2Ftokens"
+        );
         assert_eq!(segment("a?b#c"), "a%3Fb%23c");
         assert_eq!(segment("orchestrator-1f"), "orchestrator-1f");
         // Left as is, and refused whole by the client before any request.
