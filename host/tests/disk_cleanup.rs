@@ -59,14 +59,12 @@ docker = ["read"]
     }
 
     fn run(&self, extra: &[&str]) -> (i32, Value) {
-        let output = remedy(&self.state.path().join("state"), &self.config)
-            .args(["run", "disk-cleanup", "--output", "json"])
-            .args(extra)
-            .output()
-            .unwrap();
-        let json = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", describe(&output)));
-        (output.status.code().unwrap(), json)
+        common::run_json(
+            &self.state.path().join("state"),
+            &self.config,
+            "disk-cleanup",
+            extra,
+        )
     }
 
     fn path(&self, relative: &str) -> PathBuf {

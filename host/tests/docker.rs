@@ -5,12 +5,20 @@ mod common;
 
 use common::dockerd::Dockerd;
 use common::nomad_double::NomadDouble;
-use common::{DAY, Tmpfs, aged_file, describe, remedy};
+use common::{DAY, Tmpfs, aged_file, remedy, run_json};
 use remedy::contract::{Action, ActionStatus, DockerRestartContainer};
 use serde_json::Value;
 use std::path::PathBuf;
 
 const GRANTED: &str = "remedy.test=granted";
+
+/// `[docker]` for this engine and `[nomad]` at `nomad`.
+fn services(engine: &Dockerd, nomad: &str) -> String {
+    format!(
+        "[docker]\nsocket = \"{}\"\ntimeout = \"3s\"\n\n[nomad]\naddress = \"{nomad}\"\nretries = 0\n",
+        engine.socket().display()
+    )
+}
 
 fn config(engine: &Dockerd, dir: &std::path::Path, extra: &str) -> PathBuf {
     let path = dir.join("remedy.toml");
@@ -18,14 +26,7 @@ fn config(engine: &Dockerd, dir: &std::path::Path, extra: &str) -> PathBuf {
         &path,
         format!(
             r#"
-[docker]
-socket = "{}"
-timeout = "3s"
-
-[nomad]
-address = "http://127.0.0.1:9"
-retries = 0
-
+{}
 [[plugin]]
 name = "docker-prune"
 source = "builtin:docker-prune"
@@ -35,7 +36,7 @@ docker = ["read", "prune"]
 docker_labels = ["{GRANTED}"]
 {extra}
 "#,
-            engine.socket().display()
+            services(engine, "http://127.0.0.1:9")
         ),
     )
     .unwrap();
@@ -48,14 +49,7 @@ fn run(
     plugin: &str,
     args: &[&str],
 ) -> (i32, Value) {
-    let output = remedy(&dir.join("state"), config)
-        .args(["run", plugin, "--output", "json"])
-        .args(args)
-        .output()
-        .unwrap();
-    let run = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", describe(&output)));
-    (output.status.code().unwrap(), run)
+    run_json(&dir.join("state"), config, plugin, args)
 }
 
 fn details(run: &Value) -> String {
@@ -266,12 +260,7 @@ fn disk_cleanup_runs_the_owner_tier_before_deleting_any_file() {
         &path,
         format!(
             r#"
-[docker]
-socket = "{}"
-
-[nomad]
-address = "{}"
-
+{}
 [[plugin]]
 name = "disk-cleanup"
 source = "builtin:disk-cleanup"
@@ -284,8 +273,7 @@ nomad = ["read", "gc"]
 docker = ["read", "prune"]
 docker_labels = ["{GRANTED}"]
 "#,
-            engine.socket().display(),
-            nomad.address()
+            services(&engine, &nomad.address())
         ),
     )
     .unwrap();

@@ -6,7 +6,7 @@
 mod common;
 
 use common::nomad_double::NomadDouble;
-use common::{describe, remedy};
+use common::{describe, remedy, run_json};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -86,14 +86,8 @@ params = {{ confirm_after = "1s" }}
     }
 
     fn run_with(&self, nomad_extra: &str, args: &[&str]) -> (i32, Value) {
-        let output = remedy(&self.dir.path().join("state"), &self.config(nomad_extra))
-            .args(["run", "nomad-restart", "--output", "json"])
-            .args(args)
-            .output()
-            .unwrap();
-        let run = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", describe(&output)));
-        (output.status.code().unwrap(), run)
+        let state = self.dir.path().join("state");
+        run_json(&state, &self.config(nomad_extra), "nomad-restart", args)
     }
 
     fn alloc_on(&self, job: &str, node: &str) -> String {
@@ -437,7 +431,74 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
     assert_eq!(status, ActionStatus::Stale, "{detail}");
     assert!(detail.contains("404"), "{detail}");
 
+    // An id that would walk the request path elsewhere is never sent.
+    let before = cluster.nomad.world().requests.len();
+    let (status, detail) = once(restart("..", "orchestrator", &cluster.here));
+    assert_eq!(status, ActionStatus::Failed, "{detail}");
+    assert!(
+        detail.contains("an id may not be empty, `.` or `..`"),
+        "{detail}"
+    );
+    assert_eq!(cluster.nomad.world().requests.len(), before);
+
     assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
+}
+
+#[test]
+fn rolling_restart_goes_batch_by_batch_and_refuses_system_jobs() {
+    let cluster = Cluster::new();
+    let allocs: Vec<String> = {
+        let mut w = cluster.nomad.world();
+        let third = w.add_node("node-3");
+        [cluster.here.clone(), cluster.there.clone(), third]
+            .iter()
+            .map(|node| w.place("default", "api", node))
+            .collect()
+    };
+    let (code, run) = cluster.run(&[
+        "--apply",
+        "--label",
+        "job=api",
+        "--param",
+        "action=rolling-restart",
+        "--param",
+        "batch_size=2",
+    ]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    for alloc in &allocs {
+        assert_eq!(
+            cluster.restarts(alloc),
+            1,
+            "{alloc} restarted {} times",
+            cluster.restarts(alloc)
+        );
+    }
+    let batches: Vec<usize> = (0..3)
+        .map(|round| {
+            run["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["round"] == round)
+                .count()
+        })
+        .collect();
+    assert_eq!(batches, [2, 1, 0], "{run:#}");
+
+    let (code, run) = cluster.run(&[
+        "--apply",
+        "--label",
+        "job=orchestrator",
+        "--param",
+        "action=rolling-restart",
+    ]);
+    assert_eq!(code, 4, "{run:#}");
+    assert!(
+        reason(&run).contains("refusing a rolling restart of system job"),
+        "{run:#}"
+    );
+    assert_eq!(cluster.writes().len(), 3, "{:?}", cluster.writes());
 }
 
 #[test]

@@ -134,27 +134,26 @@ fn inspect(
     out
 }
 
+/// Every grant key with its values, so a new kind of grant shows up here by itself.
 fn grants(grants: &Grants) -> String {
-    let list = |items: Vec<String>| {
-        if items.is_empty() {
-            "(none)".to_string()
-        } else {
-            items.join(", ")
-        }
+    let serde_json::Value::Object(keys) = serde_json::to_value(grants).unwrap_or_default() else {
+        return String::new();
     };
-    let paths = |paths: &[std::path::PathBuf]| {
-        list(paths.iter().map(|p| p.display().to_string()).collect())
-    };
-    format!(
-        "  fs_read    {}\n  fs_remove  {}\n  proc       {}\n",
-        paths(&grants.fs_read),
-        paths(&grants.fs_remove),
-        list(
-            grants
-                .proc
-                .iter()
-                .map(|r| format!("{r:?}").to_lowercase())
-                .collect()
-        ),
-    )
+    let width = keys.keys().map(String::len).max().unwrap_or(0);
+    keys.iter()
+        .map(|(key, value)| {
+            let items: Vec<String> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|item| item.as_str().map_or_else(|| item.to_string(), String::from))
+                .collect();
+            let shown = match items.is_empty() {
+                true if key == "nomad_namespaces" => "(none: default only)".to_string(),
+                true => "(none)".to_string(),
+                false => items.join(", "),
+            };
+            format!("  {key:width$}  {shown}\n")
+        })
+        .collect()
 }

@@ -154,6 +154,23 @@ pub fn remedy(state: &Path, config: &Path) -> Command {
     command
 }
 
+/// `remedy run PLUGIN --output json ARGS`: its exit code and the run it printed.
+pub fn run_json(
+    state: &Path,
+    config: &Path,
+    plugin: &str,
+    args: &[&str],
+) -> (i32, serde_json::Value) {
+    let output = remedy(state, config)
+        .args(["run", plugin, "--output", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let run = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", describe(&output)));
+    (output.status.code().unwrap(), run)
+}
+
 pub fn describe(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",

@@ -221,16 +221,11 @@ impl Docker {
         }
     }
 
-    /// Every container, granted or not: only to learn which images are in use.
-    fn all_containers(&self) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
-        self.call(|d| async move {
-            d.list_containers(Some(ListContainersOptions {
-                all: true,
-                ..Default::default()
-            }))
-            .await
-        })
-    }
+    /// No selector: only to learn which images some container uses.
+    const EVERY_CONTAINER: DockerGrant = DockerGrant {
+        rights: Vec::new(),
+        labels: Vec::new(),
+    };
 
     fn granted_containers(
         &self,
@@ -295,7 +290,7 @@ impl Docker {
                 .collect(),
             DockerPruneTarget::DanglingImages | DockerPruneTarget::UnusedImages => {
                 let used: HashSet<String> = self
-                    .all_containers()?
+                    .granted_containers(&Docker::EVERY_CONTAINER, true, false)?
                     .into_iter()
                     .filter_map(|c| c.image_id)
                     .collect();
@@ -391,14 +386,13 @@ impl DockerReader {
 
 impl crate::contract::docker::Host for DockerReader {
     fn containers(&mut self, all: bool) -> Result<Vec<Container>, ApiError> {
-        let listed = self.read("docker.containers", |d, g| g_containers(d, g, all))?;
-        Ok(listed)
+        self.read("docker.containers", |d, g| container_records(d, g, all))
     }
 
     fn images(&mut self) -> Result<Vec<Image>, ApiError> {
         self.read("docker.images", |d, _| {
             let used: HashSet<String> = d
-                .all_containers()?
+                .granted_containers(&Docker::EVERY_CONTAINER, true, false)?
                 .into_iter()
                 .filter_map(|c| c.image_id)
                 .collect();
@@ -427,7 +421,7 @@ impl crate::contract::docker::Host for DockerReader {
     }
 }
 
-fn g_containers(
+fn container_records(
     docker: &Docker,
     grant: &DockerGrant,
     all: bool,
