@@ -161,6 +161,17 @@ pub fn drive(
         declared_kinds: &plugin.info.action_kinds,
     };
     let mut history: Vec<ActionResult> = Vec::new();
+    // What ran, and under which grants, belongs to the audit trail.
+    let started = serde_json::json!({
+        "plugin": plugin.name,
+        "plugin_sha256": plugin.sha256,
+        "grants": plugin.grants,
+        "dry_run": dry_run,
+        "approval": request.approval,
+    });
+    if let Err(source) = store.audit("run-started", Some(&id), &started) {
+        return Err(abort(source, rounds));
+    }
     let recent = match store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT) {
         Ok(recent) => recent,
         Err(source) => return Err(abort(source, rounds)),

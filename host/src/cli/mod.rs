@@ -1,5 +1,6 @@
 //! The `remedy` command line: one file per subcommand.
 
+mod audit;
 mod config_cmd;
 mod output;
 mod plugins;
@@ -84,6 +85,9 @@ enum Command {
     /// Test which route an alert takes; reset a route's circuit breaker
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
+    /// Verify, show or export the hash-chained audit trail
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Exit statuses, documented in `--help`.
@@ -135,6 +139,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Config(command) => config_cmd::config(cli, command),
         Command::Runs(command) => runs::runs(cli, command),
         Command::Routes(command) => routes::routes(cli, command),
+        Command::Audit(command) => audit::audit(cli, command),
     }
 }
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod audit;
 mod queue;
+pub use audit::{AuditRecord, Broken, Intact};
 pub use queue::{Admission, AdmitError, Candidate, ClaimedRun, Incoming, QueuedRun, RunPlacement};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -294,6 +296,7 @@ impl Store {
         )
         .map_err(sqlite)?;
         conn.execute_batch(SCHEMA).map_err(sqlite)?;
+        conn.execute_batch(audit::SCHEMA).map_err(sqlite)?;
         add_missing_columns(&conn).map_err(sqlite)?;
         Ok(Store {
             path,
@@ -320,6 +323,19 @@ impl Store {
         })
     }
 
+    /// `work` and the audit records it appends, committed together.
+    fn in_tx<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let out = work(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
     /// Make every later write fail, as a full or read-only disk would.
     #[doc(hidden)]
     pub fn simulate_write_failure(&self) -> Result<(), StoreError> {
@@ -328,7 +344,7 @@ impl Store {
 
     /// Record a run this process starts right away.
     pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
-        self.with(|c| queue::insert_run(c, run, RunStatus::Running, &RunPlacement::default()))
+        self.in_tx(|c| queue::insert_run(c, run, RunStatus::Running, &RunPlacement::default()))
     }
 
     pub fn record_round(
@@ -339,20 +355,25 @@ impl Store {
         instantiate: Duration,
         planning: Duration,
     ) -> Result<(), StoreError> {
-        let plan = to_json(plan);
-        self.with(|c| {
+        let json = to_json(plan);
+        self.in_tx(|c| {
             c.execute(
                 "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     run_id,
                     round,
-                    plan,
+                    json,
                     instantiate.as_micros() as i64,
                     planning.as_micros() as i64
                 ],
+            )?;
+            audit::append(
+                c,
+                "plan",
+                Some(run_id),
+                &serde_json::json!({ "round": round, "plan": plan }),
             )
-            .map(drop)
         })
     }
 
@@ -365,13 +386,16 @@ impl Store {
         action: &Action,
     ) -> Result<i64, StoreError> {
         let json = to_json(action);
-        self.with(|c| {
+        self.in_tx(|c| {
             c.execute(
                 "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
                 params![run_id, round, seq, action.kind(), json, now_ms()],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            let body = serde_json::json!({ "action_id": id, "round": round, "seq": seq, "action": action });
+            audit::append(c, "intent", Some(run_id), &body)?;
+            Ok(id)
         })
     }
 
@@ -417,16 +441,15 @@ impl Store {
         detail: &str,
         took: Duration,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            let changed = c.execute(
-                "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1",
+        self.in_tx(|c| {
+            let run_id: String = c.query_row(
+                "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1
+                 RETURNING run_id",
                 params![action_id, status.as_str(), detail, took.as_micros() as i64],
+                |row| row.get(0),
             )?;
-            if changed == 1 {
-                Ok(())
-            } else {
-                Err(rusqlite::Error::QueryReturnedNoRows)
-            }
+            let body = serde_json::json!({ "action_id": action_id, "status": status.as_str(), "detail": detail });
+            audit::append(c, "result", Some(&run_id), &body)
         })
     }
 
@@ -459,15 +482,16 @@ impl Store {
         status: RunStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.in_tx(|c| {
             c.execute(
                 // A reason set when the run started (an open circuit breaker) is kept in front.
                 "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
                         finished_ms = ?4
                  WHERE id = ?1",
                 params![run_id, status.as_str(), reason, now_ms()],
-            )
-            .map(drop)
+            )?;
+            let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
+            audit::append(c, "finished", Some(run_id), &body)
         })
     }
 

@@ -164,8 +164,20 @@ pub(super) fn insert_run(
             running.then(this_process),
             running.then_some(now),
         ],
-    )
-    .map(drop)
+    )?;
+    let body = serde_json::json!({
+        "plugin": run.plugin,
+        "plugin_version": run.plugin_version,
+        "plugin_sha256": run.plugin_sha256,
+        "trigger": run.trigger,
+        "route": run.route,
+        "dry_run": run.dry_run,
+        "approval": placement.approval,
+        "status": status.as_str(),
+        "alert": run.alert,
+        "params": run.params,
+    });
+    super::audit::append(c, "run-created", Some(run.id), &body)
 }
 
 impl Store {
@@ -202,6 +214,17 @@ impl Store {
                         outcomes.join(",")
                     ],
                 )?;
+                let decisions: Vec<serde_json::Value> = admissions
+                    .iter()
+                    .map(|a| serde_json::json!({ "outcome": a.outcome(), "admission": format!("{a:?}") }))
+                    .collect();
+                let body = serde_json::json!({
+                    "status": status,
+                    "fingerprint": alert.fingerprint,
+                    "labels": alert.labels,
+                    "decisions": decisions,
+                });
+                super::audit::append(&tx, "alert", None, &body)?;
                 admitted.push(admissions);
             }
             tx.commit()?;
@@ -394,20 +417,32 @@ impl Store {
 
     /// Open `route`'s breaker; false if it was open already.
     pub fn open_breaker(&self, route: &str, reason: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.in_tx(|c| {
+            let opened = c.execute(
                 "INSERT OR IGNORE INTO breakers (route, opened_ms, reason) VALUES (?1, ?2, ?3)",
                 params![route, now_ms(), reason],
-            )
-            .map(|n| n == 1)
+            )? == 1;
+            if opened {
+                let body = serde_json::json!({ "route": route, "reason": reason });
+                super::audit::append(c, "breaker-opened", None, &body)?;
+            }
+            Ok(opened)
         })
     }
 
     /// Close `route`'s breaker; false if it was not open.
     pub fn reset_breaker(&self, route: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            c.execute("DELETE FROM breakers WHERE route = ?1", [route])
-                .map(|n| n == 1)
+        self.in_tx(|c| {
+            let closed = c.execute("DELETE FROM breakers WHERE route = ?1", [route])? == 1;
+            if closed {
+                super::audit::append(
+                    c,
+                    "breaker-reset",
+                    None,
+                    &serde_json::json!({ "route": route }),
+                )?;
+            }
+            Ok(closed)
         })
     }
 }

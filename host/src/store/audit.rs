@@ -1,0 +1,319 @@
+//! The audit trail: every decision and action as a hash chain. Each record
+//! carries the hash of the one before it, and the newest record's number and
+//! hash are kept apart as the head, so editing, deleting, reordering or
+//! cutting off records is found by `verify`.
+
+use super::{Store, StoreError, now_ms, rfc3339};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit (
+    seq       INTEGER PRIMARY KEY,
+    at_ms     INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    run_id    TEXT,
+    body      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_run ON audit (run_id, seq);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+";
+
+/// The `prev_hash` of the first record.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: String,
+    #[serde(skip)]
+    pub at_ms: i64,
+    pub kind: String,
+    pub run_id: Option<String>,
+    pub body: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What `verify` found when the chain holds.
+#[derive(Debug, PartialEq)]
+pub struct Intact {
+    pub records: u64,
+    pub head: Option<String>,
+}
+
+/// The first record that breaks the chain, and how.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("audit record {seq}: {why}")]
+pub struct Broken {
+    pub seq: i64,
+    pub why: String,
+}
+
+fn hash(seq: i64, at_ms: i64, kind: &str, run_id: Option<&str>, body: &str, prev: &str) -> String {
+    let mut digest = Sha256::new();
+    for part in [
+        seq.to_string().as_str(),
+        &at_ms.to_string(),
+        kind,
+        run_id.unwrap_or(""),
+        body,
+        prev,
+    ] {
+        // Length-prefixed, so no two different records hash the same text.
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    format!("{:x}", digest.finalize())
+}
+
+/// Append a record inside the caller's transaction, so the audit and the
+/// state it describes are committed together or not at all.
+pub(super) fn append(
+    c: &Connection,
+    kind: &str,
+    run_id: Option<&str>,
+    body: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    let (last, prev): (i64, String) = c
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .unwrap_or((0, GENESIS.to_string()));
+    let seq = last + 1;
+    let at = now_ms();
+    let body = body.to_string();
+    let hash = hash(seq, at, kind, run_id, &body, &prev);
+    c.execute(
+        "INSERT INTO audit (seq, at_ms, kind, run_id, body, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq, at, kind, run_id, body, prev, hash],
+    )?;
+    c.execute(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        params![seq, hash],
+    )?;
+    Ok(())
+}
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
+    let at_ms: i64 = row.get(1)?;
+    let text: String = row.get(4)?;
+    Ok((
+        AuditRecord {
+            seq: row.get(0)?,
+            at: rfc3339(at_ms),
+            at_ms,
+            kind: row.get(2)?,
+            run_id: row.get(3)?,
+            body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone())),
+            prev_hash: row.get(5)?,
+            hash: row.get(6)?,
+        },
+        text,
+    ))
+}
+
+const COLUMNS: &str = "seq, at_ms, kind, run_id, body, prev_hash, hash";
+
+impl Store {
+    /// Append one audit record on its own (config reloads, approvals, breakers).
+    pub fn audit(
+        &self,
+        kind: &str,
+        run_id: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            append(&tx, kind, run_id, body)?;
+            tx.commit()
+        })
+    }
+
+    /// Walk the whole chain; the first record that does not hold is named.
+    pub fn verify_audit(&self) -> Result<Result<Intact, Broken>, StoreError> {
+        self.with(|c| {
+            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
+            let mut rows = query.query([])?;
+            let mut expected_seq = 1;
+            let mut prev = GENESIS.to_string();
+            while let Some(row) = rows.next()? {
+                let (r, text) = record(row)?;
+                let broken = |why: String| Ok(Err(Broken { seq: r.seq, why }));
+                if r.seq != expected_seq {
+                    return Ok(Err(Broken {
+                        seq: expected_seq,
+                        why: format!("missing: the next record is {}", r.seq),
+                    }));
+                }
+                if r.prev_hash != prev {
+                    return broken(format!(
+                        "does not follow record {}: records were deleted, reordered or replaced",
+                        r.seq - 1
+                    ));
+                }
+                let actual = hash(
+                    r.seq,
+                    r.at_ms,
+                    &r.kind,
+                    r.run_id.as_deref(),
+                    &text,
+                    &r.prev_hash,
+                );
+                if actual != r.hash {
+                    return broken("edited: its contents do not match its hash".into());
+                }
+                prev = r.hash;
+                expected_seq += 1;
+            }
+            let last = expected_seq - 1;
+            let head: Option<(i64, String)> = c
+                .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            match head {
+                None if last == 0 => Ok(Ok(Intact {
+                    records: 0,
+                    head: None,
+                })),
+                None => Ok(Err(Broken {
+                    seq: last,
+                    why: "the head (newest record's number and hash) is missing".into(),
+                })),
+                Some((seq, _)) if seq > last => Ok(Err(Broken {
+                    seq: last + 1,
+                    why: format!(
+                        "missing: the trail was cut off after record {last}; it had {seq}"
+                    ),
+                })),
+                Some((seq, hash)) if seq != last || hash != prev => Ok(Err(Broken {
+                    seq: last,
+                    why: format!("does not match the head (record {seq}, {hash})"),
+                })),
+                Some((_, hash)) => Ok(Ok(Intact {
+                    records: last as u64,
+                    head: Some(hash),
+                })),
+            }
+        })
+    }
+
+    /// The records of one run, oldest first.
+    pub fn audit_of_run(&self, run_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_where("run_id = ?1", run_id.to_string())
+    }
+
+    /// Every record at or after `since_ms`, oldest first.
+    pub fn audit_since(&self, since_ms: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_where("at_ms >= ?1", since_ms)
+    }
+
+    fn audit_where(
+        &self,
+        condition: &str,
+        value: impl rusqlite::ToSql,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.with(|c| {
+            let mut query = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM audit WHERE {condition} ORDER BY seq"
+            ))?;
+            let rows = query.query_map([value], |row| record(row).map(|(r, _)| r))?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store_with(records: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..records {
+            store
+                .audit("test", Some("run-1"), &json!({ "n": n }))
+                .unwrap();
+        }
+        (dir, store)
+    }
+
+    fn tamper(store: &Store, sql: &str) {
+        store.with(|c| c.execute_batch(sql)).unwrap();
+    }
+
+    fn broken(store: &Store) -> Broken {
+        store.verify_audit().unwrap().unwrap_err()
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let (_dir, store) = store_with(5);
+        let intact = store.verify_audit().unwrap().unwrap();
+        assert_eq!(intact.records, 5);
+        assert_eq!(store.audit_of_run("run-1").unwrap().len(), 5);
+    }
+
+    #[test]
+    fn an_edited_record_is_named() {
+        let (_dir, store) = store_with(5);
+        tamper(
+            &store,
+            r#"UPDATE audit SET body = '{"n":99}' WHERE seq = 3"#,
+        );
+        let found = broken(&store);
+        assert_eq!(found.seq, 3);
+        assert!(found.why.contains("edited"), "{found}");
+    }
+
+    #[test]
+    fn an_edit_that_rehashes_its_record_breaks_the_next_one() {
+        let (_dir, store) = store_with(5);
+        let r = &store.audit_of_run("run-1").unwrap()[2];
+        let body = r#"{"n":99}"#;
+        let rehashed = hash(3, r.at_ms, "test", Some("run-1"), body, &r.prev_hash);
+        tamper(
+            &store,
+            &format!("UPDATE audit SET body = '{body}', hash = '{rehashed}' WHERE seq = 3"),
+        );
+        let found = broken(&store);
+        assert_eq!(found.seq, 4);
+        assert!(found.why.contains("does not follow record 3"), "{found}");
+    }
+
+    #[test]
+    fn deleted_reordered_and_truncated_records_are_found() {
+        let (_dir, store) = store_with(5);
+        tamper(&store, "DELETE FROM audit WHERE seq = 2");
+        let found = broken(&store);
+        assert_eq!(found.seq, 2);
+        assert!(found.why.contains("missing"), "{found}");
+
+        let (_dir, store) = store_with(5);
+        tamper(
+            &store,
+            "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
+             UPDATE audit SET seq = 3 WHERE seq = -1;",
+        );
+        let found = broken(&store);
+        assert_eq!(found.seq, 2, "{found}");
+
+        let (_dir, store) = store_with(5);
+        tamper(&store, "DELETE FROM audit WHERE seq >= 4");
+        let found = broken(&store);
+        assert_eq!(found.seq, 4);
+        assert!(found.why.contains("cut off after record 3"), "{found}");
+    }
+}
