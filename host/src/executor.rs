@@ -19,11 +19,21 @@ pub struct Executor<'a> {
     pub connections: &'a Connections,
     /// Action kinds the plugin declared in `describe`.
     pub declared_kinds: &'a [String],
+    /// For an approved run, the approved plan: nothing else may run.
+    pub approved: Option<&'a [Action]>,
 }
 
 impl Executor<'_> {
     /// Why `action` may not run at all, or `None` when it is granted.
     pub fn denial(&self, action: &Action) -> Option<String> {
+        if let Some(approved) = self.approved
+            && !approved.contains(action)
+        {
+            return Some(format!(
+                "not in the approved plan (plan {}); approve a new plan for it",
+                &crate::store::plan_hash(approved)[..16]
+            ));
+        }
         if !self.declared_kinds.iter().any(|k| k == action.kind()) {
             return Some(format!(
                 "the plugin did not declare `{}` actions in describe()",

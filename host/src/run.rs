@@ -3,8 +3,8 @@
 //! to do, escalates, fails, or reaches the round limit. Every step is recorded.
 
 use crate::caps::log::LogLine;
-use crate::contract::{ActionResult, ActionStatus, Alert, Incident, Plan};
-use crate::engine::{Failure, LoadedPlugin, PluginEngine};
+use crate::contract::{Action, ActionResult, ActionStatus, Alert, Incident, Plan};
+use crate::engine::{Call, Failure, LoadedPlugin, PluginEngine};
 use crate::executor::Executor;
 use crate::store::{NewRun, RunStatus, Store, StoreError};
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ pub struct RunRequest<'a> {
     pub dry_run: bool,
     /// Plan only and end `awaiting-approval` (an `approve` route); implies `dry_run`.
     pub approval: bool,
+    /// An approved run: only these actions may execute, in any round.
+    pub approved: Option<Vec<Action>>,
     pub max_rounds: u32,
 }
 
@@ -159,6 +161,12 @@ pub fn drive(
         grants: &plugin.grants,
         connections: engine.connections(),
         declared_kinds: &plugin.info.action_kinds,
+        approved: request.approved.as_deref(),
+    };
+    // An approved run already has its approval round recorded; number on from it.
+    let first_round = match store.next_round(&id) {
+        Ok(next) => next,
+        Err(source) => return Err(abort(source, rounds)),
     };
     let mut history: Vec<ActionResult> = Vec::new();
     // What ran, and under which grants, belongs to the audit trail.
@@ -168,6 +176,7 @@ pub fn drive(
         "grants": plugin.grants,
         "dry_run": dry_run,
         "approval": request.approval,
+        "approved_plan": request.approved.as_deref().map(crate::store::plan_hash),
     });
     if let Err(source) = store.audit("run-started", Some(&id), &started) {
         return Err(abort(source, rounds));
@@ -187,7 +196,25 @@ pub fn drive(
             history: history.clone(),
             recent: recent.clone(),
         };
-        let call = engine.plan(plugin, &incident);
+        // An approved run starts with exactly the approved plan, not a new one.
+        let call = match (round, &request.approved) {
+            (0, Some(approved)) => Call {
+                result: Ok(Plan {
+                    summary: format!(
+                        "the approved plan ({})",
+                        &crate::store::plan_hash(approved)[..16]
+                    ),
+                    checks: Vec::new(),
+                    actions: approved.clone(),
+                    escalate: None,
+                    recheck_after_secs: None,
+                }),
+                logs: Vec::new(),
+                instantiate: Duration::ZERO,
+                call: Duration::ZERO,
+            },
+            _ => engine.plan(plugin, &incident),
+        };
         let mut report = RoundReport {
             round,
             plan: None,
@@ -197,7 +224,8 @@ pub fn drive(
             planning: call.call,
             executing: Duration::ZERO,
         };
-        if let Err(source) = store.record_logs(&id, round, &report.logs) {
+        let recorded = first_round + round;
+        if let Err(source) = store.record_logs(&id, recorded, &report.logs) {
             rounds.push(report);
             return Err(abort(source, rounds));
         }
@@ -208,7 +236,7 @@ pub fn drive(
                 break (failure_status(&failure), format!("plugin {failure}"));
             }
         };
-        if let Err(source) = store.record_round(&id, round, &plan, call.instantiate, call.call) {
+        if let Err(source) = store.record_round(&id, recorded, &plan, call.instantiate, call.call) {
             rounds.push(report);
             return Err(abort(source, rounds));
         }
@@ -232,7 +260,7 @@ pub fn drive(
         }
 
         let started = std::time::Instant::now();
-        let executed = executor.execute(&id, round, &plan.actions, dry_run);
+        let executed = executor.execute(&id, recorded, &plan.actions, dry_run);
         report.executing = started.elapsed();
         let results = match executed {
             Ok(results) => results,
@@ -242,7 +270,21 @@ pub fn drive(
                 return Err(abort(source, rounds));
             }
         };
-        let verdict = judge_round(&results, dry_run, request.approval);
+        let mut verdict = judge_round(&results, dry_run, request.approval);
+        if let Some((RunStatus::AwaitingApproval, _)) = &verdict {
+            match store.request_approval(&id, &plan.actions) {
+                Ok(hash) => {
+                    if let Some((_, reason)) = &mut verdict {
+                        reason.push_str(&format!("; plan {}", &hash[..16]));
+                    }
+                }
+                Err(source) => {
+                    report.plan = Some(plan);
+                    rounds.push(report);
+                    return Err(abort(source, rounds));
+                }
+            }
+        }
         history.extend(results.iter().cloned());
         let recheck = plan.recheck_after_secs;
         report.plan = Some(plan);

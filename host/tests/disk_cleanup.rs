@@ -306,6 +306,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             dry_run: true,
             max_rounds: 1,
             approval: false,
+            approved: None,
         },
     )
     .unwrap();
@@ -345,6 +346,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
         grants: &grants,
         connections: host.engine.connections(),
         declared_kinds: &kinds,
+        approved: None,
     };
     let results = executor.execute("apply-later", 0, &actions, false).unwrap();
 

@@ -132,6 +132,7 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
         grants: &grants,
         connections: &connections,
         declared_kinds: &kinds,
+        approved: None,
     };
     let restart = |id: &str, name: &str| {
         Action::DockerRestartContainer(DockerRestartContainer {

@@ -340,6 +340,7 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
         grants: &grants,
         connections: &connections,
         declared_kinds: &kinds,
+        approved: None,
     };
     let run_id = run["id"].as_str().unwrap();
     let results = executor.execute(run_id, 9, &[action], false).unwrap();
@@ -377,6 +378,7 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
         grants: &grants,
         connections: &connections,
         declared_kinds: &kinds,
+        approved: None,
     };
     let restart = |alloc: &str, job: &str, node: &str| {
         Action::NomadRestartAlloc(NomadRestartAlloc {

@@ -67,6 +67,7 @@ fn attack(
             dry_run,
             max_rounds: 3,
             approval: false,
+            approved: None,
         },
     )
     .unwrap_or_else(|aborted| panic!("{aborted}"))
@@ -340,6 +341,7 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
                     dry_run: true,
                     max_rounds: 1,
                     approval: false,
+                    approved: None,
                 },
             )
             .unwrap();
@@ -442,6 +444,7 @@ fn undeclared_action_kinds_are_denied() {
         grants: &grants,
         connections: host.engine.connections(),
         declared_kinds: &[],
+        approved: None,
     };
     let results = executor
         .execute(
@@ -473,6 +476,7 @@ fn one_denied_action_stops_the_whole_plan() {
         grants: &grants,
         connections: host.engine.connections(),
         declared_kinds: &kinds,
+        approved: None,
     };
     let actions = [
         removal_of(&place.granted().join("file")),
@@ -504,6 +508,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
         grants: &grants,
         connections: host.engine.connections(),
         declared_kinds: &kinds,
+        approved: None,
     };
     let error = executor
         .execute("failing", 0, &[removal_of(&file)], false)
@@ -527,6 +532,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
             dry_run: false,
             max_rounds: 1,
             approval: false,
+            approved: None,
         },
     )
     .unwrap_err();

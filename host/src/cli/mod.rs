@@ -1,5 +1,6 @@
 //! The `remedy` command line: one file per subcommand.
 
+mod approve;
 mod audit;
 mod config_cmd;
 mod output;
@@ -85,6 +86,10 @@ enum Command {
     /// Test which route an alert takes; reset a route's circuit breaker
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
+    /// Approve a plan awaiting approval and execute exactly that plan
+    Approve(approve::ApproveArgs),
+    /// Reject a plan awaiting approval: nothing is executed
+    Reject(approve::RejectArgs),
     /// Verify, show or export the hash-chained audit trail
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -140,6 +145,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Runs(command) => runs::runs(cli, command),
         Command::Routes(command) => routes::routes(cli, command),
         Command::Audit(command) => audit::audit(cli, command),
+        Command::Approve(args) => approve::approve(cli, args),
+        Command::Reject(args) => approve::reject(cli, args),
     }
 }
 

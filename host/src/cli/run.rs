@@ -88,6 +88,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             dry_run,
             max_rounds: args.max_rounds.unwrap_or(plugin_config.max_rounds),
             approval: false,
+            approved: None,
         },
     );
     let report = match result {

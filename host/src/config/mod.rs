@@ -36,6 +36,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
+    approval_ttl: Option<String>,
     #[serde(default)]
     server: server::RawServer,
     #[serde(default)]
@@ -162,6 +163,8 @@ pub struct Config {
     /// Where the config came from: a path, or `built-in default`.
     pub origin: String,
     pub state_dir: Option<PathBuf>,
+    /// How long a plan awaiting approval may still be approved.
+    pub approval_ttl: Duration,
     pub server: ServerConfig,
     /// How to reach Nomad, for plugins granted `nomad`.
     pub nomad: NomadSettings,
@@ -174,6 +177,7 @@ pub struct Config {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MEMORY: &str = "64MiB";
 pub const DEFAULT_MAX_ROUNDS: u32 = 5;
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(3600);
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -233,6 +237,21 @@ impl Config {
             ));
         }
         let server = server::validate_server(raw.server, base, &mut problems);
+        let approval_ttl = match raw.approval_ttl.as_deref().map(parse_duration) {
+            None => DEFAULT_APPROVAL_TTL,
+            Some(Ok(ttl)) if ttl > Duration::ZERO => ttl,
+            Some(Ok(_)) => {
+                problems.push("approval_ttl must be longer than zero".into());
+                DEFAULT_APPROVAL_TTL
+            }
+            Some(Err(e)) => {
+                problems.push(format!(
+                    "approval_ttl = {:?}: {e}",
+                    raw.approval_ttl.unwrap_or_default()
+                ));
+                DEFAULT_APPROVAL_TTL
+            }
+        };
         problems.extend(raw.nomad.problems());
         problems.extend(raw.docker.problems());
         if !problems.is_empty() {
@@ -244,6 +263,7 @@ impl Config {
         Ok(Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
+            approval_ttl,
             server,
             nomad: raw.nomad,
             docker: raw.docker,

@@ -9,8 +9,8 @@ use crate::contract::{Alert, AlertStatus};
 use crate::router::routes_for;
 use crate::run::new_run_id;
 use crate::store::{
-    Admission, AdmitError, Candidate, Incoming, NewRun, RunFilter, RunPlacement, RunStatus,
-    StoreError,
+    Admission, AdmitError, ApprovalError, Candidate, Incoming, NewRun, RunFilter, RunPlacement,
+    RunStatus, StoreError,
 };
 use axum::Json;
 use axum::Router;
@@ -19,6 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,6 +32,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/alerts", post(post_alerts))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/runs/{id}/approve", post(approve_run))
+        .route("/v1/runs/{id}/reject", post(reject_run))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
@@ -391,6 +394,109 @@ async fn get_run(
     authenticate(&shared, &headers)?;
     let run = blocking(move || Ok(shared.ingest.get_run(&id)?)).await?;
     Ok(Json(serde_json::to_value(run).expect("runs serialise")))
+}
+
+/// What an approver may say: who they are (beyond the credentials) and why.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    by: Option<String>,
+    reason: Option<String>,
+}
+
+/// Who is deciding: the name given, and the credentials it came with.
+fn approver(headers: &HeaderMap, decision: &Decision) -> String {
+    let credentials = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(value) if value.starts_with("Bearer ") => "bearer token".to_string(),
+        Some(value) => value
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|pair| {
+                pair.split_once(':')
+                    .map(|(user, _)| format!("basic auth user {user}"))
+            })
+            .unwrap_or_else(|| "credentials".to_string()),
+        None => "no credentials (insecure_no_auth)".to_string(),
+    };
+    match decision
+        .by
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
+        Some(name) => format!("{name} via HTTP with {credentials}"),
+        None => format!("HTTP with {credentials}"),
+    }
+}
+
+fn decision(body: &[u8]) -> Result<Decision, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Decision::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be JSON like {{\"by\": \"alice\", \"reason\": \"...\"}}: {e}"),
+        )
+    })
+}
+
+impl From<ApprovalError> for ApiError {
+    fn from(error: ApprovalError) -> ApiError {
+        let status = match &error {
+            ApprovalError::Store(e) => {
+                return ApiError::unavailable(format!("the state store failed: {e}"));
+            }
+            ApprovalError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApprovalError::NotAwaiting { .. } => StatusCode::CONFLICT,
+            ApprovalError::Expired { .. } => StatusCode::GONE,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+async fn approve_run(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&shared, &headers)?;
+    let decision = decision(&body)?;
+    let by = approver(&headers, &decision);
+    let ttl = shared.config.approval_ttl;
+    let worker = shared.clone();
+    let approved =
+        blocking(move || Ok(worker.ingest.approve(&id, &by, ttl).map(|a| (a, by))?)).await?;
+    shared.wake.notify_one();
+    let (approved, by) = approved;
+    Ok(Json(json!({
+        "id": approved.id,
+        "status": "queued",
+        "plan_hash": approved.plan_hash,
+        "actions": approved.actions,
+        "approved_by": by,
+    })))
+}
+
+async fn reject_run(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&shared, &headers)?;
+    let decision = decision(&body)?;
+    let by = approver(&headers, &decision);
+    let why = decision.reason.unwrap_or_else(|| "no reason given".into());
+    let worker = shared.clone();
+    let rejected_id = id.clone();
+    blocking(move || Ok(worker.ingest.reject(&rejected_id, &by, &why)?)).await?;
+    Ok(Json(json!({ "id": id, "status": "cancelled" })))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {

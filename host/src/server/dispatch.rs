@@ -181,6 +181,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             params: claimed.params,
             dry_run: claimed.dry_run,
             approval: claimed.approval,
+            approved: claimed.approved,
             max_rounds,
         },
     );

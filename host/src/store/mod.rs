@@ -12,8 +12,10 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod approval;
 mod audit;
 mod queue;
+pub use approval::{ApprovalError, Approved, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
 pub use queue::{Admission, AdmitError, Candidate, ClaimedRun, Incoming, QueuedRun, RunPlacement};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -709,7 +711,7 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
 
 /// Columns added to `runs` after its first release, with their indexes.
 /// `ALTER TABLE ... ADD COLUMN` keeps older state stores readable.
-const RUN_COLUMNS: [(&str, &str); 7] = [
+const RUN_COLUMNS: [(&str, &str); 11] = [
     ("route", "TEXT"),
     ("fingerprint", "TEXT"),
     ("group_key", "TEXT"),
@@ -717,6 +719,10 @@ const RUN_COLUMNS: [(&str, &str); 7] = [
     ("approval", "INTEGER NOT NULL DEFAULT 0"),
     ("owner", "TEXT"),
     ("started_ms", "INTEGER"),
+    ("approval_plan", "TEXT"),
+    ("approval_hash", "TEXT"),
+    ("approved_by", "TEXT"),
+    ("approved_ms", "INTEGER"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {

@@ -107,6 +107,8 @@ pub struct ClaimedRun {
     pub params: Vec<(String, String)>,
     pub dry_run: bool,
     pub approval: bool,
+    /// Set when a human approved this run's plan: only it may execute.
+    pub approved: Option<Vec<crate::contract::Action>>,
     pub queued_for: Duration,
 }
 
@@ -317,6 +319,7 @@ impl Store {
             params: self.decode(id, "params", &params)?,
             dry_run,
             approval,
+            approved: self.approved_plan(id)?,
             queued_for: Duration::from_millis(waited.max(0) as u64),
         }))
     }

@@ -1,0 +1,128 @@
+//! `remedy approve RUN` and `remedy reject RUN`: decide on a plan that an
+//! `approve` route recorded. Approving executes exactly that plan, here and
+//! now (unless a running `remedy serve` takes it first); anything else the
+//! plugin proposes is refused.
+
+use super::run::{Output, status_code};
+use super::{Cli, UsageError, exit, load_plugin, output, plugin_config};
+use crate::run::{RunRequest, drive};
+use crate::store::ApprovalError;
+use anyhow::{Context, Result};
+use clap::Args;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The plan's hash is shown by `remedy runs show RUN`; the approval is audited
+with who approved it and when. A plan older than approval_ttl (default 1h)
+can no longer be approved.
+
+Example:
+  remedy runs list --status awaiting-approval
+  remedy approve 01a1fe0b --by alice")]
+pub struct ApproveArgs {
+    /// Run id (or a unique prefix) awaiting approval
+    run: String,
+    /// Who approves [default: $SUDO_USER or $USER]
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// Run id (or a unique prefix) awaiting approval
+    run: String,
+    /// Who rejects [default: $SUDO_USER or $USER]
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
+    /// Why, for the audit trail
+    #[arg(long, default_value = "no reason given")]
+    reason: String,
+}
+
+fn who(by: &Option<String>) -> String {
+    let user = by
+        .clone()
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "unknown user".into());
+    format!("{user} via the command line")
+}
+
+fn refused(error: ApprovalError) -> anyhow::Error {
+    match error {
+        ApprovalError::Store(e) => e.into(),
+        usage @ (ApprovalError::NotFound(_) | ApprovalError::NotAwaiting { .. }) => {
+            UsageError(usage.to_string()).into()
+        }
+        expired @ ApprovalError::Expired { .. } => anyhow::anyhow!(expired),
+    }
+}
+
+pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
+    let config = cli.load_config()?;
+    let store = cli.open_store(&config)?;
+    let approved = store
+        .approve(&args.run, &who(&args.by), config.approval_ttl)
+        .map_err(refused)?;
+    eprintln!(
+        "run {} approved: plan {} ({} actions)",
+        approved.id,
+        &approved.plan_hash[..16],
+        approved.actions
+    );
+    let Some(claimed) = store.claim(&approved.id, None)? else {
+        println!(
+            "run {} is being executed by a running remedy serve",
+            approved.id
+        );
+        return Ok(exit::SUCCESS);
+    };
+    let plugin_config = plugin_config(&config, &claimed.plugin)?;
+    let engine = cli.engine(&config)?;
+    let plugin = load_plugin(&engine, plugin_config)?;
+    let max_rounds = claimed
+        .route
+        .as_deref()
+        .and_then(|name| config.routes.iter().find(|r| r.name == name))
+        .and_then(|r| r.max_rounds)
+        .unwrap_or(plugin_config.max_rounds);
+    let report = drive(
+        &engine,
+        &store,
+        claimed.id.clone(),
+        RunRequest {
+            plugin: &plugin,
+            alert: claimed.alert,
+            params: claimed.params,
+            dry_run: false,
+            approval: false,
+            approved: claimed.approved,
+            max_rounds,
+        },
+    )?;
+    match args.output {
+        Output::Text => print!("{}", output::run_report(&plugin, &report)),
+        Output::Json => {
+            let detail = store.get_run(&report.id)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&detail).context("encoding the run")?
+            );
+        }
+    }
+    Ok(status_code(report.status))
+}
+
+pub fn reject(cli: &Cli, args: &RejectArgs) -> Result<u8> {
+    let config = cli.load_config()?;
+    let store = cli.open_store(&config)?;
+    store
+        .reject(&args.run, &who(&args.by), &args.reason)
+        .map_err(refused)?;
+    println!("run {} rejected: nothing was executed", args.run);
+    Ok(exit::SUCCESS)
+}

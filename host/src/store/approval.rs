@@ -1,0 +1,179 @@
+//! Approvals: a run in an `approve` route stops at `awaiting-approval` with
+//! its plan and the plan's hash; approving queues it to execute exactly that
+//! plan, within a time limit; rejecting closes it. Each step is audited.
+
+use super::{Store, StoreError, audit, now_ms, to_json};
+use crate::contract::Action;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// The hash operators see and approve: of the plan's actions, identities included.
+pub fn plan_hash(actions: &[Action]) -> String {
+    format!("{:x}", Sha256::digest(to_json(actions).as_bytes()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no run {0}")]
+    NotFound(String),
+    #[error("run {id} is {status}, not awaiting approval")]
+    NotAwaiting { id: String, status: String },
+    #[error(
+        "the approval of run {id} expired: it waited {waited}, longer than approval_ttl ({ttl}); \
+         the run is cancelled, and a new alert or `remedy run` makes a fresh plan"
+    )]
+    Expired {
+        id: String,
+        waited: String,
+        ttl: String,
+    },
+}
+
+/// A run approved and queued, and the plan it may execute.
+#[derive(Debug)]
+pub struct Approved {
+    pub id: String,
+    pub plan_hash: String,
+    pub actions: usize,
+}
+
+impl Store {
+    /// Keep `actions` as the plan run `id` waits to have approved.
+    pub fn request_approval(&self, id: &str, actions: &[Action]) -> Result<String, StoreError> {
+        let hash = plan_hash(actions);
+        self.in_tx(|c| {
+            c.execute(
+                "UPDATE runs SET approval_plan = ?2, approval_hash = ?3 WHERE id = ?1",
+                params![id, to_json(actions), hash],
+            )?;
+            let body = serde_json::json!({ "plan_hash": hash, "actions": actions.len() });
+            audit::append(c, "approval-requested", Some(id), &body)
+        })?;
+        Ok(hash)
+    }
+
+    /// Approve run `id` on behalf of `by`, unless it waited longer than `ttl`.
+    pub fn approve(&self, id: &str, by: &str, ttl: Duration) -> Result<Approved, ApprovalError> {
+        let id = self
+            .get_run(id)
+            .map_err(|_| ApprovalError::NotFound(id.into()))?
+            .summary
+            .id;
+        let mut expired = None;
+        let approved = self.with(|c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+            let (status, since, hash, plan): (String, Option<i64>, Option<String>, Option<String>) = tx
+                .query_row(
+                    "SELECT status, finished_ms, approval_hash, approval_plan FROM runs WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+            if status != "awaiting-approval" {
+                return Ok(Err(status));
+            }
+            let waited = Duration::from_millis((now_ms() - since.unwrap_or(0)).max(0) as u64);
+            if waited > ttl {
+                let why = format!("approval expired after {}", humantime::format_duration(ttl));
+                tx.execute(
+                    "UPDATE runs SET status = 'cancelled', reason = ?2, finished_ms = ?3 WHERE id = ?1",
+                    params![id, why, now_ms()],
+                )?;
+                let body = serde_json::json!({ "by": by, "waited_ms": waited.as_millis() as u64 });
+                audit::append(&tx, "approval-expired", Some(&id), &body)?;
+                tx.commit()?;
+                expired = Some(waited);
+                return Ok(Err(status));
+            }
+            let hash = hash.unwrap_or_default();
+            tx.execute(
+                "UPDATE runs SET status = 'queued', dry_run = 0, approval = 0, owner = NULL,
+                        finished_ms = NULL, approved_by = ?2, approved_ms = ?3,
+                        reason = 'approved by ' || ?2
+                 WHERE id = ?1",
+                params![id, by, now_ms()],
+            )?;
+            let actions = plan
+                .and_then(|p| serde_json::from_str::<Vec<Action>>(&p).ok())
+                .map_or(0, |a| a.len());
+            let body = serde_json::json!({ "by": by, "plan_hash": hash });
+            audit::append(&tx, "approved", Some(&id), &body)?;
+            tx.commit()?;
+            Ok(Ok(Approved {
+                id: id.clone(),
+                plan_hash: hash,
+                actions,
+            }))
+        })?;
+        match (approved, expired) {
+            (_, Some(waited)) => Err(ApprovalError::Expired {
+                id,
+                waited: humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                    .to_string(),
+                ttl: humantime::format_duration(ttl).to_string(),
+            }),
+            (Ok(approved), None) => Ok(approved),
+            (Err(status), None) => Err(ApprovalError::NotAwaiting { id, status }),
+        }
+    }
+
+    /// Close run `id` without executing anything.
+    pub fn reject(&self, id: &str, by: &str, why: &str) -> Result<(), ApprovalError> {
+        let id = self
+            .get_run(id)
+            .map_err(|_| ApprovalError::NotFound(id.into()))?
+            .summary
+            .id;
+        let closed = self.in_tx(|c| {
+            let changed = c.execute(
+                "UPDATE runs SET status = 'cancelled', reason = ?2, finished_ms = ?3
+                 WHERE id = ?1 AND status = 'awaiting-approval'",
+                params![id, format!("rejected by {by}: {why}"), now_ms()],
+            )?;
+            if changed == 1 {
+                let body = serde_json::json!({ "by": by, "why": why });
+                audit::append(c, "rejected", Some(&id), &body)?;
+            }
+            Ok(changed == 1)
+        })?;
+        if closed {
+            return Ok(());
+        }
+        let status = self.with(|c| {
+            c.query_row("SELECT status FROM runs WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+        })?;
+        Err(ApprovalError::NotAwaiting {
+            id,
+            status: status.unwrap_or_default(),
+        })
+    }
+
+    /// The plan a queued run was approved to execute, if it was approved.
+    pub fn approved_plan(&self, id: &str) -> Result<Option<Vec<Action>>, StoreError> {
+        let plan: Option<String> = self.with(|c| {
+            c.query_row(
+                "SELECT approval_plan FROM runs WHERE id = ?1 AND approved_by IS NOT NULL",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })?;
+        plan.map(|p| self.decode(id, "approval_plan", &p))
+            .transpose()
+    }
+
+    /// The round number the next round of run `id` is recorded under.
+    pub fn next_round(&self, id: &str) -> Result<u32, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(round) + 1, 0) FROM rounds WHERE run_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+        })
+    }
+}
