@@ -170,15 +170,20 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 
 const SYSTEM_CONFIG: &str = "/etc/remedy/remedy.toml";
 
+/// The config at `path`, else the system one if present, else the built-in one.
+fn load_config_at(path: Option<&Path>) -> Result<Config> {
+    if let Some(path) = path {
+        return Ok(Config::load(path)?);
+    }
+    if Path::new(SYSTEM_CONFIG).exists() {
+        return Ok(Config::load(Path::new(SYSTEM_CONFIG))?);
+    }
+    Ok(Config::builtin())
+}
+
 impl Cli {
     fn load_config(&self) -> Result<Config> {
-        if let Some(path) = &self.config {
-            return Ok(Config::load(path)?);
-        }
-        if Path::new(SYSTEM_CONFIG).exists() {
-            return Ok(Config::load(Path::new(SYSTEM_CONFIG))?);
-        }
-        Ok(Config::builtin())
+        load_config_at(self.config.as_deref())
     }
 
     fn state_dir(&self, config: &Config) -> Result<PathBuf> {

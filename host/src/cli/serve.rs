@@ -1,7 +1,9 @@
 //! `remedy serve`: receive Alertmanager webhooks and remediate.
 
-use super::{Cli, UsageError, exit, load_plugin};
-use crate::server::{ServeError, Server, termination_signal};
+use super::{Cli, UsageError, exit, load_config_at, load_plugin};
+use crate::config::Config;
+use crate::engine::{LoadedPlugin, PluginEngine};
+use crate::server::{Reloader, ServeError, Server, termination_signal};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::HashMap;
@@ -25,7 +27,11 @@ will never accept, and 503 (which Alertmanager retries) when it cannot accept
 now. Routes run in their mode: dry-run (the default), apply, or approve.
 
 Endpoints: POST /v1/alerts, GET /v1/runs, GET /v1/runs/ID, GET /metrics,
-GET /-/healthy, GET /-/ready. SIGTERM or SIGINT stop it gracefully.
+POST /v1/runs/ID/approve and /reject, GET /-/healthy, GET /-/ready,
+POST /-/reload. SIGHUP or POST /-/reload load the config again: routes,
+plugins and their grants switch over only if all of it is valid (the running
+config stays otherwise); [server], [nomad] and [docker] need a restart.
+SIGTERM or SIGINT stop it gracefully.
 See examples/deploy/ for a systemd unit and a Nomad job.")]
 pub struct ServeArgs {
     /// Address to listen on [default: [server] listen in the config, else 127.0.0.1:9095]
@@ -37,15 +43,22 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
     let config = cli.load_config()?;
     let state_dir = cli.state_dir(&config)?;
     let engine = Arc::new(cli.engine(&config)?);
-    let mut plugins = HashMap::new();
-    for plugin in &config.plugins {
-        let loaded = load_plugin(&engine, plugin)?;
-        plugins.insert(plugin.name.clone(), Arc::new(loaded));
-    }
+    let plugins = load_plugins(&engine, &config)?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let origin = config.origin.clone();
-    let server =
-        Server::prepare(config, engine, plugins, &state_dir, listen).map_err(|e| match e {
+    // A reload reads the same file again and loads every plugin anew, so a
+    // changed .wasm or grant takes effect; only then does the server switch.
+    let reloader: Reloader = {
+        let path = cli.config.clone();
+        let engine = engine.clone();
+        Box::new(move || {
+            let config = load_config_at(path.as_deref()).map_err(|e| format!("{e:#}"))?;
+            let plugins = load_plugins(&engine, &config).map_err(|e| format!("{e:#}"))?;
+            Ok((config, plugins))
+        })
+    };
+    let server = Server::prepare(config, engine, plugins, Some(reloader), &state_dir, listen)
+        .map_err(|e| match e {
             ServeError::Store(_) | ServeError::Listen { .. } => anyhow::Error::new(e),
             config_problem => UsageError(config_problem.to_string()).into(),
         })?;
@@ -61,4 +74,15 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
     // Runs past their grace were marked interrupted; do not wait on them.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(exit::SUCCESS)
+}
+
+fn load_plugins(
+    engine: &PluginEngine,
+    config: &Config,
+) -> Result<HashMap<String, Arc<LoadedPlugin>>> {
+    config
+        .plugins
+        .iter()
+        .map(|plugin| Ok((plugin.name.clone(), Arc::new(load_plugin(engine, plugin)?))))
+        .collect()
 }

@@ -37,6 +37,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
+        .route("/-/reload", post(reload).put(reload))
         .with_state(shared)
 }
 
@@ -165,7 +166,7 @@ async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<
     }
     // Credentials before the body: a stranger cannot make remedy read megabytes.
     authenticate(&shared, headers)?;
-    let limit = shared.config.server.max_body;
+    let limit = shared.server.max_body;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -189,7 +190,7 @@ async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<
         }
     };
     let limits = PayloadLimits {
-        max_alerts: shared.config.server.max_alerts,
+        max_alerts: shared.server.max_alerts,
         ..PayloadLimits::default()
     };
     let (_, alerts) = parse_webhook(&body, &limits).map_err(|e| {
@@ -208,7 +209,8 @@ async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<
 
 /// Route every alert and admit the batch in one transaction.
 fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Value, ApiError> {
-    let server = &shared.config.server;
+    let live = shared.live();
+    let server = &shared.server;
     for alert in &mut alerts {
         // Computed, not taken from the sender: a forged fingerprint could
         // otherwise cancel the queued runs of another alert.
@@ -226,9 +228,9 @@ fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Value, ApiError> {
             if alert.status == AlertStatus::Resolved {
                 return Vec::new();
             }
-            routes_for(&shared.config.routes, &alert.labels)
+            routes_for(&live.config.routes, &alert.labels)
                 .into_iter()
-                .filter_map(|config| shared.route(&config.name))
+                .filter_map(|config| live.route(&config.name))
                 .map(|route| Placed {
                     route,
                     run_id: new_run_id(),
@@ -468,7 +470,7 @@ async fn approve_run(
     authenticate(&shared, &headers)?;
     let decision = decision(&body)?;
     let by = approver(&headers, &decision);
-    let ttl = shared.config.approval_ttl;
+    let ttl = shared.live().config.approval_ttl;
     let worker = shared.clone();
     let approved =
         blocking(move || Ok(worker.ingest.approve(&id, &by, ttl).map(|a| (a, by))?)).await?;
@@ -504,7 +506,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError
         let metrics = &shared.metrics;
         metrics.queue_depth.set(shared.ingest.queue_depth()? as i64);
         let open = shared.ingest.breakers()?;
-        for route in &shared.routes {
+        for route in &shared.live().routes {
             let is_open = open.iter().any(|(name, ..)| *name == route.config.name);
             metrics
                 .breaker_open
@@ -524,6 +526,27 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError
         text,
     )
         .into_response())
+}
+
+/// Reload the config, as SIGHUP does. An invalid config is refused with 500
+/// and the reason (as in Prometheus), and the running one stays.
+async fn reload(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&shared, &headers)?;
+    blocking(move || {
+        shared
+            .reload("POST /-/reload")
+            .map(|summary| Json(json!({ "reloaded": true, "config": summary })))
+            .map_err(|why| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("failed to reload config, the running config stays: {why}"),
+                )
+            })
+    })
+    .await
 }
 
 async fn healthy() -> &'static str {

@@ -44,7 +44,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = shared.wake.notified() => {}
             Some(id) = done_rx.recv() => { executing.remove(&id); }
             _ = stop.changed(), if deadline.is_none() => {
-                let grace = shared.config.server.shutdown_grace;
+                let grace = shared.server.shutdown_grace;
                 if !executing.is_empty() {
                     tracing::info!(runs = executing.len(), ?grace, "waiting for executing runs");
                 }
@@ -56,7 +56,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     tracing::warn!(run = %id, "still executing after the shutdown grace; marked interrupted");
                     let reason = format!(
                         "remedy was stopped and this run did not finish within the shutdown grace of {}",
-                        humantime::format_duration(shared.config.server.shutdown_grace)
+                        humantime::format_duration(shared.server.shutdown_grace)
                     );
                     if let Err(e) = store.interrupt(id, &reason) {
                         tracing::error!(run = %id, "cannot mark the run interrupted: {e}");
@@ -76,7 +76,7 @@ async fn fill(
     executing: &mut HashMap<String, Slot>,
     done: &mpsc::UnboundedSender<String>,
 ) {
-    let server = &shared.config.server;
+    let server = &shared.server;
     if executing.len() >= server.workers {
         return;
     }
@@ -150,8 +150,9 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     let span = tracing::info_span!("run", run = %claimed.id);
     let _entered = span.enter();
     let route_name = claimed.route.clone().unwrap_or_default();
-    let route = shared.route(&route_name);
-    let Some(plugin) = shared.plugins.get(&claimed.plugin) else {
+    let live = shared.live();
+    let route = live.route(&route_name);
+    let Some(plugin) = live.plugins.get(&claimed.plugin) else {
         let reason = format!(
             "plugin `{}` is no longer configured; the run was accepted under an earlier config",
             claimed.plugin
@@ -167,7 +168,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     };
     let max_rounds = route
         .and_then(|r| r.config.max_rounds)
-        .or(shared.config.plugin(&claimed.plugin).map(|p| p.max_rounds))
+        .or(live.config.plugin(&claimed.plugin).map(|p| p.max_rounds))
         .unwrap_or(DEFAULT_MAX_ROUNDS);
     observe(&shared.metrics.queue_wait_seconds, claimed.queued_for);
     tracing::info!(plugin = %plugin.name, route = %route_name, dry_run = claimed.dry_run, "run started");

@@ -58,6 +58,9 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub executing: Gauge,
     pub breaker_open: Family<RouteLabels, Gauge>,
+    /// 1 when the last config reload worked, 0 when it was refused.
+    pub reload_ok: Gauge,
+    pub reload_success_at: Gauge,
     pub accept_seconds: Histogram,
     pub queue_wait_seconds: Histogram,
     pub instantiate_seconds: Timings,
@@ -83,6 +86,8 @@ impl Metrics {
             queue_depth: Gauge::default(),
             executing: Gauge::default(),
             breaker_open: Family::default(),
+            reload_ok: Gauge::default(),
+            reload_success_at: Gauge::default(),
             accept_seconds: seconds_histogram(),
             queue_wait_seconds: seconds_histogram(),
             instantiate_seconds: timings(),
@@ -90,6 +95,16 @@ impl Metrics {
             apply_seconds: timings(),
         };
         let mut registry = Registry::with_prefix("remedy");
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the last config reload (SIGHUP or POST /-/reload) worked",
+            metrics.reload_ok.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded, as a Unix time",
+            metrics.reload_success_at.clone(),
+        );
         registry.register(
             "alerts_received",
             "Alerts received on /v1/alerts, by status and what became of them",

@@ -12,7 +12,7 @@ mod dispatch;
 pub mod metrics;
 mod tls;
 
-use crate::config::{Config, RouteConfig};
+use crate::config::{Config, RouteConfig, ServerConfig};
 use crate::engine::{LoadedPlugin, PluginEngine};
 use crate::run::resolve_params;
 use crate::store::{Store, StoreError};
@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -51,11 +51,63 @@ pub struct ReadyRoute {
     pub params: Vec<(String, String)>,
 }
 
-/// Everything the handlers and workers share.
-pub struct Shared {
+/// What a config reload replaces: routes, plugins (with their params,
+/// grants and limits) and the approval TTL. Runs already executing keep the
+/// one they started with.
+pub struct Live {
     pub config: Config,
     pub routes: Vec<ReadyRoute>,
     pub plugins: HashMap<String, Arc<LoadedPlugin>>,
+}
+
+impl Live {
+    /// Resolve every route against the loaded plugins.
+    pub fn build(
+        config: Config,
+        plugins: HashMap<String, Arc<LoadedPlugin>>,
+    ) -> Result<Live, ServeError> {
+        let mut routes = Vec::new();
+        for route in &config.routes {
+            let route_error = |message: String| ServeError::Route {
+                route: route.name.clone(),
+                message,
+            };
+            let plugin = plugins
+                .get(&route.plugin)
+                .ok_or_else(|| route_error(format!("plugin `{}` is not loaded", route.plugin)))?;
+            let plugin_config = config.plugin(&route.plugin).ok_or_else(|| {
+                route_error(format!("plugin `{}` is not configured", route.plugin))
+            })?;
+            let params = resolve_params(plugin, &plugin_config.params, &route.params)
+                .map_err(route_error)?;
+            routes.push(ReadyRoute {
+                config: route.clone(),
+                plugin: plugin.clone(),
+                params,
+            });
+        }
+        Ok(Live {
+            config,
+            routes,
+            plugins,
+        })
+    }
+
+    pub fn route(&self, name: &str) -> Option<&ReadyRoute> {
+        self.routes.iter().find(|r| r.config.name == name)
+    }
+}
+
+/// Loads the config again, with its plugins, for a reload.
+pub type Reloader =
+    Box<dyn Fn() -> Result<(Config, HashMap<String, Arc<LoadedPlugin>>), String> + Send + Sync>;
+
+/// Everything the handlers and workers share.
+pub struct Shared {
+    /// `[server]` as started: listening, credentials and limits need a restart.
+    pub server: ServerConfig,
+    live: RwLock<Arc<Live>>,
+    reloader: Option<Reloader>,
     pub engine: Arc<PluginEngine>,
     /// Used by the webhook handler; workers have their own connection, so a
     /// long run's writes never queue behind admissions or the reverse.
@@ -69,8 +121,55 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn route(&self, name: &str) -> Option<&ReadyRoute> {
-        self.routes.iter().find(|r| r.config.name == name)
+    /// The routes and plugins in force now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Load the config again and, if it is valid and every plugin loads,
+    /// switch to it; otherwise keep the running one. Either way it is audited.
+    pub fn reload(&self, trigger: &str) -> Result<serde_json::Value, String> {
+        let attempt = match &self.reloader {
+            None => Err("this server has no config file to reload".to_string()),
+            Some(load) => load().and_then(|(config, plugins)| {
+                Live::build(config, plugins).map_err(|e| e.to_string())
+            }),
+        };
+        match attempt {
+            Ok(live) => {
+                let plugins: Vec<serde_json::Value> = live
+                    .plugins
+                    .values()
+                    .map(|p| serde_json::json!({ "name": p.name, "sha256": p.sha256, "grants": p.grants }))
+                    .collect();
+                let summary = serde_json::json!({
+                    "trigger": trigger,
+                    "origin": live.config.origin,
+                    "routes": live.routes.iter().map(|r| r.config.name.clone()).collect::<Vec<_>>(),
+                    "plugins": plugins,
+                });
+                self.work.audit("config-reloaded", None, &summary).map_err(|e| {
+                    format!("the new config is valid, but the audit trail cannot be written, so it was not applied: {e}")
+                })?;
+                *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+                self.metrics.reload_ok.set(1);
+                self.metrics.reload_success_at.set(unix_now());
+                tracing::info!(trigger, "config reloaded");
+                Ok(summary)
+            }
+            Err(why) => {
+                let body = serde_json::json!({ "trigger": trigger, "error": why });
+                if let Err(e) = self.work.audit("config-reload-failed", None, &body) {
+                    tracing::error!("cannot audit the refused reload: {e}");
+                }
+                self.metrics.reload_ok.set(0);
+                tracing::error!(
+                    trigger,
+                    "config reload refused, the running config stays: {why}"
+                );
+                Err(why)
+            }
+        }
     }
 
     fn is_stopping(&self) -> bool {
@@ -92,6 +191,7 @@ impl Server {
         config: Config,
         engine: Arc<PluginEngine>,
         plugins: HashMap<String, Arc<LoadedPlugin>>,
+        reloader: Option<Reloader>,
         state_dir: &Path,
         listen: SocketAddr,
     ) -> Result<Server, ServeError> {
@@ -103,26 +203,8 @@ impl Server {
             .map(tls::server_config)
             .transpose()
             .map_err(ServeError::Tls)?;
-        let mut routes = Vec::new();
-        for route in &config.routes {
-            let route_error = |message: String| ServeError::Route {
-                route: route.name.clone(),
-                message,
-            };
-            let plugin = plugins
-                .get(&route.plugin)
-                .ok_or_else(|| route_error(format!("plugin `{}` is not loaded", route.plugin)))?;
-            let plugin_config = config.plugin(&route.plugin).ok_or_else(|| {
-                route_error(format!("plugin `{}` is not configured", route.plugin))
-            })?;
-            let params = resolve_params(plugin, &plugin_config.params, &route.params)
-                .map_err(route_error)?;
-            routes.push(ReadyRoute {
-                config: route.clone(),
-                plugin: plugin.clone(),
-                params,
-            });
-        }
+        let server = config.server.clone();
+        let live = Live::build(config, plugins)?;
         let ingest = Store::open(state_dir)?;
         let work = Store::open(state_dir)?;
         for id in work.interrupt_orphans()? {
@@ -141,9 +223,9 @@ impl Server {
             })?;
         Ok(Server {
             shared: Arc::new(Shared {
-                config,
-                routes,
-                plugins,
+                server,
+                live: RwLock::new(Arc::new(live)),
+                reloader,
                 engine,
                 ingest,
                 work,
@@ -190,7 +272,10 @@ impl Server {
                 ),
             }
         };
-        tracing::info!(%addr, tls = shared.config.server.tls.is_some(), "remedy is listening");
+        tracing::info!(%addr, tls = shared.server.tls.is_some(), "remedy is listening");
+        shared.metrics.reload_ok.set(1);
+        shared.metrics.reload_success_at.set(unix_now());
+        let reloads = tokio::spawn(reload_on_sighup(shared.clone()));
 
         shutdown.await;
         tracing::info!("stopping: no new alerts are accepted; queued runs stay queued");
@@ -198,12 +283,32 @@ impl Server {
         // Requests in flight get a moment to finish their durable write.
         handle.graceful_shutdown(Some(Duration::from_secs(5)));
         let _ = stop_tx.send(true);
+        reloads.abort();
         let _ = dispatcher.await;
         match serving.await {
             Ok(result) => result,
             Err(join) => Err(std::io::Error::other(join)),
         }
     }
+}
+
+/// Reload the config on every SIGHUP, as Prometheus and Alertmanager do.
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.reload("SIGHUP")).await;
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
