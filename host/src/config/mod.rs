@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+mod notify;
 mod server;
+pub use notify::{EventKind, NotifyConfig, NotifyFormat};
 pub use server::{AuthConfig, DEFAULT_LISTEN, ServerConfig, TlsConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,8 @@ struct RawConfig {
     nomad: NomadSettings,
     #[serde(default)]
     docker: DockerSettings,
+    #[serde(default, rename = "notify")]
+    notify: Vec<notify::RawNotify>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
     #[serde(default, rename = "route")]
@@ -170,6 +174,8 @@ pub struct Config {
     pub nomad: NomadSettings,
     /// How to reach the Docker engine, for plugins granted `docker`.
     pub docker: DockerSettings,
+    /// Webhooks told about escalations, approvals, failures and breaker trips.
+    pub notify: Vec<NotifyConfig>,
     pub plugins: Vec<PluginConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -252,6 +258,7 @@ impl Config {
                 DEFAULT_APPROVAL_TTL
             }
         };
+        let notify = notify::validate_notify(raw.notify, base, &mut problems);
         problems.extend(raw.nomad.problems());
         problems.extend(raw.docker.problems());
         if !problems.is_empty() {
@@ -267,6 +274,7 @@ impl Config {
             server,
             nomad: raw.nomad,
             docker: raw.docker,
+            notify,
             plugins,
             routes,
         })
@@ -539,6 +547,48 @@ mod tests {
     }
 
     const ONE_PLUGIN: &str = "[[plugin]]\nname = \"p\"\nsource = \"builtin:disk-cleanup\"\n";
+
+    #[test]
+    fn notify_receivers_and_approval_ttl() {
+        let config = parse(
+            "approval_ttl = \"15m\"\n[[notify]]\nname = \"ops\"\nurl = \"https://hooks.example/x\"\nformat = \"slack\"\nevents = [\"escalated\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.approval_ttl, Duration::from_secs(900));
+        let sink = &config.notify[0];
+        assert_eq!(
+            (sink.format, sink.events.clone()),
+            (NotifyFormat::Slack, vec![EventKind::Escalated])
+        );
+        assert_eq!(
+            (sink.timeout, sink.retries),
+            (notify::DEFAULT_NOTIFY_TIMEOUT, 3)
+        );
+
+        let error = parse(
+            "approval_ttl = \"0s\"\n[[notify]]\nname = \"a\"\nurl = \"ftp://x\"\n[[notify]]\nname = \"a\"\nurl = \"http://x\"\nurl_file = \"f\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "approval_ttl must be longer than zero",
+            "[[notify]] #1 `a`: the URL must start with http:// or https://",
+            "[[notify]] #2 `a`: name is used by an earlier [[notify]]",
+            "[[notify]] #2 `a`: set exactly one of url and url_file",
+        ] {
+            assert!(
+                error.contains(expected),
+                "{expected:?} missing from:\n{error}"
+            );
+        }
+        let unknown = parse("[[notify]]\nname = \"a\"\nurl = \"http://x\"\nevents = [\"paged\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("paged") && unknown.contains("escalated"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn routes() {

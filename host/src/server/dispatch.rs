@@ -6,6 +6,7 @@
 
 use super::Shared;
 use super::metrics::{ActionLabels, PluginLabels, RunLabels, observe};
+use super::notify::{Event, EventKind};
 use crate::config::DEFAULT_MAX_ROUNDS;
 use crate::run::{RunReport, RunRequest, drive};
 use crate::store::{ClaimedRun, QueuedRun, RunStatus};
@@ -171,6 +172,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
         .or(live.config.plugin(&claimed.plugin).map(|p| p.max_rounds))
         .unwrap_or(DEFAULT_MAX_ROUNDS);
     observe(&shared.metrics.queue_wait_seconds, claimed.queued_for);
+    let labels = claimed.alert.labels.iter().cloned().collect();
     tracing::info!(plugin = %plugin.name, route = %route_name, dry_run = claimed.dry_run, "run started");
     let outcome = drive(
         &shared.engine,
@@ -186,16 +188,32 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             max_rounds,
         },
     );
-    let status = match &outcome {
+    let (status, reason) = match &outcome {
         Ok(report) => {
             account(shared, &plugin.name, report);
-            report.status
+            (report.status, report.reason.clone())
         }
         Err(aborted) => {
             tracing::error!("{aborted}");
-            RunStatus::Failed
+            (RunStatus::Failed, aborted.to_string())
         }
     };
+    let event = match status {
+        RunStatus::Escalated => Some(EventKind::Escalated),
+        RunStatus::AwaitingApproval => Some(EventKind::ApprovalNeeded),
+        failed if failed.is_failure() => Some(EventKind::Failed),
+        _ => None,
+    };
+    if let Some(kind) = event {
+        shared.notifier.send(Event {
+            run_id: Some(claimed.id.clone()),
+            plugin: Some(plugin.name.clone()),
+            route: Some(route_name.clone()),
+            status: Some(status.as_str().to_string()),
+            labels,
+            ..Event::new(kind, reason)
+        });
+    }
     shared
         .metrics
         .runs
@@ -261,11 +279,23 @@ fn trip_breaker_if_due(shared: &Shared, route: &super::ReadyRoute) {
         last.unwrap_or_default()
     );
     match store.open_breaker(&config.name, &reason) {
-        Ok(true) => tracing::warn!(
-            route = %config.name,
-            "circuit breaker opened, the route runs in dry-run until `remedy routes reset {}`: {reason}",
-            config.name
-        ),
+        Ok(true) => {
+            tracing::warn!(
+                route = %config.name,
+                "circuit breaker opened, the route runs in dry-run until `remedy routes reset {}`: {reason}",
+                config.name
+            );
+            shared.notifier.send(Event {
+                route: Some(config.name.clone()),
+                ..Event::new(
+                    EventKind::BreakerOpened,
+                    format!(
+                        "{reason}; the route runs in dry-run until `remedy routes reset {}`",
+                        config.name
+                    ),
+                )
+            });
+        }
         Ok(false) => {}
         Err(e) => tracing::error!(route = %config.name, "cannot open the circuit breaker: {e}"),
     }

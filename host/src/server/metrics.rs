@@ -38,6 +38,12 @@ pub struct PluginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    pub sink: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
 }
@@ -58,6 +64,7 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub executing: Gauge,
     pub breaker_open: Family<RouteLabels, Gauge>,
+    pub notifications: Family<NotifyLabels, Counter>,
     /// 1 when the last config reload worked, 0 when it was refused.
     pub reload_ok: Gauge,
     pub reload_success_at: Gauge,
@@ -75,6 +82,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn notification(&self, sink: &str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotifyLabels {
+                sink: sink.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
     pub fn new() -> Metrics {
         let timings = || Timings::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let metrics = Metrics {
@@ -86,6 +102,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             executing: Gauge::default(),
             breaker_open: Family::default(),
+            notifications: Family::default(),
             reload_ok: Gauge::default(),
             reload_success_at: Gauge::default(),
             accept_seconds: seconds_histogram(),
@@ -95,6 +112,11 @@ impl Metrics {
             apply_seconds: timings(),
         };
         let mut registry = Registry::with_prefix("remedy");
+        registry.register(
+            "notifications",
+            "Notifications by receiver and outcome (sent, failed after retries, dropped)",
+            metrics.notifications.clone(),
+        );
         registry.register(
             "config_last_reload_successful",
             "Whether the last config reload (SIGHUP or POST /-/reload) worked",

@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 mod dispatch;
 pub mod metrics;
+pub mod notify;
 mod tls;
 
 use crate::config::{Config, RouteConfig, ServerConfig};
@@ -114,7 +115,9 @@ pub struct Shared {
     pub ingest: Store,
     pub work: Store,
     pub credentials: Credentials,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Escalations, approvals needed, failures and breaker trips go out here.
+    pub notifier: notify::Notifier,
     /// Rung after every admission and every finished run.
     pub wake: Notify,
     pub stopping: AtomicBool,
@@ -180,6 +183,8 @@ impl Shared {
 /// Everything `remedy serve` needs, loaded and checked before it listens.
 pub struct Server {
     shared: Arc<Shared>,
+    /// Started with the runtime, in `run`.
+    sinks: Vec<crate::config::NotifyConfig>,
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -204,7 +209,9 @@ impl Server {
             .transpose()
             .map_err(ServeError::Tls)?;
         let server = config.server.clone();
+        let sinks = config.notify.clone();
         let live = Live::build(config, plugins)?;
+        let metrics = Arc::new(Metrics::new());
         let ingest = Store::open(state_dir)?;
         let work = Store::open(state_dir)?;
         for id in work.interrupt_orphans()? {
@@ -222,6 +229,7 @@ impl Server {
                 source,
             })?;
         Ok(Server {
+            sinks,
             shared: Arc::new(Shared {
                 server,
                 live: RwLock::new(Arc::new(live)),
@@ -230,7 +238,8 @@ impl Server {
                 ingest,
                 work,
                 credentials,
-                metrics: Metrics::new(),
+                notifier: notify::Notifier::idle(metrics.clone()),
+                metrics,
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
             }),
@@ -247,6 +256,7 @@ impl Server {
     /// runs the configured grace, and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let shared = self.shared;
+        shared.notifier.start(self.sinks);
         let app = api::router(shared.clone());
         let handle = axum_server::Handle::new();
         let (stop_tx, stop_rx) = watch::channel(false);

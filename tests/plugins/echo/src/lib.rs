@@ -13,11 +13,15 @@ impl Plugin for Echo {
             "Echoes its incident; for remedy's tests only.",
         )
         .param("say", "Summary to answer with.", Some("echo"))
+        .param("escalate", "When not empty, escalate with this.", Some(""))
     }
 
     fn plan(incident: Incident) -> Result<Plan, Error> {
         log::info(&format!("round {}", incident.round));
-        let plan = Plan::new(incident.param("say").unwrap_or("echo"));
+        let mut plan = Plan::new(incident.param("say").unwrap_or("echo"));
+        if let Some(why) = incident.param("escalate").filter(|w| !w.is_empty()) {
+            plan = plan.escalate(why);
+        }
         Ok(incident
             .alert
             .labels
