@@ -5,14 +5,13 @@
 
 mod common;
 
-use common::daemon::{Daemon, TOKEN, firing, free_addr, serve_config, try_request, webhook};
-use common::{DAY, PLUGIN_DIR, aged_file, describe, remedy};
+use common::daemon::{
+    Daemon, TOKEN, firing, free_addr, is_finished, reaper_approve_route, serve_config, try_request,
+    webhook,
+};
+use common::{DAY, aged_file, describe, remedy};
 use serde_json::Value;
 use std::path::PathBuf;
-
-fn is_finished(run: &Value) -> bool {
-    !matches!(run["status"].as_str(), Some("queued" | "running"))
-}
 
 struct Scene {
     dir: tempfile::TempDir,
@@ -32,25 +31,7 @@ impl Scene {
         for name in ["old-1.log", "old-2.log"] {
             aged_file(&reap.join(name), 4096, 30 * DAY);
         }
-        let routes = format!(
-            r#"
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-
-[[route]]
-name = "reap"
-matchers = ['alertname="TmpFull"']
-plugin = "tmp-reaper"
-mode = "approve"
-"#,
-            reap = reap.display()
-        );
+        let routes = reaper_approve_route(&reap);
         let addr = free_addr();
         let config = serve_config(dir.path(), addr, server_extra, &routes);
         let text = std::fs::read_to_string(&config).unwrap();

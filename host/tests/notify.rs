@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::daemon::{Daemon, firing, free_addr, serve_config, webhook};
-use common::{DAY, PLUGIN_DIR, aged_file};
+use common::daemon::{
+    Daemon, firing, free_addr, is_finished, reaper_approve_route, serve_config, webhook,
+};
+use common::{DAY, aged_file};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -96,15 +98,6 @@ url = "http://{slack}/hook"
 format = "slack"
 events = ["escalated"]
 
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-
 [[route]]
 name = "stuck"
 matchers = ['alertname="DiskStuck"']
@@ -117,18 +110,11 @@ matchers = ['alertname="Crashy"']
 plugin = "hostile"
 params = {{ attack = "panic" }}
 breaker_failures = 2
-
-[[route]]
-name = "reap"
-matchers = ['alertname="TmpFull"']
-plugin = "tmp-reaper"
-mode = "approve"
 "#,
         dead = dead.local_addr().unwrap(),
         json = json.addr,
         slack = slack.addr,
-        reap = reap.display(),
-    );
+    ) + &reaper_approve_route(&reap);
     let addr = free_addr();
     let config = serve_config(dir.path(), addr, "", &routes);
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
@@ -150,9 +136,7 @@ mode = "approve"
     assert_eq!(daemon.post_alerts(&webhook("r", &alerts)).0, 202);
 
     // Every run finishes while the dead receiver still holds its first attempt (60 s).
-    let runs = daemon.wait_for_runs("", 4, |r| {
-        !matches!(r["status"].as_str(), Some("queued" | "running"))
-    });
+    let runs = daemon.wait_for_runs("", 4, is_finished);
     let status = |route: &str| -> Vec<String> {
         runs.iter()
             .filter(|r| r["route"] == route)

@@ -5,9 +5,9 @@ mod common;
 
 use common::daemon::{
     Daemon, TOKEN, alert, brief_loop_route, firing, free_addr, is_finished, raw_exchange,
-    serve_config, webhook,
+    reaper_approve_route, serve_config, webhook,
 };
-use common::{DAY, PLUGIN_DIR, aged_file, describe, remedy};
+use common::{DAY, aged_file, describe, remedy};
 use remedy::store::{RunFilter, RunStatus, Store};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -478,25 +478,7 @@ fn an_approve_route_plans_and_waits_without_touching_anything() {
     std::fs::create_dir(&reap).unwrap();
     let old = reap.join("old.log");
     aged_file(&old, 4096, 30 * DAY);
-    let routes = format!(
-        r#"
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-
-[[route]]
-name = "reap"
-matchers = ['alertname="TmpFull"']
-plugin = "tmp-reaper"
-mode = "approve"
-"#,
-        reap = reap.display()
-    );
+    let routes = reaper_approve_route(&reap);
     let addr = free_addr();
     let config = serve_config(dir.path(), addr, "", &routes);
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);

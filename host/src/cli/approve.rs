@@ -3,11 +3,11 @@
 //! now (unless a running `remedy serve` takes it first); anything else the
 //! plugin proposes is refused.
 
-use super::run::{Output, status_code};
-use super::{Cli, UsageError, exit, load_plugin, output, plugin_config};
+use super::run::{Output, print_report};
+use super::{Cli, UsageError, exit, load_plugin, plugin_config};
 use crate::run::{RunRequest, drive};
 use crate::store::ApprovalError;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -104,17 +104,7 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             max_rounds,
         },
     )?;
-    match args.output {
-        Output::Text => print!("{}", output::run_report(&plugin, &report)),
-        Output::Json => {
-            let detail = store.get_run(&report.id)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&detail).context("encoding the run")?
-            );
-        }
-    }
-    Ok(status_code(report.status))
+    print_report(args.output, &plugin, &report, &store)
 }
 
 pub fn reject(cli: &Cli, args: &RejectArgs) -> Result<u8> {

@@ -100,8 +100,18 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             return Err(aborted.into());
         }
     };
-    match args.output {
-        Output::Text => print!("{}", output::run_report(&plugin, &report)),
+    print_report(args.output, &plugin, &report, &store)
+}
+
+/// Print a finished run as asked, and give its exit status.
+pub fn print_report(
+    format: Output,
+    plugin: &crate::engine::LoadedPlugin,
+    report: &crate::run::RunReport,
+    store: &crate::store::Store,
+) -> Result<u8> {
+    match format {
+        Output::Text => print!("{}", output::run_report(plugin, report)),
         Output::Json => {
             let detail = store.get_run(&report.id)?;
             println!(

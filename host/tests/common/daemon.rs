@@ -74,6 +74,30 @@ params = {{ attack = "loop" }}
     )
 }
 
+/// The tmp-reaper plugin reaping `reap`, and a route `reap` that sends
+/// `TmpFull` alerts to it in `approve` mode.
+pub fn reaper_approve_route(reap: &Path) -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "tmp-reaper"
+source = "{PLUGIN_DIR}/tmp_reaper.wasm"
+params = {{ dirs = "{reap}", max_age = "1d" }}
+[plugin.grants]
+fs_read = ["{reap}"]
+fs_remove = ["{reap}"]
+proc = ["read"]
+
+[[route]]
+name = "reap"
+matchers = ['alertname="TmpFull"']
+plugin = "tmp-reaper"
+mode = "approve"
+"#,
+        reap = reap.display()
+    )
+}
+
 pub struct Daemon {
     pub addr: SocketAddr,
     pub state: PathBuf,
