@@ -10,13 +10,14 @@ mod generated {
     });
 }
 
-pub(crate) use generated::remedy::plugin::{docker, fs, log, nomad, proc, types};
+pub(crate) use generated::remedy::plugin::{docker, fs, kmod, log, netns, nomad, proc, types};
 pub(crate) use generated::{Plugin as PluginBindings, PluginPre};
 pub use types::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
-    DockerPruneTarget, DockerRestartContainer, Error as ApiError, FileIdentity, Incident,
-    NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob,
-    NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, RemovePath,
+    DockerPruneTarget, DockerRestartContainer, Error as ApiError, FileIdentity, Incident, KmodLoad,
+    NbdDisconnect, NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
+    NomadRevertJob, NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, ProcessSignal,
+    RemovePath,
 };
 
 /// The versioned package every remedy interface belongs to.
@@ -24,8 +25,12 @@ pub const PACKAGE: &str = "remedy:plugin@0.1.0";
 
 impl Action {
     /// Every kind of action this version of the contract has.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 12] = [
         "remove-path",
+        "netns-delete",
+        "process-signal",
+        "kmod-load",
+        "nbd-disconnect",
         "nomad-restart-alloc",
         "nomad-stop-alloc",
         "nomad-evaluate-job",
@@ -39,6 +44,10 @@ impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::RemovePath(_) => "remove-path",
+            Action::NetnsDelete(_) => "netns-delete",
+            Action::ProcessSignal(_) => "process-signal",
+            Action::KmodLoad(_) => "kmod-load",
+            Action::NbdDisconnect(_) => "nbd-disconnect",
             Action::NomadRestartAlloc(_) => "nomad-restart-alloc",
             Action::NomadStopAlloc(_) => "nomad-stop-alloc",
             Action::NomadEvaluateJob(_) => "nomad-evaluate-job",
@@ -53,6 +62,25 @@ impl Action {
     pub fn target(&self) -> String {
         match self {
             Action::RemovePath(a) => a.path.clone(),
+            Action::NetnsDelete(a) => match &a.host_link {
+                Some(link) => format!("netns {} (inode {}) and link {link}", a.name, a.inode),
+                None => format!("netns {} (inode {})", a.name, a.inode),
+            },
+            Action::ProcessSignal(a) => {
+                let group = if a.process_group { " group" } else { "" };
+                format!("SIG{} to pid {}{group} ({})", a.signal, a.pid, a.exe)
+            }
+            Action::KmodLoad(a) => {
+                let params: Vec<String> = a
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("module {} {}", a.module, params.join(" "))
+                    .trim_end()
+                    .to_string()
+            }
+            Action::NbdDisconnect(a) => format!("nbd{} (owner pid {})", a.index, a.owner_pid),
             Action::NomadRestartAlloc(a) => match &a.task {
                 Some(task) => format!("{} task {task}", alloc_target(&a.alloc)),
                 None => alloc_target(&a.alloc),
@@ -80,6 +108,10 @@ impl Action {
     pub fn reason(&self) -> &str {
         match self {
             Action::RemovePath(a) => &a.reason,
+            Action::NetnsDelete(a) => &a.reason,
+            Action::ProcessSignal(a) => &a.reason,
+            Action::KmodLoad(a) => &a.reason,
+            Action::NbdDisconnect(a) => &a.reason,
             Action::NomadRestartAlloc(a) => &a.reason,
             Action::NomadStopAlloc(a) => &a.reason,
             Action::NomadEvaluateJob(a) => &a.reason,

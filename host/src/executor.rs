@@ -47,9 +47,23 @@ impl Executor<'_> {
             let grant = self.grants.docker_grant();
             return docker::check_grant(&self.connections.docker, &action, &grant).err();
         }
+        let grants = self.grants;
         match action {
             Action::RemovePath(remove) => {
-                caps::fs::check_remove_grant(remove, &self.grants.fs_remove).err()
+                caps::fs::check_remove_grant(remove, &grants.fs_remove).err()
+            }
+            Action::NetnsDelete(delete) => {
+                caps::netns::check_grant(delete, &grants.netns_grant()).err()
+            }
+            Action::ProcessSignal(signal) => {
+                caps::proc::check_signal_grant(signal, &grants.proc_signals, &grants.proc_exes)
+                    .err()
+            }
+            Action::KmodLoad(load) => {
+                caps::kmod::check_load_grant(load, &grants.kmod_grant()).err()
+            }
+            Action::NbdDisconnect(_) => {
+                caps::kmod::check_disconnect_grant(&grants.kmod_grant()).err()
             }
             _ => Some(format!("no capability carries out `{}`", action.kind())),
         }
@@ -62,13 +76,26 @@ impl Executor<'_> {
         } else if let Some(action) = DockerAction::of(action) {
             let grant = self.grants.docker_grant();
             docker::perform(&self.connections.docker, &action, &grant, dry_run)
-        } else if let Action::RemovePath(remove) = action {
-            caps::fs::remove_file(remove, &self.grants.fs_remove, dry_run)
         } else {
-            Err(Refusal::Failed(format!(
-                "no capability carries out `{}`",
-                action.kind()
-            )))
+            let host = self.connections;
+            let proc_root = std::path::Path::new(caps::proc::PROC_ROOT);
+            match action {
+                Action::RemovePath(remove) => {
+                    caps::fs::remove_file(remove, &self.grants.fs_remove, dry_run)
+                }
+                Action::NetnsDelete(delete) => {
+                    caps::netns::delete(&host.netns, proc_root, delete, dry_run)
+                }
+                Action::ProcessSignal(signal) => {
+                    caps::proc::send_signal(proc_root, signal, dry_run)
+                }
+                Action::KmodLoad(load) => caps::kmod::load(&host.kmod, load, dry_run),
+                Action::NbdDisconnect(nbd) => caps::kmod::disconnect(&host.kmod, nbd, dry_run),
+                _ => Err(Refusal::Failed(format!(
+                    "no capability carries out `{}`",
+                    action.kind()
+                ))),
+            }
         };
         match outcome {
             Ok(detail) if dry_run => (ActionStatus::Planned, detail),

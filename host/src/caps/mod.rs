@@ -5,9 +5,13 @@
 pub mod bridge;
 pub mod docker;
 pub mod fs;
+pub mod kmod;
 pub mod log;
+pub mod netns;
 pub mod nomad;
+pub mod patterns;
 pub mod proc;
+pub mod procfs;
 
 use crate::contract::ApiError;
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,10 @@ pub enum Refusal {
 pub struct Connections {
     pub nomad: Arc<nomad::Nomad>,
     pub docker: Arc<docker::Docker>,
+    /// Where this host keeps named network namespaces.
+    pub netns: netns::NetnsSettings,
+    /// Where sysfs is, and the programs that load modules and disconnect nbd devices.
+    pub kmod: kmod::KmodSettings,
 }
 
 impl Connections {
@@ -36,7 +44,16 @@ impl Connections {
         Connections {
             nomad: Arc::new(nomad::Nomad::new(nomad, bridge.clone())),
             docker: Arc::new(docker::Docker::new(docker, bridge)),
+            netns: Default::default(),
+            kmod: Default::default(),
         }
+    }
+
+    /// The same, with this host's netns directory and kmod paths.
+    pub fn with_host(mut self, netns: netns::NetnsSettings, kmod: kmod::KmodSettings) -> Self {
+        self.netns = netns;
+        self.kmod = kmod;
+        self
     }
 }
 
@@ -101,13 +118,37 @@ pub struct Grants {
     pub nomad_namespaces: Vec<String>,
     /// Anchored regexes of job ids the plugin may see and act on; none means all.
     #[serde(default)]
-    pub nomad_jobs: nomad::JobPatterns,
+    pub nomad_jobs: patterns::Patterns,
     /// `read` links the `docker` interface; `prune` and `restart` allow those actions.
     #[serde(default)]
     pub docker: Vec<docker::DockerRight>,
     /// Labels (`key` or `key=value`) a container must all carry to be seen or acted on.
     #[serde(default)]
     pub docker_labels: Vec<String>,
+    /// Signals `process-signal` may send (`TERM`, `KILL`, ...).
+    #[serde(default)]
+    pub proc_signals: Vec<String>,
+    /// Executables whose processes `process-signal` may signal.
+    #[serde(default)]
+    pub proc_exes: Vec<std::path::PathBuf>,
+    /// `read` links the `netns` interface; `delete` allows `netns-delete`.
+    #[serde(default)]
+    pub netns: Vec<netns::NetnsRight>,
+    /// Anchored regexes of namespace names it may see and delete; none: nothing.
+    #[serde(default)]
+    pub netns_names: patterns::Patterns,
+    /// Anchored regexes of host link names it may see and delete.
+    #[serde(default)]
+    pub netns_links: patterns::Patterns,
+    /// `read` links the `kmod` interface; `load`, `nbd-disconnect` allow those actions.
+    #[serde(default)]
+    pub kmod: Vec<kmod::KmodRight>,
+    /// Modules `kmod-load` may load.
+    #[serde(default)]
+    pub kmod_modules: Vec<String>,
+    /// Parameters it may pass: `name` (any value) or `name=value`.
+    #[serde(default)]
+    pub kmod_params: Vec<String>,
 }
 
 impl Grants {
@@ -123,6 +164,10 @@ impl Grants {
             "docker" if !self.docker.contains(&docker::DockerRight::Read) => {
                 Some(r#"docker = ["read"]"#)
             }
+            "netns" if !self.netns.contains(&netns::NetnsRight::Read) => {
+                Some(r#"netns = ["read"] and netns_names = ["ns-[0-9]+"]"#)
+            }
+            "kmod" if !self.kmod.contains(&kmod::KmodRight::Read) => Some(r#"kmod = ["read"]"#),
             _ => None,
         }
     }
@@ -132,6 +177,22 @@ impl Grants {
             rights: self.nomad.clone(),
             namespaces: self.nomad_namespaces.clone(),
             jobs: self.nomad_jobs.clone(),
+        }
+    }
+
+    pub fn netns_grant(&self) -> netns::NetnsGrant {
+        netns::NetnsGrant {
+            rights: self.netns.clone(),
+            names: self.netns_names.clone(),
+            links: self.netns_links.clone(),
+        }
+    }
+
+    pub fn kmod_grant(&self) -> kmod::KmodGrant {
+        kmod::KmodGrant {
+            rights: self.kmod.clone(),
+            modules: self.kmod_modules.clone(),
+            parameters: self.kmod_params.clone(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! `proc`: the processes on this host and the files they hold, read from procfs.
 
+use super::procfs::{namespace_inode, parse_stat, pids, vanished};
 use crate::contract::ApiError;
+use crate::contract::ProcessSignal;
 use crate::contract::proc::{FileInUse, InUse, Process};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -75,23 +77,6 @@ fn unavailable(error: io::Error) -> ApiError {
     ApiError::Unavailable(error.to_string())
 }
 
-fn pids(root: &Path) -> io::Result<Vec<u32>> {
-    let mut pids = Vec::new();
-    for entry in fs::read_dir(root)? {
-        if let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
-            pids.push(pid);
-        }
-    }
-    pids.sort_unstable();
-    Ok(pids)
-}
-
-/// A process that exits while we read it is simply gone; anything else is an error.
-fn vanished(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::NotFound
-        || error.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
-}
-
 pub fn processes(root: &Path) -> io::Result<Vec<Process>> {
     let mut found = Vec::new();
     for pid in pids(root)? {
@@ -133,20 +118,6 @@ fn process(root: &Path, pid: u32) -> io::Result<Process> {
         cmdline,
         netns_inode,
     })
-}
-
-/// `(ppid, starttime)` from `/proc/PID/stat`. The command name may hold spaces
-/// and parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); ppid is field 4, starttime field 22.
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// The inode in a namespace link such as `net:[4026531840]`.
-pub fn namespace_inode(link: &str) -> Option<u64> {
-    link.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
 }
 
 /// What a scan of procfs found on one device.
@@ -216,6 +187,100 @@ pub fn parse_maps_line(line: &str) -> Option<(u64, u64)> {
     let major = u32::from_str_radix(major, 16).ok()?;
     let minor = u32::from_str_radix(minor, 16).ok()?;
     Some((rustix::fs::makedev(major, minor), inode))
+}
+
+/// Signals a grant may allow (`proc_signals`), by their usual names.
+const SIGNALS: [(&str, rustix::process::Signal); 7] = [
+    ("TERM", rustix::process::Signal::TERM),
+    ("KILL", rustix::process::Signal::KILL),
+    ("INT", rustix::process::Signal::INT),
+    ("HUP", rustix::process::Signal::HUP),
+    ("QUIT", rustix::process::Signal::QUIT),
+    ("USR1", rustix::process::Signal::USR1),
+    ("USR2", rustix::process::Signal::USR2),
+];
+
+/// Why `signal` is outside the grants (`proc_signals`, `proc_exes`), if it is.
+pub fn check_signal_grant(
+    signal: &ProcessSignal,
+    signals: &[String],
+    exes: &[PathBuf],
+) -> Result<(), String> {
+    if !SIGNALS.iter().any(|(name, _)| *name == signal.signal) {
+        let known: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "unknown signal {:?}; remedy sends {}",
+            signal.signal,
+            known.join(", ")
+        ));
+    }
+    if !signals.contains(&signal.signal) {
+        return Err(format!(
+            "signal {} is not granted (proc_signals = {signals:?})",
+            signal.signal
+        ));
+    }
+    if !exes.iter().any(|e| e.as_os_str() == signal.exe.as_str()) {
+        return Err(format!(
+            "executable {} is not granted (proc_exes = {exes:?})",
+            signal.exe
+        ));
+    }
+    if signal.pid <= 1 {
+        return Err(format!("pid {} is never signalled", signal.pid));
+    }
+    Ok(())
+}
+
+/// Re-check that `pid` is still the process planned and, unless `dry_run`, signal it.
+pub fn send_signal(
+    root: &Path,
+    signal: &ProcessSignal,
+    dry_run: bool,
+) -> Result<String, super::Refusal> {
+    use super::Refusal;
+    let stale = Refusal::Stale;
+    let pid = signal.pid;
+    let Some(started) = super::procfs::start_time(root, pid) else {
+        return Err(stale(format!("process {pid} has exited")));
+    };
+    if started != signal.start_time {
+        return Err(stale(format!(
+            "pid {pid} belongs to another process now (started at tick {started}, planned {})",
+            signal.start_time
+        )));
+    }
+    let exe = fs::read_link(root.join(pid.to_string()).join("exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if exe != signal.exe {
+        return Err(stale(format!(
+            "process {pid} runs {exe:?} now, not {}",
+            signal.exe
+        )));
+    }
+    let (_, number) = SIGNALS
+        .iter()
+        .find(|(name, _)| *name == signal.signal)
+        .ok_or_else(|| Refusal::Failed(format!("unknown signal {}", signal.signal)))?;
+    let target = rustix::process::Pid::from_raw(pid as i32)
+        .ok_or_else(|| Refusal::Failed(format!("invalid pid {pid}")))?;
+    let whom = if signal.process_group {
+        format!("the process group of {pid} ({exe})")
+    } else {
+        format!("{pid} ({exe})")
+    };
+    if dry_run {
+        return Ok(format!("would send SIG{} to {whom}", signal.signal));
+    }
+    let sent = if signal.process_group {
+        rustix::process::getpgid(Some(target))
+            .and_then(|group| rustix::process::kill_process_group(group, *number))
+    } else {
+        rustix::process::kill_process(target, *number)
+    };
+    sent.map_err(|e| Refusal::Failed(format!("kill {pid}: {e}")))?;
+    Ok(format!("sent SIG{} to {whom}", signal.signal))
 }
 
 #[cfg(test)]

@@ -214,8 +214,10 @@ impl Cli {
     /// (and a warning) where that cannot be created: compiling is only slower.
     fn engine(&self, config: &Config) -> Result<PluginEngine> {
         let cache = self.state_dir(config)?.join("compiled");
-        let connections =
-            || crate::caps::Connections::new(config.nomad.clone(), config.docker.clone());
+        let connections = || {
+            crate::caps::Connections::new(config.nomad.clone(), config.docker.clone())
+                .with_host(config.netns.clone(), config.kmod.clone())
+        };
         let engine = match PluginEngine::new(Some(cache)) {
             Err(crate::engine::EngineError::Cache { path, source }) => {
                 tracing::warn!(

@@ -45,6 +45,10 @@ struct RawConfig {
     nomad: NomadSettings,
     #[serde(default)]
     docker: DockerSettings,
+    #[serde(default)]
+    netns: crate::caps::netns::NetnsSettings,
+    #[serde(default)]
+    kmod: crate::caps::kmod::KmodSettings,
     #[serde(default, rename = "notify")]
     notify: Vec<notify::RawNotify>,
     #[serde(default, rename = "plugin")]
@@ -174,6 +178,10 @@ pub struct Config {
     pub nomad: NomadSettings,
     /// How to reach the Docker engine, for plugins granted `docker`.
     pub docker: DockerSettings,
+    /// Where named network namespaces live (`[netns] dir`).
+    pub netns: crate::caps::netns::NetnsSettings,
+    /// sysfs and the modprobe and nbd-client programs (`[kmod]`).
+    pub kmod: crate::caps::kmod::KmodSettings,
     /// Webhooks told about escalations, approvals, failures and breaker trips.
     pub notify: Vec<NotifyConfig>,
     pub plugins: Vec<PluginConfig>,
@@ -274,6 +282,8 @@ impl Config {
             server,
             nomad: raw.nomad,
             docker: raw.docker,
+            netns: raw.netns,
+            kmod: raw.kmod,
             notify,
             plugins,
             routes,

@@ -4,7 +4,9 @@
 use super::limits::{MemoryLimiter, PluginLimits};
 use crate::caps::docker::DockerReader;
 use crate::caps::fs::FsReader;
+use crate::caps::kmod::KmodReader;
 use crate::caps::log::LogSink;
+use crate::caps::netns::NetnsReader;
 use crate::caps::nomad::NomadReader;
 use crate::caps::proc::{PROC_ROOT, ProcReader, ProcRight};
 use crate::caps::{Connections, Grants};
@@ -24,6 +26,8 @@ pub struct RunContext {
     proc: ProcReader,
     nomad: NomadReader,
     docker: DockerReader,
+    netns: NetnsReader,
+    kmod: KmodReader,
     pub(super) log: LogSink,
 }
 
@@ -34,7 +38,9 @@ impl RunContext {
         let denials = denials
             .chain(self.proc.denials.into_lines())
             .chain(self.nomad.denials.into_lines())
-            .chain(self.docker.denials.into_lines());
+            .chain(self.docker.denials.into_lines())
+            .chain(self.netns.denials.into_lines())
+            .chain(self.kmod.denials.into_lines());
         let mut lines = self.log.finish();
         lines.extend(denials.map(|message| crate::caps::log::LogLine {
             level: "denied",
@@ -64,6 +70,8 @@ impl RunContext {
             proc: ProcReader::new(PROC_ROOT, grants.proc.contains(&ProcRight::Read)),
             nomad: NomadReader::new(connections.nomad.clone(), grants.nomad_grant()),
             docker: DockerReader::new(connections.docker.clone(), grants.docker_grant()),
+            netns: NetnsReader::new(connections.netns.dir(), PROC_ROOT, grants.netns_grant()),
+            kmod: KmodReader::new(connections.kmod.clone(), &grants.kmod_grant()),
             log: LogSink::new(limits.log),
         }
     }
@@ -94,6 +102,14 @@ struct Docker;
 impl HasData for Docker {
     type Data<'a> = &'a mut DockerReader;
 }
+struct Netns;
+impl HasData for Netns {
+    type Data<'a> = &'a mut NetnsReader;
+}
+struct Kmod;
+impl HasData for Kmod {
+    type Data<'a> = &'a mut KmodReader;
+}
 struct Log;
 impl HasData for Log {
     type Data<'a> = &'a mut LogSink;
@@ -107,6 +123,8 @@ pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
     crate::contract::proc::add_to_linker::<_, Proc>(linker, |c| &mut c.proc)?;
     crate::contract::nomad::add_to_linker::<_, Nomad>(linker, |c| &mut c.nomad)?;
     crate::contract::docker::add_to_linker::<_, Docker>(linker, |c| &mut c.docker)?;
+    crate::contract::netns::add_to_linker::<_, Netns>(linker, |c| &mut c.netns)?;
+    crate::contract::kmod::add_to_linker::<_, Kmod>(linker, |c| &mut c.kmod)?;
     crate::contract::log::add_to_linker::<_, Log>(linker, |c| &mut c.log)?;
     Ok(())
 }

@@ -116,12 +116,10 @@ pub struct ClaimedRun {
 /// is not mistaken for the process that started a run.
 pub fn this_process() -> String {
     let pid = std::process::id();
-    format!("{pid}:{}", start_time(pid).unwrap_or(0))
-}
-
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    crate::caps::proc::parse_stat(&stat).map(|(_, start)| start)
+    format!(
+        "{pid}:{}",
+        crate::caps::procfs::start_time(std::path::Path::new("/proc"), pid).unwrap_or(0)
+    )
 }
 
 fn owner_alive(owner: &str) -> bool {
@@ -129,7 +127,9 @@ fn owner_alive(owner: &str) -> bool {
         return false;
     };
     match (pid.parse::<u32>(), start.parse::<u64>()) {
-        (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
+        (Ok(pid), Ok(start)) => {
+            crate::caps::procfs::start_time(std::path::Path::new("/proc"), pid) == Some(start)
+        }
         _ => false,
     }
 }

@@ -2,9 +2,10 @@
 
 use crate::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
-    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, NomadAllocRef,
-    NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob, NomadStopAlloc, ParamInfo,
-    Plan, PluginInfo, RemovePath, docker, fs, nomad,
+    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, KmodLoad,
+    NbdDisconnect, NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
+    NomadRevertJob, NomadStopAlloc, ParamInfo, Plan, PluginInfo, ProcessSignal, RemovePath, docker,
+    fs, kmod, netns, nomad, proc,
 };
 
 impl PluginInfo {
@@ -250,10 +251,69 @@ impl Action {
         })
     }
 
+    /// Delete a namespace as seen, after its host-side link when one is named.
+    pub fn delete_netns(
+        namespace: &netns::Namespace,
+        host_link: Option<&str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::NetnsDelete(NetnsDelete {
+            name: namespace.name.clone(),
+            inode: namespace.inode,
+            host_link: host_link.map(Into::into),
+            reason: reason.into(),
+        })
+    }
+
+    /// Signal `process` as seen (`TERM`, `KILL`, ...), or its whole process group.
+    pub fn signal(
+        process: &proc::Process,
+        signal: &str,
+        process_group: bool,
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::ProcessSignal(ProcessSignal {
+            pid: process.pid,
+            start_time: process.start_time,
+            exe: process.exe.clone(),
+            signal: signal.into(),
+            process_group,
+            reason: reason.into(),
+        })
+    }
+
+    pub fn load_module(
+        module: &str,
+        parameters: &[(&str, &str)],
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::KmodLoad(KmodLoad {
+            module: module.into(),
+            parameters: parameters
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            reason: reason.into(),
+        })
+    }
+
+    /// Disconnect an orphaned nbd device as seen.
+    pub fn disconnect_nbd(device: &kmod::NbdDevice, reason: impl Into<String>) -> Self {
+        Action::NbdDisconnect(NbdDisconnect {
+            index: device.index,
+            owner_pid: device.owner_pid.unwrap_or(0),
+            reason: reason.into(),
+        })
+    }
+
     /// The kind name used in `PluginInfo::action_kinds` and in grants.
     pub fn kind(&self) -> &'static str {
         match self {
             Action::RemovePath(_) => "remove-path",
+            Action::NetnsDelete(_) => "netns-delete",
+            Action::ProcessSignal(_) => "process-signal",
+            Action::KmodLoad(_) => "kmod-load",
+            Action::NbdDisconnect(_) => "nbd-disconnect",
             Action::NomadRestartAlloc(_) => "nomad-restart-alloc",
             Action::NomadStopAlloc(_) => "nomad-stop-alloc",
             Action::NomadEvaluateJob(_) => "nomad-evaluate-job",

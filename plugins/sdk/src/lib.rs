@@ -1,7 +1,7 @@
 //! Write [remedy](https://github.com/remedy-sh/remedy) plugins in ordinary Rust.
 //!
 //! A plugin looks at the world through read-only host interfaces ([`fs`],
-//! [`proc`], [`nomad`], [`docker`], [`log`]) and answers each incident with a [`Plan`]: the checks it
+//! [`proc`], [`netns`], [`kmod`], [`nomad`], [`docker`], [`log`]) and answers each incident with a [`Plan`]: the checks it
 //! made and the actions it proposes. remedy, not the plugin, checks every
 //! action against the operator's grants and executes it, so a plugin cannot
 //! change anything by itself, and a dry-run shows exactly what would happen.
@@ -63,14 +63,17 @@ pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::remedy::plugin::types::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
-    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, NomadAllocRef,
-    NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob, NomadStopAlloc, ParamInfo,
-    PastAction, Plan, PluginInfo, RemovePath,
+    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, KmodLoad,
+    NbdDisconnect, NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
+    NomadRevertJob, NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, ProcessSignal,
+    RemovePath,
 };
 
 pub mod docker;
 pub mod fs;
+pub mod kmod;
 pub mod log;
+pub mod netns;
 pub mod nomad;
 pub mod proc;
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 
 use super::bridge::Bridge;
+use super::patterns::Patterns;
 use super::{Denials, Refusal};
 use crate::contract::nomad::{Allocation, Deployment, Health, Job, JobSummary, Node};
 use crate::contract::{
@@ -12,7 +13,6 @@ use crate::contract::{
     NomadRevertJob, NomadStopAlloc,
 };
 pub use client::{NomadClient, NomadError, NomadSettings};
-use regex::Regex;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -50,61 +50,13 @@ impl NomadRight {
     }
 }
 
-/// Job ids a plugin may see and act on (`nomad_jobs`): regular expressions
-/// anchored at both ends, as in Alertmanager matchers. None means every job.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(try_from = "Vec<String>", into = "Vec<String>")]
-pub struct JobPatterns(Vec<Regex>);
-
-impl TryFrom<Vec<String>> for JobPatterns {
-    type Error = String;
-    fn try_from(sources: Vec<String>) -> Result<Self, String> {
-        sources
-            .iter()
-            .map(|s| {
-                Regex::new(&format!("^(?:{s})$"))
-                    .map_err(|e| format!("nomad_jobs entry {s:?} is not a valid regex: {e}"))
-            })
-            .collect::<Result<_, _>>()
-            .map(JobPatterns)
-    }
-}
-
-impl From<JobPatterns> for Vec<String> {
-    fn from(patterns: JobPatterns) -> Self {
-        patterns.sources()
-    }
-}
-
-impl PartialEq for JobPatterns {
-    fn eq(&self, other: &Self) -> bool {
-        self.sources() == other.sources()
-    }
-}
-
-impl JobPatterns {
-    fn sources(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .map(|r| {
-                let s = r.as_str();
-                s[4..s.len() - 2].to_string()
-            })
-            .collect()
-    }
-
-    fn matches(&self, job: &str) -> bool {
-        self.0.is_empty() || self.0.iter().any(|r| r.is_match(job))
-    }
-}
-
 /// The part of a plugin's grants that concerns Nomad.
 #[derive(Clone, Debug, Default)]
 pub struct NomadGrant {
     pub rights: Vec<NomadRight>,
     /// Empty means only `default`.
     pub namespaces: Vec<String>,
-    pub jobs: JobPatterns,
+    pub jobs: Patterns,
 }
 
 impl NomadGrant {
@@ -117,7 +69,12 @@ impl NomadGrant {
     }
 
     fn allows(&self, namespace: &str, job: &str) -> bool {
-        self.namespaces().iter().any(|n| n == namespace) && self.jobs.matches(job)
+        self.namespaces().iter().any(|n| n == namespace) && self.allows_job(job)
+    }
+
+    /// No `nomad_jobs` means every job.
+    fn allows_job(&self, job: &str) -> bool {
+        self.jobs.is_empty() || self.jobs.matches(job)
     }
 
     fn check_namespace(&self, namespace: &str) -> Result<(), String> {
@@ -133,7 +90,7 @@ impl NomadGrant {
 
     fn check_job(&self, namespace: &str, job: &str) -> Result<(), String> {
         self.check_namespace(namespace)?;
-        if self.jobs.matches(job) {
+        if self.allows_job(job) {
             Ok(())
         } else {
             Err(format!(
@@ -656,7 +613,7 @@ mod tests {
         NomadGrant {
             rights: vec![NomadRight::Read, NomadRight::Restart],
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
-            jobs: JobPatterns::try_from(jobs.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            jobs: Patterns::try_from(jobs.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap(),
         }
     }
@@ -704,11 +661,5 @@ mod tests {
         assert_eq!(segment("orchestrator-1f"), "orchestrator-1f");
         // Left as is, and refused whole by the client before any request.
         assert_eq!(segment(".."), "..");
-    }
-
-    #[test]
-    fn bad_patterns_are_config_errors() {
-        let error = JobPatterns::try_from(vec!["(".to_string()]).unwrap_err();
-        assert!(error.contains("nomad_jobs"), "{error}");
     }
 }
