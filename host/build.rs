@@ -13,6 +13,7 @@ const PLUGINS: &[&str] = &[
     "disk-cleanup",
     "nomad-restart",
     "docker-prune",
+    "nbd-reload",
     "echo",
     "hostile",
     "tmp-reaper",

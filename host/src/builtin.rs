@@ -5,7 +5,12 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 3] = ["disk-cleanup", "nomad-restart", "docker-prune"];
+pub const NAMES: [&str; 4] = [
+    "disk-cleanup",
+    "nomad-restart",
+    "docker-prune",
+    "nbd-reload",
+];
 
 macro_rules! plugin_wasm {
     ($file:literal) => {
@@ -18,6 +23,7 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "disk-cleanup" => Some(plugin_wasm!("disk_cleanup.wasm")),
         "nomad-restart" => Some(plugin_wasm!("nomad_restart.wasm")),
         "docker-prune" => Some(plugin_wasm!("docker_prune.wasm")),
+        "nbd-reload" => Some(plugin_wasm!("nbd_reload.wasm")),
         _ => None,
     }
 }

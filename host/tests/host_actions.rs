@@ -482,3 +482,142 @@ fn modules_load_only_as_allowed_and_only_orphaned_nbd_devices_disconnect() {
     assert!(!sysfs.path("sys/block/nbd1/pid").exists());
     assert!(sysfs.path("sys/block/nbd0/pid").exists() && sysfs.path("sys/block/nbd2/pid").exists());
 }
+
+/// nbd-reload end to end: the prepared sysfs tree and the Nomad test double.
+#[test]
+fn nbd_reload_loads_the_module_frees_orphans_and_restarts_only_this_nodes_orchestrator() {
+    use common::nomad_double::NomadDouble;
+    let sysfs = Sysfs::new();
+    let nomad = NomadDouble::start();
+    let job = "orchestrator-0123456789abcdef";
+    let (here, there) = {
+        let mut w = nomad.world();
+        let here = w.add_node("node-1");
+        let there = w.add_node("node-2");
+        w.local_node = here.clone();
+        w.add_job("default", job, "system", &["orchestrator"]);
+        (
+            w.place("default", job, &here),
+            w.place("default", job, &there),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("remedy.toml");
+    let write_config = |params: &str| {
+        let s = sysfs.settings();
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[nomad]
+address = "{}"
+
+[kmod]
+sysfs = "{}"
+modprobe = "{}"
+nbd_client = "{}"
+
+[[plugin]]
+name = "nbd-reload"
+source = "builtin:nbd-reload"
+params = {{ confirm_after = "1s"{params} }}
+[plugin.grants]
+kmod = ["read", "load", "nbd-disconnect"]
+kmod_modules = ["nbd"]
+kmod_params = ["nbds_max=4096"]
+nomad = ["read", "restart", "stop"]
+nomad_jobs = ["orchestrator(-[0-9a-f]{{16}})?"]
+proc = ["read"]
+"#,
+                nomad.address(),
+                s.sysfs.unwrap().display(),
+                s.modprobe.unwrap().display(),
+                s.nbd_client.unwrap().display(),
+            ),
+        )
+        .unwrap();
+    };
+    let run =
+        |args: &[&str]| common::run_json(&dir.path().join("state"), &config, "nbd-reload", args);
+    let kinds = |run: &serde_json::Value| -> Vec<String> {
+        run["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {}",
+                    a["action"].as_object().unwrap().keys().next().unwrap(),
+                    a["status"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+
+    // A parameter value outside the allowlist (nbds_max=4096 only) is denied.
+    write_config(r#", nbds_max = "65536""#);
+    let (_, denied) = run(&["--apply"]);
+    assert_eq!(denied["status"], "denied", "{denied:#}");
+    assert!(!sysfs.path("sys/module/nbd").exists());
+    assert!(nomad.world().writes().is_empty());
+
+    // Module missing: load it with the allowlisted parameter, restart here, confirm.
+    write_config("");
+    let (_, dry) = run(&["--dry-run"]);
+    assert_eq!(
+        kinds(&dry),
+        ["KmodLoad planned", "NomadRestartAlloc planned"],
+        "{dry:#}"
+    );
+    let (code, applied) = run(&["--apply"]);
+    assert_eq!(code, 0, "{applied:#}");
+    assert_eq!(applied["status"], "succeeded", "{applied:#}");
+    assert_eq!(
+        kinds(&applied),
+        ["KmodLoad done", "NomadRestartAlloc done"],
+        "{applied:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sysfs.path("sys/module/nbd/parameters/nbds_max"))
+            .unwrap()
+            .trim(),
+        "4096"
+    );
+    let restarts = |alloc: &str| -> u64 {
+        nomad
+            .world()
+            .alloc(alloc)
+            .tasks
+            .values()
+            .map(|t| t.restarts)
+            .sum()
+    };
+    assert_eq!(
+        (restarts(&here), restarts(&there)),
+        (1, 0),
+        "only this node's allocation restarts"
+    );
+
+    // Module loaded, the orchestrator dead: only the orphan is disconnected, and the dead allocation is replaced.
+    nomad.change(|w| w.alloc_mut(&here).client = "failed".into());
+    let (code, second) = run(&["--apply"]);
+    assert_eq!(code, 0, "{second:#}");
+    assert_eq!(
+        kinds(&second),
+        ["NbdDisconnect done", "NomadStopAlloc done"],
+        "{second:#}"
+    );
+    assert!(
+        second["actions"][0]["action"]["NbdDisconnect"]["index"] == 1,
+        "{second:#}"
+    );
+    assert!(!sysfs.path("sys/block/nbd1/pid").exists());
+    assert!(sysfs.path("sys/block/nbd0/pid").exists() && sysfs.path("sys/block/nbd2/pid").exists());
+    let writes = nomad
+        .world()
+        .writes()
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>();
+    assert!(writes.iter().all(|w| !w.contains(&there)), "{writes:?}");
+}
