@@ -249,7 +249,7 @@ fn the_same_alert_delivered_fifty_times_is_one_run_even_after_a_restart() {
     assert_eq!(first.iter().filter(|o| *o == "duplicate").count(), 49);
     let runs = daemon.wait_for_runs("route=echo", 1, is_finished);
     assert_eq!(runs.len(), 1, "{runs:#?}");
-    assert_eq!(runs[0]["status"], "nothing-to-do");
+    assert_eq!(runs[0]["status"], "nothing-to-do", "{:#}", runs[0]);
     assert_eq!(runs[0]["trigger"], "webhook");
     assert_eq!(
         daemon.metric("remedy_alerts_received_total{status=\"firing\",outcome=\"duplicate\"}"),

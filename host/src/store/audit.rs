@@ -133,11 +133,7 @@ impl Store {
         run_id: Option<&str>,
         body: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            append(&tx, kind, run_id, body)?;
-            tx.commit()
-        })
+        self.in_tx(|c| append(c, kind, run_id, body))
     }
 
     /// Walk the whole chain; the first record that does not hold is named.

@@ -325,13 +325,17 @@ impl Store {
         })
     }
 
-    /// `work` and the audit records it appends, committed together.
+    /// `work` and the audit records it appends, committed together. The write
+    /// lock is taken up front: the audit append reads the chain's head before
+    /// writing, and a read-then-write transaction would fail, not wait, when
+    /// another connection wrote in between.
     fn in_tx<T>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         self.with(|c| {
-            let tx = c.unchecked_transaction()?;
+            let tx =
+                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
             let out = work(&tx)?;
             tx.commit()?;
             Ok(out)
