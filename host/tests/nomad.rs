@@ -90,6 +90,17 @@ params = {{ confirm_after = "1s" }}
         run_json(&state, &self.config(nomad_extra), "nomad-restart", args)
     }
 
+    /// Connections to the double, for tests that drive the executor directly.
+    fn connections(&self) -> remedy::caps::Connections {
+        remedy::caps::Connections::new(
+            remedy::caps::nomad::NomadSettings {
+                address: Some(self.nomad.address()),
+                ..Default::default()
+            },
+            Default::default(),
+        )
+    }
+
     fn alloc_on(&self, job: &str, node: &str) -> String {
         let w = self.nomad.world();
         w.allocs
@@ -327,13 +338,7 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
     });
     let store = remedy::store::Store::open(&state).unwrap();
     let grants: remedy::caps::Grants = toml::from_str(GRANTS).unwrap();
-    let connections = remedy::caps::Connections::new(
-        remedy::caps::nomad::NomadSettings {
-            address: Some(cluster.nomad.address()),
-            ..Default::default()
-        },
-        Default::default(),
-    );
+    let connections = cluster.connections();
     let kinds = vec!["nomad-revert-job".to_string()];
     let executor = remedy::executor::Executor {
         store: &store,
@@ -362,13 +367,7 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
     let cluster = Cluster::new();
     let here = cluster.alloc_on("orchestrator", &cluster.here);
     let store = remedy::store::Store::open(&cluster.dir.path().join("state")).unwrap();
-    let connections = remedy::caps::Connections::new(
-        remedy::caps::nomad::NomadSettings {
-            address: Some(cluster.nomad.address()),
-            ..Default::default()
-        },
-        Default::default(),
-    );
+    let connections = cluster.connections();
     let grants: remedy::caps::Grants = toml::from_str(GRANTS).unwrap();
     let kinds: Vec<String> = ["nomad-restart-alloc", "nomad-client-gc"]
         .map(String::from)

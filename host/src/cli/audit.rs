@@ -58,7 +58,7 @@ pub fn audit(cli: &Cli, command: &AuditCommand) -> Result<u8> {
             }
         },
         AuditCommand::Show { run } => {
-            let id = store.get_run(run)?.summary.id;
+            let id = store.resolve_run(run)?;
             let rows: Vec<Vec<String>> = store
                 .audit_of_run(&id)?
                 .iter()

@@ -435,6 +435,18 @@ fn approver(headers: &HeaderMap, decision: &Decision) -> String {
     }
 }
 
+/// Authenticate a decision on a run, read its body, and name who made it.
+fn decider(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Decision, String), ApiError> {
+    authenticate(shared, headers)?;
+    let decision = decision(body)?;
+    let by = approver(headers, &decision);
+    Ok((decision, by))
+}
+
 fn decision(body: &[u8]) -> Result<Decision, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Decision::default());
@@ -467,9 +479,7 @@ async fn approve_run(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&shared, &headers)?;
-    let decision = decision(&body)?;
-    let by = approver(&headers, &decision);
+    let (_, by) = decider(&shared, &headers, &body)?;
     let ttl = shared.live().config.approval_ttl;
     let worker = shared.clone();
     let approved =
@@ -491,9 +501,7 @@ async fn reject_run(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&shared, &headers)?;
-    let decision = decision(&body)?;
-    let by = approver(&headers, &decision);
+    let (decision, by) = decider(&shared, &headers, &body)?;
     let why = decision.reason.unwrap_or_else(|| "no reason given".into());
     let worker = shared.clone();
     let rejected_id = id.clone();

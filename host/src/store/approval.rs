@@ -41,6 +41,16 @@ pub struct Approved {
 }
 
 impl Store {
+    /// The run `id` names; an unknown or ambiguous prefix is `NotFound`.
+    fn resolve(&self, id: &str) -> Result<String, ApprovalError> {
+        self.resolve_run(id).map_err(|e| match e {
+            StoreError::UnknownRun(_) | StoreError::AmbiguousRun(_) => {
+                ApprovalError::NotFound(id.into())
+            }
+            store => ApprovalError::Store(store),
+        })
+    }
+
     /// Keep `actions` as the plan run `id` waits to have approved.
     pub fn request_approval(&self, id: &str, actions: &[Action]) -> Result<String, StoreError> {
         let hash = plan_hash(actions);
@@ -57,11 +67,7 @@ impl Store {
 
     /// Approve run `id` on behalf of `by`, unless it waited longer than `ttl`.
     pub fn approve(&self, id: &str, by: &str, ttl: Duration) -> Result<Approved, ApprovalError> {
-        let id = self
-            .get_run(id)
-            .map_err(|_| ApprovalError::NotFound(id.into()))?
-            .summary
-            .id;
+        let id = self.resolve(id)?;
         let mut expired = None;
         let approved = self.with(|c| {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
@@ -121,11 +127,7 @@ impl Store {
 
     /// Close run `id` without executing anything.
     pub fn reject(&self, id: &str, by: &str, why: &str) -> Result<(), ApprovalError> {
-        let id = self
-            .get_run(id)
-            .map_err(|_| ApprovalError::NotFound(id.into()))?
-            .summary
-            .id;
+        let id = self.resolve(id)?;
         let closed = self.in_tx(|c| {
             let changed = c.execute(
                 "UPDATE runs SET status = 'cancelled', reason = ?2, finished_ms = ?3

@@ -547,7 +547,8 @@ impl Store {
     }
 
     /// A run by its id or an unambiguous prefix of it.
-    pub fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail, StoreError> {
+    /// The full id of the one run whose id starts with `id_or_prefix`.
+    pub fn resolve_run(&self, id_or_prefix: &str) -> Result<String, StoreError> {
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
         let mut ids = self.with(|c| {
             let mut query = c.prepare("SELECT id FROM runs WHERE id LIKE ?1 LIMIT 2")?;
@@ -555,11 +556,15 @@ impl Store {
                 .query_map([&pattern], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        let id = match ids.len() {
-            0 => return Err(StoreError::UnknownRun(id_or_prefix.into())),
-            1 => ids.remove(0),
-            _ => return Err(StoreError::AmbiguousRun(id_or_prefix.into())),
-        };
+        match ids.len() {
+            0 => Err(StoreError::UnknownRun(id_or_prefix.into())),
+            1 => Ok(ids.remove(0)),
+            _ => Err(StoreError::AmbiguousRun(id_or_prefix.into())),
+        }
+    }
+
+    pub fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail, StoreError> {
+        let id = self.resolve_run(id_or_prefix)?;
         let (row, version, sha, alert, params) = self
             .with(|c| {
                 c.query_row(
