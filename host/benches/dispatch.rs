@@ -38,6 +38,7 @@ fn incident(params: Vec<(String, String)>) -> Incident {
         round: 0,
         history: vec![],
         recent: vec![],
+        memo: None,
     }
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 /// How far back, and how many, earlier actions a plugin is shown.
 const RECENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const RECENT_LIMIT: usize = 100;
+/// Tracing target for what an operator watching a run by hand should see.
+pub const PROGRESS: &str = "remedy::progress";
 /// The longest a run waits between rounds when a plan asks for a recheck.
 const MAX_RECHECK_WAIT: Duration = Duration::from_secs(600);
 
@@ -169,6 +171,7 @@ pub fn drive(
         Err(source) => return Err(abort(source, rounds)),
     };
     let mut history: Vec<ActionResult> = Vec::new();
+    let mut memo: Option<String> = None;
     // What ran, and under which grants, belongs to the audit trail.
     let started = serde_json::json!({
         "plugin": plugin.name,
@@ -195,6 +198,7 @@ pub fn drive(
             round,
             history: history.clone(),
             recent: recent.clone(),
+            memo: memo.take(),
         };
         // An approved run starts with exactly the approved plan, not a new one.
         let call = match (round, &request.approved) {
@@ -208,6 +212,7 @@ pub fn drive(
                     actions: approved.clone(),
                     escalate: None,
                     recheck_after_secs: None,
+                    memo: None,
                 }),
                 logs: Vec::new(),
                 instantiate: Duration::ZERO,
@@ -241,9 +246,10 @@ pub fn drive(
             return Err(abort(source, rounds));
         }
 
+        let watching = plan.actions.is_empty() && plan.recheck_after_secs.is_some();
         let outcome = if let Some(why) = &plan.escalate {
             Some((RunStatus::Escalated, why.clone()))
-        } else if plan.actions.is_empty() {
+        } else if plan.actions.is_empty() && !watching {
             let status = if history.iter().any(|r| r.status == ActionStatus::Done) {
                 RunStatus::Succeeded
             } else {
@@ -259,58 +265,61 @@ pub fn drive(
             break outcome;
         }
 
-        let started = std::time::Instant::now();
-        let executed = executor.execute(&id, recorded, &plan.actions, dry_run);
-        report.executing = started.elapsed();
-        let results = match executed {
-            Ok(results) => results,
-            Err(source) => {
-                report.plan = Some(plan);
-                rounds.push(report);
-                return Err(abort(source, rounds));
-            }
-        };
-        let mut verdict = judge_round(&results, dry_run, request.approval);
-        if let Some((RunStatus::AwaitingApproval, _)) = &verdict {
-            match store.request_approval(&id, &plan.actions) {
-                Ok(hash) => {
-                    if let Some((_, reason)) = &mut verdict {
-                        reason.push_str(&format!("; plan {}", &hash[..16]));
-                    }
-                }
+        // A watching plan has nothing to execute; it only waits and looks again.
+        let mut verdict = None;
+        if !watching {
+            let started = std::time::Instant::now();
+            let executed = executor.execute(&id, recorded, &plan.actions, dry_run);
+            report.executing = started.elapsed();
+            let results = match executed {
+                Ok(results) => results,
                 Err(source) => {
                     report.plan = Some(plan);
                     rounds.push(report);
                     return Err(abort(source, rounds));
                 }
+            };
+            verdict = judge_round(&results, dry_run, request.approval);
+            if let Some((RunStatus::AwaitingApproval, _)) = &verdict {
+                match store.request_approval(&id, &plan.actions) {
+                    Ok(hash) => {
+                        if let Some((_, reason)) = &mut verdict {
+                            reason.push_str(&format!("; plan {}", &hash[..16]));
+                        }
+                    }
+                    Err(source) => {
+                        report.plan = Some(plan);
+                        rounds.push(report);
+                        return Err(abort(source, rounds));
+                    }
+                }
             }
+            history.extend(results.iter().cloned());
+            report.results = results;
         }
-        history.extend(results.iter().cloned());
         let recheck = plan.recheck_after_secs;
+        let summary = plan.summary.clone();
+        memo = plan.memo.clone();
         report.plan = Some(plan);
-        report.results = results;
         rounds.push(report);
         if let Some(verdict) = verdict {
             break verdict;
         }
         if rounds.len() as u32 >= request.max_rounds {
+            let still = if watching {
+                format!("is still watching: {summary}")
+            } else {
+                "still proposes actions".to_string()
+            };
             break (
                 RunStatus::Escalated,
                 format!(
-                    "round limit of {} reached and the plugin still proposes actions",
+                    "round limit of {} reached and the plugin {still}",
                     request.max_rounds
                 ),
             );
         }
-        // The plugin asked to look again later, e.g. to confirm a restart took.
-        if let Some(secs) = recheck {
-            let wait = Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT);
-            tracing::info!(
-                round,
-                "waiting {wait:?} before the next round, as the plan asked"
-            );
-            std::thread::sleep(wait);
-        }
+        wait_for_recheck(round, recheck, &summary);
     };
 
     if let Err(source) = store.finish_run(&id, status, &reason) {
@@ -324,6 +333,20 @@ pub fn drive(
         dry_run,
         rounds,
     })
+}
+
+/// The plugin asked to look again later: to confirm a restart took, or to
+/// compare a second scan with the first.
+fn wait_for_recheck(round: u32, secs: Option<u32>, summary: &str) {
+    let Some(secs) = secs else { return };
+    let wait = Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT);
+    tracing::info!(
+        target: PROGRESS,
+        "round {}: {summary}; next round in {}",
+        round + 1,
+        humantime::format_duration(wait)
+    );
+    std::thread::sleep(wait);
 }
 
 /// How the run ends after this round's actions, or `None` to plan again.

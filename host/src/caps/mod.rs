@@ -128,7 +128,8 @@ pub struct Grants {
     /// Signals `process-signal` may send (`TERM`, `KILL`, ...).
     #[serde(default)]
     pub proc_signals: Vec<String>,
-    /// Executables whose processes `process-signal` may signal.
+    /// Executables whose processes `process-signal` may signal: absolute paths,
+    /// where `*` stands for any part of one path segment (`/fc-versions/*/firecracker`).
     #[serde(default)]
     pub proc_exes: Vec<std::path::PathBuf>,
     /// `read` links the `netns` interface; `delete` allows `netns-delete`.

@@ -3,7 +3,7 @@
 use super::procfs::{namespace_inode, parse_stat, pids, vanished};
 use crate::contract::ApiError;
 use crate::contract::ProcessSignal;
-use crate::contract::proc::{FileInUse, InUse, Process};
+use crate::contract::proc::{FileInUse, FileLock, InUse, Process};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -70,6 +70,21 @@ impl crate::contract::proc::Host for ProcReader {
                 .collect(),
             uninspected_pids: scan.uninspected,
         })
+    }
+
+    fn file_locks(&mut self, path: String) -> Result<Vec<FileLock>, ApiError> {
+        self.require_grant("proc.file-locks")?;
+        if !Path::new(&path).is_absolute() {
+            return Err(ApiError::Invalid(format!(
+                "{path:?} is not an absolute path"
+            )));
+        }
+        match file_locks(&self.root, Path::new(&path)) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                Err(ApiError::NotFound(format!("{path}: no such file")))
+            }
+            result => result.map_err(unavailable),
+        }
     }
 }
 
@@ -178,6 +193,53 @@ fn held_by(dir: &Path, pid: u32, device: u64, held: &mut HashMap<u64, u32>) -> i
     Ok(())
 }
 
+/// Locks held on the file at `path`, from `<root>/locks`.
+pub fn file_locks(root: &Path, path: &Path) -> io::Result<Vec<FileLock>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path)?;
+    let target = (
+        rustix::fs::major(meta.dev()),
+        rustix::fs::minor(meta.dev()),
+        meta.ino(),
+    );
+    let locks = fs::read_to_string(root.join("locks"))?;
+    Ok(locks
+        .lines()
+        .filter_map(parse_lock_line)
+        .filter(|(file, _)| *file == target)
+        .map(|(_, lock)| lock)
+        .collect())
+}
+
+/// One held lock of `/proc/locks`, with its file as `(major, minor, inode)`:
+/// `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1311 0 EOF`. Waiters (`1: -> FLOCK ...`)
+/// and leases are not held locks.
+pub fn parse_lock_line(line: &str) -> Option<((u32, u32, u64), FileLock)> {
+    let mut fields = line.split_whitespace().skip(1);
+    let kind = match fields.next()? {
+        "FLOCK" => "flock",
+        "POSIX" => "posix",
+        "OFDLCK" => "ofd",
+        _ => return None,
+    };
+    let exclusive = match fields.nth(1)? {
+        "WRITE" => true,
+        "READ" => false,
+        _ => return None,
+    };
+    let pid = fields.next()?.parse::<i64>().ok()?;
+    let mut file = fields.next()?.split(':');
+    let major = u32::from_str_radix(file.next()?, 16).ok()?;
+    let minor = u32::from_str_radix(file.next()?, 16).ok()?;
+    let inode = file.next()?.parse().ok()?;
+    let lock = FileLock {
+        kind: kind.into(),
+        exclusive,
+        pid: u32::try_from(pid).ok().filter(|pid| *pid > 0),
+    };
+    Some(((major, minor, inode), lock))
+}
+
 /// `(device, inode)` of one `/proc/PID/maps` line: `addr perms offset MAJ:MIN inode path`.
 pub fn parse_maps_line(line: &str) -> Option<(u64, u64)> {
     let mut fields = line.split_whitespace();
@@ -220,7 +282,9 @@ pub fn check_signal_grant(
             signal.signal
         ));
     }
-    if !exes.iter().any(|e| e.as_os_str() == signal.exe.as_str()) {
+    // A binary replaced on disk shows as `PATH (deleted)`; the grant names PATH.
+    let exe = signal.exe.strip_suffix(" (deleted)").unwrap_or(&signal.exe);
+    if !exes.iter().any(|e| exe_matches(&e.to_string_lossy(), exe)) {
         return Err(format!(
             "executable {} is not granted (proc_exes = {exes:?})",
             signal.exe
@@ -230,6 +294,41 @@ pub fn check_signal_grant(
         return Err(format!("pid {} is never signalled", signal.pid));
     }
     Ok(())
+}
+
+/// Whether `exe` is the path `pattern` names; `*` matches any run of
+/// characters within one path segment, so it never crosses a `/`.
+fn exe_matches(pattern: &str, exe: &str) -> bool {
+    let patterns: Vec<&str> = pattern.split('/').collect();
+    let segments: Vec<&str> = exe.split('/').collect();
+    patterns.len() == segments.len()
+        && patterns
+            .iter()
+            .zip(&segments)
+            .all(|(p, s)| segment_matches(p.as_bytes(), s.as_bytes()))
+}
+
+/// Wildcard match that backtracks only to the last `*`: at most
+/// pattern × text steps, whatever a plugin puts in `exe`.
+fn segment_matches(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            last_star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star, from)) = last_star {
+            p = star + 1;
+            t = from + 1;
+            last_star = Some((star, from + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// Re-check that `pid` is still the process planned and, unless `dry_run`, signal it.
@@ -314,6 +413,63 @@ mod tests {
             Some(0)
         );
         assert_eq!(parse_maps_line("short line"), None);
+    }
+
+    #[test]
+    fn exe_globs_stay_within_a_segment() {
+        let pattern = "/fc-versions/*/firecracker";
+        assert!(exe_matches(
+            pattern,
+            "/fc-versions/v1.10.1_1fcdaec/firecracker"
+        ));
+        assert!(!exe_matches(pattern, "/fc-versions/a/b/firecracker"));
+        assert!(!exe_matches(pattern, "/fc-versions/v1/firecracker2"));
+        assert!(!exe_matches(pattern, "/tmp/fc-versions/v1/firecracker"));
+        assert!(exe_matches("/usr/bin/sleep", "/usr/bin/sleep"));
+        assert!(!exe_matches("/usr/bin/sleep", "/usr/bin/sleepy"));
+        assert!(exe_matches("/opt/*-bin/fc*", "/opt/x-bin/fc-1"));
+        assert!(!exe_matches("/opt/*", "/opt"));
+        assert!(exe_matches("/opt/*", "/opt/"));
+        assert!(exe_matches("/a/*b*b*", "/a/xbyb"));
+        assert!(!exe_matches("/a/*b*b*c", "/a/xbyb"));
+        let long = format!("/a/{}", "b".repeat(16 * 1024));
+        assert!(!exe_matches("/a/*b*b*b*b*c", &long));
+    }
+
+    #[test]
+    fn lock_lines() {
+        let (file, lock) =
+            parse_lock_line("1: FLOCK  ADVISORY  WRITE 4242 fd:01:1311 0 EOF").unwrap();
+        assert_eq!(file, (0xfd, 1, 1311));
+        assert_eq!(
+            (lock.kind.as_str(), lock.exclusive, lock.pid),
+            ("flock", true, Some(4242))
+        );
+        let (_, ofd) = parse_lock_line("2: OFDLCK ADVISORY  READ  -1 00:2f:7 0 EOF").unwrap();
+        assert_eq!(
+            (ofd.kind.as_str(), ofd.exclusive, ofd.pid),
+            ("ofd", false, None)
+        );
+        assert!(parse_lock_line("1: -> FLOCK  ADVISORY  WRITE 4243 fd:01:1311 0 EOF").is_none());
+        assert!(parse_lock_line("3: LEASE  ACTIVE    READ 99 fd:01:5 0 EOF").is_none());
+        assert!(parse_lock_line("garbage").is_none());
+    }
+
+    #[test]
+    fn finds_a_lock_this_process_holds() {
+        use rustix::fs::{FlockOperation, flock};
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let proc = Path::new("/proc");
+        assert!(file_locks(proc, file.path()).unwrap().is_empty());
+        flock(file.as_file(), FlockOperation::LockExclusive).unwrap();
+        let locks = file_locks(proc, file.path()).unwrap();
+        assert_eq!(locks.len(), 1, "{locks:?}");
+        assert_eq!(locks[0].pid, Some(std::process::id()));
+        assert!(locks[0].exclusive);
+        flock(file.as_file(), FlockOperation::Unlock).unwrap();
+        assert!(file_locks(proc, file.path()).unwrap().is_empty());
+        let gone = file_locks(proc, Path::new("/nonexistent/remedy.lock")).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

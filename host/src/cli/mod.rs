@@ -152,9 +152,10 @@ fn dispatch(cli: &Cli) -> Result<u8> {
 
 fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+        // Long waits inside a run are shown even when the rest is quiet.
+        0 => format!("warn,{}=info", crate::run::PROGRESS),
+        1 => "info".into(),
+        _ => "debug".into(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

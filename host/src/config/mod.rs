@@ -428,6 +428,7 @@ fn validate_plugin(
     for (key, roots) in [
         ("fs_read", &raw.grants.fs_read),
         ("fs_remove", &raw.grants.fs_remove),
+        ("proc_exes", &raw.grants.proc_exes),
     ] {
         for root in roots {
             if !is_clean_absolute(root) {

@@ -16,6 +16,8 @@ pub const MAX_CONCURRENT_INSTANCES: u32 = 64;
 pub const MAX_PLAN_ACTIONS: usize = 10_000;
 pub const MAX_PLAN_CHECKS: usize = 1_000;
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// Room for one scan of every possible namespace slot, say, between two rounds.
+pub const MAX_MEMO_BYTES: usize = 1 << 20;
 
 /// Per-plugin bounds, from the operator's config.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -131,9 +133,13 @@ impl Drop for EpochTicker {
 }
 
 fn check_text(what: &str, text: &str) -> Result<(), String> {
-    if text.len() > MAX_TEXT_BYTES {
+    check_size(what, text, MAX_TEXT_BYTES)
+}
+
+fn check_size(what: &str, text: &str, limit: usize) -> Result<(), String> {
+    if text.len() > limit {
         return Err(format!(
-            "{what} is {} bytes; remedy accepts at most {MAX_TEXT_BYTES}",
+            "{what} is {} bytes; remedy accepts at most {limit}",
             text.len()
         ));
     }
@@ -157,6 +163,9 @@ pub fn validate_plan(plan: &Plan) -> Result<(), String> {
     check_text("the plan summary", &plan.summary)?;
     if let Some(why) = &plan.escalate {
         check_text("the escalation reason", why)?;
+    }
+    if let Some(memo) = &plan.memo {
+        check_size("the memo", memo, MAX_MEMO_BYTES)?;
     }
     for check in &plan.checks {
         check_text("a check name", &check.name)?;
@@ -244,9 +253,14 @@ mod tests {
             actions: vec![],
             escalate: None,
             recheck_after_secs: None,
+            memo: None,
         };
         assert!(validate_plan(&plan).unwrap_err().contains("summary"));
         plan.summary.clear();
+        assert!(validate_plan(&plan).is_ok());
+        plan.memo = Some("m".repeat(MAX_MEMO_BYTES + 1));
+        assert!(validate_plan(&plan).unwrap_err().contains("memo"));
+        plan.memo = Some("m".repeat(MAX_MEMO_BYTES));
         assert!(validate_plan(&plan).is_ok());
     }
 }

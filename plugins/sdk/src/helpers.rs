@@ -100,6 +100,7 @@ impl Incident {
             round: 0,
             history: Vec::new(),
             recent: Vec::new(),
+            memo: None,
         }
     }
 }
@@ -135,6 +136,7 @@ impl Plan {
             actions: Vec::new(),
             escalate: None,
             recheck_after_secs: None,
+            memo: None,
         }
     }
     pub fn check(mut self, check: Check) -> Self {
@@ -150,9 +152,15 @@ impl Plan {
         self.escalate = Some(why.into());
         self
     }
-    /// Ask the host to wait this long before the next round (after acting).
+    /// Ask the host to wait this long before the next round: after acting, to
+    /// confirm it took; with no actions, to look again before acting.
     pub fn recheck_after(mut self, secs: u32) -> Self {
         self.recheck_after_secs = Some(secs);
+        self
+    }
+    /// Leave state for the next round (`Incident::memo`), such as a first scan.
+    pub fn memo(mut self, memo: impl Into<String>) -> Self {
+        self.memo = Some(memo.into());
         self
     }
 }
