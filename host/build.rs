@@ -14,6 +14,7 @@ const PLUGINS: &[&str] = &[
     "nomad-restart",
     "docker-prune",
     "nbd-reload",
+    "netns-gc",
     "echo",
     "hostile",
     "tmp-reaper",

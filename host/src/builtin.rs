@@ -5,11 +5,12 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 5] = [
     "disk-cleanup",
     "nomad-restart",
     "docker-prune",
     "nbd-reload",
+    "netns-gc",
 ];
 
 macro_rules! plugin_wasm {
@@ -24,6 +25,7 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "nomad-restart" => Some(plugin_wasm!("nomad_restart.wasm")),
         "docker-prune" => Some(plugin_wasm!("docker_prune.wasm")),
         "nbd-reload" => Some(plugin_wasm!("nbd_reload.wasm")),
+        "netns-gc" => Some(plugin_wasm!("netns_gc.wasm")),
         _ => None,
     }
 }

@@ -438,7 +438,7 @@ fn the_example_config_is_valid() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert!(
-        stdout(&output).contains("2 plugins, 3 routes"),
+        stdout(&output).contains("3 plugins, 4 routes"),
         "{}",
         describe(&output)
     );
@@ -459,7 +459,7 @@ fn a_plugin_from_a_pinned_wasm_file_runs_and_applies() {
     common::aged_file(&scratch.join("b.tmp"), 10, 20 * common::DAY);
     common::aged_file(&scratch.join("fresh.tmp"), 10, common::DAY);
     common::aged_file(&scratch.join("held.tmp"), 10, 40 * common::DAY);
-    let _holder = common::Holder::open(&scratch.join("held.tmp"));
+    let _holder = common::hold_open(&scratch.join("held.tmp"));
 
     let config = |pin: &str| {
         format!(

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{DAY, Holder, OFFLINE_SERVICES, Tmpfs, aged_file, describe, remedy};
+use common::{DAY, OFFLINE_SERVICES, Tmpfs, aged_file, describe, hold_open, remedy};
 use serde_json::Value;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -186,7 +186,7 @@ fn apply_deletes_exactly_the_planned_files_and_reaches_the_target() {
 #[test]
 fn files_open_or_mapped_by_live_processes_are_never_proposed() {
     let scene = Scene::new();
-    let _held = Holder::open(&scene.path("cache/sub/deep"));
+    let _held = hold_open(&scene.path("cache/sub/deep"));
     let _mapping = common::Mapping::of(&scene.path("cache/c00"), MIB);
 
     let expected = scene.expected_selection(&["cache/sub/deep", "cache/c00"]);
@@ -322,7 +322,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     std::fs::remove_file(&replaced).unwrap();
     aged_file(&replaced, MIB, 25 * DAY);
     // 1: opened by a process that started after planning.
-    let _holder = Holder::open(&path_of(&actions[1]));
+    let _holder = hold_open(&path_of(&actions[1]));
     // 2: mapped by this process, its descriptor already closed.
     let _mapping = common::Mapping::of(&path_of(&actions[2]), MIB);
 

@@ -5,6 +5,9 @@
 
 mod common;
 
+use common::Reaped;
+use common::netns::{Namespaces, sh, sleeper_in};
+
 use remedy::caps::kmod::{KmodRight, KmodSettings};
 use remedy::caps::netns::{NetnsRight, NetnsSettings};
 use remedy::caps::{Connections, Grants};
@@ -15,7 +18,7 @@ use remedy::executor::Executor;
 use remedy::store::{NewRun, Store};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 
 /// A store with one run to hang action records on.
 fn store_with_run(dir: &Path) -> Store {
@@ -59,66 +62,6 @@ fn execute(
         .execute("run", 0, &[action], dry_run)
         .unwrap()
         .remove(0)
-}
-
-fn sh(command: &str) {
-    let status = Command::new("sh").arg("-c").arg(command).status().unwrap();
-    assert!(status.success(), "`{command}` failed");
-}
-
-/// Named namespaces this test creates, removed again however it ends.
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn add(&mut self, name: &str) {
-        sh(&format!(
-            "ip netns del {name} 2>/dev/null; ip netns add {name}"
-        ));
-        if !self.0.iter().any(|n| n == name) {
-            self.0.push(name.to_string());
-        }
-    }
-
-    fn inode(name: &str) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(Path::new("/var/run/netns").join(name))
-            .unwrap()
-            .ino()
-    }
-
-    fn exists(name: &str) -> bool {
-        Path::new("/var/run/netns").join(name).exists()
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            if Namespaces::exists(name) {
-                let _ = Command::new("ip").args(["netns", "del", name]).status();
-            }
-        }
-    }
-}
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `sleep` inside namespace `name`.
-fn sleeper_in(name: &str) -> Reaped {
-    let child = Command::new("ip")
-        .args(["netns", "exec", name, "sleep", "300"])
-        .spawn()
-        .unwrap();
-    // `ip netns exec` enters the namespace and then runs sleep in the same process.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    Reaped(child)
 }
 
 fn netns_grants() -> Grants {

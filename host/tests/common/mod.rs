@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 pub mod daemon;
 pub mod dockerd;
+pub mod netns;
 pub mod nomad_double;
 
 /// Config sections that point Nomad and Docker at nothing, so a test never
@@ -120,25 +121,24 @@ pub fn set_age(path: &Path, age: Duration) {
 
 pub const DAY: Duration = Duration::from_secs(86_400);
 
-/// A `sleep` whose stdin is `path`: a live process holding the file open.
-pub struct Holder(Child);
+/// A child process, killed and reaped however the test ends.
+pub struct Reaped(pub Child);
 
-impl Holder {
-    pub fn open(path: &Path) -> Holder {
-        let child = Command::new("sleep")
-            .arg("600")
-            .stdin(File::open(path).unwrap())
-            .spawn()
-            .expect("spawn sleep");
-        Holder(child)
-    }
-}
-
-impl Drop for Holder {
+impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A `sleep` whose stdin is `path`: a live process holding the file open.
+pub fn hold_open(path: &Path) -> Reaped {
+    let child = Command::new("sleep")
+        .arg("600")
+        .stdin(File::open(path).unwrap())
+        .spawn()
+        .expect("spawn sleep");
+    Reaped(child)
 }
 
 /// The `remedy` binary built for these tests.
