@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// disk-cleanup allowed to read /tmp, for tests about routes and config.
-const DISK_CLEANUP_READING_TMP: &str = r#"
+fn disk_cleanup_reading_tmp() -> String {
+    format!(
+        r#"
 [[plugin]]
 name = "disk-cleanup"
 source = "builtin:disk-cleanup"
@@ -17,14 +19,10 @@ fs_read = ["/tmp"]
 proc = ["read"]
 nomad = ["read"]
 docker = ["read"]
-
-[nomad]
-address = "http://127.0.0.1:9"
-retries = 0
-
-[docker]
-socket = "/nonexistent/remedy-test/docker.sock"
-"#;
+{}"#,
+        common::OFFLINE_SERVICES
+    )
+}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -345,8 +343,9 @@ fn help_teaches_exit_codes_and_examples() {
 
 #[test]
 fn routes_test_explains_each_route() {
+    let base = disk_cleanup_reading_tmp();
     let setup = Setup::with_config(&format!(
-        r#"{DISK_CLEANUP_READING_TMP}
+        r#"{base}
 [[route]]
 name = "critical-only"
 matchers = ['alertname="DiskSpaceLow"', 'severity="critical"']
@@ -410,8 +409,9 @@ plugin = "disk-cleanup"
 
 #[test]
 fn config_check_refuses_route_params_the_plugin_does_not_take() {
+    let base = disk_cleanup_reading_tmp();
     let setup = Setup::with_config(&format!(
-        r#"{DISK_CLEANUP_READING_TMP}
+        r#"{base}
 [[route]]
 name = "typo"
 plugin = "disk-cleanup"

@@ -526,15 +526,7 @@ proc = ["read"]
             .trim(),
         "4096"
     );
-    let restarts = |alloc: &str| -> u64 {
-        nomad
-            .world()
-            .alloc(alloc)
-            .tasks
-            .values()
-            .map(|t| t.restarts)
-            .sum()
-    };
+    let restarts = |alloc: &str| nomad.world().alloc(alloc).restarts();
     assert_eq!(
         (restarts(&here), restarts(&there)),
         (1, 0),

@@ -111,13 +111,7 @@ params = {{ confirm_after = "1s" }}
     }
 
     fn restarts(&self, alloc: &str) -> u64 {
-        self.nomad
-            .world()
-            .alloc(alloc)
-            .tasks
-            .values()
-            .map(|t| t.restarts)
-            .sum()
+        self.nomad.world().alloc(alloc).restarts()
     }
 
     fn writes(&self) -> Vec<String> {
@@ -205,7 +199,7 @@ fn still_unhealthy_after_the_restart_escalates() {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 nomad.change(|w| {
                     let alloc = w.alloc_mut(&here);
-                    if alloc.tasks.values().any(|t| t.restarts > 0) {
+                    if alloc.restarts() > 0 {
                         alloc.client = "failed".into();
                         alloc
                             .tasks

@@ -186,14 +186,7 @@ impl KmodReader {
     }
 
     fn require_read(&mut self, call: &str) -> Result<(), ApiError> {
-        let result = if self.granted {
-            Ok(())
-        } else {
-            Err(ApiError::denied(
-                r#"no kmod grant; the operator adds kmod = ["read"]"#,
-            ))
-        };
-        self.denials.note(call, result)
+        self.denials.require_read(call, "kmod", self.granted)
     }
 }
 

@@ -87,6 +87,23 @@ impl Denials {
         result
     }
 
+    /// Refuse `call` (and note it) unless the plugin holds `interface = ["read"]`.
+    pub fn require_read(
+        &mut self,
+        call: &str,
+        interface: &str,
+        granted: bool,
+    ) -> Result<(), ApiError> {
+        let result = if granted {
+            Ok(())
+        } else {
+            Err(ApiError::denied(format!(
+                r#"no {interface} grant; the operator adds {interface} = ["read"]"#
+            )))
+        };
+        self.note(call, result)
+    }
+
     pub fn into_lines(self) -> Vec<String> {
         let mut lines = self.seen;
         if self.more > 0 {

@@ -129,14 +129,8 @@ impl NetnsReader {
     }
 
     fn require_read(&mut self, call: &str) -> Result<(), ApiError> {
-        let result = if self.grant.rights.contains(&NetnsRight::Read) {
-            Ok(())
-        } else {
-            Err(ApiError::denied(
-                r#"no netns grant; the operator adds netns = ["read"]"#,
-            ))
-        };
-        self.denials.note(call, result)
+        self.denials
+            .require_read(call, "netns", self.grant.rights.contains(&NetnsRight::Read))
     }
 }
 

@@ -42,14 +42,7 @@ impl ProcReader {
     }
 
     fn require_grant(&mut self, call: &str) -> Result<(), ApiError> {
-        let result = if self.granted {
-            Ok(())
-        } else {
-            Err(ApiError::denied(
-                r#"no proc grant; the operator adds proc = ["read"]"#,
-            ))
-        };
-        self.denials.note(call, result)
+        self.denials.require_read(call, "proc", self.granted)
     }
 }
 

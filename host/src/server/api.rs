@@ -482,10 +482,9 @@ async fn approve_run(
     let (_, by) = decider(&shared, &headers, &body)?;
     let ttl = shared.live().config.approval_ttl;
     let worker = shared.clone();
-    let approved =
-        blocking(move || Ok(worker.ingest.approve(&id, &by, ttl).map(|a| (a, by))?)).await?;
+    let approver = by.clone();
+    let approved = blocking(move || Ok(worker.ingest.approve(&id, &approver, ttl)?)).await?;
     shared.wake.notify_one();
-    let (approved, by) = approved;
     Ok(Json(json!({
         "id": approved.id,
         "status": "queued",

@@ -39,6 +39,13 @@ pub struct Alloc {
     pub modify_index: u64,
 }
 
+impl Alloc {
+    /// Restarts of all its tasks, as Nomad counts them.
+    pub fn restarts(&self) -> u64 {
+        self.tasks.values().map(|t| t.restarts).sum()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct JobVersion {
     pub version: u64,
