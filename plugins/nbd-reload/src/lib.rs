@@ -119,7 +119,7 @@ impl Plugin for NbdReload {
 
         let sandboxes = proc::processes()?
             .into_iter()
-            .filter(|p| p.exe.rsplit('/').next() == Some("firecracker"))
+            .filter(|p| p.exe_name() == "firecracker")
             .count();
         match allocs.first() {
             None => {

@@ -205,12 +205,10 @@ fn look(lock_file: &str, firecracker: &str) -> Result<Look, Error> {
     };
     let online = holders.as_ref().is_some_and(|h| !h.is_empty());
     let processes = proc::processes()?;
-    let is_firecracker = |p: &proc::Process| {
-        let exe = p.exe.strip_suffix(" (deleted)").unwrap_or(&p.exe);
-        exe.rsplit('/').next() == Some(firecracker)
-    };
-    let firecrackers: Vec<&proc::Process> =
-        processes.iter().filter(|p| is_firecracker(p)).collect();
+    let firecrackers: Vec<&proc::Process> = processes
+        .iter()
+        .filter(|p| p.exe_name() == firecracker)
+        .collect();
     // A lock with no owning process (an OFD lock) hides which firecrackers are
     // the orchestrator's, so then none counts as orphaned.
     let orphans: BTreeMap<u32, proc::Process> = match &holders {

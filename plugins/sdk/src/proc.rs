@@ -6,6 +6,15 @@ pub use crate::bindings::remedy::plugin::proc::{
 
 use std::collections::{HashMap, HashSet};
 
+impl Process {
+    /// The file name of its executable. A binary replaced on disk since the
+    /// process started shows as `PATH (deleted)`; this is still its name.
+    pub fn exe_name(&self) -> &str {
+        let exe = self.exe.strip_suffix(" (deleted)").unwrap_or(&self.exe);
+        exe.rsplit('/').next().unwrap_or(exe)
+    }
+}
+
 /// `roots` and every process descending from them, by `ppid`.
 pub fn descendants(processes: &[Process], roots: &[u32]) -> HashSet<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -20,4 +29,45 @@ pub fn descendants(processes: &[Process], roots: &[u32]) -> HashSet<u32> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(pid: u32, ppid: u32, exe: &str) -> Process {
+        Process {
+            pid,
+            ppid,
+            start_time: 1,
+            exe: exe.into(),
+            cmdline: Vec::new(),
+            netns_inode: 0,
+        }
+    }
+
+    #[test]
+    fn exe_names_survive_a_replaced_binary() {
+        assert_eq!(
+            process(2, 1, "/fc/v1/firecracker").exe_name(),
+            "firecracker"
+        );
+        assert_eq!(
+            process(2, 1, "/fc/v1/firecracker (deleted)").exe_name(),
+            "firecracker"
+        );
+        assert_eq!(process(2, 1, "").exe_name(), "");
+    }
+
+    #[test]
+    fn descendants_follow_ppid_links() {
+        let all = [
+            process(10, 1, "a"),
+            process(11, 10, "b"),
+            process(12, 11, "c"),
+            process(20, 1, "d"),
+        ];
+        let tree = descendants(&all, &[10]);
+        assert_eq!(tree, HashSet::from([10, 11, 12]));
+    }
 }
