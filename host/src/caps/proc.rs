@@ -430,6 +430,21 @@ mod tests {
     }
 
     #[test]
+    fn file_locks_need_the_grant_and_an_absolute_path() {
+        use crate::contract::proc::Host;
+        let denied = ProcReader::new(PROC_ROOT, false).file_locks("/etc/hostname".into());
+        assert!(matches!(denied, Err(ApiError::Denied(_))), "{denied:?}");
+        let mut reader = ProcReader::new(PROC_ROOT, true);
+        let relative = reader.file_locks("orchestrator.lock".into());
+        assert!(
+            matches!(relative, Err(ApiError::Invalid(_))),
+            "{relative:?}"
+        );
+        let missing = reader.file_locks("/nonexistent/remedy.lock".into());
+        assert!(matches!(missing, Err(ApiError::NotFound(_))), "{missing:?}");
+    }
+
+    #[test]
     fn lock_lines() {
         let (file, lock) =
             parse_lock_line("1: FLOCK  ADVISORY  WRITE 4242 fd:01:1311 0 EOF").unwrap();

@@ -715,6 +715,7 @@ mod tests {
             [plugin.grants]
             fs_read = ["relative", "/data/../etc"]
             fs_remove = ["/elsewhere"]
+            proc_exes = ["firecracker"]
             [[plugin]]
             name = "a"
             source = "x.wasm"
@@ -734,6 +735,7 @@ mod tests {
             "\"relative\"",
             "\"/data/../etc\"",
             "not below any fs_read root",
+            "grants.proc_exes = \"firecracker\"",
             "name is used by an earlier plugin",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
