@@ -23,3 +23,4 @@ pub mod router;
 pub mod run;
 pub mod server;
 pub mod store;
+pub mod text;

@@ -3,19 +3,26 @@
 use crate::contract::{Action, ActionStatus, Check};
 use crate::engine::LoadedPlugin;
 use crate::run::{RoundReport, RunReport};
+use crate::text::one_line;
 use std::fmt::Write;
 
 /// Columns padded to their widest cell; the last column is not padded.
+/// Every cell is shown as one line (see [`one_line`]), so no cell can forge
+/// a row.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| one_line(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
     let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
+    for row in std::iter::once(&header).chain(&rows) {
         let mut line = String::new();
         for (index, (cell, width)) in row.iter().zip(&widths).enumerate() {
             if index + 1 == row.len() {
@@ -75,7 +82,12 @@ pub fn rounds(rounds: &[RoundReport]) -> String {
             out.push_str(&logs(round));
             continue;
         };
-        let _ = writeln!(out, "round {}: {}", round.round + 1, plan.summary);
+        let _ = writeln!(
+            out,
+            "round {}: {}",
+            round.round + 1,
+            one_line(&plan.summary)
+        );
         if !plan.checks.is_empty() {
             out.push_str(&checks(&plan.checks));
         }
@@ -96,7 +108,7 @@ pub fn rounds(rounds: &[RoundReport]) -> String {
             ));
         }
         if let Some(why) = &plan.escalate {
-            let _ = writeln!(out, "  escalate: {why}");
+            let _ = writeln!(out, "  escalate: {}", one_line(why));
         }
         out.push_str(&logs(round));
         out.push('\n');
@@ -107,7 +119,7 @@ pub fn rounds(rounds: &[RoundReport]) -> String {
 fn logs(round: &RoundReport) -> String {
     let mut out = String::new();
     for line in &round.logs {
-        let _ = writeln!(out, "  log {:<6} {}", line.level, line.message);
+        let _ = writeln!(out, "  log {:<6} {}", line.level, one_line(&line.message));
     }
     out
 }
@@ -116,12 +128,17 @@ pub fn run_report(plugin: &LoadedPlugin, report: &RunReport) -> String {
     let mut out = format!(
         "{} {} · {} · run {}\n\n",
         plugin.name,
-        plugin.info.version,
+        one_line(&plugin.info.version),
         if report.dry_run { "dry-run" } else { "apply" },
         report.id
     );
     out.push_str(&rounds(&report.rounds));
-    let _ = writeln!(out, "{}: {}", report.status.as_str(), report.reason);
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        report.status.as_str(),
+        one_line(&report.reason)
+    );
     if report.dry_run
         && report
             .rounds

@@ -4,6 +4,7 @@ use super::{Cli, load_plugin, output::table, plugin_config};
 use crate::caps::Grants;
 use crate::engine::LoadedPlugin;
 use crate::engine::cache::CacheUse;
+use crate::text::one_line;
 use anyhow::Result;
 use clap::Subcommand;
 use std::fmt::Write;
@@ -84,7 +85,7 @@ fn inspect(
         "name:        {} (describes itself as `{}`)",
         plugin.name, info.name
     );
-    let _ = writeln!(out, "version:     {}", info.version);
+    let _ = writeln!(out, "version:     {}", one_line(&info.version));
     let _ = writeln!(out, "source:      {source}");
     let _ = writeln!(out, "sha256:      {}", plugin.sha256);
     let _ = writeln!(
@@ -95,7 +96,7 @@ fn inspect(
             CacheUse::Compiled => "just now",
         }
     );
-    let _ = writeln!(out, "about:       {}", info.description);
+    let _ = writeln!(out, "about:       {}", one_line(&info.description));
     let _ = writeln!(
         out,
         "limits:      timeout {:?}, memory {} MiB",

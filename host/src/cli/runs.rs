@@ -4,6 +4,7 @@ use super::output::{checks, table};
 use super::run::Output;
 use super::{Cli, UsageError, exit};
 use crate::store::{RunDetail, RunFilter, RunStatus};
+use crate::text::one_line;
 use anyhow::Result;
 use clap::Subcommand;
 use std::fmt::Write;
@@ -113,7 +114,9 @@ fn show(run: &RunDetail) -> String {
     let _ = writeln!(
         out,
         "plugin    {} {} (sha256 {})",
-        s.plugin, run.plugin_version, run.plugin_sha256
+        s.plugin,
+        one_line(&run.plugin_version),
+        run.plugin_sha256
     );
     let _ = writeln!(
         out,
@@ -141,7 +144,7 @@ fn show(run: &RunDetail) -> String {
         .alert
         .labels
         .iter()
-        .map(|(k, v)| format!("{k}={v:?}"))
+        .map(|(k, v)| format!("{}=\"{}\"", one_line(k), one_line(v)))
         .collect();
     let _ = writeln!(
         out,
@@ -150,20 +153,24 @@ fn show(run: &RunDetail) -> String {
         run.alert.status,
         run.alert.fingerprint
     );
-    let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params: Vec<String> = run
+        .params
+        .iter()
+        .map(|(k, v)| format!("{}={}", one_line(k), one_line(v)))
+        .collect();
     let _ = writeln!(out, "params    {}", params.join(" "));
     let _ = writeln!(
         out,
         "status    {}: {}\n",
         s.status.as_str(),
-        s.reason.as_deref().unwrap_or("")
+        one_line(s.reason.as_deref().unwrap_or(""))
     );
     for round in &run.rounds {
         let _ = writeln!(
             out,
             "round {}: {} (instantiate {} µs, plan {} µs)",
             round.round + 1,
-            round.plan.summary,
+            one_line(&round.plan.summary),
             round.instantiate_us,
             round.plan_us
         );
@@ -191,7 +198,7 @@ fn show(run: &RunDetail) -> String {
             ));
         }
         if let Some(why) = &round.plan.escalate {
-            let _ = writeln!(out, "  escalate: {why}");
+            let _ = writeln!(out, "  escalate: {}", one_line(why));
         }
         out.push('\n');
     }
@@ -201,7 +208,7 @@ fn show(run: &RunDetail) -> String {
             "log round {} {:<6} {}",
             line.round + 1,
             line.level,
-            line.message
+            one_line(&line.message)
         );
     }
     out

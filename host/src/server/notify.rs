@@ -66,7 +66,7 @@ impl Event {
     fn body(&self, format: NotifyFormat) -> serde_json::Value {
         match format {
             NotifyFormat::Json => serde_json::to_value(self).unwrap_or_default(),
-            NotifyFormat::Slack => serde_json::json!({ "text": self.text() }),
+            NotifyFormat::Slack => serde_json::json!({ "text": crate::text::slack(&self.text()) }),
         }
     }
 }
