@@ -124,10 +124,36 @@ pub fn run(
         params: &request.params,
     });
     let _span = tracing::info_span!("run", run = %id).entered();
-    match created {
+    let started = started_record(
+        Some(plugin),
+        &plugin.name,
+        request.dry_run || request.approval,
+        request.approval,
+        request.approved.as_deref(),
+    );
+    match created.and_then(|()| store.audit("run-started", Some(&id), &started)) {
         Ok(()) => drive(engine, store, id, request),
         Err(source) => Err(abort(store, &id, source, Vec::new())),
     }
+}
+
+/// The body of a run's `run-started` audit record: what ran, and under which
+/// grants. `plugin` is `None` when it is no longer configured.
+pub fn started_record(
+    plugin: Option<&LoadedPlugin>,
+    name: &str,
+    dry_run: bool,
+    approval: bool,
+    approved: Option<&[Action]>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "plugin": name,
+        "plugin_sha256": plugin.map(|p| &p.sha256),
+        "grants": plugin.map(|p| &p.grants),
+        "dry_run": dry_run,
+        "approval": approval,
+        "approved_plan": approved.map(crate::store::plan_hash),
+    })
 }
 
 /// Stop run `id` because the store failed: try to mark it failed (usually
@@ -146,7 +172,8 @@ fn abort(store: &Store, id: &str, source: StoreError, rounds: Vec<RoundReport>) 
     })
 }
 
-/// Run `id`, whose record exists and is `running`, to its end.
+/// Run `id`, whose record exists and is `running` with its `run-started`
+/// audit record, to its end.
 pub fn drive(
     engine: &PluginEngine,
     store: &Store,
@@ -172,18 +199,6 @@ pub fn drive(
     };
     let mut history: Vec<ActionResult> = Vec::new();
     let mut memo: Option<String> = None;
-    // What ran, and under which grants, belongs to the audit trail.
-    let started = serde_json::json!({
-        "plugin": plugin.name,
-        "plugin_sha256": plugin.sha256,
-        "grants": plugin.grants,
-        "dry_run": dry_run,
-        "approval": request.approval,
-        "approved_plan": request.approved.as_deref().map(crate::store::plan_hash),
-    });
-    if let Err(source) = store.audit("run-started", Some(&id), &started) {
-        return Err(abort(source, rounds));
-    }
     let recent = match store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT) {
         Ok(recent) => recent,
         Err(source) => return Err(abort(source, rounds)),
@@ -325,7 +340,7 @@ pub fn drive(
     if let Err(source) = store.finish_run(&id, status, &reason) {
         return Err(abort(source, rounds));
     }
-    tracing::info!(status = status.as_str(), %reason, "run finished");
+    tracing::info!(status = status.as_str(), reason = %crate::text::one_line(&reason), "run finished");
     Ok(RunReport {
         id,
         status,
@@ -342,8 +357,9 @@ fn wait_for_recheck(round: u32, secs: Option<u32>, summary: &str) {
     let wait = Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT);
     tracing::info!(
         target: PROGRESS,
-        "round {}: {summary}; next round in {}",
+        "round {}: {}; next round in {}",
         round + 1,
+        crate::text::one_line(summary),
         humantime::format_duration(wait)
     );
     std::thread::sleep(wait);

@@ -5,8 +5,8 @@
 
 use super::run::{Output, print_report};
 use super::{Cli, UsageError, exit, load_plugin, plugin_config};
-use crate::run::{RunRequest, drive};
-use crate::store::ApprovalError;
+use crate::run::{RunRequest, drive, started_record};
+use crate::store::{ApprovalError, ClaimedRun};
 use anyhow::Result;
 use clap::Args;
 
@@ -74,16 +74,25 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
         &approved.plan_hash[..16],
         approved.actions
     );
-    let Some(claimed) = store.claim(&approved.id, None)? else {
+    let plugin_config = plugin_config(&config, &approved.plugin)?;
+    let engine = cli.engine(&config)?;
+    let plugin = load_plugin(&engine, plugin_config)?;
+    let started = |claimed: &ClaimedRun| {
+        started_record(
+            Some(&plugin),
+            &claimed.plugin,
+            false,
+            false,
+            claimed.approved.as_deref(),
+        )
+    };
+    let Some(claimed) = store.claim(&approved.id, None, started)? else {
         println!(
             "run {} is being executed by a running remedy serve",
             approved.id
         );
         return Ok(exit::SUCCESS);
     };
-    let plugin_config = plugin_config(&config, &claimed.plugin)?;
-    let engine = cli.engine(&config)?;
-    let plugin = load_plugin(&engine, plugin_config)?;
     let max_rounds = claimed
         .route
         .as_deref()

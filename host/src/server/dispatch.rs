@@ -8,7 +8,7 @@ use super::Shared;
 use super::metrics::{ActionLabels, PluginLabels, RunLabels, observe};
 use super::notify::{Event, EventKind};
 use crate::config::DEFAULT_MAX_ROUNDS;
-use crate::run::{RunReport, RunRequest, drive};
+use crate::run::{RunReport, RunRequest, drive, started_record};
 use crate::store::{ClaimedRun, QueuedRun, RunStatus};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -137,7 +137,18 @@ fn claim(shared: &Shared, candidate: &QueuedRun) -> Option<ClaimedRun> {
         },
         None => None,
     };
-    match store.claim(&candidate.id, breaker.as_deref()) {
+    let live = shared.live();
+    let plugin = live.plugins.get(&candidate.plugin).map(AsRef::as_ref);
+    let started = |claimed: &ClaimedRun| {
+        started_record(
+            plugin,
+            &claimed.plugin,
+            claimed.dry_run || claimed.approval,
+            claimed.approval,
+            claimed.approved.as_deref(),
+        )
+    };
+    match store.claim(&candidate.id, breaker.as_deref(), started) {
         Ok(claimed) => claimed,
         Err(e) => {
             tracing::error!(run = %candidate.id, "cannot take the run from the queue: {e}");

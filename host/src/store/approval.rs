@@ -36,6 +36,7 @@ pub enum ApprovalError {
 #[derive(Debug)]
 pub struct Approved {
     pub id: String,
+    pub plugin: String,
     pub plan_hash: String,
     pub actions: usize,
 }
@@ -71,12 +72,18 @@ impl Store {
         let mut expired = None;
         let approved = self.with(|c| {
             let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
-            let (status, since, hash, plan): (String, Option<i64>, Option<String>, Option<String>) = tx
-                .query_row(
-                    "SELECT status, finished_ms, approval_hash, approval_plan FROM runs WHERE id = ?1",
-                    [&id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?;
+            let (status, since, hash, plan, plugin): (
+                String,
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+                String,
+            ) = tx.query_row(
+                "SELECT status, finished_ms, approval_hash, approval_plan, plugin
+                 FROM runs WHERE id = ?1",
+                [&id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
             if status != "awaiting-approval" {
                 return Ok(Err(status));
             }
@@ -109,6 +116,7 @@ impl Store {
             tx.commit()?;
             Ok(Ok(Approved {
                 id: id.clone(),
+                plugin,
                 plan_hash: hash,
                 actions,
             }))

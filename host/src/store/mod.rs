@@ -336,8 +336,12 @@ impl Store {
         self.with(|c| {
             let tx =
                 rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+            let crash = crash_test::armed(&tx)?;
             let out = work(&tx)?;
             tx.commit()?;
+            if let Some(point) = crash {
+                point.fire_if_reached(c)?;
+            }
             Ok(out)
         })
     }
@@ -758,6 +762,52 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// Crash tests: with `REMEDY_TEST_ABORT_AFTER=KIND` in its environment,
+/// remedy aborts (no clean-up, as a kill -9 would) right after committing
+/// the first transaction that holds an audit record of that kind
+/// (`run-started`, `plan`, `intent`, `result`, `finished`, ...). Unset, it
+/// costs one look at a cached value per transaction.
+mod crash_test {
+    use rusqlite::{Connection, OptionalExtension};
+    use std::sync::OnceLock;
+
+    fn kind() -> Option<&'static str> {
+        static KIND: OnceLock<Option<String>> = OnceLock::new();
+        KIND.get_or_init(|| std::env::var("REMEDY_TEST_ABORT_AFTER").ok())
+            .as_deref()
+    }
+
+    pub struct Armed {
+        kind: &'static str,
+        head: i64,
+    }
+
+    /// Where the audit trail stands before a transaction, when armed.
+    pub fn armed(c: &Connection) -> rusqlite::Result<Option<Armed>> {
+        let Some(kind) = kind() else { return Ok(None) };
+        let head = c
+            .query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        Ok(Some(Armed { kind, head }))
+    }
+
+    impl Armed {
+        pub fn fire_if_reached(&self, c: &Connection) -> rusqlite::Result<()> {
+            let reached: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM audit WHERE seq > ?1 AND kind = ?2)",
+                rusqlite::params![self.head, self.kind],
+                |r| r.get(0),
+            )?;
+            if reached {
+                eprintln!("remedy: REMEDY_TEST_ABORT_AFTER={}: aborting", self.kind);
+                std::process::abort();
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,13 @@ pub(super) fn insert_run(
     super::audit::append(c, "run-created", Some(run.id), &body)
 }
 
+/// A JSON column decoded, or the row refused as unreadable.
+fn json_column<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 impl Store {
     /// Admit one webhook request's alerts, all or nothing.
     pub fn admit(
@@ -267,12 +274,15 @@ impl Store {
     /// Take a queued run for this process; `None` if it is no longer queued
     /// (cancelled by its resolved alert, or taken by another worker).
     /// `force_dry_run` is set when the route's circuit breaker is open.
+    /// The run's `run-started` record, whose body `started` makes from the
+    /// claimed run, is written in the same transaction as the claim.
     pub fn claim(
         &self,
         id: &str,
         force_dry_run: Option<&str>,
+        started: impl FnOnce(&ClaimedRun) -> serde_json::Value,
     ) -> Result<Option<ClaimedRun>, StoreError> {
-        let row = self.with(|c| {
+        self.in_tx(|c| {
             let now = now_ms();
             let changed = c.execute(
                 "UPDATE runs SET status = 'running', owner = ?2, started_ms = ?3,
@@ -290,38 +300,29 @@ impl Store {
             if changed == 0 {
                 return Ok(None);
             }
-            c.query_row(
-                "SELECT plugin, route, alert, params, dry_run, approval, started_ms - created_ms
+            let claimed = c.query_row(
+                "SELECT plugin, route, alert, params, dry_run, approval, started_ms - created_ms,
+                        CASE WHEN approved_by IS NOT NULL THEN approval_plan END
                  FROM runs WHERE id = ?1",
                 [id],
                 |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, bool>(4)?,
-                        r.get::<_, bool>(5)?,
-                        r.get::<_, i64>(6)?,
-                    ))
+                    let approved: Option<String> = r.get(7)?;
+                    Ok(ClaimedRun {
+                        id: id.to_string(),
+                        plugin: r.get(0)?,
+                        route: r.get(1)?,
+                        alert: json_column(&r.get::<_, String>(2)?, 2)?,
+                        params: json_column(&r.get::<_, String>(3)?, 3)?,
+                        dry_run: r.get(4)?,
+                        approval: r.get(5)?,
+                        approved: approved.map(|plan| json_column(&plan, 7)).transpose()?,
+                        queued_for: Duration::from_millis(r.get::<_, i64>(6)?.max(0) as u64),
+                    })
                 },
-            )
-            .optional()
-        })?;
-        let Some((plugin, route, alert, params, dry_run, approval, waited)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(ClaimedRun {
-            id: id.to_string(),
-            plugin,
-            route,
-            alert: self.decode(id, "alert", &alert)?,
-            params: self.decode(id, "params", &params)?,
-            dry_run,
-            approval,
-            approved: self.approved_plan(id)?,
-            queued_for: Duration::from_millis(waited.max(0) as u64),
-        }))
+            )?;
+            super::audit::append(c, "run-started", Some(id), &started(&claimed))?;
+            Ok(Some(claimed))
+        })
     }
 
     /// Mark `running` runs whose process is gone as `interrupted`: they were
@@ -353,14 +354,19 @@ impl Store {
         Ok(interrupted)
     }
 
+    /// End a `running` run as `interrupted`, with its audit record.
     pub fn interrupt(&self, id: &str, reason: &str) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.in_tx(|c| {
+            let changed = c.execute(
                 "UPDATE runs SET status = 'interrupted', reason = ?2, finished_ms = ?3
                  WHERE id = ?1 AND status = 'running'",
                 params![id, reason, now_ms()],
-            )
-            .map(drop)
+            )?;
+            if changed == 0 {
+                return Ok(());
+            }
+            let body = serde_json::json!({ "status": "interrupted", "reason": reason });
+            super::audit::append(c, "finished", Some(id), &body)
         })
     }
 
@@ -466,14 +472,18 @@ fn admit_one(
 ) -> rusqlite::Result<Vec<Admission>> {
     let (alert, candidates) = match incoming {
         Incoming::Resolved { alert } => {
+            const WHY: &str = "the alert resolved before the run started";
             let cancelled = tx
                 .prepare_cached(
-                    "UPDATE runs SET status = 'cancelled', finished_ms = ?2,
-                            reason = 'the alert resolved before the run started'
+                    "UPDATE runs SET status = 'cancelled', finished_ms = ?2, reason = ?3
                      WHERE fingerprint = ?1 AND status = 'queued' RETURNING id",
                 )?
-                .query_map(params![alert.fingerprint, now_ms()], |r| r.get(0))?
+                .query_map(params![alert.fingerprint, now_ms(), WHY], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
+            for id in &cancelled {
+                let body = serde_json::json!({ "status": "cancelled", "reason": WHY });
+                super::audit::append(tx, "finished", Some(id), &body)?;
+            }
             *depth -= cancelled.len() as u64;
             return Ok(vec![Admission::Resolved { cancelled }]);
         }
@@ -657,17 +667,84 @@ mod tests {
             }
         );
         assert!(
-            store.claim("1", None).unwrap().is_none(),
+            store
+                .claim("1", None, |_| serde_json::json!({}))
+                .unwrap()
+                .is_none(),
             "a cancelled run never starts"
         );
 
         let b = alert("b", AlertStatus::Firing);
         store.admit(&[firing(&b, "4", Duration::ZERO)], 10).unwrap();
-        let claimed = store.claim("4", Some("breaker open")).unwrap().unwrap();
+        let claimed = store
+            .claim("4", Some("breaker open"), |_| serde_json::json!({}))
+            .unwrap()
+            .unwrap();
         assert!(claimed.dry_run);
         assert!(
-            store.claim("4", None).unwrap().is_none(),
+            store
+                .claim("4", None, |_| serde_json::json!({}))
+                .unwrap()
+                .is_none(),
             "claimed once only"
         );
+    }
+
+    /// The kind and body of run `id`'s newest audit record.
+    fn last_record(store: &Store, id: &str) -> (String, serde_json::Value) {
+        let records = store.audit_of_run(id).unwrap();
+        let last = records.last().expect("the run has audit records");
+        (last.kind.clone(), last.body.clone())
+    }
+
+    #[test]
+    fn every_change_of_a_run_is_audited_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (
+            alert("a", AlertStatus::Firing),
+            alert("b", AlertStatus::Firing),
+        );
+        store
+            .admit(
+                &[
+                    firing(&a, "1", Duration::ZERO),
+                    firing(&b, "2", Duration::ZERO),
+                ],
+                10,
+            )
+            .unwrap();
+        assert_eq!(last_record(&store, "1").0, "run-created");
+
+        // A resolved alert cancels its queued run, and says so in its trail.
+        let resolved = alert("a", AlertStatus::Resolved);
+        store
+            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+            .unwrap();
+        let (kind, body) = last_record(&store, "1");
+        assert_eq!(
+            (kind.as_str(), body["status"].as_str()),
+            ("finished", Some("cancelled"))
+        );
+
+        // The claim and its run-started record are one transaction.
+        let started = serde_json::json!({ "plugin": "p", "marker": 7 });
+        store
+            .claim("2", None, |_| started.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(last_record(&store, "2"), ("run-started".into(), started));
+
+        // Ending a run as interrupted writes its end.
+        store.interrupt("2", "remedy stopped").unwrap();
+        let (kind, body) = last_record(&store, "2");
+        assert_eq!(
+            (kind.as_str(), body["status"].as_str()),
+            ("finished", Some("interrupted"))
+        );
+        // Only a running run is interrupted, and only once.
+        store.interrupt("2", "again").unwrap();
+        assert_eq!(last_record(&store, "2").1["reason"], "remedy stopped");
+        assert!(store.verify_audit().unwrap().is_ok());
     }
 }
