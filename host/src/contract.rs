@@ -7,6 +7,10 @@ mod generated {
         path: "../wit",
         world: "plugin",
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        // Calls into a plugin are async so that its deadline can win over a
+        // host call that waits (WASI's poll); remedy's own imports stay
+        // synchronous and bound themselves.
+        exports: { default: async },
     });
 }
 

@@ -11,6 +11,7 @@ use crate::caps::nomad::{self, NomadAction};
 use crate::caps::{self, Connections, Grants, Refusal};
 use crate::contract::{Action, ActionResult, ActionStatus};
 use crate::store::{Store, StoreError};
+use crate::text::one_line;
 use std::time::Instant;
 
 pub struct Executor<'a> {
@@ -87,7 +88,7 @@ impl Executor<'_> {
                     caps::netns::delete(&host.netns, proc_root, delete, dry_run)
                 }
                 Action::ProcessSignal(signal) => {
-                    caps::proc::send_signal(proc_root, signal, dry_run)
+                    caps::proc::send_signal(proc_root, signal, &self.grants.proc_exes, dry_run)
                 }
                 Action::KmodLoad(load) => caps::kmod::load(&host.kmod, load, dry_run),
                 Action::NbdDisconnect(nbd) => caps::kmod::disconnect(&host.kmod, nbd, dry_run),
@@ -102,6 +103,7 @@ impl Executor<'_> {
             Ok(detail) => (ActionStatus::Done, detail),
             Err(Refusal::Stale(why)) => (ActionStatus::Stale, why),
             Err(Refusal::Failed(why)) => (ActionStatus::Failed, why),
+            Err(Refusal::Denied(why)) => (ActionStatus::Denied, why),
         }
     }
 
@@ -157,7 +159,16 @@ impl Executor<'_> {
         let (status, detail) = perform();
         self.store
             .record_result(id, status, &detail, started.elapsed())?;
-        tracing::info!(run = run_id, round, seq, kind = action.kind(), target = %action.target(), status = status.as_str(), %detail, "action");
+        tracing::info!(
+            run = run_id,
+            round,
+            seq,
+            kind = action.kind(),
+            target = %one_line(&action.target()),
+            status = status.as_str(),
+            detail = %one_line(&detail),
+            "action"
+        );
         Ok(ActionResult {
             round,
             action: action.clone(),

@@ -211,7 +211,12 @@ impl FsReader {
 
     fn read_bytes(&self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
         let (dir, rest) = self.resolve(&path)?;
-        let file = dir.open(&rest).map_err(|e| io_error(&path, e))?;
+        if rest.as_os_str().is_empty() {
+            return Err(ApiError::invalid(format!(
+                "{path} is a directory, not a regular file"
+            )));
+        }
+        let file = open_regular(dir, &rest, &path)?;
         let mut bytes = Vec::new();
         file.take(u64::from(max_bytes.min(MAX_READ_BYTES)))
             .read_to_end(&mut bytes)
@@ -221,15 +226,61 @@ impl FsReader {
 
     fn disk_usage(&self, path: String) -> Result<DiskUsage, ApiError> {
         let (dir, rest) = self.resolve(&path)?;
-        let opened;
-        let handle = if rest.as_os_str().is_empty() {
-            dir.as_fd()
+        if rest.as_os_str().is_empty() {
+            return statvfs_usage(dir.as_fd(), &path).map_err(|e| io_error(&path, e));
+        }
+        let meta = dir.metadata(&rest).map_err(|e| io_error(&path, e))?;
+        let file = if meta.is_dir() {
+            dir.open_dir(&rest)
+                .map_err(|e| io_error(&path, e))?
+                .into_std_file()
         } else {
-            opened = dir.open(&rest).map_err(|e| io_error(&path, e))?;
-            opened.as_fd()
+            open_regular(dir, &rest, &path)?.into_std()
         };
-        statvfs_usage(handle, &path).map_err(|e| io_error(&path, e))
+        statvfs_usage(file.as_fd(), &path).map_err(|e| io_error(&path, e))
     }
+}
+
+/// Open `rest` below `dir` for reading, only if it is a regular file.
+/// Opening a FIFO waits for a writer and opening a device acts on it, so
+/// neither is ever opened: the kind is checked first, the open does not
+/// wait, and the kind is checked again on what was opened, in case the name
+/// was pointed elsewhere in between.
+fn open_regular(dir: &Dir, rest: &Path, path: &str) -> Result<cap_std::fs::File, ApiError> {
+    regular_file(path, &dir.metadata(rest).map_err(|e| io_error(path, e))?)?;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let file = dir
+        .open_with(rest, &options)
+        .map_err(|e| io_error(path, e))?;
+    regular_file(path, &file.metadata().map_err(|e| io_error(path, e))?)?;
+    Ok(file)
+}
+
+/// Refuse anything but a regular file where a file's content is asked for.
+fn regular_file(path: &str, meta: &Metadata) -> Result<(), ApiError> {
+    use cap_std::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(ApiError::invalid(format!(
+        "{path} is {what}, not a regular file"
+    )))
 }
 
 fn statvfs_usage(handle: std::os::fd::BorrowedFd<'_>, path: &str) -> io::Result<DiskUsage> {
@@ -345,10 +396,15 @@ pub fn remove_file(
         }
         Ok(())
     };
-    unchanged(
-        &dir.symlink_metadata(name)
-            .map_err(|e| stale(format!("{path}: {e}")))?,
-    )?;
+    let seen = dir
+        .symlink_metadata(name)
+        .map_err(|e| stale(format!("{path}: {e}")))?;
+    unchanged(&seen)?;
+    // Two runs planning the same file (two alerts about one disk): the first
+    // to get here removes it, the other finds it stale. Claimed before the
+    // open, since each one's open would deny the other its lease.
+    let _claim = InFlight::claim(&seen)
+        .ok_or_else(|| stale(format!("{path} is being removed by another run right now")))?;
 
     let mut options = cap_std::fs::OpenOptions::new();
     options
@@ -360,7 +416,7 @@ pub fn remove_file(
         .map_err(|e| stale(format!("{path}: {e}")))?;
     let meta = file.metadata().map_err(|e| stale(format!("{path}: {e}")))?;
     unchanged(&meta)?;
-    let _lease = WriteLease::take(&file).map_err(|e| {
+    let lease = WriteLease::take(&file).map_err(|e| {
         if e.kind() == io::ErrorKind::WouldBlock {
             stale(format!(
                 "{path} is in use: another process has it open or mapped"
@@ -383,6 +439,12 @@ pub fn remove_file(
     if (at_name.dev(), at_name.ino()) != (meta.dev(), meta.ino()) {
         return Err(stale(format!("{path} was replaced while being removed")));
     }
+    // Someone opening the file breaks the lease (and waits for us): leave it.
+    if !lease.intact() {
+        return Err(stale(format!(
+            "{path} was opened by another process while being removed; left in place"
+        )));
+    }
     dir.remove_file(name)
         .map_err(|e| Refusal::Failed(format!("unlink {path}: {e}")))?;
     Ok(format!("freed {freed} bytes"))
@@ -395,26 +457,89 @@ struct WriteLease<'f> {
 
 impl<'f> WriteLease<'f> {
     fn take(file: &'f cap_std::fs::File) -> io::Result<Self> {
-        set_lease(file, libc::F_WRLCK)?;
+        quiet_lease_breaks();
+        fcntl_lease(file, libc::F_SETLEASE, libc::F_WRLCK)?;
         Ok(WriteLease { file })
+    }
+
+    /// Still a write lease: nobody has tried to open the file since it was
+    /// taken. During a break the kernel reports the type it is breaking to.
+    fn intact(&self) -> bool {
+        fcntl_lease(self.file, libc::F_GETLEASE, 0).is_ok_and(|kind| kind == libc::F_WRLCK)
     }
 }
 
 impl Drop for WriteLease<'_> {
     fn drop(&mut self) {
-        let _ = set_lease(self.file, libc::F_UNLCK);
+        let _ = fcntl_lease(self.file, libc::F_SETLEASE, libc::F_UNLCK);
     }
 }
 
-fn set_lease(file: &cap_std::fs::File, kind: libc::c_int) -> io::Result<()> {
+fn fcntl_lease(
+    file: &cap_std::fs::File,
+    command: libc::c_int,
+    kind: libc::c_int,
+) -> io::Result<libc::c_int> {
     use std::os::fd::AsRawFd;
-    // SAFETY: F_SETLEASE takes an int argument and touches no memory; the fd
-    // is open for as long as `file` is borrowed.
-    let result = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, kind) };
+    // SAFETY: F_SETLEASE and F_GETLEASE take an int argument and touch no
+    // memory; the fd is open for as long as `file` is borrowed.
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), command, kind) };
     if result == -1 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(())
+        Ok(result)
+    }
+}
+
+/// The kernel announces a lease break with SIGIO, whose default action ends
+/// the process: a backup agent opening a file remedy is removing would kill
+/// remedy. remedy learns of a break by asking for the lease
+/// ([`WriteLease::intact`]), so the signal only has to do nothing. A handler
+/// rather than SIG_IGN, so programs remedy runs start with the default; a
+/// handler the embedding program installed itself is left alone.
+fn quiet_lease_breaks() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn ignore(_: libc::c_int) {}
+    INSTALLED.call_once(|| {
+        // SAFETY: sigaction with zeroed, then filled, structs; the handler
+        // does nothing, so it is async-signal-safe.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGIO, std::ptr::null(), &mut current) != 0
+                || current.sa_sigaction != libc::SIG_DFL
+            {
+                return;
+            }
+            let mut quiet: libc::sigaction = std::mem::zeroed();
+            quiet.sa_sigaction = ignore as *const () as libc::sighandler_t;
+            quiet.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut quiet.sa_mask);
+            libc::sigaction(libc::SIGIO, &quiet, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Files (device, inode) some run of this process is removing right now.
+struct InFlight((u64, u64));
+
+static IN_FLIGHT: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+impl InFlight {
+    fn claim(meta: &Metadata) -> Option<InFlight> {
+        let file = (meta.dev(), meta.ino());
+        let mut taken = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        if taken.contains(&file) {
+            return None;
+        }
+        taken.push(file);
+        Some(InFlight(file))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut taken = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        taken.retain(|file| *file != self.0);
     }
 }
 

@@ -25,11 +25,17 @@ pub enum Refusal {
     Stale(String),
     #[error("{0}")]
     Failed(String),
+    /// The action would reach something its grant does not cover (a
+    /// process-group signal reaching an ungranted process, say).
+    #[error("{0}")]
+    Denied(String),
 }
 
 /// The outside services capabilities talk to, shared by every plugin
 /// instance and the executor; each connects on first use.
 pub struct Connections {
+    /// Runs Nomad and Docker requests and drives calls into plugins.
+    pub bridge: Arc<bridge::Bridge>,
     pub nomad: Arc<nomad::Nomad>,
     pub docker: Arc<docker::Docker>,
     /// Where this host keeps named network namespaces.
@@ -43,7 +49,8 @@ impl Connections {
         let bridge = Arc::new(bridge::Bridge::default());
         Connections {
             nomad: Arc::new(nomad::Nomad::new(nomad, bridge.clone())),
-            docker: Arc::new(docker::Docker::new(docker, bridge)),
+            docker: Arc::new(docker::Docker::new(docker, bridge.clone())),
+            bridge,
             netns: Default::default(),
             kmod: Default::default(),
         }
@@ -74,12 +81,15 @@ pub struct Denials {
 
 impl Denials {
     const KEPT: usize = 100;
+    /// Each line names what the plugin asked for, so it is cut to this.
+    const LINE_BYTES: usize = 1024;
 
     /// Pass `result` through, noting it when it is a denial.
     pub fn note<T>(&mut self, interface: &str, result: Result<T, ApiError>) -> Result<T, ApiError> {
         if let Err(ApiError::Denied(why)) = &result {
             if self.seen.len() < Self::KEPT {
-                self.seen.push(format!("{interface}: {why}"));
+                let line = format!("{interface}: {why}");
+                self.seen.push(log::truncate(&line, Self::LINE_BYTES));
             } else {
                 self.more += 1;
             }
@@ -142,6 +152,10 @@ pub struct Grants {
     /// Labels (`key` or `key=value`) a container must all carry to be seen or acted on.
     #[serde(default)]
     pub docker_labels: Vec<String>,
+    /// Files whose locks `proc.file-locks` may report (absolute paths); a
+    /// daemon's lock file tells whether it runs.
+    #[serde(default)]
+    pub proc_locks: Vec<std::path::PathBuf>,
     /// Signals `process-signal` may send (`TERM`, `KILL`, ...).
     #[serde(default)]
     pub proc_signals: Vec<String>,

@@ -29,14 +29,17 @@ const MAX_CMDLINE_BYTES: usize = 4096;
 pub struct ProcReader {
     root: PathBuf,
     granted: bool,
+    /// Lock files whose locks may be reported (`proc_locks`).
+    lock_files: Vec<PathBuf>,
     pub denials: super::Denials,
 }
 
 impl ProcReader {
-    pub fn new(root: impl Into<PathBuf>, granted: bool) -> Self {
+    pub fn new(root: impl Into<PathBuf>, granted: bool, lock_files: Vec<PathBuf>) -> Self {
         ProcReader {
             root: root.into(),
             granted,
+            lock_files,
             denials: super::Denials::default(),
         }
     }
@@ -72,6 +75,18 @@ impl crate::contract::proc::Host for ProcReader {
                 "{path:?} is not an absolute path"
             )));
         }
+        // Decided on the name alone, before the filesystem is asked anything,
+        // so the answer outside the grant says nothing of what exists there.
+        if !self
+            .lock_files
+            .iter()
+            .any(|granted| granted == Path::new(&path))
+        {
+            let refused = Err(ApiError::denied(format!(
+                "{path} is not granted; the operator adds it to proc_locks"
+            )));
+            return self.denials.note("proc.file-locks", refused);
+        }
         match file_locks(&self.root, Path::new(&path)) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 Err(ApiError::NotFound(format!("{path}: no such file")))
@@ -104,9 +119,7 @@ fn process(root: &Path, pid: u32) -> io::Result<Process> {
     let dir = root.join(pid.to_string());
     let (ppid, start_time) = parse_stat(&fs::read_to_string(dir.join("stat"))?)
         .ok_or_else(|| io::Error::other(format!("unreadable {}/stat", dir.display())))?;
-    let exe = fs::read_link(dir.join("exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let exe = super::procfs::exe(root, pid);
     let mut raw = fs::read(dir.join("cmdline")).unwrap_or_default();
     raw.truncate(MAX_CMDLINE_BYTES);
     let cmdline = raw
@@ -275,9 +288,7 @@ pub fn check_signal_grant(
             signal.signal
         ));
     }
-    // A binary replaced on disk shows as `PATH (deleted)`; the grant names PATH.
-    let exe = signal.exe.strip_suffix(" (deleted)").unwrap_or(&signal.exe);
-    if !exes.iter().any(|e| exe_matches(&e.to_string_lossy(), exe)) {
+    if !exe_granted(exes, &signal.exe) {
         return Err(format!(
             "executable {} is not granted (proc_exes = {exes:?})",
             signal.exe
@@ -324,27 +335,38 @@ fn segment_matches(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// Re-check that `pid` is still the process planned and, unless `dry_run`, signal it.
+/// One process a signal would reach, as it was when it was checked.
+#[derive(Clone, Debug, PartialEq)]
+struct Recipient {
+    pid: u32,
+    start_time: u64,
+    exe: String,
+}
+
+/// Re-check that `pid` is still the process planned and, unless `dry_run`,
+/// signal it. A group signal reaches every member of the process group, so
+/// every member must run a granted executable (`exes`), or nothing is sent.
+/// Each is signalled through a pidfd opened while it still had the start
+/// time it was checked with, so a pid reused meanwhile is never hit.
 pub fn send_signal(
     root: &Path,
     signal: &ProcessSignal,
+    exes: &[PathBuf],
     dry_run: bool,
 ) -> Result<String, super::Refusal> {
     use super::Refusal;
     let stale = Refusal::Stale;
     let pid = signal.pid;
-    let Some(started) = super::procfs::start_time(root, pid) else {
+    let Some(stat) = super::procfs::stat(root, pid) else {
         return Err(stale(format!("process {pid} has exited")));
     };
-    if started != signal.start_time {
+    if stat.start_time != signal.start_time {
         return Err(stale(format!(
-            "pid {pid} belongs to another process now (started at tick {started}, planned {})",
-            signal.start_time
+            "pid {pid} belongs to another process now (started at tick {}, planned {})",
+            stat.start_time, signal.start_time
         )));
     }
-    let exe = fs::read_link(root.join(pid.to_string()).join("exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let exe = super::procfs::exe(root, pid);
     if exe != signal.exe {
         return Err(stale(format!(
             "process {pid} runs {exe:?} now, not {}",
@@ -355,24 +377,97 @@ pub fn send_signal(
         .iter()
         .find(|(name, _)| *name == signal.signal)
         .ok_or_else(|| Refusal::Failed(format!("unknown signal {}", signal.signal)))?;
-    let target = rustix::process::Pid::from_raw(pid as i32)
-        .ok_or_else(|| Refusal::Failed(format!("invalid pid {pid}")))?;
-    let whom = if signal.process_group {
-        format!("the process group of {pid} ({exe})")
+    let named = Recipient {
+        pid,
+        start_time: stat.start_time,
+        exe: exe.clone(),
+    };
+    let (recipients, whom) = if signal.process_group {
+        let members = group_members(root, stat.pgrp).map_err(|e| {
+            Refusal::Failed(format!("cannot list process group {}: {e}", stat.pgrp))
+        })?;
+        if let Some(foreign) = members.iter().find(|m| !exe_granted(exes, &m.exe)) {
+            return Err(Refusal::Denied(format!(
+                "the process group of {pid} also holds pid {} ({}), which is not granted \
+                 (proc_exes); a group signal must be granted for every member, so nothing was sent",
+                foreign.pid,
+                if foreign.exe.is_empty() {
+                    "executable unknown"
+                } else {
+                    &foreign.exe
+                }
+            )));
+        }
+        let pids: Vec<String> = members.iter().map(|m| m.pid.to_string()).collect();
+        let whom = format!("the process group of {pid} (pids {})", pids.join(", "));
+        (members, whom)
     } else {
-        format!("{pid} ({exe})")
+        (vec![named], format!("{pid} ({exe})"))
     };
     if dry_run {
         return Ok(format!("would send SIG{} to {whom}", signal.signal));
     }
-    let sent = if signal.process_group {
-        rustix::process::getpgid(Some(target))
-            .and_then(|group| rustix::process::kill_process_group(group, *number))
-    } else {
-        rustix::process::kill_process(target, *number)
-    };
-    sent.map_err(|e| Refusal::Failed(format!("kill {pid}: {e}")))?;
+    let mut sent = 0;
+    for recipient in &recipients {
+        if deliver(root, recipient, *number)? {
+            sent += 1;
+        }
+    }
+    if sent == 0 {
+        return Err(stale(format!("{whom} exited before the signal")));
+    }
     Ok(format!("sent SIG{} to {whom}", signal.signal))
+}
+
+fn exe_granted(exes: &[PathBuf], exe: &str) -> bool {
+    // A binary replaced on disk shows as `PATH (deleted)`; the grant names PATH.
+    let exe = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+    !exe.is_empty() && exes.iter().any(|e| exe_matches(&e.to_string_lossy(), exe))
+}
+
+/// The live members of process group `pgrp`; zombies have exited already.
+fn group_members(root: &Path, pgrp: u32) -> io::Result<Vec<Recipient>> {
+    let mut members = Vec::new();
+    for pid in pids(root)? {
+        let Some(stat) = super::procfs::stat(root, pid) else {
+            continue; // gone while we looked
+        };
+        if stat.pgrp == pgrp && stat.state != 'Z' {
+            members.push(Recipient {
+                pid,
+                start_time: stat.start_time,
+                exe: super::procfs::exe(root, pid),
+            });
+        }
+    }
+    Ok(members)
+}
+
+/// Signal `recipient` if it is still the process that was checked; `false`
+/// when it has exited (or its pid went to another process) since.
+fn deliver(
+    root: &Path,
+    recipient: &Recipient,
+    signal: rustix::process::Signal,
+) -> Result<bool, super::Refusal> {
+    use rustix::process::{Pid, PidfdFlags, pidfd_open, pidfd_send_signal};
+    let pid = recipient.pid;
+    let target = Pid::from_raw(pid as i32)
+        .ok_or_else(|| super::Refusal::Failed(format!("invalid pid {pid}")))?;
+    let pidfd = match pidfd_open(target, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(false),
+        Err(e) => return Err(super::Refusal::Failed(format!("pidfd_open {pid}: {e}"))),
+    };
+    // The pidfd names whatever process has the pid now: check it is still ours.
+    if super::procfs::start_time(root, pid) != Some(recipient.start_time) {
+        return Ok(false);
+    }
+    match pidfd_send_signal(&pidfd, signal) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::SRCH) => Ok(false),
+        Err(e) => Err(super::Refusal::Failed(format!("signal {pid}: {e}"))),
+    }
 }
 
 #[cfg(test)]
@@ -432,9 +527,11 @@ mod tests {
     #[test]
     fn file_locks_need_the_grant_and_an_absolute_path() {
         use crate::contract::proc::Host;
-        let denied = ProcReader::new(PROC_ROOT, false).file_locks("/etc/hostname".into());
+        let granted = vec![PathBuf::from("/nonexistent/remedy.lock")];
+        let denied = ProcReader::new(PROC_ROOT, false, granted.clone())
+            .file_locks("/nonexistent/remedy.lock".into());
         assert!(matches!(denied, Err(ApiError::Denied(_))), "{denied:?}");
-        let mut reader = ProcReader::new(PROC_ROOT, true);
+        let mut reader = ProcReader::new(PROC_ROOT, true, granted);
         let relative = reader.file_locks("orchestrator.lock".into());
         assert!(
             matches!(relative, Err(ApiError::Invalid(_))),
@@ -442,6 +539,26 @@ mod tests {
         );
         let missing = reader.file_locks("/nonexistent/remedy.lock".into());
         assert!(matches!(missing, Err(ApiError::NotFound(_))), "{missing:?}");
+    }
+
+    #[test]
+    fn file_locks_outside_the_grant_say_nothing_of_the_file() {
+        use crate::contract::proc::Host;
+        let mut reader = ProcReader::new(PROC_ROOT, true, vec![PathBuf::from("/run/x.lock")]);
+        let answer = |reader: &mut ProcReader, path: &str| match reader.file_locks(path.into()) {
+            Err(ApiError::Denied(why)) => why.replace(path, "PATH"),
+            other => panic!("{path}: {other:?}"),
+        };
+        let existing = answer(&mut reader, "/etc/hostname");
+        let missing = answer(&mut reader, "/nonexistent/remedy.lock");
+        let locked_dir = answer(&mut reader, "/proc/self/exe");
+        assert_eq!(existing, missing);
+        assert_eq!(existing, locked_dir);
+        assert_eq!(
+            reader.denials.into_lines().len(),
+            3,
+            "each refusal is recorded"
+        );
     }
 
     #[test]

@@ -23,19 +23,53 @@ pub fn vanished(error: &io::Error) -> bool {
         || error.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
 }
 
-/// `(ppid, starttime)` from `/proc/PID/stat`. The command name may hold spaces
-/// and parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+/// The fields of `/proc/PID/stat` remedy uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stat {
+    /// `R`, `S`, `Z`, ...
+    pub state: char,
+    pub ppid: u32,
+    /// The process group.
+    pub pgrp: u32,
+    /// Clock ticks after boot: with the pid it names one process.
+    pub start_time: u64,
+}
+
+/// Parse `/proc/PID/stat`. The command name may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub fn parse_stat_fields(stat: &str) -> Option<Stat> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); ppid is field 4, starttime field 22.
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    // fields[0] is field 3 (state); ppid is field 4, pgrp 5, starttime 22.
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// `(ppid, starttime)` from `/proc/PID/stat`.
+pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    parse_stat_fields(stat).map(|s| (s.ppid, s.start_time))
+}
+
+/// `/proc/PID/stat` of `pid`, while it exists.
+pub fn stat(root: &Path, pid: u32) -> Option<Stat> {
+    parse_stat_fields(&fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?)
 }
 
 /// The kernel start time of `pid`, which with the pid names one process.
 pub fn start_time(root: &Path, pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?;
-    parse_stat(&stat).map(|(_, start)| start)
+    stat(root, pid).map(|s| s.start_time)
+}
+
+/// The target of `/proc/PID/exe`; empty when it cannot be read (a kernel
+/// thread, a zombie, another user's process).
+pub fn exe(root: &Path, pid: u32) -> String {
+    fs::read_link(root.join(pid.to_string()).join("exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The inode in a namespace link such as `net:[4026531840]`.

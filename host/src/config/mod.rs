@@ -429,6 +429,7 @@ fn validate_plugin(
         ("fs_read", &raw.grants.fs_read),
         ("fs_remove", &raw.grants.fs_remove),
         ("proc_exes", &raw.grants.proc_exes),
+        ("proc_locks", &raw.grants.proc_locks),
     ] {
         for root in roots {
             if !is_clean_absolute(root) {

@@ -67,7 +67,11 @@ impl RunContext {
             limiter: MemoryLimiter::new(limits.memory),
             stderr,
             fs: FsReader::new(&grants.fs_read),
-            proc: ProcReader::new(PROC_ROOT, grants.proc.contains(&ProcRight::Read)),
+            proc: ProcReader::new(
+                PROC_ROOT,
+                grants.proc.contains(&ProcRight::Read),
+                grants.proc_locks.clone(),
+            ),
             nomad: NomadReader::new(connections.nomad.clone(), grants.nomad_grant()),
             docker: DockerReader::new(connections.docker.clone(), grants.docker_grant()),
             netns: NetnsReader::new(connections.netns.dir(), PROC_ROOT, grants.netns_grant()),
@@ -118,7 +122,9 @@ impl HasData for Log {
 /// Every interface a plugin may import. Whether a plugin may use one is
 /// decided per plugin when it is loaded, and again by its grants on each call.
 pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    // Async, so that a plugin waiting in WASI (a sleep, a poll) is a pending
+    // future its deadline can drop, not a blocked thread.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     crate::contract::fs::add_to_linker::<_, Fs>(linker, |c| &mut c.fs)?;
     crate::contract::proc::add_to_linker::<_, Proc>(linker, |c| &mut c.proc)?;
     crate::contract::nomad::add_to_linker::<_, Nomad>(linker, |c| &mut c.nomad)?;

@@ -13,11 +13,26 @@ pub const MAX_PLUGIN_MEMORY: usize = 1 << 30;
 /// How many plugin instances may exist at once with the pooling allocator.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 64;
 
+// Everything a plugin hands the host is bounded here, in one place. WIT
+// types are not recursive, so the contract itself bounds nesting.
+
+/// Actions in one plan.
 pub const MAX_PLAN_ACTIONS: usize = 10_000;
+/// Checks in one plan.
 pub const MAX_PLAN_CHECKS: usize = 1_000;
+/// Any one string in an answer: a summary, a path, a reason, an error message.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// Any other list in an answer (an action's parameters, say).
+pub const MAX_LIST_ITEMS: usize = 1_000;
+/// All the text of one answer together, the memo aside.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 /// Room for one scan of every possible namespace slot, say, between two rounds.
 pub const MAX_MEMO_BYTES: usize = 1 << 20;
+/// The plugin's own name in `describe()`.
+pub const MAX_PLUGIN_NAME_BYTES: usize = 64;
+/// Params and action kinds one plugin may declare.
+pub const MAX_PARAMS: usize = 256;
+pub const MAX_ACTION_KINDS: usize = 64;
 
 /// Per-plugin bounds, from the operator's config.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -132,10 +147,6 @@ impl Drop for EpochTicker {
     }
 }
 
-fn check_text(what: &str, text: &str) -> Result<(), String> {
-    check_size(what, text, MAX_TEXT_BYTES)
-}
-
 fn check_size(what: &str, text: &str, limit: usize) -> Result<(), String> {
     if text.len() > limit {
         return Err(format!(
@@ -146,7 +157,81 @@ fn check_size(what: &str, text: &str, limit: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuse plans too large to show, store or execute sensibly.
+fn check_count(what: &str, count: usize, limit: usize) -> Result<(), String> {
+    if count > limit {
+        return Err(format!(
+            "{what} has {count} items; remedy accepts at most {limit}"
+        ));
+    }
+    Ok(())
+}
+
+/// Every string and list in `answer` (as its JSON form) within the bounds
+/// above; `what` names it in the refusal, which names the field too.
+fn check_answer(what: &str, answer: &impl serde::Serialize) -> Result<(), String> {
+    let value =
+        serde_json::to_value(answer).map_err(|e| format!("{what} cannot be represented: {e}"))?;
+    let mut total = 0;
+    walk(&value, &mut what.to_string(), &mut total)?;
+    if total > MAX_ANSWER_BYTES {
+        return Err(format!(
+            "{what} holds {total} bytes of text; remedy accepts at most {MAX_ANSWER_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+fn walk(value: &serde_json::Value, at: &mut String, total: &mut usize) -> Result<(), String> {
+    use serde_json::Value;
+    let mark = at.len();
+    match value {
+        Value::String(text) => {
+            *total += text.len();
+            check_size(at, text, MAX_TEXT_BYTES)?;
+        }
+        Value::Array(items) => {
+            check_count(at, items.len(), MAX_PLAN_ACTIONS.max(MAX_LIST_ITEMS))?;
+            for (n, item) in items.iter().enumerate() {
+                at.push_str(&format!("[{n}]"));
+                walk(item, at, total)?;
+                at.truncate(mark);
+            }
+        }
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                *total += key.len();
+                at.push('.');
+                at.push_str(&kebab(key));
+                walk(field, at, total)?;
+                at.truncate(mark);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+    Ok(())
+}
+
+/// A field or variant name as the contract spells it: `RemovePath` and
+/// `mtime_ns` become `remove-path` and `mtime-ns`.
+fn kebab(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '_' {
+            out.push('-');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Refuse plans too large to show, store or execute sensibly. The memo is
+/// bounded on its own: it is the one field meant to carry a whole scan.
 pub fn validate_plan(plan: &Plan) -> Result<(), String> {
     if plan.actions.len() > MAX_PLAN_ACTIONS {
         return Err(format!(
@@ -160,32 +245,61 @@ pub fn validate_plan(plan: &Plan) -> Result<(), String> {
             plan.checks.len()
         ));
     }
-    check_text("the plan summary", &plan.summary)?;
-    if let Some(why) = &plan.escalate {
-        check_text("the escalation reason", why)?;
-    }
     if let Some(memo) = &plan.memo {
         check_size("the memo", memo, MAX_MEMO_BYTES)?;
     }
-    for check in &plan.checks {
-        check_text("a check name", &check.name)?;
-        check_text("a check detail", &check.detail)?;
+    for (n, action) in plan.actions.iter().enumerate() {
+        check_count(
+            &format!("plan.actions[{n}] ({})", action.kind()),
+            action_list_items(action),
+            MAX_LIST_ITEMS,
+        )?;
     }
-    for action in &plan.actions {
-        check_text("an action target", &action.target())?;
-        check_text("an action reason", action.reason())?;
+    check_answer("plan", &PlanWithoutMemo(plan))
+}
+
+/// The items of the one list an action may carry.
+fn action_list_items(action: &crate::contract::Action) -> usize {
+    match action {
+        crate::contract::Action::KmodLoad(load) => load.parameters.len(),
+        _ => 0,
     }
-    Ok(())
+}
+
+/// A plan as it is checked: every field but the memo.
+struct PlanWithoutMemo<'a>(&'a Plan);
+
+impl serde::Serialize for PlanWithoutMemo<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let plan = self.0;
+        let mut out = serializer.serialize_struct("plan", 5)?;
+        out.serialize_field("summary", &plan.summary)?;
+        out.serialize_field("checks", &plan.checks)?;
+        out.serialize_field("actions", &plan.actions)?;
+        out.serialize_field("escalate", &plan.escalate)?;
+        out.serialize_field("recheck_after_secs", &plan.recheck_after_secs)?;
+        out.end()
+    }
+}
+
+/// Refuse an error whose message is too long to record.
+pub fn validate_error(error: &crate::contract::ApiError) -> Result<(), String> {
+    check_answer("the error", error)
 }
 
 pub fn validate_info(info: &PluginInfo) -> Result<(), String> {
-    if info.name.is_empty() || info.name.len() > 64 {
-        return Err("describe() must name the plugin in 1 to 64 bytes".into());
+    if info.name.is_empty() || info.name.len() > MAX_PLUGIN_NAME_BYTES {
+        return Err(format!(
+            "describe() must name the plugin in 1 to {MAX_PLUGIN_NAME_BYTES} bytes"
+        ));
     }
-    check_text("the description", &info.description)?;
-    if info.params.len() > 256 || info.action_kinds.len() > 64 {
-        return Err("describe() declares too many params or action kinds".into());
-    }
+    check_count("describe().params", info.params.len(), MAX_PARAMS)?;
+    check_count(
+        "describe().action-kinds",
+        info.action_kinds.len(),
+        MAX_ACTION_KINDS,
+    )?;
     if let Some(unknown) = info
         .action_kinds
         .iter()
@@ -196,11 +310,7 @@ pub fn validate_info(info: &PluginInfo) -> Result<(), String> {
             crate::contract::Action::KINDS.join(", ")
         ));
     }
-    for param in &info.params {
-        check_text("a param", &param.name)?;
-        check_text("a param description", &param.description)?;
-    }
-    Ok(())
+    check_answer("describe()", info)
 }
 
 #[cfg(test)]

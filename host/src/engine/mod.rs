@@ -221,7 +221,9 @@ impl PluginEngine {
             pre,
         };
         let described = self
-            .call(&loaded, |bindings, store| bindings.call_describe(store))
+            .call(&loaded, async |bindings, store| {
+                bindings.call_describe(store).await
+            })
             .result
             .and_then(|info| {
                 limits::validate_info(&info)
@@ -242,14 +244,17 @@ impl PluginEngine {
             logs,
             instantiate,
             call,
-        } = self.call(plugin, |bindings, store| {
-            bindings.call_plan(store, incident)
+        } = self.call(plugin, async |bindings, store| {
+            bindings.call_plan(store, incident).await
         });
         let result = match result {
             Ok(Ok(plan)) => limits::validate_plan(&plan)
                 .map(|()| plan)
                 .map_err(Failure::Invalid),
-            Ok(Err(error)) => Err(Failure::Plugin(error)),
+            Ok(Err(error)) => match limits::validate_error(&error) {
+                Ok(()) => Err(Failure::Plugin(error)),
+                Err(why) => Err(Failure::Invalid(why)),
+            },
             Err(failure) => Err(failure),
         };
         Call {
@@ -260,10 +265,14 @@ impl PluginEngine {
         }
     }
 
+    /// Instantiate `plugin` and make one call into it, bounded by its limits.
+    /// The deadline is wall-clock over the whole call, host calls included:
+    /// a plugin waiting in WASI is dropped when it passes, wasm code is
+    /// interrupted by the epoch, and remedy's own host calls end by it.
     fn call<T>(
         &self,
         plugin: &LoadedPlugin,
-        work: impl FnOnce(&PluginBindings, &mut Store<RunContext>) -> wasmtime::Result<T>,
+        work: impl AsyncFnOnce(&PluginBindings, &mut Store<RunContext>) -> wasmtime::Result<T>,
     ) -> Call<T> {
         let mut store = Store::new(
             &self.engine,
@@ -274,12 +283,29 @@ impl PluginEngine {
         store.epoch_deadline_trap();
 
         let started = Instant::now();
-        let instance = plugin.pre.instantiate(&mut store);
-        let instantiate = started.elapsed();
-        let result = instance.and_then(|bindings| work(&bindings, &mut store));
+        let deadline = started + plugin.limits.timeout;
+        let mut instantiate = None;
+        let driven = self.connections.bridge.drive_until(deadline, async {
+            let bindings = plugin.pre.instantiate_async(&mut store).await;
+            instantiate = Some(started.elapsed());
+            work(&bindings?, &mut store).await
+        });
+        let instantiate = instantiate.unwrap_or_else(|| started.elapsed());
         let call = started.elapsed() - instantiate;
 
-        let result = result.map_err(|error| classify(error, store.data(), &plugin.limits));
+        let result = match driven {
+            // An answer that comes after the deadline is as late as none.
+            Ok(Some(_)) | Ok(None) if Instant::now() > deadline + limits::EPOCH_TICK => {
+                Err(Failure::TimedOut(plugin.limits.timeout))
+            }
+            Ok(None) => Err(Failure::TimedOut(plugin.limits.timeout)),
+            Ok(Some(result)) => {
+                result.map_err(|error| classify(error, store.data(), &plugin.limits))
+            }
+            Err(why) => Err(Failure::Trapped(format!(
+                "remedy could not run the plugin: {why}"
+            ))),
+        };
         let context = store.into_data();
         let stderr = context.stderr.contents();
         let mut logs = context.finish_log();
@@ -352,6 +378,8 @@ fn config(pooling: bool) -> Config {
             .total_core_instances(instances * 8)
             .total_memories(instances * 2)
             .total_tables(instances * 8)
+            // Async calls run on a fiber stack each.
+            .total_stacks(instances)
             .max_memory_size(MAX_PLUGIN_MEMORY);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

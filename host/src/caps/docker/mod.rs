@@ -216,7 +216,8 @@ impl Docker {
                 .map_err(|_| BollardError::RequestTimeoutError)?
         });
         match result {
-            Ok(inner) => inner.map_err(|e| self.describe_failure(e)),
+            Ok(Ok(inner)) => inner.map_err(|e| self.describe_failure(e)),
+            Ok(Err(past)) => Err(self.error(past.to_string(), None)),
             Err(why) => Err(self.error(why, None)),
         }
     }
@@ -471,7 +472,21 @@ pub fn check_grant(
     grant: &DockerGrant,
 ) -> Result<(), String> {
     match action {
-        DockerAction::Prune(_) => grant.check_right(DockerRight::Prune, "prune"),
+        DockerAction::Prune(prune) => {
+            grant.check_right(DockerRight::Prune, "prune")?;
+            // Images and build cache belong to no container, so a label
+            // selector cannot scope them: their prune reaches the whole engine.
+            let host_wide = prune.target != DockerPruneTarget::StoppedContainers;
+            if host_wide && !grant.labels.is_empty() {
+                return Err(format!(
+                    "a prune of {} reaches the whole engine, but this grant is limited to \
+                     containers labelled {:?} (docker_labels); grant it without docker_labels",
+                    prune_target_name(prune.target),
+                    grant.labels
+                ));
+            }
+            Ok(())
+        }
         DockerAction::Restart(restart) => {
             grant.check_right(DockerRight::Restart, "restart")?;
             match container_labels(docker, &restart.id) {
@@ -547,12 +562,7 @@ fn prune_now(
     let candidates = docker
         .prune_candidates(grant, prune.target, prune.older_than_secs)
         .map_err(failed)?;
-    let what = match prune.target {
-        DockerPruneTarget::StoppedContainers => "stopped containers",
-        DockerPruneTarget::DanglingImages => "dangling images",
-        DockerPruneTarget::UnusedImages => "unused images",
-        DockerPruneTarget::BuildCache => "build cache",
-    };
+    let what = prune_target_name(prune.target);
     if prune.target == DockerPruneTarget::BuildCache {
         if dry_run {
             return Ok(format!(
@@ -628,6 +638,16 @@ fn prune_now(
     }
 }
 
+/// What a prune target removes, in words.
+fn prune_target_name(target: DockerPruneTarget) -> &'static str {
+    match target {
+        DockerPruneTarget::StoppedContainers => "stopped containers",
+        DockerPruneTarget::DanglingImages => "dangling images",
+        DockerPruneTarget::UnusedImages => "unused images",
+        DockerPruneTarget::BuildCache => "build cache",
+    }
+}
+
 fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
@@ -663,6 +683,38 @@ mod tests {
         assert!(!grant.selects(&labels(&[("remedy.managed", "true")])));
         assert!(!grant.selects(&labels(&[("remedy.managed", "yes"), ("team", "x")])));
         assert!(DockerGrant::default().selects(&labels(&[])));
+    }
+
+    #[test]
+    fn a_label_scoped_grant_prunes_only_containers() {
+        let docker = Docker::new(DockerSettings::default(), Default::default());
+        let prune = |target| DockerPrune {
+            target,
+            older_than_secs: 0,
+            reason: String::new(),
+        };
+        let scoped = DockerGrant {
+            rights: vec![DockerRight::Read, DockerRight::Prune],
+            labels: vec!["remedy.managed=true".into()],
+        };
+        let whole = DockerGrant {
+            labels: Vec::new(),
+            ..scoped.clone()
+        };
+        let check = |grant: &DockerGrant, target| {
+            let action = prune(target);
+            check_grant(&docker, &DockerAction::Prune(&action), grant)
+        };
+        assert!(check(&scoped, DockerPruneTarget::StoppedContainers).is_ok());
+        for host_wide in [
+            DockerPruneTarget::DanglingImages,
+            DockerPruneTarget::UnusedImages,
+            DockerPruneTarget::BuildCache,
+        ] {
+            let refused = check(&scoped, host_wide).unwrap_err();
+            assert!(refused.contains("reaches the whole engine"), "{refused}");
+            assert!(check(&whole, host_wide).is_ok());
+        }
     }
 
     #[test]

@@ -145,9 +145,11 @@ impl Nomad {
         F: Future<Output = Result<T, NomadError>>,
     {
         let client = self.client()?;
-        self.bridge
-            .block_on(exchange(client))
-            .map_err(NomadError::Setup)?
+        match self.bridge.block_on(exchange(client)) {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(past)) => Err(NomadError::Setup(past.to_string())),
+            Err(why) => Err(NomadError::Setup(why)),
+        }
     }
 
     fn get<T: serde::de::DeserializeOwned>(
