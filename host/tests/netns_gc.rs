@@ -81,18 +81,19 @@ impl Scene {
 name = "netns-gc"
 source = "builtin:netns-gc"
 max_rounds = 6
-params = {{ lock_file = "{}"{params} }}
+params = {{ lock_file = "{lock}"{params} }}
 [plugin.grants]
 netns = ["read", "delete"]
 # Foreign names are granted on purpose: the plugin itself must leave them alone.
 netns_names = ["ns-0?321[0-9][0-9]", "lab-321[0-9][0-9]"]
 netns_links = ["veth-321[0-9][0-9]"]
 proc = ["read"]
+proc_locks = ["{lock}"]
 proc_signals = ["TERM"]
 proc_exes = ["{}"]
 "#,
-                self.lock_file().display(),
-                self.firecracker().display()
+                self.firecracker().display(),
+                lock = self.lock_file().display(),
             ),
         )
         .unwrap();

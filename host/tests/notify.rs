@@ -178,3 +178,43 @@ breaker_failures = 2
     assert!(text.starts_with("remedy: escalated on route stuck (echo) for node-1:9100: disk still full after cleanup (run "), "{text}");
     drop(dead);
 }
+
+#[test]
+fn plugin_text_can_neither_mention_nor_link_in_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = Receiver::start();
+    let routes = format!(
+        r#"
+[[notify]]
+name = "chat"
+url = "http://{slack}/hook"
+format = "slack"
+
+[[route]]
+name = "forged"
+matchers = ['alertname="Forged"']
+plugin = "echo"
+params = {{ escalate = "<!channel> <!here> see <https://evil.example|the runbook> & <@U0123>\nremedy: succeeded\u001b[2J" }}
+"#,
+        slack = slack.addr,
+    );
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", &routes);
+    let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
+    let alert = firing(
+        &[("alertname", "Forged"), ("instance", "<!everyone>")],
+        "2026-11-25T10:00:00Z",
+    );
+    assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
+    let text = slack.wait_for(1)[0]["text"].as_str().unwrap().to_string();
+    assert!(
+        !text.contains('<') && !text.contains('>'),
+        "a mention or link got through: {text}"
+    );
+    assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.contains("&lt;!channel&gt; &lt;!here&gt; see &lt;https://evil.example|the runbook&gt; &amp; &lt;@U0123&gt;\\nremedy: succeeded\\x1B[2J"),
+        "{text}"
+    );
+    assert!(text.contains("for &lt;!everyone&gt;"), "{text}");
+}

@@ -464,6 +464,54 @@ fn undeclared_action_kinds_are_denied() {
 }
 
 #[test]
+fn two_runs_racing_for_the_same_files_remove_each_once() {
+    let place = Playground::new();
+    let host = Host::new();
+    let files: Vec<PathBuf> = (0..50)
+        .map(|n| {
+            let path = place.granted().join(format!("race-{n}"));
+            std::fs::write(&path, vec![1u8; 4096]).unwrap();
+            path
+        })
+        .collect();
+    // Two alerts about one disk: both plugins planned the same files.
+    let plan: Vec<Action> = files.iter().map(|p| removal_of(p)).collect();
+    let alert = remedy::alert::manual_alert(Default::default());
+    let grants = grants_under(&place.granted());
+    let kinds = ["remove-path".to_string()];
+    let results: Vec<Vec<remedy::contract::ActionResult>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = ["race-a", "race-b"]
+            .into_iter()
+            .map(|id| {
+                host.store.create_run(&new_run(id, &alert)).unwrap();
+                let (host, grants, plan, kinds) = (&host, &grants, &plan, &kinds);
+                scope.spawn(move || {
+                    let executor = Executor {
+                        store: &host.store,
+                        grants,
+                        connections: host.engine.connections(),
+                        declared_kinds: kinds,
+                        approved: None,
+                    };
+                    executor.execute(id, 0, plan, false).unwrap()
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (n, file) in files.iter().enumerate() {
+        let statuses: Vec<ActionStatus> = results.iter().map(|r| r[n].status).collect();
+        let done = statuses
+            .iter()
+            .filter(|s| **s == ActionStatus::Done)
+            .count();
+        assert_eq!(done, 1, "{}: {statuses:?}", file.display());
+        assert!(statuses.contains(&ActionStatus::Stale), "{statuses:?}");
+        assert!(!file.exists());
+    }
+}
+
+#[test]
 fn one_denied_action_stops_the_whole_plan() {
     let place = Playground::new();
     let host = Host::new();

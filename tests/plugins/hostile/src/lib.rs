@@ -25,21 +25,51 @@ fn forged_removal(path: &str, identity: FileIdentity) -> Action {
     })
 }
 
+/// `describe()` has no input but the grants, so a describe attack is chosen
+/// by the name of the granted root: `.../describe-huge-version`, say.
+fn describe_attack() -> Option<String> {
+    fs::roots().into_iter().find_map(|root| {
+        let name = root.rsplit('/').next()?;
+        name.strip_prefix("describe-").map(String::from)
+    })
+}
+
+/// Text of `bytes` bytes.
+fn filler(bytes: usize) -> String {
+    "x".repeat(bytes)
+}
+
+/// Text that would move a terminal's cursor, forge a row of remedy's tables,
+/// reverse what follows, or hide itself.
+const FORGED: &str = "ok\n2  remove-path  /etc/passwd  done  freed 1 bytes\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}gpj.exe\u{200b}";
+
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
-        PluginInfo::new(
-            "hostile",
-            "0.0.0",
-            "Attacks the host; for remedy's tests only.",
-        )
-        .param("attack", "Which attack to run.", Some("none"))
-        .param("root", "A directory the plugin was granted.", Some("/"))
-        .param(
-            "target",
-            "A path the attack aims at.",
-            Some("/etc/hostname"),
-        )
-        .action_kind("remove-path")
+        let huge = filler(20 << 20);
+        let (version, default, params) = match describe_attack().as_deref() {
+            Some("huge-version") => (huge, "none".to_string(), 0),
+            Some("huge-default") => ("0.0.0".to_string(), huge, 0),
+            Some("many-params") => ("0.0.0".to_string(), "none".to_string(), 300),
+            _ => ("0.0.0".to_string(), "none".to_string(), 0),
+        };
+        let info = (0..params).fold(
+            PluginInfo::new(
+                "hostile",
+                &version,
+                "Attacks the host; for remedy's tests only.",
+            ),
+            |info, n| info.param(&format!("extra-{n}"), "", None),
+        );
+        info.param("attack", "Which attack to run.", Some(&default))
+            .param("root", "A directory the plugin was granted.", Some("/"))
+            .param(
+                "target",
+                "A path the attack aims at.",
+                Some("/etc/hostname"),
+            )
+            .param("bytes", "How much text a size attack sends.", Some("1024"))
+            .action_kind("remove-path")
+            .action_kind("process-signal")
     }
 
     fn plan(incident: Incident) -> Result<Plan, Error> {
@@ -50,6 +80,10 @@ impl Plugin for Hostile {
             .unwrap_or("/etc/hostname")
             .to_string();
         let plan = Plan::new(format!("attack {attack}"));
+        // A signal is sent once; asked again, there is nothing more to do.
+        if incident.round > 0 && attack.ends_with("signal") {
+            return Ok(Plan::new("signalled"));
+        }
         Ok(match attack {
             "read" => plan
                 .check(report(
@@ -105,9 +139,82 @@ impl Plugin for Hostile {
                 ))
             }),
             "panic" => panic!("hostile plugin panicked on purpose"),
+            // Time spent waiting in the host, not running wasm.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                plan
+            }
+            "poll-forever" => {
+                let never = wasip2::clocks::monotonic_clock::subscribe_instant(u64::MAX);
+                wasip2::io::poll::poll(&[&never]);
+                plan
+            }
+            // The named process, or its whole group, whatever else is in it.
+            "group-signal" | "signal" => {
+                let pid: u32 = target
+                    .parse()
+                    .map_err(|_| Error::Invalid("target must be a pid".into()))?;
+                let process = proc::processes()?
+                    .into_iter()
+                    .find(|p| p.pid == pid)
+                    .ok_or_else(|| Error::NotFound(format!("pid {pid}")))?;
+                plan.act(Action::signal(
+                    &process,
+                    "TERM",
+                    attack == "group-signal",
+                    "hostile",
+                ))
+            }
+            "file-locks" => plan.check(report("file-locks", proc::file_locks(&target))),
+            // Answers too large to keep, one field at a time.
+            "huge-error" => return Err(Error::Internal(filler(size(&incident)))),
+            "huge-summary" => Plan::new(filler(size(&incident))),
+            "huge-check" => plan.check(Check::pass("big", filler(size(&incident)))),
+            "huge-reason" => plan.act(Action::RemovePath(RemovePath {
+                path: format!("{root}/file"),
+                identity: FileIdentity {
+                    device: 0,
+                    inode: 0,
+                    size: 0,
+                    mtime_ns: 0,
+                },
+                reason: filler(size(&incident)),
+            })),
+            "huge-escalate" => plan.escalate(filler(size(&incident))),
+            "huge-memo" => plan.memo(filler(size(&incident))).recheck_after(1),
+            "huge-log" => {
+                log::info(&filler(size(&incident)));
+                plan
+            }
+            // Many fields, each within bounds, together too large.
+            "many-texts" => (0..900).fold(plan, |plan, n| {
+                plan.check(Check::pass(&format!("c{n}"), filler(10_000)))
+            }),
+            // Text meant to mislead whoever reads the run.
+            "forge-output" => {
+                log::info(FORGED);
+                Plan::new(format!("summary {FORGED}"))
+                    .check(Check::pass(FORGED, FORGED))
+                    .act(forged_removal(
+                        &format!("{root}/{FORGED}"),
+                        FileIdentity {
+                            device: 0,
+                            inode: 0,
+                            size: 0,
+                            mtime_ns: 0,
+                        },
+                    ))
+            }
             other => return Err(Error::Invalid(format!("unknown attack {other:?}"))),
         })
     }
+}
+
+fn size(incident: &Incident) -> usize {
+    incident
+        .param("bytes")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1024)
 }
 
 remedy_sdk::export_plugin!(Hostile);
