@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+use common::daemon::{
+    Daemon, firing, free_addr, hostile_route, is_finished, reaper_route, serve_config, webhook,
+};
 use common::{DAY, PLUGIN_DIR, Reaped, aged_file, describe, remedy, run_json};
 use serde_json::Value;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -209,28 +211,13 @@ fn files_that_block_or_act_when_opened_are_never_opened() {
 fn serve_keeps_answering_while_a_plugin_waits() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let routes = format!(
-        r#"
-[[plugin]]
-name = "sleeper"
-source = "{PLUGIN_DIR}/hostile.wasm"
-timeout = "2s"
-[plugin.grants]
-fs_read = ["/tmp"]
-proc = ["read"]
-
-[[route]]
-name = "sleep"
-matchers = ['alertname="Sleep"']
-plugin = "sleeper"
-params = {{ attack = "sleep" }}
-
+    let routes = hostile_route("sleep", "Sleep", "sleep", "2s")
+        + r#"
 [[route]]
 name = "echo"
 matchers = ['alertname="Echo"']
 plugin = "echo"
-"#
-    );
+"#;
     let config = serve_config(dir.path(), addr, "workers = 4\nper_plugin = 4", &routes);
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     let sleepers: Vec<Value> = (0..3)
@@ -600,26 +587,10 @@ impl Hammer {
     }
 }
 
+/// A config with tmp-reaper reaping `reap` (and a route to it in apply mode).
 fn reaper(dir: &Path, reap: &Path) -> PathBuf {
     let path = dir.join("reaper.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-max_rounds = 3
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-"#,
-            reap = reap.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, reaper_route(reap, "apply")).unwrap();
     path
 }
 
@@ -690,27 +661,7 @@ fn a_reader_of_files_under_removal_cannot_kill_remedy_serve() {
     let reap = dir.path().join("reap");
     std::fs::create_dir(&reap).unwrap();
     let addr = free_addr();
-    let routes = format!(
-        r#"
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-max_rounds = 3
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-
-[[route]]
-name = "reap"
-matchers = ['alertname="TmpFull"']
-plugin = "tmp-reaper"
-mode = "apply"
-"#,
-        reap = reap.display()
-    );
-    let config = serve_config(dir.path(), addr, "", &routes);
+    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     for attempt in 0..5 {
         old_files(&reap, 200);
@@ -768,26 +719,7 @@ fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
         std::fs::create_dir(&reap).unwrap();
         old_files(&reap, 1);
         let addr = free_addr();
-        let routes = format!(
-            r#"
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-
-[[route]]
-name = "reap"
-matchers = ['alertname="TmpFull"']
-plugin = "tmp-reaper"
-mode = "apply"
-"#,
-            reap = reap.display()
-        );
-        let config = serve_config(dir.path(), addr, "", &routes);
+        let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
         let state = dir.path().join("state");
         let mut doomed = Reaped(
             remedy(&state, &config)

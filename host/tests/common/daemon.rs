@@ -55,10 +55,16 @@ proc = ["read"]
 /// A plugin and route `brief`: alerts named `Brief` run the hostile plugin's
 /// endless loop, which its `timeout` ends (as `timed-out`).
 pub fn brief_loop_route(timeout: &str) -> String {
+    hostile_route("brief", "Brief", "loop", timeout)
+}
+
+/// The hostile plugin as `{route}-plugin` with `timeout`, and a route `route`
+/// that sends alerts named `alertname` to it with `attack`.
+pub fn hostile_route(route: &str, alertname: &str, attack: &str, timeout: &str) -> String {
     format!(
         r#"
 [[plugin]]
-name = "brief-loop"
+name = "{route}-plugin"
 source = "{PLUGIN_DIR}/hostile.wasm"
 timeout = "{timeout}"
 [plugin.grants]
@@ -66,10 +72,10 @@ fs_read = ["/tmp"]
 proc = ["read"]
 
 [[route]]
-name = "brief"
-matchers = ['alertname="Brief"']
-plugin = "brief-loop"
-params = {{ attack = "loop" }}
+name = "{route}"
+matchers = ['alertname="{alertname}"']
+plugin = "{route}-plugin"
+params = {{ attack = "{attack}" }}
 "#
     )
 }
@@ -77,6 +83,12 @@ params = {{ attack = "loop" }}
 /// The tmp-reaper plugin reaping `reap`, and a route `reap` that sends
 /// `TmpFull` alerts to it in `approve` mode.
 pub fn reaper_approve_route(reap: &Path) -> String {
+    reaper_route(reap, "approve")
+}
+
+/// The tmp-reaper plugin reaping files older than a day in `reap`, and a
+/// route `reap` that sends `TmpFull` alerts to it in `mode`.
+pub fn reaper_route(reap: &Path, mode: &str) -> String {
     format!(
         r#"
 [[plugin]]
@@ -92,7 +104,7 @@ proc = ["read"]
 name = "reap"
 matchers = ['alertname="TmpFull"']
 plugin = "tmp-reaper"
-mode = "approve"
+mode = "{mode}"
 "#,
         reap = reap.display()
     )
