@@ -4,8 +4,9 @@
 //! A terminal obeys escape sequences, a newline starts what looks like a new
 //! row of a table, and bidirectional overrides or zero-width characters make
 //! text read differently from what it is. Every view of such text (the CLI's
-//! tables and reports, log lines, chat notifications) passes it through here;
-//! JSON output is data, escaped by JSON itself, and stays as it is.
+//! tables and reports, log lines, chat notifications) shows it as one line
+//! through here; JSON output is data, escaped by JSON itself, and stays as it
+//! is.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -53,16 +54,6 @@ pub fn one_line(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-/// `text` as an indented block: its own line breaks are kept, each line
-/// starts with `indent` (so no line can pass for a row or a header of
-/// remedy's), and everything else is escaped as in [`one_line`].
-pub fn block(text: &str, indent: &str) -> String {
-    text.split('\n')
-        .map(|line| format!("{indent}{}", one_line(line)))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `text` for a Slack-compatible message: one line, with `&`, `<` and `>`
@@ -114,11 +105,6 @@ mod tests {
             assert!(!shown.contains(hidden), "{hidden:?} must be escaped");
             assert!(shown.starts_with("a\\u"), "{shown}");
         }
-    }
-
-    #[test]
-    fn blocks_keep_lines_but_indent_each() {
-        assert_eq!(block("one\ntwo\u{1b}", "    "), "    one\n    two\\x1B");
     }
 
     #[test]
