@@ -10,7 +10,7 @@ use crate::caps::netns::NetnsReader;
 use crate::caps::nomad::NomadReader;
 use crate::caps::proc::{PROC_ROOT, ProcReader, ProcRight};
 use crate::caps::{Connections, Grants};
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -90,47 +90,19 @@ impl WasiView for RunContext {
     }
 }
 
-struct Fs;
-impl HasData for Fs {
-    type Data<'a> = &'a mut FsReader;
-}
-struct Proc;
-impl HasData for Proc {
-    type Data<'a> = &'a mut ProcReader;
-}
-struct Nomad;
-impl HasData for Nomad {
-    type Data<'a> = &'a mut NomadReader;
-}
-struct Docker;
-impl HasData for Docker {
-    type Data<'a> = &'a mut DockerReader;
-}
-struct Netns;
-impl HasData for Netns {
-    type Data<'a> = &'a mut NetnsReader;
-}
-struct Kmod;
-impl HasData for Kmod {
-    type Data<'a> = &'a mut KmodReader;
-}
-struct Log;
-impl HasData for Log {
-    type Data<'a> = &'a mut LogSink;
-}
-
 /// Every interface a plugin may import. Whether a plugin may use one is
 /// decided per plugin when it is loaded, and again by its grants on each call.
 pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
     // Async, so that a plugin waiting in WASI (a sleep, a poll) is a pending
     // future its deadline can drop, not a blocked thread.
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    crate::contract::fs::add_to_linker::<_, Fs>(linker, |c| &mut c.fs)?;
-    crate::contract::proc::add_to_linker::<_, Proc>(linker, |c| &mut c.proc)?;
-    crate::contract::nomad::add_to_linker::<_, Nomad>(linker, |c| &mut c.nomad)?;
-    crate::contract::docker::add_to_linker::<_, Docker>(linker, |c| &mut c.docker)?;
-    crate::contract::netns::add_to_linker::<_, Netns>(linker, |c| &mut c.netns)?;
-    crate::contract::kmod::add_to_linker::<_, Kmod>(linker, |c| &mut c.kmod)?;
-    crate::contract::log::add_to_linker::<_, Log>(linker, |c| &mut c.log)?;
+    use crate::contract::{docker, fs, kmod, log, netns, nomad, proc};
+    fs::add_to_linker::<_, HasSelf<FsReader>>(linker, |c| &mut c.fs)?;
+    proc::add_to_linker::<_, HasSelf<ProcReader>>(linker, |c| &mut c.proc)?;
+    nomad::add_to_linker::<_, HasSelf<NomadReader>>(linker, |c| &mut c.nomad)?;
+    docker::add_to_linker::<_, HasSelf<DockerReader>>(linker, |c| &mut c.docker)?;
+    netns::add_to_linker::<_, HasSelf<NetnsReader>>(linker, |c| &mut c.netns)?;
+    kmod::add_to_linker::<_, HasSelf<KmodReader>>(linker, |c| &mut c.kmod)?;
+    log::add_to_linker::<_, HasSelf<LogSink>>(linker, |c| &mut c.log)?;
     Ok(())
 }
