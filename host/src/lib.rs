@@ -23,4 +23,5 @@ pub mod router;
 pub mod run;
 pub mod server;
 pub mod store;
+pub mod sys;
 pub mod text;

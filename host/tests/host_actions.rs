@@ -206,7 +206,7 @@ fn namespaces_are_listed_by_use_and_deleted_only_as_planned() {
 }
 
 fn start_time(pid: u32) -> u64 {
-    remedy::caps::procfs::start_time(Path::new("/proc"), pid).unwrap()
+    remedy::sys::procfs::start_time(Path::new("/proc"), pid).unwrap()
 }
 
 #[test]

@@ -269,7 +269,7 @@ fn running_orchestrator_keeps_its_namespaces_and_sandboxes_and_a_leak_escalates(
     );
     assert_eq!(orphan.0.wait().unwrap().signal(), Some(libc::SIGTERM));
     assert!(
-        remedy::caps::procfs::start_time(Path::new("/proc"), sandbox).is_some(),
+        remedy::sys::procfs::start_time(Path::new("/proc"), sandbox).is_some(),
         "the orchestrator's own sandbox was signalled"
     );
     for slot in 32111..=32114 {

@@ -1,19 +1,18 @@
 //! One module per capability: its grant, its read interface, its actions.
 //! Capabilities never call each other; the engine links their read interfaces
-//! and the executor combines their actions.
+//! and the executor combines their actions. What they share that is no
+//! capability (procfs, patterns, the async bridge) is in [`crate::sys`].
 
-pub mod bridge;
 pub mod docker;
 pub mod fs;
 pub mod kmod;
 pub mod log;
 pub mod netns;
 pub mod nomad;
-pub mod patterns;
 pub mod proc;
-pub mod procfs;
 
 use crate::contract::ApiError;
+use crate::sys::{bridge, patterns};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

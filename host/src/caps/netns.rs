@@ -1,11 +1,11 @@
 //! `netns`: named network namespaces (as `ip netns` keeps them), who is
 //! inside each, and deleting one the way `ip netns del` does.
 
-use super::patterns::Patterns;
-use super::procfs::net_namespace_users;
 use super::{Denials, Refusal};
 use crate::contract::netns::Namespace;
 use crate::contract::{ApiError, NetnsDelete};
+use crate::sys::patterns::Patterns;
+use crate::sys::procfs::net_namespace_users;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

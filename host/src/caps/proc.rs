@@ -1,9 +1,9 @@
 //! `proc`: the processes on this host and the files they hold, read from procfs.
 
-use super::procfs::{namespace_inode, parse_stat, pids, vanished};
 use crate::contract::ApiError;
 use crate::contract::ProcessSignal;
 use crate::contract::proc::{FileInUse, FileLock, InUse, Process};
+use crate::sys::procfs::{self, namespace_inode, parse_stat, pids, vanished};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -119,7 +119,7 @@ fn process(root: &Path, pid: u32) -> io::Result<Process> {
     let dir = root.join(pid.to_string());
     let (ppid, start_time) = parse_stat(&fs::read_to_string(dir.join("stat"))?)
         .ok_or_else(|| io::Error::other(format!("unreadable {}/stat", dir.display())))?;
-    let exe = super::procfs::exe(root, pid);
+    let exe = procfs::exe(root, pid);
     let mut raw = fs::read(dir.join("cmdline")).unwrap_or_default();
     raw.truncate(MAX_CMDLINE_BYTES);
     let cmdline = raw
@@ -357,7 +357,7 @@ pub fn send_signal(
     use super::Refusal;
     let stale = Refusal::Stale;
     let pid = signal.pid;
-    let Some(stat) = super::procfs::stat(root, pid) else {
+    let Some(stat) = procfs::stat(root, pid) else {
         return Err(stale(format!("process {pid} has exited")));
     };
     if stat.start_time != signal.start_time {
@@ -366,7 +366,7 @@ pub fn send_signal(
             stat.start_time, signal.start_time
         )));
     }
-    let exe = super::procfs::exe(root, pid);
+    let exe = procfs::exe(root, pid);
     if exe != signal.exe {
         return Err(stale(format!(
             "process {pid} runs {exe:?} now, not {}",
@@ -429,14 +429,14 @@ fn exe_granted(exes: &[PathBuf], exe: &str) -> bool {
 fn group_members(root: &Path, pgrp: u32) -> io::Result<Vec<Recipient>> {
     let mut members = Vec::new();
     for pid in pids(root)? {
-        let Some(stat) = super::procfs::stat(root, pid) else {
+        let Some(stat) = procfs::stat(root, pid) else {
             continue; // gone while we looked
         };
         if stat.pgrp == pgrp && stat.state != 'Z' {
             members.push(Recipient {
                 pid,
                 start_time: stat.start_time,
-                exe: super::procfs::exe(root, pid),
+                exe: procfs::exe(root, pid),
             });
         }
     }
@@ -460,7 +460,7 @@ fn deliver(
         Err(e) => return Err(super::Refusal::Failed(format!("pidfd_open {pid}: {e}"))),
     };
     // The pidfd names whatever process has the pid now: check it is still ours.
-    if super::procfs::start_time(root, pid) != Some(recipient.start_time) {
+    if procfs::start_time(root, pid) != Some(recipient.start_time) {
         return Ok(false);
     }
     match pidfd_send_signal(&pidfd, signal) {

@@ -49,7 +49,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 impl CompiledCache {
     pub fn new(dir: PathBuf) -> std::io::Result<Self> {
-        crate::store::create_private_dir(&dir)?;
+        crate::sys::create_private_dir(&dir)?;
         Ok(CompiledCache { dir })
     }
 

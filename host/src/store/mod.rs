@@ -282,7 +282,7 @@ fn rfc3339(ms: i64) -> String {
 impl Store {
     /// Open (or create) `state.db` in `dir`, creating `dir` private to this user.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        create_private_dir(dir).map_err(|source| StoreError::CreateDir {
+        crate::sys::create_private_dir(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -753,15 +753,6 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
          CREATE INDEX IF NOT EXISTS runs_by_group ON runs (route, group_key, created_ms);
          CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (fingerprint, status);",
     )
-}
-
-/// Create `dir` (and parents) with mode 0700 for the last component.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 /// Crash tests: with `REMEDY_TEST_ABORT_AFTER=KIND` in its environment,

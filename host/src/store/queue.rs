@@ -112,28 +112,6 @@ pub struct ClaimedRun {
     pub queued_for: Duration,
 }
 
-/// This process as a run owner: pid and kernel start time, so a reused pid
-/// is not mistaken for the process that started a run.
-pub fn this_process() -> String {
-    let pid = std::process::id();
-    format!(
-        "{pid}:{}",
-        crate::caps::procfs::start_time(std::path::Path::new("/proc"), pid).unwrap_or(0)
-    )
-}
-
-fn owner_alive(owner: &str) -> bool {
-    let Some((pid, start)) = owner.split_once(':') else {
-        return false;
-    };
-    match (pid.parse::<u32>(), start.parse::<u64>()) {
-        (Ok(pid), Ok(start)) => {
-            crate::caps::procfs::start_time(std::path::Path::new("/proc"), pid) == Some(start)
-        }
-        _ => false,
-    }
-}
-
 pub(super) fn insert_run(
     c: &Connection,
     run: &NewRun<'_>,
@@ -163,7 +141,7 @@ pub(super) fn insert_run(
             placement.group_key,
             placement.target,
             placement.approval,
-            running.then(this_process),
+            running.then(crate::sys::this_process),
             running.then_some(now),
         ],
     )?;
@@ -291,7 +269,7 @@ impl Store {
                  WHERE id = ?1 AND status = 'queued'",
                 params![
                     id,
-                    this_process(),
+                    crate::sys::this_process(),
                     now,
                     force_dry_run.is_some(),
                     force_dry_run
@@ -338,7 +316,7 @@ impl Store {
         let mut interrupted = Vec::new();
         for (id, owner) in running {
             let owner = owner.unwrap_or_default();
-            if owner_alive(&owner) {
+            if crate::sys::is_alive(&owner) {
                 continue;
             }
             let pid = owner.split(':').next().unwrap_or("?");

@@ -1,5 +1,6 @@
 //! Reading procfs: shared by the capabilities that look at processes
-//! (`proc`, `netns`, `kmod`). Plain parsing, no grants and no effects.
+//! (`proc`, `netns`, `kmod`) and by process identity ([`super::is_alive`]).
+//! Plain parsing, no grants and no effects.
 
 use std::fs;
 use std::io;

@@ -2,10 +2,10 @@
 //! selector, and the Docker actions the executor may perform. Volumes are
 //! never touched.
 
-use super::bridge::Bridge;
 use super::{Denials, Refusal};
 use crate::contract::docker::{Container, Image, PruneCandidate};
 use crate::contract::{Action, ApiError, DockerPrune, DockerPruneTarget, DockerRestartContainer};
+use crate::sys::bridge::Bridge;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptions, ListImagesOptions, PruneBuildOptions,

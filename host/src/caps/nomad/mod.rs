@@ -4,14 +4,14 @@
 pub mod api;
 pub mod client;
 
-use super::bridge::Bridge;
-use super::patterns::Patterns;
 use super::{Denials, Refusal};
 use crate::contract::nomad::{Allocation, Deployment, Health, Job, JobSummary, Node};
 use crate::contract::{
     Action, ApiError, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
     NomadRevertJob, NomadStopAlloc,
 };
+use crate::sys::bridge::Bridge;
+use crate::sys::patterns::Patterns;
 pub use client::{NomadClient, NomadError, NomadSettings};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
