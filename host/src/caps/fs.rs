@@ -360,7 +360,9 @@ pub fn check_remove_grant(remove: &RemovePath, remove_roots: &[PathBuf]) -> Resu
 /// the kernel grants a write lease only while no other open file description
 /// (an fd or a mapping, in any process or namespace) refers to the file, and
 /// while we hold it nobody else can open the file without waiting for us.
-pub fn remove_file(
+///
+/// An effect: only the executor calls it.
+pub(crate) fn remove_file(
     remove: &RemovePath,
     remove_roots: &[PathBuf],
     dry_run: bool,

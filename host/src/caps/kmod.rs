@@ -261,7 +261,13 @@ fn run(program: &Path, args: &[String]) -> Result<(), Refusal> {
 }
 
 /// Load the module unless it is loaded already (then the plan is stale).
-pub fn load(settings: &KmodSettings, load: &KmodLoad, dry_run: bool) -> Result<String, Refusal> {
+///
+/// An effect: only the executor calls it.
+pub(crate) fn load(
+    settings: &KmodSettings,
+    load: &KmodLoad,
+    dry_run: bool,
+) -> Result<String, Refusal> {
     if module(&settings.sysfs(), &load.module).is_some() {
         return Err(Refusal::Stale(format!(
             "module {} is loaded already",
@@ -285,7 +291,9 @@ pub fn load(settings: &KmodSettings, load: &KmodLoad, dry_run: bool) -> Result<S
 }
 
 /// Disconnect the device if it is still the orphan the plugin saw.
-pub fn disconnect(
+///
+/// An effect: only the executor calls it.
+pub(crate) fn disconnect(
     settings: &KmodSettings,
     planned: &NbdDisconnect,
     dry_run: bool,

@@ -169,7 +169,9 @@ pub fn check_grant(delete: &NetnsDelete, grant: &NetnsGrant) -> Result<(), Strin
 }
 
 /// Re-check the namespace and, unless `dry_run`, delete its host link and then it.
-pub fn delete(
+///
+/// An effect: only the executor calls it.
+pub(crate) fn delete(
     settings: &NetnsSettings,
     proc_root: &Path,
     delete: &NetnsDelete,

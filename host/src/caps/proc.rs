@@ -348,7 +348,9 @@ struct Recipient {
 /// every member must run a granted executable (`exes`), or nothing is sent.
 /// Each is signalled through a pidfd opened while it still had the start
 /// time it was checked with, so a pid reused meanwhile is never hit.
-pub fn send_signal(
+///
+/// An effect: only the executor calls it.
+pub(crate) fn send_signal(
     root: &Path,
     signal: &ProcessSignal,
     exes: &[PathBuf],

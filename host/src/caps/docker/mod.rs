@@ -4,7 +4,7 @@
 
 use super::{Denials, Refusal};
 use crate::contract::docker::{Container, Image, PruneCandidate};
-use crate::contract::{Action, ApiError, DockerPrune, DockerPruneTarget, DockerRestartContainer};
+use crate::contract::{ApiError, DockerPrune, DockerPruneTarget, DockerRestartContainer};
 use crate::sys::bridge::Bridge;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
@@ -453,16 +453,6 @@ pub enum DockerAction<'a> {
     Restart(&'a DockerRestartContainer),
 }
 
-impl<'a> DockerAction<'a> {
-    pub fn of(action: &'a Action) -> Option<Self> {
-        match action {
-            Action::DockerPrune(a) => Some(DockerAction::Prune(a)),
-            Action::DockerRestartContainer(a) => Some(DockerAction::Restart(a)),
-            _ => None,
-        }
-    }
-}
-
 /// Why `action` is outside `grant`, if it is. A restart names one container,
 /// so its labels are looked up: outside the selector is a denial, not a
 /// failure. When the engine cannot be asked, `perform` checks again.
@@ -514,7 +504,9 @@ fn container_labels(docker: &Docker, id: &str) -> Result<HashMap<String, String>
 }
 
 /// Re-check `action` against the engine as it is now and, unless `dry_run`, carry it out.
-pub fn perform(
+///
+/// An effect: only the executor calls it.
+pub(crate) fn perform(
     docker: &Docker,
     action: &DockerAction<'_>,
     grant: &DockerGrant,

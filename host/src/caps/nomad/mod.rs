@@ -7,8 +7,8 @@ pub mod client;
 use super::{Denials, Refusal};
 use crate::contract::nomad::{Allocation, Deployment, Health, Job, JobSummary, Node};
 use crate::contract::{
-    Action, ApiError, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
-    NomadRevertJob, NomadStopAlloc,
+    ApiError, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob,
+    NomadStopAlloc,
 };
 use crate::sys::bridge::Bridge;
 use crate::sys::patterns::Patterns;
@@ -364,19 +364,6 @@ pub enum NomadAction<'a> {
     Gc(&'a NomadClientGc),
 }
 
-impl<'a> NomadAction<'a> {
-    pub fn of(action: &'a Action) -> Option<Self> {
-        Some(match action {
-            Action::NomadRestartAlloc(a) => NomadAction::Restart(a),
-            Action::NomadStopAlloc(a) => NomadAction::Stop(a),
-            Action::NomadEvaluateJob(a) => NomadAction::Evaluate(a),
-            Action::NomadRevertJob(a) => NomadAction::Revert(a),
-            Action::NomadClientGc(a) => NomadAction::Gc(a),
-            _ => return None,
-        })
-    }
-}
-
 /// Why `action` is outside `grant`, if it is.
 pub fn check_grant(action: &NomadAction<'_>, grant: &NomadGrant) -> Result<(), String> {
     let (right, job) = match action {
@@ -400,7 +387,13 @@ pub fn check_grant(action: &NomadAction<'_>, grant: &NomadGrant) -> Result<(), S
 }
 
 /// Re-check `action` against Nomad as it is now and, unless `dry_run`, carry it out.
-pub fn perform(nomad: &Nomad, action: &NomadAction<'_>, dry_run: bool) -> Result<String, Refusal> {
+///
+/// An effect: only the executor calls it.
+pub(crate) fn perform(
+    nomad: &Nomad,
+    action: &NomadAction<'_>,
+    dry_run: bool,
+) -> Result<String, Refusal> {
     let would = |text: String| {
         if dry_run {
             format!("would {text}")
