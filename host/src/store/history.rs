@@ -1,0 +1,274 @@
+//! Reading runs back: the history list with its filters, one run in full,
+//! and run ids by prefix.
+
+use super::{RunStatus, Store, StoreError, rfc3339, system_ms};
+use crate::contract::{Action, Alert, Plan};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::time::SystemTime;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub plugin: String,
+    pub trigger: String,
+    pub route: Option<String>,
+    pub dry_run: bool,
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub created_at: String,
+    /// Time spent queued before a worker took it.
+    pub queue_ms: Option<u64>,
+    /// From start (or creation, if it never started) to finish.
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionRecord {
+    pub round: u32,
+    pub seq: u32,
+    pub kind: String,
+    pub action: Action,
+    /// `intent` until the result is recorded.
+    pub status: String,
+    pub detail: String,
+    pub duration_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundRecord {
+    pub round: u32,
+    pub plan: Plan,
+    pub instantiate_us: u64,
+    pub plan_us: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub plugin_version: String,
+    pub plugin_sha256: String,
+    pub alert: Alert,
+    pub params: Vec<(String, String)>,
+    pub rounds: Vec<RoundRecord>,
+    pub actions: Vec<ActionRecord>,
+    pub logs: Vec<LoggedLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoggedLine {
+    pub round: u32,
+    pub level: String,
+    pub message: String,
+}
+
+/// Filters for [`Store::list_runs`].
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub plugin: Option<String>,
+    pub route: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs created at or after this time.
+    pub since: Option<SystemTime>,
+    pub limit: u32,
+}
+
+impl Store {
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let rows = self.with(|c| {
+            let mut query = c.prepare(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM runs
+                     WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
+                       AND (?3 IS NULL OR route = ?3) AND created_ms >= ?4
+                     ORDER BY created_ms DESC, id DESC LIMIT ?5"
+            ))?;
+            let since = filter.since.map_or(0, system_ms);
+            let rows = query.query_map(
+                params![
+                    filter.plugin,
+                    filter.status.map(RunStatus::as_str),
+                    filter.route,
+                    since,
+                    filter.limit
+                ],
+                summary_row,
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(|row| self.summary(row)).collect()
+    }
+
+    fn summary(&self, row: SummaryRow) -> Result<RunSummary, StoreError> {
+        let status = RunStatus::parse(&row.status).ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("run {} has unknown status {:?}", row.id, row.status),
+        })?;
+        Ok(RunSummary {
+            id: row.id,
+            plugin: row.plugin,
+            trigger: row.trigger,
+            route: row.route,
+            dry_run: row.dry_run,
+            status,
+            reason: row.reason,
+            created_at: rfc3339(row.created_ms),
+            queue_ms: row.started_ms.map(|s| (s - row.created_ms).max(0) as u64),
+            duration_ms: row
+                .finished_ms
+                .map(|f| (f - row.started_ms.unwrap_or(row.created_ms)).max(0) as u64),
+        })
+    }
+
+    /// A run by its id or an unambiguous prefix of it.
+    /// The full id of the one run whose id starts with `id_or_prefix`.
+    pub fn resolve_run(&self, id_or_prefix: &str) -> Result<String, StoreError> {
+        let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+        let mut ids = self.with(|c| {
+            let mut query = c.prepare("SELECT id FROM runs WHERE id LIKE ?1 LIMIT 2")?;
+            query
+                .query_map([&pattern], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        match ids.len() {
+            0 => Err(StoreError::UnknownRun(id_or_prefix.into())),
+            1 => Ok(ids.remove(0)),
+            _ => Err(StoreError::AmbiguousRun(id_or_prefix.into())),
+        }
+    }
+
+    pub fn get_run(&self, id_or_prefix: &str) -> Result<RunDetail, StoreError> {
+        let id = self.resolve_run(id_or_prefix)?;
+        let (row, version, sha, alert, params) = self
+            .with(|c| {
+                c.query_row(
+                    &format!(
+                        "SELECT {SUMMARY_COLUMNS}, plugin_version, plugin_sha256, alert, params
+                         FROM runs WHERE id = ?1"
+                    ),
+                    [&id],
+                    |r| {
+                        Ok((
+                            summary_row(r)?,
+                            r.get::<_, String>(SUMMARY_WIDTH)?,
+                            r.get::<_, String>(SUMMARY_WIDTH + 1)?,
+                            r.get::<_, String>(SUMMARY_WIDTH + 2)?,
+                            r.get::<_, String>(SUMMARY_WIDTH + 3)?,
+                        ))
+                    },
+                )
+                .optional()
+            })?
+            .ok_or_else(|| StoreError::UnknownRun(id.clone()))?;
+
+        let rounds = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT round, plan, instantiate_us, plan_us FROM rounds WHERE run_id = ?1 ORDER BY round",
+            )?;
+            query
+                .query_map([&id], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let actions = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT round, seq, kind, action, status, detail, duration_us
+                 FROM actions WHERE run_id = ?1 ORDER BY round, seq",
+            )?;
+            query
+                .query_map([&id], |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let logs = self.with(|c| {
+            let mut query = c.prepare(
+                "SELECT round, level, message FROM logs WHERE run_id = ?1 ORDER BY round, seq",
+            )?;
+            query
+                .query_map([&id], |r| {
+                    Ok(LoggedLine {
+                        round: r.get(0)?,
+                        level: r.get(1)?,
+                        message: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+
+        Ok(RunDetail {
+            summary: self.summary(row)?,
+            plugin_version: version,
+            plugin_sha256: sha,
+            alert: self.decode(&id, "alert", &alert)?,
+            params: self.decode(&id, "params", &params)?,
+            rounds: rounds
+                .into_iter()
+                .map(|(round, plan, instantiate_us, plan_us)| {
+                    Ok(RoundRecord {
+                        round,
+                        plan: self.decode(&id, "plan", &plan)?,
+                        instantiate_us: instantiate_us.max(0) as u64,
+                        plan_us: plan_us.max(0) as u64,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            actions: actions
+                .into_iter()
+                .map(|(round, seq, kind, action, status, detail, took)| {
+                    Ok(ActionRecord {
+                        round,
+                        seq,
+                        kind,
+                        action: self.decode(&id, "action", &action)?,
+                        status,
+                        detail,
+                        duration_us: took.map(|t| t.max(0) as u64),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            logs,
+        })
+    }
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms";
+const SUMMARY_WIDTH: usize = 10;
+
+struct SummaryRow {
+    id: String,
+    plugin: String,
+    trigger: String,
+    route: Option<String>,
+    dry_run: bool,
+    status: String,
+    reason: Option<String>,
+    created_ms: i64,
+    started_ms: Option<i64>,
+    finished_ms: Option<i64>,
+}
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
+    Ok(SummaryRow {
+        id: r.get(0)?,
+        plugin: r.get(1)?,
+        trigger: r.get(2)?,
+        route: r.get(3)?,
+        dry_run: r.get(4)?,
+        status: r.get(5)?,
+        reason: r.get(6)?,
+        created_ms: r.get(7)?,
+        started_ms: r.get(8)?,
+        finished_ms: r.get(9)?,
+    })
+}

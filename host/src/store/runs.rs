@@ -1,0 +1,165 @@
+//! Writing a run's records as it goes: its creation, each round's plan,
+//! each action's intent and result, its log lines and its end. Each write
+//! is committed with its audit record before it returns.
+
+use super::{NewRun, RunStatus, Store, StoreError, audit, now_ms, queue, to_json};
+use crate::caps::log::LogLine;
+use crate::contract::{Action, ActionStatus, Plan};
+use queue::RunPlacement;
+use rusqlite::params;
+use std::time::Duration;
+
+impl Store {
+    /// Record a run this process starts right away.
+    pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
+        self.in_tx(|c| queue::insert_run(c, run, RunStatus::Running, &RunPlacement::default()))
+    }
+
+    pub fn record_round(
+        &self,
+        run_id: &str,
+        round: u32,
+        plan: &Plan,
+        instantiate: Duration,
+        planning: Duration,
+    ) -> Result<(), StoreError> {
+        let json = to_json(plan);
+        self.in_tx(|c| {
+            c.execute(
+                "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    run_id,
+                    round,
+                    json,
+                    instantiate.as_micros() as i64,
+                    planning.as_micros() as i64
+                ],
+            )?;
+            audit::append(
+                c,
+                "plan",
+                Some(run_id),
+                &serde_json::json!({ "round": round, "plan": plan }),
+            )
+        })
+    }
+
+    /// Record that `action` is about to be executed (or planned); returns its record id.
+    pub fn record_intent(
+        &self,
+        run_id: &str,
+        round: u32,
+        seq: u32,
+        action: &Action,
+    ) -> Result<i64, StoreError> {
+        let json = to_json(action);
+        self.in_tx(|c| {
+            c.execute(
+                "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
+                params![run_id, round, seq, action.kind(), json, now_ms()],
+            )?;
+            let id = c.last_insert_rowid();
+            let body = serde_json::json!({ "action_id": id, "round": round, "seq": seq, "action": action });
+            audit::append(c, "intent", Some(run_id), &body)?;
+            Ok(id)
+        })
+    }
+
+    /// Actions runs of `plugin` executed within `window`, newest first, at
+    /// most `limit`: what a plugin is shown to keep it from flapping.
+    pub fn recent_actions(
+        &self,
+        plugin: &str,
+        window: Duration,
+        limit: usize,
+    ) -> Result<Vec<crate::contract::PastAction>, StoreError> {
+        let now = now_ms();
+        let since = now - window.as_millis() as i64;
+        self.with(|c| {
+            let mut query = c.prepare_cached(
+                "SELECT a.run_id, a.intent_ms, a.action FROM actions a JOIN runs r ON r.id = a.run_id
+                 WHERE r.plugin = ?1 AND a.status = 'done' AND a.intent_ms >= ?2
+                 ORDER BY a.intent_ms DESC, a.id DESC LIMIT ?3",
+            )?;
+            let rows = query.query_map(params![plugin, since, limit as i64], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+            })?;
+            let mut recent = Vec::new();
+            for row in rows {
+                let (run_id, at, json) = row?;
+                // A record from another contract version is skipped, not fatal.
+                if let Ok(action) = serde_json::from_str(&json) {
+                    recent.push(crate::contract::PastAction {
+                        run_id,
+                        age_secs: ((now - at).max(0) / 1000) as u64,
+                        action,
+                    });
+                }
+            }
+            Ok(recent)
+        })
+    }
+
+    pub fn record_result(
+        &self,
+        action_id: i64,
+        status: ActionStatus,
+        detail: &str,
+        took: Duration,
+    ) -> Result<(), StoreError> {
+        self.in_tx(|c| {
+            let run_id: String = c.query_row(
+                "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1
+                 RETURNING run_id",
+                params![action_id, status.as_str(), detail, took.as_micros() as i64],
+                |row| row.get(0),
+            )?;
+            let body = serde_json::json!({ "action_id": action_id, "status": status.as_str(), "detail": detail });
+            audit::append(c, "result", Some(&run_id), &body)
+        })
+    }
+
+    pub fn record_logs(
+        &self,
+        run_id: &str,
+        round: u32,
+        lines: &[LogLine],
+    ) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO logs (run_id, round, seq, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (seq, line) in lines.iter().enumerate() {
+                    insert.execute(params![run_id, round, seq as i64, line.level, line.message])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.in_tx(|c| {
+            c.execute(
+                // A reason set when the run started (an open circuit breaker) is kept in front.
+                "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
+                        finished_ms = ?4
+                 WHERE id = ?1",
+                params![run_id, status.as_str(), reason, now_ms()],
+            )?;
+            let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
+            audit::append(c, "finished", Some(run_id), &body)
+        })
+    }
+}
