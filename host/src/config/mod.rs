@@ -5,21 +5,25 @@
 //! plugin and the key to fix.
 
 use crate::builtin;
-use crate::caps::Grants;
 use crate::caps::docker::DockerSettings;
-use crate::caps::log::LogLimits;
 use crate::caps::nomad::NomadSettings;
-use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
-use crate::matcher::{Matcher, parse_matchers};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod notify;
+mod plugin;
+mod route;
 mod server;
+mod units;
 pub use notify::{EventKind, NotifyConfig, NotifyFormat};
+pub use plugin::{DEFAULT_MAX_ROUNDS, DEFAULT_MEMORY, DEFAULT_TIMEOUT, PluginConfig, Source};
+use plugin::{RawPlugin, validate_plugin};
+pub use route::{DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_WINDOW, Mode, RouteConfig};
+use route::{RawRoute, validate_route};
 pub use server::{AuthConfig, DEFAULT_LISTEN, ServerConfig, TlsConfig};
+pub use units::{parse_duration, parse_since, parse_size};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -57,115 +61,6 @@ struct RawConfig {
     routes: Vec<RawRoute>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    name: Option<String>,
-    #[serde(default)]
-    matchers: Vec<String>,
-    plugin: String,
-    mode: Option<Mode>,
-    #[serde(default)]
-    params: BTreeMap<String, String>,
-    cooldown: Option<String>,
-    #[serde(default)]
-    group_by: Vec<String>,
-    #[serde(default, rename = "continue")]
-    continue_matching: bool,
-    max_rounds: Option<u32>,
-    breaker_failures: Option<u32>,
-    breaker_window: Option<String>,
-}
-
-/// What a route does with the plan its plugin makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Execute it.
-    Apply,
-    /// Record it and execute nothing.
-    DryRun,
-    /// Record it and wait for a human to approve exactly that plan.
-    Approve,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Apply => "apply",
-            Mode::DryRun => "dry-run",
-            Mode::Approve => "approve",
-        }
-    }
-}
-
-/// Which alerts go to which plugin. Routes are tried in order; the first
-/// that matches wins, unless it says `continue = true`, as in Alertmanager.
-#[derive(Clone, Debug)]
-pub struct RouteConfig {
-    pub name: String,
-    /// All must match; none matches every alert.
-    pub matchers: Vec<Matcher>,
-    pub plugin: String,
-    pub mode: Mode,
-    /// Override the plugin's configured params for alerts on this route.
-    pub params: BTreeMap<String, String>,
-    /// After a run, how long the same route and `group_by` values stay quiet.
-    pub cooldown: Duration,
-    pub group_by: Vec<String>,
-    pub continue_matching: bool,
-    pub max_rounds: Option<u32>,
-    /// Failed runs within `breaker_window` that switch the route to dry-run; 0 never.
-    pub breaker_failures: u32,
-    pub breaker_window: Duration,
-}
-
-pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
-pub const DEFAULT_BREAKER_WINDOW: Duration = Duration::from_secs(3600);
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlugin {
-    name: String,
-    source: String,
-    sha256: Option<String>,
-    timeout: Option<String>,
-    memory: Option<String>,
-    max_rounds: Option<u32>,
-    #[serde(default)]
-    params: BTreeMap<String, String>,
-    #[serde(default)]
-    grants: Grants,
-}
-
-/// Where a plugin's wasm comes from.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Source {
-    Builtin(String),
-    File(PathBuf),
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Builtin(name) => write!(f, "builtin:{name}"),
-            Source::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct PluginConfig {
-    pub name: String,
-    pub source: Source,
-    pub sha256: Option<String>,
-    pub limits: PluginLimits,
-    pub max_rounds: u32,
-    /// Operator defaults for the plugin's params; a run's own params win.
-    pub params: BTreeMap<String, String>,
-    pub grants: Grants,
-}
-
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where the config came from: a path, or `built-in default`.
@@ -188,9 +83,6 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_MEMORY: &str = "64MiB";
-pub const DEFAULT_MAX_ROUNDS: u32 = 5;
 pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(3600);
 
 impl Config {
@@ -297,238 +189,6 @@ impl Config {
     pub fn plugin_names(&self) -> Vec<&str> {
         self.plugins.iter().map(|p| p.name.as_str()).collect()
     }
-}
-
-fn validate_route(
-    raw: RawRoute,
-    index: usize,
-    plugins: &HashSet<String>,
-    problems: &mut Vec<String>,
-) -> Option<RouteConfig> {
-    let name = raw.name.unwrap_or_else(|| format!("route-{}", index + 1));
-    let at = format!("[[route]] #{} `{name}`", index + 1);
-    let before = problems.len();
-    let mut matchers = Vec::new();
-    for text in &raw.matchers {
-        match parse_matchers(text) {
-            Ok(parsed) => matchers.extend(parsed),
-            Err(e) => problems.push(format!("{at}: matchers entry {text:?}: {e}")),
-        }
-    }
-    if !plugins.contains(&raw.plugin) {
-        problems.push(format!(
-            "{at}: plugin = {:?} is not a configured [[plugin]]",
-            raw.plugin
-        ));
-    }
-    let mut duration = |key: &str, text: Option<String>, default: Duration| match text {
-        None => default,
-        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
-            problems.push(format!("{at}: {key} = {text:?}: {e}"));
-            default
-        }),
-    };
-    let cooldown = duration("cooldown", raw.cooldown, Duration::ZERO);
-    let breaker_window = duration("breaker_window", raw.breaker_window, DEFAULT_BREAKER_WINDOW);
-    if raw.group_by.iter().any(String::is_empty) {
-        problems.push(format!("{at}: group_by names an empty label"));
-    }
-    if let Some(rounds) = raw.max_rounds
-        && !(1..=100).contains(&rounds)
-    {
-        problems.push(format!(
-            "{at}: max_rounds = {rounds}: must be between 1 and 100"
-        ));
-    }
-    (problems.len() == before).then(|| RouteConfig {
-        name,
-        matchers,
-        plugin: raw.plugin,
-        // Safe by default: a route executes nothing unless it says apply.
-        mode: raw.mode.unwrap_or(Mode::DryRun),
-        params: raw.params,
-        cooldown,
-        group_by: raw.group_by,
-        continue_matching: raw.continue_matching,
-        max_rounds: raw.max_rounds,
-        breaker_failures: raw.breaker_failures.unwrap_or(DEFAULT_BREAKER_FAILURES),
-        breaker_window,
-    })
-}
-
-fn validate_plugin(
-    raw: RawPlugin,
-    base: &Path,
-    at: &str,
-    problems: &mut Vec<String>,
-) -> Option<PluginConfig> {
-    let before = problems.len();
-    let mut problem = |text: String| problems.push(format!("{at}: {text}"));
-
-    if raw.name.is_empty()
-        || !raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        problem("name must be non-empty letters, digits, `-`, `_` or `.`".into());
-    }
-    let source = match raw.source.strip_prefix("builtin:") {
-        Some(name) if builtin::wasm(name).is_some() => Source::Builtin(name.into()),
-        Some(name) => {
-            problem(format!(
-                "source = {:?}: no built-in plugin `{name}`; built-in: {}",
-                raw.source,
-                builtin::NAMES.join(", ")
-            ));
-            Source::Builtin(name.into())
-        }
-        None => Source::File(base.join(&raw.source)),
-    };
-    if let Some(sha) = &raw.sha256
-        && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        problem(format!("sha256 = {sha:?}: expected 64 hex digits"));
-    }
-    let timeout = match raw.timeout.as_deref().map(humantime::parse_duration) {
-        None => DEFAULT_TIMEOUT,
-        Some(Ok(t)) if (Duration::from_millis(10)..=Duration::from_secs(600)).contains(&t) => t,
-        Some(Ok(_)) => {
-            problem("timeout must be between 10ms and 10m".into());
-            DEFAULT_TIMEOUT
-        }
-        Some(Err(e)) => {
-            problem(format!(
-                "timeout = {:?}: {e} (write e.g. \"30s\")",
-                raw.timeout.unwrap_or_default()
-            ));
-            DEFAULT_TIMEOUT
-        }
-    };
-    let memory_text = raw.memory.as_deref().unwrap_or(DEFAULT_MEMORY);
-    let memory = match parse_size(memory_text) {
-        Ok(bytes) if (1 << 20..=MAX_PLUGIN_MEMORY as u64).contains(&bytes) => bytes as usize,
-        Ok(_) => {
-            problem(format!(
-                "memory = {memory_text:?}: must be between 1MiB and 1GiB"
-            ));
-            0
-        }
-        Err(e) => {
-            problem(format!("memory = {memory_text:?}: {e}"));
-            0
-        }
-    };
-    let max_rounds = raw.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS);
-    if !(1..=100).contains(&max_rounds) {
-        problem(format!(
-            "max_rounds = {max_rounds}: must be between 1 and 100"
-        ));
-    }
-    for (key, roots) in [
-        ("fs_read", &raw.grants.fs_read),
-        ("fs_remove", &raw.grants.fs_remove),
-        ("proc_exes", &raw.grants.proc_exes),
-        ("proc_locks", &raw.grants.proc_locks),
-    ] {
-        for root in roots {
-            if !is_clean_absolute(root) {
-                problem(format!(
-                    "grants.{key} = {:?}: must be an absolute path without `.` or `..`",
-                    root.display()
-                ));
-            }
-        }
-    }
-    if raw.grants.nomad_namespaces.iter().any(String::is_empty) {
-        problem("grants.nomad_namespaces names an empty namespace".into());
-    }
-    if raw
-        .grants
-        .docker_labels
-        .iter()
-        .any(|l| l.is_empty() || l.starts_with('='))
-    {
-        problem("grants.docker_labels entries are `key` or `key=value`".into());
-    }
-    for root in &raw.grants.fs_remove {
-        if !raw.grants.fs_read.iter().any(|read| root.starts_with(read)) {
-            problem(format!(
-                "grants.fs_remove = {:?} is not below any fs_read root; a plugin must be able to \
-                 look at what it proposes to remove, so add it to fs_read",
-                root.display()
-            ));
-        }
-    }
-
-    (problems.len() == before).then(|| PluginConfig {
-        name: raw.name,
-        source,
-        sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
-        limits: PluginLimits {
-            timeout,
-            memory,
-            log: LogLimits::default(),
-        },
-        max_rounds,
-        params: raw.params,
-        grants: raw.grants,
-    })
-}
-
-fn is_clean_absolute(path: &Path) -> bool {
-    path.is_absolute()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && !path.as_os_str().to_string_lossy().contains("/./")
-}
-
-/// `64MiB`, `512KiB`, `1GiB`, `100MB`, or a number of bytes.
-/// A duration such as `15m` or `1h 30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. \"15m\")"))
-}
-
-/// An RFC 3339 time, or a duration meaning that long ago.
-pub fn parse_since(text: &str) -> Result<std::time::SystemTime, String> {
-    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
-        return Ok(at);
-    }
-    let age = parse_duration(text).map_err(|_| {
-        format!("{text:?} is neither a time such as 2026-11-21T08:00:00Z nor an age such as 2h")
-    })?;
-    Ok(std::time::SystemTime::now()
-        .checked_sub(age)
-        .unwrap_or(std::time::SystemTime::UNIX_EPOCH))
-}
-
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| "expected a size such as \"64MiB\"".to_string())?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"
-            ));
-        }
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| "size too large".to_string())
 }
 
 #[cfg(test)]

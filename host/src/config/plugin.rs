@@ -1,0 +1,187 @@
+//! `[[plugin]]`: where a plugin comes from, how it is bounded, and what it
+//! may touch (its grants, checked here).
+
+use super::parse_size;
+use crate::builtin;
+use crate::caps::Grants;
+use crate::caps::log::LogLimits;
+use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlugin {
+    pub(super) name: String,
+    source: String,
+    sha256: Option<String>,
+    timeout: Option<String>,
+    memory: Option<String>,
+    max_rounds: Option<u32>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    grants: Grants,
+}
+
+/// Where a plugin's wasm comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Builtin(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Builtin(name) => write!(f, "builtin:{name}"),
+            Source::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginConfig {
+    pub name: String,
+    pub source: Source,
+    pub sha256: Option<String>,
+    pub limits: PluginLimits,
+    pub max_rounds: u32,
+    /// Operator defaults for the plugin's params; a run's own params win.
+    pub params: BTreeMap<String, String>,
+    pub grants: Grants,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MEMORY: &str = "64MiB";
+pub const DEFAULT_MAX_ROUNDS: u32 = 5;
+
+pub(super) fn validate_plugin(
+    raw: RawPlugin,
+    base: &Path,
+    at: &str,
+    problems: &mut Vec<String>,
+) -> Option<PluginConfig> {
+    let before = problems.len();
+    let mut problem = |text: String| problems.push(format!("{at}: {text}"));
+
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        problem("name must be non-empty letters, digits, `-`, `_` or `.`".into());
+    }
+    let source = match raw.source.strip_prefix("builtin:") {
+        Some(name) if builtin::wasm(name).is_some() => Source::Builtin(name.into()),
+        Some(name) => {
+            problem(format!(
+                "source = {:?}: no built-in plugin `{name}`; built-in: {}",
+                raw.source,
+                builtin::NAMES.join(", ")
+            ));
+            Source::Builtin(name.into())
+        }
+        None => Source::File(base.join(&raw.source)),
+    };
+    if let Some(sha) = &raw.sha256
+        && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        problem(format!("sha256 = {sha:?}: expected 64 hex digits"));
+    }
+    let timeout = match raw.timeout.as_deref().map(humantime::parse_duration) {
+        None => DEFAULT_TIMEOUT,
+        Some(Ok(t)) if (Duration::from_millis(10)..=Duration::from_secs(600)).contains(&t) => t,
+        Some(Ok(_)) => {
+            problem("timeout must be between 10ms and 10m".into());
+            DEFAULT_TIMEOUT
+        }
+        Some(Err(e)) => {
+            problem(format!(
+                "timeout = {:?}: {e} (write e.g. \"30s\")",
+                raw.timeout.unwrap_or_default()
+            ));
+            DEFAULT_TIMEOUT
+        }
+    };
+    let memory_text = raw.memory.as_deref().unwrap_or(DEFAULT_MEMORY);
+    let memory = match parse_size(memory_text) {
+        Ok(bytes) if (1 << 20..=MAX_PLUGIN_MEMORY as u64).contains(&bytes) => bytes as usize,
+        Ok(_) => {
+            problem(format!(
+                "memory = {memory_text:?}: must be between 1MiB and 1GiB"
+            ));
+            0
+        }
+        Err(e) => {
+            problem(format!("memory = {memory_text:?}: {e}"));
+            0
+        }
+    };
+    let max_rounds = raw.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS);
+    if !(1..=100).contains(&max_rounds) {
+        problem(format!(
+            "max_rounds = {max_rounds}: must be between 1 and 100"
+        ));
+    }
+    for (key, roots) in [
+        ("fs_read", &raw.grants.fs_read),
+        ("fs_remove", &raw.grants.fs_remove),
+        ("proc_exes", &raw.grants.proc_exes),
+        ("proc_locks", &raw.grants.proc_locks),
+    ] {
+        for root in roots {
+            if !is_clean_absolute(root) {
+                problem(format!(
+                    "grants.{key} = {:?}: must be an absolute path without `.` or `..`",
+                    root.display()
+                ));
+            }
+        }
+    }
+    if raw.grants.nomad_namespaces.iter().any(String::is_empty) {
+        problem("grants.nomad_namespaces names an empty namespace".into());
+    }
+    if raw
+        .grants
+        .docker_labels
+        .iter()
+        .any(|l| l.is_empty() || l.starts_with('='))
+    {
+        problem("grants.docker_labels entries are `key` or `key=value`".into());
+    }
+    for root in &raw.grants.fs_remove {
+        if !raw.grants.fs_read.iter().any(|read| root.starts_with(read)) {
+            problem(format!(
+                "grants.fs_remove = {:?} is not below any fs_read root; a plugin must be able to \
+                 look at what it proposes to remove, so add it to fs_read",
+                root.display()
+            ));
+        }
+    }
+
+    (problems.len() == before).then(|| PluginConfig {
+        name: raw.name,
+        source,
+        sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
+        limits: PluginLimits {
+            timeout,
+            memory,
+            log: LogLimits::default(),
+        },
+        max_rounds,
+        params: raw.params,
+        grants: raw.grants,
+    })
+}
+
+fn is_clean_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path.as_os_str().to_string_lossy().contains("/./")
+}

@@ -1,0 +1,131 @@
+//! `[[route]]`: which alerts go to which plugin, in which mode, with which
+//! guards (cooldown, circuit breaker).
+
+use super::parse_duration;
+use crate::matcher::{Matcher, parse_matchers};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    name: Option<String>,
+    #[serde(default)]
+    matchers: Vec<String>,
+    plugin: String,
+    mode: Option<Mode>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    cooldown: Option<String>,
+    #[serde(default)]
+    group_by: Vec<String>,
+    #[serde(default, rename = "continue")]
+    continue_matching: bool,
+    max_rounds: Option<u32>,
+    breaker_failures: Option<u32>,
+    breaker_window: Option<String>,
+}
+
+/// What a route does with the plan its plugin makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Execute it.
+    Apply,
+    /// Record it and execute nothing.
+    DryRun,
+    /// Record it and wait for a human to approve exactly that plan.
+    Approve,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Apply => "apply",
+            Mode::DryRun => "dry-run",
+            Mode::Approve => "approve",
+        }
+    }
+}
+
+/// Which alerts go to which plugin. Routes are tried in order; the first
+/// that matches wins, unless it says `continue = true`, as in Alertmanager.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    /// All must match; none matches every alert.
+    pub matchers: Vec<Matcher>,
+    pub plugin: String,
+    pub mode: Mode,
+    /// Override the plugin's configured params for alerts on this route.
+    pub params: BTreeMap<String, String>,
+    /// After a run, how long the same route and `group_by` values stay quiet.
+    pub cooldown: Duration,
+    pub group_by: Vec<String>,
+    pub continue_matching: bool,
+    pub max_rounds: Option<u32>,
+    /// Failed runs within `breaker_window` that switch the route to dry-run; 0 never.
+    pub breaker_failures: u32,
+    pub breaker_window: Duration,
+}
+
+pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
+pub const DEFAULT_BREAKER_WINDOW: Duration = Duration::from_secs(3600);
+
+pub(super) fn validate_route(
+    raw: RawRoute,
+    index: usize,
+    plugins: &HashSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<RouteConfig> {
+    let name = raw.name.unwrap_or_else(|| format!("route-{}", index + 1));
+    let at = format!("[[route]] #{} `{name}`", index + 1);
+    let before = problems.len();
+    let mut matchers = Vec::new();
+    for text in &raw.matchers {
+        match parse_matchers(text) {
+            Ok(parsed) => matchers.extend(parsed),
+            Err(e) => problems.push(format!("{at}: matchers entry {text:?}: {e}")),
+        }
+    }
+    if !plugins.contains(&raw.plugin) {
+        problems.push(format!(
+            "{at}: plugin = {:?} is not a configured [[plugin]]",
+            raw.plugin
+        ));
+    }
+    let mut duration = |key: &str, text: Option<String>, default: Duration| match text {
+        None => default,
+        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
+            problems.push(format!("{at}: {key} = {text:?}: {e}"));
+            default
+        }),
+    };
+    let cooldown = duration("cooldown", raw.cooldown, Duration::ZERO);
+    let breaker_window = duration("breaker_window", raw.breaker_window, DEFAULT_BREAKER_WINDOW);
+    if raw.group_by.iter().any(String::is_empty) {
+        problems.push(format!("{at}: group_by names an empty label"));
+    }
+    if let Some(rounds) = raw.max_rounds
+        && !(1..=100).contains(&rounds)
+    {
+        problems.push(format!(
+            "{at}: max_rounds = {rounds}: must be between 1 and 100"
+        ));
+    }
+    (problems.len() == before).then(|| RouteConfig {
+        name,
+        matchers,
+        plugin: raw.plugin,
+        // Safe by default: a route executes nothing unless it says apply.
+        mode: raw.mode.unwrap_or(Mode::DryRun),
+        params: raw.params,
+        cooldown,
+        group_by: raw.group_by,
+        continue_matching: raw.continue_matching,
+        max_rounds: raw.max_rounds,
+        breaker_failures: raw.breaker_failures.unwrap_or(DEFAULT_BREAKER_FAILURES),
+        breaker_window,
+    })
+}
