@@ -11,7 +11,9 @@ pub mod auth;
 mod dispatch;
 pub mod metrics;
 pub mod notify;
+mod runs_api;
 mod tls;
+mod webhook;
 
 use crate::config::{Config, RouteConfig, ServerConfig};
 use crate::engine::{LoadedPlugin, PluginEngine};

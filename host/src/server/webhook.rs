@@ -1,0 +1,241 @@
+//! `POST /v1/alerts`: Alertmanager's webhook. Credentials, size and payload
+//! are checked, each alert is routed, and the whole batch is admitted in one
+//! transaction before the 202.
+
+use super::Shared;
+use super::api::{HttpError, authenticate, blocking};
+use super::metrics::{AlertLabels, CodeLabels, observe};
+use crate::alert::{PayloadLimits, fingerprint, parse_webhook};
+use crate::config::Mode;
+use crate::contract::{Alert, AlertStatus};
+use crate::router::routes_for;
+use crate::run::new_run_id;
+use crate::store::{Admission, AdmitError, Candidate, Incoming, NewRun, RunPlacement};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(super) async fn post_alerts(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let response = match accept(shared.clone(), &headers, body).await {
+        Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),
+        Err(error) => {
+            if error.status.is_server_error() {
+                tracing::warn!(status = %error.status, "webhook not accepted: {}", error.message);
+            } else {
+                tracing::info!(status = %error.status, "webhook refused: {}", error.message);
+            }
+            error.into_response()
+        }
+    };
+    let code = response.status().as_u16();
+    shared
+        .metrics
+        .requests
+        .get_or_create(&CodeLabels { code })
+        .inc();
+    if code == 202 {
+        observe(&shared.metrics.accept_seconds, started.elapsed());
+    }
+    response
+}
+
+async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<Value, HttpError> {
+    if shared.is_stopping() {
+        return Err(HttpError::unavailable("remedy is shutting down"));
+    }
+    // Credentials before the body: a stranger cannot make remedy read megabytes.
+    authenticate(&shared, headers)?;
+    let limit = shared.server.max_body;
+    let too_large = || {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than max_body ({limit} bytes) in remedy's [server] config"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
+        Err(error) => {
+            return Err(HttpError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {error}"),
+            ));
+        }
+    };
+    let limits = PayloadLimits {
+        max_alerts: shared.server.max_alerts,
+        ..PayloadLimits::default()
+    };
+    let (_, alerts) = parse_webhook(&body, &limits).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("not an Alertmanager webhook (version 4): {e}"),
+        )
+    })?;
+    let admitted = {
+        let shared = shared.clone();
+        blocking(move || admit(&shared, alerts)).await?
+    };
+    shared.wake.notify_one();
+    Ok(admitted)
+}
+
+/// Route every alert and admit the batch in one transaction.
+fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Value, HttpError> {
+    let live = shared.live();
+    let server = &shared.server;
+    for alert in &mut alerts {
+        // Computed, not taken from the sender: a forged fingerprint could
+        // otherwise cancel the queued runs of another alert.
+        let labels: BTreeMap<String, String> = alert.labels.iter().cloned().collect();
+        alert.fingerprint = fingerprint(&labels);
+    }
+    struct Placed<'r> {
+        route: &'r super::ReadyRoute,
+        run_id: String,
+        placement: RunPlacement,
+    }
+    let placed: Vec<Vec<Placed<'_>>> = alerts
+        .iter()
+        .map(|alert| {
+            if alert.status == AlertStatus::Resolved {
+                return Vec::new();
+            }
+            routes_for(&live.config.routes, &alert.labels)
+                .into_iter()
+                .filter_map(|config| live.route(&config.name))
+                .map(|route| Placed {
+                    route,
+                    run_id: new_run_id(),
+                    placement: RunPlacement {
+                        fingerprint: Some(alert.fingerprint.clone()),
+                        group_key: Some(label_key(&picked(&alert.labels, &route.config.group_by))),
+                        target: Some(picked(&alert.labels, &server.target_labels))
+                            .filter(|labels| !labels.is_empty())
+                            .map(|labels| label_key(&labels)),
+                        approval: route.config.mode == Mode::Approve,
+                    },
+                })
+                .collect()
+        })
+        .collect();
+    let batch: Vec<Incoming<'_>> = alerts
+        .iter()
+        .zip(&placed)
+        .map(|(alert, placed)| match alert.status {
+            AlertStatus::Resolved => Incoming::Resolved { alert },
+            AlertStatus::Firing => Incoming::Firing {
+                alert,
+                candidates: placed
+                    .iter()
+                    .map(|p| Candidate {
+                        run: NewRun {
+                            id: &p.run_id,
+                            plugin: &p.route.plugin.name,
+                            plugin_version: &p.route.plugin.info.version,
+                            plugin_sha256: &p.route.plugin.sha256,
+                            trigger: "webhook",
+                            route: Some(&p.route.config.name),
+                            dry_run: p.route.config.mode != Mode::Apply,
+                            alert,
+                            params: &p.route.params,
+                        },
+                        placement: p.placement.clone(),
+                        cooldown: p.route.config.cooldown,
+                    })
+                    .collect(),
+            },
+        })
+        .collect();
+    let admitted = shared
+        .ingest
+        .admit(&batch, server.max_queued)
+        .map_err(|error| match error {
+            AdmitError::QueueFull { .. } => HttpError::unavailable(error.to_string()),
+            AdmitError::Store(store) => HttpError::from(store),
+        })?;
+
+    let mut report = Vec::with_capacity(alerts.len());
+    for (alert, admissions) in alerts.iter().zip(&admitted) {
+        let status = match alert.status {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        };
+        let outcomes: Vec<Value> = admissions
+            .iter()
+            .map(|admission| {
+                shared
+                    .metrics
+                    .alerts
+                    .get_or_create(&AlertLabels {
+                        status,
+                        outcome: admission.outcome(),
+                    })
+                    .inc();
+                describe(admission)
+            })
+            .collect();
+        tracing::info!(
+            fingerprint = %alert.fingerprint,
+            status,
+            outcomes = %admissions.iter().map(Admission::outcome).collect::<Vec<_>>().join(","),
+            "alert received"
+        );
+        report.push(
+            json!({"fingerprint": alert.fingerprint, "status": status, "outcomes": outcomes}),
+        );
+    }
+    Ok(json!({"status": "accepted", "alerts": report}))
+}
+
+/// `{"instance":"a","mountpoint":"/"}` for the named labels the alert has.
+/// The values the alert has for `names`, by name.
+fn picked<'a>(labels: &'a [(String, String)], names: &[String]) -> BTreeMap<&'a str, &'a str> {
+    names
+        .iter()
+        .filter_map(|name| {
+            labels
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+        })
+        .collect()
+}
+
+/// Picked labels as a stable key (JSON, names sorted).
+fn label_key(picked: &BTreeMap<&str, &str>) -> String {
+    serde_json::to_string(picked).expect("string maps serialise")
+}
+
+fn describe(admission: &Admission) -> Value {
+    let outcome = admission.outcome();
+    match admission {
+        Admission::Queued { route, run_id } => {
+            json!({"outcome": outcome, "route": route, "run": run_id})
+        }
+        Admission::Duplicate { route } => json!({"outcome": outcome, "route": route}),
+        Admission::CoolingDown { route, last_run } => {
+            json!({"outcome": outcome, "route": route, "last_run": last_run})
+        }
+        Admission::Unrouted => json!({"outcome": outcome}),
+        Admission::Resolved { cancelled } => json!({"outcome": outcome, "cancelled": cancelled}),
+    }
+}
