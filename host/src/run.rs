@@ -3,7 +3,7 @@
 //! to do, escalates, fails, or reaches the round limit. Every step is recorded.
 
 use crate::caps::log::LogLine;
-use crate::contract::{Action, ActionResult, ActionStatus, Alert, Incident, Plan};
+use crate::contract::{Action, ActionResult, ActionStatus, Alert, Incident, PastAction, Plan};
 use crate::engine::{Call, Failure, LoadedPlugin, PluginEngine};
 use crate::executor::Executor;
 use crate::store::{NewRun, RunStatus, Store, StoreError};
@@ -172,6 +172,9 @@ fn abort(store: &Store, id: &str, source: StoreError, rounds: Vec<RoundReport>) 
     })
 }
 
+/// How a run ended: its status and the reason.
+type Verdict = (RunStatus, String);
+
 /// Run `id`, whose record exists and is `running` with its `run-started`
 /// audit record, to its end.
 pub fn drive(
@@ -180,44 +183,146 @@ pub fn drive(
     id: String,
     request: RunRequest<'_>,
 ) -> Result<RunReport, Box<RunAborted>> {
-    let plugin = request.plugin;
-    let dry_run = request.dry_run || request.approval;
-    let mut rounds = Vec::new();
-    let abort = |source, rounds| abort(store, &id, source, rounds);
+    let mut driver = match Driver::start(engine, store, &id, &request) {
+        Ok(driver) => driver,
+        Err(source) => return Err(abort(store, &id, source, Vec::new())),
+    };
+    let ended = driver.rounds_until_the_end();
+    let (dry_run, rounds) = (driver.dry_run, driver.rounds);
+    let (status, reason) = match ended {
+        Ok(verdict) => verdict,
+        Err(source) => return Err(abort(store, &id, source, rounds)),
+    };
+    if let Err(source) = store.finish_run(&id, status, &reason) {
+        return Err(abort(store, &id, source, rounds));
+    }
+    tracing::info!(status = status.as_str(), reason = %crate::text::one_line(&reason), "run finished");
+    Ok(RunReport {
+        id,
+        status,
+        reason,
+        dry_run,
+        rounds,
+    })
+}
 
-    let executor = Executor {
-        store,
-        grants: &plugin.grants,
-        connections: engine.connections(),
-        declared_kinds: &plugin.info.action_kinds,
-        approved: request.approved.as_deref(),
-    };
-    // An approved run already has its approval round recorded; number on from it.
-    let first_round = match store.next_round(&id) {
-        Ok(next) => next,
-        Err(source) => return Err(abort(source, rounds)),
-    };
-    let mut history: Vec<ActionResult> = Vec::new();
-    let mut memo: Option<String> = None;
-    let recent = match store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT) {
-        Ok(recent) => recent,
-        Err(source) => return Err(abort(source, rounds)),
-    };
-    let (status, reason) = loop {
-        let round = rounds.len() as u32;
-        let incident = Incident {
-            run_id: id.clone(),
-            alert: request.alert.clone(),
-            params: request.params.clone(),
-            dry_run,
+/// A run between its start and its end: what every round needs, and what
+/// the rounds so far left behind.
+struct Driver<'a> {
+    engine: &'a PluginEngine,
+    store: &'a Store,
+    id: &'a str,
+    request: &'a RunRequest<'a>,
+    executor: Executor<'a>,
+    dry_run: bool,
+    /// An approved run already has its approval round recorded; rounds are numbered on from it.
+    first_round: u32,
+    recent: Vec<PastAction>,
+    history: Vec<ActionResult>,
+    memo: Option<String>,
+    rounds: Vec<RoundReport>,
+}
+
+/// What a round leaves for the next: the end of the run, or another round.
+enum Step {
+    Ended(Verdict),
+    Again {
+        /// The plan proposed nothing and only asked to look again.
+        watching: bool,
+        recheck: Option<u32>,
+        summary: String,
+    },
+}
+
+impl<'a> Driver<'a> {
+    fn start(
+        engine: &'a PluginEngine,
+        store: &'a Store,
+        id: &'a str,
+        request: &'a RunRequest<'a>,
+    ) -> Result<Self, StoreError> {
+        let plugin = request.plugin;
+        Ok(Driver {
+            engine,
+            store,
+            id,
+            request,
+            executor: Executor {
+                store,
+                grants: &plugin.grants,
+                connections: engine.connections(),
+                declared_kinds: &plugin.info.action_kinds,
+                approved: request.approved.as_deref(),
+            },
+            dry_run: request.dry_run || request.approval,
+            first_round: store.next_round(id)?,
+            recent: store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT)?,
+            history: Vec::new(),
+            memo: None,
+            rounds: Vec::new(),
+        })
+    }
+
+    /// Rounds until one ends the run, the round limit is reached, or the
+    /// store fails.
+    fn rounds_until_the_end(&mut self) -> Result<Verdict, StoreError> {
+        let limit = self.request.max_rounds;
+        loop {
+            let (watching, recheck, summary) = match self.round()? {
+                Step::Ended(verdict) => return Ok(verdict),
+                Step::Again {
+                    watching,
+                    recheck,
+                    summary,
+                } => (watching, recheck, summary),
+            };
+            if self.rounds.len() as u32 >= limit {
+                let still = if watching {
+                    format!("is still watching: {summary}")
+                } else {
+                    "still proposes actions".to_string()
+                };
+                let why = format!("round limit of {limit} reached and the plugin {still}");
+                return Ok((RunStatus::Escalated, why));
+            }
+            wait_for_recheck(self.rounds.len() as u32 - 1, recheck, &summary);
+        }
+    }
+
+    /// One round: plan (or replay the approved plan), record it, and act on
+    /// it. Its report is kept whatever happens.
+    fn round(&mut self) -> Result<Step, StoreError> {
+        let round = self.rounds.len() as u32;
+        let recorded = self.first_round + round;
+        let call = self.plan(round);
+        let mut report = RoundReport {
             round,
-            history: history.clone(),
-            recent: recent.clone(),
-            memo: memo.take(),
+            plan: None,
+            results: Vec::new(),
+            logs: call.logs,
+            instantiate: call.instantiate,
+            planning: call.call,
+            executing: Duration::ZERO,
         };
-        // An approved run starts with exactly the approved plan, not a new one.
-        let call = match (round, &request.approved) {
-            (0, Some(approved)) => Call {
+        let step =
+            self.record_plan(recorded, call.result, &report)
+                .and_then(|planned| match planned {
+                    Err(verdict) => Ok(Step::Ended(verdict)),
+                    Ok(plan) => {
+                        let step = self.act_on(recorded, &plan, &mut report);
+                        report.plan = Some(plan);
+                        step
+                    }
+                });
+        self.rounds.push(report);
+        step
+    }
+
+    /// This round's plan. An approved run starts with exactly the approved
+    /// plan, not a new one.
+    fn plan(&mut self, round: u32) -> Call<Plan> {
+        if let (0, Some(approved)) = (round, &self.request.approved) {
+            return Call {
                 result: Ok(Plan {
                     summary: format!(
                         "the approved plan ({})",
@@ -232,122 +337,106 @@ pub fn drive(
                 logs: Vec::new(),
                 instantiate: Duration::ZERO,
                 call: Duration::ZERO,
-            },
-            _ => engine.plan(plugin, &incident),
-        };
-        let mut report = RoundReport {
-            round,
-            plan: None,
-            results: Vec::new(),
-            logs: call.logs,
-            instantiate: call.instantiate,
-            planning: call.call,
-            executing: Duration::ZERO,
-        };
-        let recorded = first_round + round;
-        if let Err(source) = store.record_logs(&id, recorded, &report.logs) {
-            rounds.push(report);
-            return Err(abort(source, rounds));
+            };
         }
-        let plan = match call.result {
+        let request = self.request;
+        let incident = Incident {
+            run_id: self.id.to_string(),
+            alert: request.alert.clone(),
+            params: request.params.clone(),
+            dry_run: self.dry_run,
+            round,
+            history: self.history.clone(),
+            recent: self.recent.clone(),
+            memo: self.memo.take(),
+        };
+        self.engine.plan(request.plugin, &incident)
+    }
+
+    /// Record the round's logs and its plan; a plugin that could not plan
+    /// ends the run.
+    fn record_plan(
+        &self,
+        recorded: u32,
+        planned: Result<Plan, Failure>,
+        report: &RoundReport,
+    ) -> Result<Result<Plan, Verdict>, StoreError> {
+        self.store.record_logs(self.id, recorded, &report.logs)?;
+        let plan = match planned {
             Ok(plan) => plan,
             Err(failure) => {
-                rounds.push(report);
-                break (failure_status(&failure), format!("plugin {failure}"));
+                return Ok(Err((failure_status(&failure), format!("plugin {failure}"))));
             }
         };
-        if let Err(source) = store.record_round(&id, recorded, &plan, call.instantiate, call.call) {
-            rounds.push(report);
-            return Err(abort(source, rounds));
-        }
-
-        let watching = plan.actions.is_empty() && plan.recheck_after_secs.is_some();
-        let outcome = if let Some(why) = &plan.escalate {
-            Some((RunStatus::Escalated, why.clone()))
-        } else if plan.actions.is_empty() && !watching {
-            let status = if history.iter().any(|r| r.status == ActionStatus::Done) {
-                RunStatus::Succeeded
-            } else {
-                RunStatus::NothingToDo
-            };
-            Some((status, plan.summary.clone()))
-        } else {
-            None
-        };
-        if let Some(outcome) = outcome {
-            report.plan = Some(plan);
-            rounds.push(report);
-            break outcome;
-        }
-
-        // A watching plan has nothing to execute; it only waits and looks again.
-        let mut verdict = None;
-        if !watching {
-            let started = std::time::Instant::now();
-            let executed = executor.execute(&id, recorded, &plan.actions, dry_run);
-            report.executing = started.elapsed();
-            let results = match executed {
-                Ok(results) => results,
-                Err(source) => {
-                    report.plan = Some(plan);
-                    rounds.push(report);
-                    return Err(abort(source, rounds));
-                }
-            };
-            verdict = judge_round(&results, dry_run, request.approval);
-            if let Some((RunStatus::AwaitingApproval, _)) = &verdict {
-                match store.request_approval(&id, &plan.actions) {
-                    Ok(hash) => {
-                        if let Some((_, reason)) = &mut verdict {
-                            reason.push_str(&format!("; plan {}", &hash[..16]));
-                        }
-                    }
-                    Err(source) => {
-                        report.plan = Some(plan);
-                        rounds.push(report);
-                        return Err(abort(source, rounds));
-                    }
-                }
-            }
-            history.extend(results.iter().cloned());
-            report.results = results;
-        }
-        let recheck = plan.recheck_after_secs;
-        let summary = plan.summary.clone();
-        memo = plan.memo.clone();
-        report.plan = Some(plan);
-        rounds.push(report);
-        if let Some(verdict) = verdict {
-            break verdict;
-        }
-        if rounds.len() as u32 >= request.max_rounds {
-            let still = if watching {
-                format!("is still watching: {summary}")
-            } else {
-                "still proposes actions".to_string()
-            };
-            break (
-                RunStatus::Escalated,
-                format!(
-                    "round limit of {} reached and the plugin {still}",
-                    request.max_rounds
-                ),
-            );
-        }
-        wait_for_recheck(round, recheck, &summary);
-    };
-
-    if let Err(source) = store.finish_run(&id, status, &reason) {
-        return Err(abort(source, rounds));
+        let (instantiate, planning) = (report.instantiate, report.planning);
+        self.store
+            .record_round(self.id, recorded, &plan, instantiate, planning)?;
+        Ok(Ok(plan))
     }
-    tracing::info!(status = status.as_str(), reason = %crate::text::one_line(&reason), "run finished");
-    Ok(RunReport {
-        id,
-        status,
-        reason,
-        dry_run,
-        rounds,
-    })
+
+    /// What the plan calls for: the end of the run, or its actions executed
+    /// (unless it only watches) and judged.
+    fn act_on(
+        &mut self,
+        recorded: u32,
+        plan: &Plan,
+        report: &mut RoundReport,
+    ) -> Result<Step, StoreError> {
+        if let Some(verdict) = settled_by(plan, &self.history) {
+            return Ok(Step::Ended(verdict));
+        }
+        // Not settled and no actions: the plan asked to look again later.
+        let watching = plan.actions.is_empty();
+        if !watching && let Some(verdict) = self.execute(recorded, plan, report)? {
+            return Ok(Step::Ended(verdict));
+        }
+        self.memo = plan.memo.clone();
+        Ok(Step::Again {
+            watching,
+            recheck: plan.recheck_after_secs,
+            summary: plan.summary.clone(),
+        })
+    }
+
+    /// Execute the plan's actions; a verdict when their results end the run.
+    fn execute(
+        &mut self,
+        recorded: u32,
+        plan: &Plan,
+        report: &mut RoundReport,
+    ) -> Result<Option<Verdict>, StoreError> {
+        let started = std::time::Instant::now();
+        let executed = self
+            .executor
+            .execute(self.id, recorded, &plan.actions, self.dry_run);
+        report.executing = started.elapsed();
+        let results = executed?;
+        let mut verdict = judge_round(&results, self.dry_run, self.request.approval);
+        if let Some((RunStatus::AwaitingApproval, reason)) = &mut verdict {
+            let hash = self.store.request_approval(self.id, &plan.actions)?;
+            reason.push_str(&format!("; plan {}", &hash[..16]));
+        }
+        self.history.extend(results.iter().cloned());
+        report.results = results;
+        Ok(verdict)
+    }
+}
+
+/// The end of the run that a plan itself declares: it escalates, or it has
+/// nothing (more) to do and does not ask to look again.
+fn settled_by(plan: &Plan, history: &[ActionResult]) -> Option<Verdict> {
+    if let Some(why) = &plan.escalate {
+        return Some((RunStatus::Escalated, why.clone()));
+    }
+    if !plan.actions.is_empty() || plan.recheck_after_secs.is_some() {
+        return None;
+    }
+    let status = if history.iter().any(|r| r.status == ActionStatus::Done) {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::NothingToDo
+    };
+    Some((status, plan.summary.clone()))
 }
 
 /// The plugin asked to look again later: to confirm a restart took, or to
