@@ -161,21 +161,6 @@ impl Store {
         })
     }
 
-    /// The plan a queued run was approved to execute, if it was approved.
-    pub fn approved_plan(&self, id: &str) -> Result<Option<Vec<Action>>, StoreError> {
-        let plan: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT approval_plan FROM runs WHERE id = ?1 AND approved_by IS NOT NULL",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-        })?;
-        plan.map(|p| self.decode(id, "approval_plan", &p))
-            .transpose()
-    }
-
     /// The round number the next round of run `id` is recorded under.
     pub fn next_round(&self, id: &str) -> Result<u32, StoreError> {
         self.with(|c| {
