@@ -74,6 +74,18 @@ fn hash(seq: i64, at_ms: i64, kind: &str, run_id: Option<&str>, body: &str, prev
     format!("{:x}", digest.finalize())
 }
 
+/// The end of run `id`, with its status and reason, inside the caller's
+/// transaction: every way a run ends writes this one record.
+pub(super) fn append_finished(
+    c: &Connection,
+    id: &str,
+    status: super::RunStatus,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
+    append(c, "finished", Some(id), &body)
+}
+
 /// Append a record inside the caller's transaction, so the audit and the
 /// state it describes are committed together or not at all.
 pub(super) fn append(

@@ -343,8 +343,7 @@ impl Store {
             if changed == 0 {
                 return Ok(());
             }
-            let body = serde_json::json!({ "status": "interrupted", "reason": reason });
-            super::audit::append(c, "finished", Some(id), &body)
+            super::audit::append_finished(c, id, RunStatus::Interrupted, reason)
         })
     }
 
@@ -459,8 +458,7 @@ fn admit_one(
                 .query_map(params![alert.fingerprint, now_ms(), WHY], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             for id in &cancelled {
-                let body = serde_json::json!({ "status": "cancelled", "reason": WHY });
-                super::audit::append(tx, "finished", Some(id), &body)?;
+                super::audit::append_finished(tx, id, RunStatus::Cancelled, WHY)?;
             }
             *depth -= cancelled.len() as u64;
             return Ok(vec![Admission::Resolved { cancelled }]);

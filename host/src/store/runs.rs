@@ -158,8 +158,7 @@ impl Store {
                  WHERE id = ?1",
                 params![run_id, status.as_str(), reason, now_ms()],
             )?;
-            let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
-            audit::append(c, "finished", Some(run_id), &body)
+            audit::append_finished(c, run_id, status, reason)
         })
     }
 }
