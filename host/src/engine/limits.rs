@@ -172,7 +172,7 @@ fn check_answer(what: &str, answer: &impl serde::Serialize) -> Result<(), String
     let value =
         serde_json::to_value(answer).map_err(|e| format!("{what} cannot be represented: {e}"))?;
     let mut total = 0;
-    walk(&value, &mut what.to_string(), &mut total)?;
+    walk(&value, 0, &mut what.to_string(), &mut total)?;
     if total > MAX_ANSWER_BYTES {
         return Err(format!(
             "{what} holds {total} bytes of text; remedy accepts at most {MAX_ANSWER_BYTES}"
@@ -181,7 +181,15 @@ fn check_answer(what: &str, answer: &impl serde::Serialize) -> Result<(), String
     Ok(())
 }
 
-fn walk(value: &serde_json::Value, at: &mut String, total: &mut usize) -> Result<(), String> {
+/// The answer's own lists (a plan's actions and checks, a description's
+/// params) are counted against their limits before the walk; every list
+/// deeper down is held to [`MAX_LIST_ITEMS`].
+fn walk(
+    value: &serde_json::Value,
+    depth: usize,
+    at: &mut String,
+    total: &mut usize,
+) -> Result<(), String> {
     use serde_json::Value;
     let mark = at.len();
     match value {
@@ -190,10 +198,15 @@ fn walk(value: &serde_json::Value, at: &mut String, total: &mut usize) -> Result
             check_size(at, text, MAX_TEXT_BYTES)?;
         }
         Value::Array(items) => {
-            check_count(at, items.len(), MAX_PLAN_ACTIONS.max(MAX_LIST_ITEMS))?;
+            let limit = if depth == 1 {
+                MAX_PLAN_ACTIONS
+            } else {
+                MAX_LIST_ITEMS
+            };
+            check_count(at, items.len(), limit)?;
             for (n, item) in items.iter().enumerate() {
                 at.push_str(&format!("[{n}]"));
-                walk(item, at, total)?;
+                walk(item, depth + 1, at, total)?;
                 at.truncate(mark);
             }
         }
@@ -202,7 +215,7 @@ fn walk(value: &serde_json::Value, at: &mut String, total: &mut usize) -> Result
                 *total += key.len();
                 at.push('.');
                 at.push_str(&kebab(key));
-                walk(field, at, total)?;
+                walk(field, depth + 1, at, total)?;
                 at.truncate(mark);
             }
         }
@@ -248,22 +261,7 @@ pub fn validate_plan(plan: &Plan) -> Result<(), String> {
     if let Some(memo) = &plan.memo {
         check_size("the memo", memo, MAX_MEMO_BYTES)?;
     }
-    for (n, action) in plan.actions.iter().enumerate() {
-        check_count(
-            &format!("plan.actions[{n}] ({})", action.kind()),
-            action_list_items(action),
-            MAX_LIST_ITEMS,
-        )?;
-    }
     check_answer("plan", &PlanWithoutMemo(plan))
-}
-
-/// The items of the one list an action may carry.
-fn action_list_items(action: &crate::contract::Action) -> usize {
-    match action {
-        crate::contract::Action::KmodLoad(load) => load.parameters.len(),
-        _ => 0,
-    }
 }
 
 /// A plan as it is checked: every field but the memo.
@@ -353,6 +351,32 @@ mod tests {
             "{error}"
         );
         assert!(validate_info(&info(&[])).is_ok());
+    }
+
+    #[test]
+    fn lists_inside_an_answer_are_bounded() {
+        let plan = |parameters: usize| Plan {
+            summary: String::new(),
+            checks: vec![],
+            actions: vec![crate::contract::Action::KmodLoad(
+                crate::contract::KmodLoad {
+                    module: "nbd".into(),
+                    parameters: (0..parameters)
+                        .map(|n| (format!("p{n}"), "1".into()))
+                        .collect(),
+                    reason: String::new(),
+                },
+            )],
+            escalate: None,
+            recheck_after_secs: None,
+            memo: None,
+        };
+        assert!(validate_plan(&plan(MAX_LIST_ITEMS)).is_ok());
+        let refused = validate_plan(&plan(MAX_LIST_ITEMS + 1)).unwrap_err();
+        assert!(
+            refused.starts_with("plan.actions[0].kmod-load.parameters has 1001 items"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -294,11 +294,11 @@ impl PluginEngine {
         let call = started.elapsed() - instantiate;
 
         let result = match driven {
+            Ok(None) => Err(Failure::TimedOut(plugin.limits.timeout)),
             // An answer that comes after the deadline is as late as none.
-            Ok(Some(_)) | Ok(None) if Instant::now() > deadline + limits::EPOCH_TICK => {
+            Ok(Some(_)) if Instant::now() > deadline + limits::EPOCH_TICK => {
                 Err(Failure::TimedOut(plugin.limits.timeout))
             }
-            Ok(None) => Err(Failure::TimedOut(plugin.limits.timeout)),
             Ok(Some(result)) => {
                 result.map_err(|error| classify(error, store.data(), &plugin.limits))
             }
