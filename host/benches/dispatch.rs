@@ -72,7 +72,7 @@ fn dispatch(c: &mut Criterion) {
     let no_grants = Grants::default();
     let limits = Default::default();
     c.bench_function("context/new", |b| {
-        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits, engine.connections()))
+        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits, engine.env()))
     });
     c.bench_function("plan/echo", |b| {
         b.iter(|| engine.plan(&echo, &echo_incident).result.unwrap())
@@ -83,13 +83,15 @@ fn dispatch(c: &mut Criterion) {
             name: "disk-cleanup".into(),
             wasm: wasm("disk_cleanup").into(),
             sha256_pin: None,
-            grants: Grants {
-                fs_read: vec!["/nonexistent-remedy-bench".into()],
-                proc: vec![remedy::caps::proc::ProcRight::Read],
-                nomad: vec![remedy::caps::nomad::NomadRight::Read],
-                docker: vec![remedy::caps::docker::DockerRight::Read],
-                ..Default::default()
-            },
+            grants: toml::from_str(
+                r#"
+                fs_read = ["/nonexistent-remedy-bench"]
+                proc = ["read"]
+                nomad = ["read"]
+                docker = ["read"]
+                "#,
+            )
+            .unwrap(),
             limits: Default::default(),
         })
         .unwrap();

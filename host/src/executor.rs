@@ -6,19 +6,16 @@
 //! effect (or, in a dry-run, nothing), durable result record. A record that
 //! cannot be written stops everything.
 
-use crate::caps::docker::{self, DockerAction};
-use crate::caps::nomad::{self, NomadAction};
-use crate::caps::{Connections, Grants, Refusal, fs, kmod, netns, proc};
+use crate::caps::{CapAction, Grants, HostEnv, Refusal};
 use crate::contract::{Action, ActionResult, ActionStatus};
 use crate::store::{Store, StoreError};
 use crate::text::one_line;
-use std::path::Path;
 use std::time::Instant;
 
 pub struct Executor<'a> {
     pub store: &'a Store,
     pub grants: &'a Grants,
-    pub connections: &'a Connections,
+    pub env: &'a HostEnv,
     /// Action kinds the plugin declared in `describe`.
     pub declared_kinds: &'a [String],
     /// For an approved run, the approved plan: nothing else may run.
@@ -43,13 +40,13 @@ impl Executor<'_> {
             ));
         }
         CapAction::of(action)
-            .check_grant(self.grants, self.connections)
+            .check_grant(self.grants, self.env)
             .err()
     }
 
     /// Re-check the target of a granted `action` and, unless `dry_run`, act.
     fn perform(&self, action: &Action, dry_run: bool) -> (ActionStatus, String) {
-        let outcome = CapAction::of(action).perform(self.grants, self.connections, dry_run);
+        let outcome = CapAction::of(action).perform(self.grants, self.env, dry_run);
         match outcome {
             Ok(detail) if dry_run => (ActionStatus::Planned, detail),
             Ok(detail) => (ActionStatus::Done, detail),
@@ -127,80 +124,5 @@ impl Executor<'_> {
             status,
             detail,
         })
-    }
-}
-
-/// An action as the capability that carries it out. Every kind of the
-/// contract maps to exactly one (the match has no catch-all), and this is
-/// the only place where capabilities' effects are reached.
-enum CapAction<'a> {
-    Fs(&'a crate::contract::RemovePath),
-    Netns(&'a crate::contract::NetnsDelete),
-    Proc(&'a crate::contract::ProcessSignal),
-    KmodLoad(&'a crate::contract::KmodLoad),
-    NbdDisconnect(&'a crate::contract::NbdDisconnect),
-    Nomad(NomadAction<'a>),
-    Docker(DockerAction<'a>),
-}
-
-impl<'a> CapAction<'a> {
-    fn of(action: &'a Action) -> Self {
-        match action {
-            Action::RemovePath(a) => CapAction::Fs(a),
-            Action::NetnsDelete(a) => CapAction::Netns(a),
-            Action::ProcessSignal(a) => CapAction::Proc(a),
-            Action::KmodLoad(a) => CapAction::KmodLoad(a),
-            Action::NbdDisconnect(a) => CapAction::NbdDisconnect(a),
-            Action::NomadRestartAlloc(a) => CapAction::Nomad(NomadAction::Restart(a)),
-            Action::NomadStopAlloc(a) => CapAction::Nomad(NomadAction::Stop(a)),
-            Action::NomadEvaluateJob(a) => CapAction::Nomad(NomadAction::Evaluate(a)),
-            Action::NomadRevertJob(a) => CapAction::Nomad(NomadAction::Revert(a)),
-            Action::NomadClientGc(a) => CapAction::Nomad(NomadAction::Gc(a)),
-            Action::DockerPrune(a) => CapAction::Docker(DockerAction::Prune(a)),
-            Action::DockerRestartContainer(a) => CapAction::Docker(DockerAction::Restart(a)),
-        }
-    }
-
-    /// Why `grants` do not cover this action, if they do not.
-    fn check_grant(&self, grants: &Grants, connections: &Connections) -> Result<(), String> {
-        match self {
-            CapAction::Fs(remove) => fs::check_remove_grant(remove, &grants.fs_remove),
-            CapAction::Netns(delete) => netns::check_grant(delete, &grants.netns_grant()),
-            CapAction::Proc(signal) => {
-                proc::check_signal_grant(signal, &grants.proc_signals, &grants.proc_exes)
-            }
-            CapAction::KmodLoad(load) => kmod::check_load_grant(load, &grants.kmod_grant()),
-            CapAction::NbdDisconnect(_) => kmod::check_disconnect_grant(&grants.kmod_grant()),
-            CapAction::Nomad(action) => nomad::check_grant(action, &grants.nomad_grant()),
-            CapAction::Docker(action) => {
-                docker::check_grant(&connections.docker, action, &grants.docker_grant())
-            }
-        }
-    }
-
-    /// Re-check the object against the world as it is now and, unless
-    /// `dry_run`, act on it.
-    fn perform(
-        &self,
-        grants: &Grants,
-        connections: &Connections,
-        dry_run: bool,
-    ) -> Result<String, Refusal> {
-        let proc_root = Path::new(proc::PROC_ROOT);
-        match self {
-            CapAction::Fs(remove) => fs::remove_file(remove, &grants.fs_remove, dry_run),
-            CapAction::Netns(delete) => {
-                netns::delete(&connections.netns, proc_root, delete, dry_run)
-            }
-            CapAction::Proc(signal) => {
-                proc::send_signal(proc_root, signal, &grants.proc_exes, dry_run)
-            }
-            CapAction::KmodLoad(load) => kmod::load(&connections.kmod, load, dry_run),
-            CapAction::NbdDisconnect(nbd) => kmod::disconnect(&connections.kmod, nbd, dry_run),
-            CapAction::Nomad(action) => nomad::perform(&connections.nomad, action, dry_run),
-            CapAction::Docker(action) => {
-                docker::perform(&connections.docker, action, &grants.docker_grant(), dry_run)
-            }
-        }
     }
 }

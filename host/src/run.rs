@@ -250,7 +250,7 @@ impl<'a> Driver<'a> {
             executor: Executor {
                 store,
                 grants: &plugin.grants,
-                connections: engine.connections(),
+                env: engine.env(),
                 declared_kinds: &plugin.info.action_kinds,
                 approved: request.approved.as_deref(),
             },

@@ -270,7 +270,6 @@ fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
 /// fails the identity check; files opened or mapped since fail the lease.
 #[test]
 fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
-    use remedy::caps::Grants;
     use remedy::contract::{Action, ActionStatus};
     use remedy::executor::Executor;
     use remedy::run::{RunRequest, resolve_params, run};
@@ -279,10 +278,8 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     let scene = Scene::new();
     let host = common::Host::new();
     let root = scene.fs.path.clone();
-    let grants = Grants {
-        fs_remove: vec![root.join("cache"), root.join("logs")],
-        ..common::grants_under(&root)
-    };
+    let mut grants = common::grants_under(&root);
+    grants.fs.remove = vec![root.join("cache"), root.join("logs")];
     let plugin = host.load("disk_cleanup", grants.clone(), Default::default());
     let r = root.display();
     let given: BTreeMap<String, String> = [
@@ -344,7 +341,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
-        connections: host.engine.connections(),
+        env: host.engine.env(),
         declared_kinds: &kinds,
         approved: None,
     };

@@ -112,14 +112,16 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
 
     let store = remedy::store::Store::open(&dir.path().join("state")).unwrap();
     let grants = remedy::caps::Grants {
-        docker: vec![
-            remedy::caps::docker::DockerRight::Read,
-            remedy::caps::docker::DockerRight::Restart,
-        ],
-        docker_labels: vec![GRANTED.into()],
+        docker: remedy::caps::docker::DockerGrant {
+            rights: vec![
+                remedy::caps::docker::DockerRight::Read,
+                remedy::caps::docker::DockerRight::Restart,
+            ],
+            labels: vec![GRANTED.into()],
+        },
         ..Default::default()
     };
-    let connections = remedy::caps::Connections::new(
+    let env = remedy::caps::HostEnv::new(
         Default::default(),
         remedy::caps::docker::DockerSettings {
             socket: Some(engine.socket()),
@@ -130,7 +132,7 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
     let executor = remedy::executor::Executor {
         store: &store,
         grants: &grants,
-        connections: &connections,
+        env: &env,
         declared_kinds: &kinds,
         approved: None,
     };

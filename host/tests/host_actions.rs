@@ -8,9 +8,9 @@ mod common;
 use common::Reaped;
 use common::netns::{Namespaces, sh, sleeper_in};
 
-use remedy::caps::kmod::{KmodRight, KmodSettings};
-use remedy::caps::netns::{NetnsRight, NetnsSettings};
-use remedy::caps::{Connections, Grants};
+use remedy::caps::kmod::KmodSettings;
+use remedy::caps::netns::NetnsSettings;
+use remedy::caps::{Grants, HostEnv};
 use remedy::contract::{
     Action, ActionResult, ActionStatus, KmodLoad, NbdDisconnect, NetnsDelete, ProcessSignal,
 };
@@ -43,7 +43,7 @@ fn store_with_run(dir: &Path) -> Store {
 fn execute(
     store: &Store,
     grants: &Grants,
-    connections: &Connections,
+    env: &HostEnv,
     action: Action,
     dry_run: bool,
 ) -> ActionResult {
@@ -54,7 +54,7 @@ fn execute(
     let executor = Executor {
         store,
         grants,
-        connections,
+        env,
         declared_kinds: &kinds,
         approved: None,
     };
@@ -79,7 +79,7 @@ netns_links = ["veth-ns-[0-9]+"]
 fn namespaces_are_listed_by_use_and_deleted_only_as_planned() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_run(dir.path());
-    let connections = Connections::default();
+    let env = HostEnv::default();
     let grants = netns_grants();
     let mut made = Namespaces(Vec::new());
     for name in [
@@ -97,7 +97,7 @@ fn namespaces_are_listed_by_use_and_deleted_only_as_planned() {
     let listed = remedy::caps::netns::namespaces(
         Path::new("/var/run/netns"),
         Path::new("/proc"),
-        &grants.netns_grant(),
+        &grants.netns,
     )
     .unwrap();
     let ours: Vec<(&str, bool)> = listed
@@ -127,8 +127,7 @@ fn namespaces_are_listed_by_use_and_deleted_only_as_planned() {
             reason: "test".into(),
         })
     };
-    let run =
-        |action: Action, dry_run: bool| execute(&store, &grants, &connections, action, dry_run);
+    let run = |action: Action, dry_run: bool| execute(&store, &grants, &env, action, dry_run);
 
     // A foreign name, or a link outside netns_links, is denied.
     let foreign = run(
@@ -213,7 +212,7 @@ fn start_time(pid: u32) -> u64 {
 fn signals_go_only_to_the_planned_granted_process() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_run(dir.path());
-    let connections = Connections::default();
+    let env = HostEnv::default();
     let sleep = std::fs::canonicalize("/usr/bin/sleep").unwrap();
     let grants: Grants = toml::from_str(&format!(
         "proc = [\"read\"]\nproc_signals = [\"TERM\"]\nproc_exes = [\"{}\"]\n",
@@ -232,7 +231,7 @@ fn signals_go_only_to_the_planned_granted_process() {
             reason: "test".into(),
         })
     };
-    let run = |action: Action| execute(&store, &grants, &connections, action, false);
+    let run = |action: Action| execute(&store, &grants, &env, action, false);
 
     let not_granted = run(signal(
         start_time(pid),
@@ -344,16 +343,17 @@ fn modules_load_only_as_allowed_and_only_orphaned_nbd_devices_disconnect() {
     let sysfs = Sysfs::new();
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_run(dir.path());
-    let connections = Connections::default().with_host(NetnsSettings::default(), sysfs.settings());
-    let grants = Grants {
-        kmod: vec![KmodRight::Read, KmodRight::Load, KmodRight::NbdDisconnect],
-        kmod_modules: vec!["nbd".into()],
-        kmod_params: vec!["nbds_max".into()],
-        netns: vec![NetnsRight::Read],
-        ..Default::default()
-    };
-    let run =
-        |action: Action, dry_run: bool| execute(&store, &grants, &connections, action, dry_run);
+    let env = HostEnv::default().with_paths(NetnsSettings::default(), sysfs.settings());
+    let grants: Grants = toml::from_str(
+        r#"
+kmod = ["read", "load", "nbd-disconnect"]
+kmod_modules = ["nbd"]
+kmod_params = ["nbds_max"]
+netns = ["read"]
+"#,
+    )
+    .unwrap();
+    let run = |action: Action, dry_run: bool| execute(&store, &grants, &env, action, dry_run);
 
     let devices = remedy::caps::kmod::nbd_devices(&sysfs.settings()).unwrap();
     let orphans: Vec<u32> = devices

@@ -91,8 +91,8 @@ params = {{ confirm_after = "1s" }}
     }
 
     /// Connections to the double, for tests that drive the executor directly.
-    fn connections(&self) -> remedy::caps::Connections {
-        remedy::caps::Connections::new(
+    fn env(&self) -> remedy::caps::HostEnv {
+        remedy::caps::HostEnv::new(
             remedy::caps::nomad::NomadSettings {
                 address: Some(self.nomad.address()),
                 ..Default::default()
@@ -332,12 +332,12 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
     });
     let store = remedy::store::Store::open(&state).unwrap();
     let grants: remedy::caps::Grants = toml::from_str(GRANTS).unwrap();
-    let connections = cluster.connections();
+    let env = cluster.env();
     let kinds = vec!["nomad-revert-job".to_string()];
     let executor = remedy::executor::Executor {
         store: &store,
         grants: &grants,
-        connections: &connections,
+        env: &env,
         declared_kinds: &kinds,
         approved: None,
     };
@@ -361,7 +361,7 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
     let cluster = Cluster::new();
     let here = cluster.alloc_on("orchestrator", &cluster.here);
     let store = remedy::store::Store::open(&cluster.dir.path().join("state")).unwrap();
-    let connections = cluster.connections();
+    let env = cluster.env();
     let grants: remedy::caps::Grants = toml::from_str(GRANTS).unwrap();
     let kinds: Vec<String> = ["nomad-restart-alloc", "nomad-client-gc"]
         .map(String::from)
@@ -369,7 +369,7 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
     let executor = remedy::executor::Executor {
         store: &store,
         grants: &grants,
-        connections: &connections,
+        env: &env,
         declared_kinds: &kinds,
         approved: None,
     };

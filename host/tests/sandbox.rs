@@ -171,12 +171,10 @@ fn removal_outside_fs_remove_is_denied_and_recorded() {
     let place = Playground::new();
     let host = Host::new();
     // It may read everywhere in the playground, but remove only below granted/.
-    let grants = Grants {
-        fs_read: vec![place.dir.path().to_path_buf()],
-        fs_remove: vec![place.granted()],
-        proc: vec![remedy::caps::proc::ProcRight::Read],
-        ..Grants::default()
-    };
+    let mut grants = Grants::default();
+    grants.fs.read = vec![place.dir.path().to_path_buf()];
+    grants.fs.remove = vec![place.granted()];
+    grants.proc.rights = vec![remedy::caps::proc::ProcRight::Read];
     let plugin = host.load("hostile", grants, fast_limits());
     let g = place.granted().display().to_string();
     for target in [
@@ -258,10 +256,8 @@ fn interfaces_without_a_grant_are_refused_at_load_naming_the_fix() {
             limits: fast_limits(),
         })
     };
-    let no_proc = Grants {
-        fs_read: vec!["/tmp".into()],
-        ..Grants::default()
-    };
+    let mut no_proc = Grants::default();
+    no_proc.fs.read = vec!["/tmp".into()];
     let error = load(no_proc).err().expect("proc is not granted");
     assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
     let text = error.to_string();
@@ -442,7 +438,7 @@ fn undeclared_action_kinds_are_denied() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
-        connections: host.engine.connections(),
+        env: host.engine.env(),
         declared_kinds: &[],
         approved: None,
     };
@@ -489,7 +485,7 @@ fn two_runs_racing_for_the_same_files_remove_each_once() {
                     let executor = Executor {
                         store: &host.store,
                         grants,
-                        connections: host.engine.connections(),
+                        env: host.engine.env(),
                         declared_kinds: kinds,
                         approved: None,
                     };
@@ -522,7 +518,7 @@ fn one_denied_action_stops_the_whole_plan() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
-        connections: host.engine.connections(),
+        env: host.engine.env(),
         declared_kinds: &kinds,
         approved: None,
     };
@@ -554,7 +550,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
     let executor = Executor {
         store: &host.store,
         grants: &grants,
-        connections: host.engine.connections(),
+        env: host.engine.env(),
         declared_kinds: &kinds,
         approved: None,
     };

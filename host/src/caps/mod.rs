@@ -1,7 +1,10 @@
-//! One module per capability: its grant, its read interface, its actions.
-//! Capabilities never call each other; the engine links their read interfaces
-//! and the executor combines their actions. What they share that is no
-//! capability (procfs, patterns, the async bridge) is in [`crate::sys`].
+//! Capabilities: one folder each, with its grant (`grant.rs`), its read
+//! interface (`read.rs`) and its actions (`act.rs`), tied together by one
+//! [`Capability`] impl in its `mod.rs`. [`registry`] names every capability
+//! once; the engine links, the config validates and the executor dispatches
+//! by looping over it. Capabilities never call each other. What they share
+//! that is no capability (procfs, patterns, the async bridge) is in
+//! [`crate::sys`].
 
 pub mod docker;
 pub mod fs;
@@ -10,11 +13,68 @@ pub mod log;
 pub mod netns;
 pub mod nomad;
 pub mod proc;
+mod registry;
+
+pub(crate) use registry::CapAction;
+pub use registry::{Grants, HasReaders, Readers};
 
 use crate::contract::ApiError;
-use crate::sys::{bridge, patterns};
-use serde::{Deserialize, Serialize};
+use crate::sys::bridge;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use wasmtime::component::Linker;
+
+/// One capability: a WIT interface plugins read through, the part of
+/// `[plugin.grants]` that scopes it, and the actions it carries out.
+pub trait Capability {
+    /// The WIT interface, and the first word of every grant key
+    /// (`nomad`, `nomad_jobs`): a grant key belongs to the capability it
+    /// is named after.
+    const NAME: &'static str;
+    /// Its keys in `[plugin.grants]`.
+    type Grant: Clone + Default + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned;
+    /// Its read interface for one plugin instance: it refuses (and notes)
+    /// every call outside the grant before it looks.
+    type Reader: Send + 'static;
+    /// The grant line that would let a plugin import the interface, when
+    /// `grant` does not.
+    fn missing(grant: &Self::Grant) -> Option<&'static str>;
+    /// What is wrong with `grant`, each problem naming its key.
+    fn problems(grant: &Self::Grant) -> Vec<String>;
+    fn reader(grant: &Self::Grant, env: &HostEnv) -> Self::Reader;
+    /// Link the read interface; `get` finds this capability's reader.
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut Self::Reader,
+    ) -> wasmtime::Result<()>;
+    /// The calls the reader refused during one plugin call.
+    fn denials(reader: Self::Reader) -> Vec<String>;
+}
+
+/// What a capability does beyond reading: its actions, their grant check,
+/// and their effect. Crate-private, so nothing outside remedy can reach an
+/// effect; inside, the executor is the one caller, through [`CapAction`].
+pub(crate) trait Act: Capability {
+    /// Its actions, as borrowed from a plan.
+    type Action<'a>;
+
+    /// Why `grant` does not cover `action`, if it does not.
+    fn check_grant(
+        action: &Self::Action<'_>,
+        grant: &Self::Grant,
+        env: &HostEnv,
+    ) -> Result<(), String>;
+    /// Re-check the object against the world as it is now and, unless
+    /// `dry_run`, act on it.
+    fn perform(
+        action: &Self::Action<'_>,
+        grant: &Self::Grant,
+        env: &HostEnv,
+        dry_run: bool,
+    ) -> Result<String, Refusal>;
+}
 
 /// Why a granted action was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -30,25 +90,26 @@ pub enum Refusal {
     Denied(String),
 }
 
-/// The outside services capabilities talk to, shared by every plugin
-/// instance and the executor; each connects on first use.
-pub struct Connections {
+/// This host as capabilities reach it, shared by every plugin instance and
+/// the executor: clients of the outside services (each connects on first
+/// use) and where this host keeps things.
+pub struct HostEnv {
     /// Runs Nomad and Docker requests and drives calls into plugins.
     pub bridge: Arc<bridge::Bridge>,
-    pub nomad: Arc<nomad::Nomad>,
-    pub docker: Arc<docker::Docker>,
+    pub nomad: Arc<nomad::NomadApi>,
+    pub docker: Arc<docker::DockerEngine>,
     /// Where this host keeps named network namespaces.
     pub netns: netns::NetnsSettings,
     /// Where sysfs is, and the programs that load modules and disconnect nbd devices.
     pub kmod: kmod::KmodSettings,
 }
 
-impl Connections {
+impl HostEnv {
     pub fn new(nomad: nomad::NomadSettings, docker: docker::DockerSettings) -> Self {
         let bridge = Arc::new(bridge::Bridge::default());
-        Connections {
-            nomad: Arc::new(nomad::Nomad::new(nomad, bridge.clone())),
-            docker: Arc::new(docker::Docker::new(docker, bridge.clone())),
+        HostEnv {
+            nomad: Arc::new(nomad::NomadApi::new(nomad, bridge.clone())),
+            docker: Arc::new(docker::DockerEngine::new(docker, bridge.clone())),
             bridge,
             netns: Default::default(),
             kmod: Default::default(),
@@ -56,16 +117,16 @@ impl Connections {
     }
 
     /// The same, with this host's netns directory and kmod paths.
-    pub fn with_host(mut self, netns: netns::NetnsSettings, kmod: kmod::KmodSettings) -> Self {
+    pub fn with_paths(mut self, netns: netns::NetnsSettings, kmod: kmod::KmodSettings) -> Self {
         self.netns = netns;
         self.kmod = kmod;
         self
     }
 }
 
-impl Default for Connections {
+impl Default for HostEnv {
     fn default() -> Self {
-        Connections::new(Default::default(), Default::default())
+        HostEnv::new(Default::default(), Default::default())
     }
 }
 
@@ -122,115 +183,25 @@ impl Denials {
     }
 }
 
-/// What the operator lets one plugin see and do (`[plugin.grants]`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Grants {
-    /// Directories the plugin may read below.
-    #[serde(default)]
-    pub fs_read: Vec<std::path::PathBuf>,
-    /// Directories below which `remove-path` may unlink files.
-    #[serde(default)]
-    pub fs_remove: Vec<std::path::PathBuf>,
-    /// `["read"]` lets the plugin list processes and the files they hold.
-    #[serde(default)]
-    pub proc: Vec<proc::ProcRight>,
-    /// `read` links the `nomad` interface; `restart`, `stop`, `evaluate`,
-    /// `revert` and `gc` allow those actions.
-    #[serde(default)]
-    pub nomad: Vec<nomad::NomadRight>,
-    /// Namespaces the plugin may see and act in; none means `default` only.
-    #[serde(default)]
-    pub nomad_namespaces: Vec<String>,
-    /// Anchored regexes of job ids the plugin may see and act on; none means all.
-    #[serde(default)]
-    pub nomad_jobs: patterns::Patterns,
-    /// `read` links the `docker` interface; `prune` and `restart` allow those actions.
-    #[serde(default)]
-    pub docker: Vec<docker::DockerRight>,
-    /// Labels (`key` or `key=value`) a container must all carry to be seen or acted on.
-    #[serde(default)]
-    pub docker_labels: Vec<String>,
-    /// Files whose locks `proc.file-locks` may report (absolute paths); a
-    /// daemon's lock file tells whether it runs.
-    #[serde(default)]
-    pub proc_locks: Vec<std::path::PathBuf>,
-    /// Signals `process-signal` may send (`TERM`, `KILL`, ...).
-    #[serde(default)]
-    pub proc_signals: Vec<String>,
-    /// Executables whose processes `process-signal` may signal: absolute paths,
-    /// where `*` stands for any part of one path segment (`/fc-versions/*/firecracker`).
-    #[serde(default)]
-    pub proc_exes: Vec<std::path::PathBuf>,
-    /// `read` links the `netns` interface; `delete` allows `netns-delete`.
-    #[serde(default)]
-    pub netns: Vec<netns::NetnsRight>,
-    /// Anchored regexes of namespace names it may see and delete; none: nothing.
-    #[serde(default)]
-    pub netns_names: patterns::Patterns,
-    /// Anchored regexes of host link names it may see and delete.
-    #[serde(default)]
-    pub netns_links: patterns::Patterns,
-    /// `read` links the `kmod` interface; `load`, `nbd-disconnect` allow those actions.
-    #[serde(default)]
-    pub kmod: Vec<kmod::KmodRight>,
-    /// Modules `kmod-load` may load.
-    #[serde(default)]
-    pub kmod_modules: Vec<String>,
-    /// Parameters it may pass: `name` (any value) or `name=value`.
-    #[serde(default)]
-    pub kmod_params: Vec<String>,
+/// A problem for each of `paths` (the grant `key`) that is not absolute or
+/// holds `.` or `..`: grants name directories and files exactly.
+fn unclean_paths(key: &str, paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|path| !is_clean_absolute(path))
+        .map(|path| {
+            format!(
+                "grants.{key} = {:?}: must be an absolute path without `.` or `..`",
+                path.display()
+            )
+        })
+        .collect()
 }
 
-impl Grants {
-    /// The config line that would grant the WIT interface `interface`, or
-    /// `None` when it is granted (or needs no grant, like `log`).
-    pub fn missing_for(&self, interface: &str) -> Option<&'static str> {
-        match interface {
-            "fs" if self.fs_read.is_empty() => Some(r#"fs_read = ["/some/dir"]"#),
-            "proc" if !self.proc.contains(&proc::ProcRight::Read) => Some(r#"proc = ["read"]"#),
-            "nomad" if !self.nomad.contains(&nomad::NomadRight::Read) => {
-                Some(r#"nomad = ["read"]"#)
-            }
-            "docker" if !self.docker.contains(&docker::DockerRight::Read) => {
-                Some(r#"docker = ["read"]"#)
-            }
-            "netns" if !self.netns.contains(&netns::NetnsRight::Read) => {
-                Some(r#"netns = ["read"] and netns_names = ["ns-[0-9]+"]"#)
-            }
-            "kmod" if !self.kmod.contains(&kmod::KmodRight::Read) => Some(r#"kmod = ["read"]"#),
-            _ => None,
-        }
-    }
-
-    pub fn nomad_grant(&self) -> nomad::NomadGrant {
-        nomad::NomadGrant {
-            rights: self.nomad.clone(),
-            namespaces: self.nomad_namespaces.clone(),
-            jobs: self.nomad_jobs.clone(),
-        }
-    }
-
-    pub fn netns_grant(&self) -> netns::NetnsGrant {
-        netns::NetnsGrant {
-            rights: self.netns.clone(),
-            names: self.netns_names.clone(),
-            links: self.netns_links.clone(),
-        }
-    }
-
-    pub fn kmod_grant(&self) -> kmod::KmodGrant {
-        kmod::KmodGrant {
-            rights: self.kmod.clone(),
-            modules: self.kmod_modules.clone(),
-            parameters: self.kmod_params.clone(),
-        }
-    }
-
-    pub fn docker_grant(&self) -> docker::DockerGrant {
-        docker::DockerGrant {
-            rights: self.docker.clone(),
-            labels: self.docker_labels.clone(),
-        }
-    }
+fn is_clean_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path.as_os_str().to_string_lossy().contains("/./")
 }

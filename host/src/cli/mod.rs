@@ -215,9 +215,9 @@ impl Cli {
     /// (and a warning) where that cannot be created: compiling is only slower.
     fn engine(&self, config: &Config) -> Result<PluginEngine> {
         let cache = self.state_dir(config)?.join("compiled");
-        let connections = || {
-            crate::caps::Connections::new(config.nomad.clone(), config.docker.clone())
-                .with_host(config.netns.clone(), config.kmod.clone())
+        let env = || {
+            crate::caps::HostEnv::new(config.nomad.clone(), config.docker.clone())
+                .with_paths(config.netns.clone(), config.kmod.clone())
         };
         let engine = match PluginEngine::new(Some(cache)) {
             Err(crate::engine::EngineError::Cache { path, source }) => {
@@ -229,7 +229,7 @@ impl Cli {
             }
             engine => engine?,
         };
-        Ok(engine.with_connections(connections()))
+        Ok(engine.with_env(env()))
     }
 }
 

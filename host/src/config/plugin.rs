@@ -8,7 +8,7 @@ use crate::caps::log::LogLimits;
 use crate::engine::limits::{MAX_PLUGIN_MEMORY, PluginLimits};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
@@ -127,40 +127,8 @@ pub(super) fn validate_plugin(
             "max_rounds = {max_rounds}: must be between 1 and 100"
         ));
     }
-    for (key, roots) in [
-        ("fs_read", &raw.grants.fs_read),
-        ("fs_remove", &raw.grants.fs_remove),
-        ("proc_exes", &raw.grants.proc_exes),
-        ("proc_locks", &raw.grants.proc_locks),
-    ] {
-        for root in roots {
-            if !is_clean_absolute(root) {
-                problem(format!(
-                    "grants.{key} = {:?}: must be an absolute path without `.` or `..`",
-                    root.display()
-                ));
-            }
-        }
-    }
-    if raw.grants.nomad_namespaces.iter().any(String::is_empty) {
-        problem("grants.nomad_namespaces names an empty namespace".into());
-    }
-    if raw
-        .grants
-        .docker_labels
-        .iter()
-        .any(|l| l.is_empty() || l.starts_with('='))
-    {
-        problem("grants.docker_labels entries are `key` or `key=value`".into());
-    }
-    for root in &raw.grants.fs_remove {
-        if !raw.grants.fs_read.iter().any(|read| root.starts_with(read)) {
-            problem(format!(
-                "grants.fs_remove = {:?} is not below any fs_read root; a plugin must be able to \
-                 look at what it proposes to remove, so add it to fs_read",
-                root.display()
-            ));
-        }
+    for grant_problem in raw.grants.problems() {
+        problem(grant_problem);
     }
 
     (problems.len() == before).then(|| PluginConfig {
@@ -176,12 +144,4 @@ pub(super) fn validate_plugin(
         params: raw.params,
         grants: raw.grants,
     })
-}
-
-fn is_clean_absolute(path: &Path) -> bool {
-    path.is_absolute()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && !path.as_os_str().to_string_lossy().contains("/./")
 }

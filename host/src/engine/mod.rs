@@ -7,7 +7,7 @@ mod context;
 pub mod limits;
 
 use crate::caps::log::LogLine;
-use crate::caps::{Connections, Grants};
+use crate::caps::{Grants, HostEnv};
 use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
 use cache::{CacheUse, CompiledCache};
 pub use context::RunContext;
@@ -104,7 +104,7 @@ pub struct PluginEngine {
     linker: Linker<RunContext>,
     cache: Option<CompiledCache>,
     pooling: bool,
-    connections: Arc<Connections>,
+    env: Arc<HostEnv>,
     _ticker: EpochTicker,
 }
 
@@ -138,20 +138,20 @@ impl PluginEngine {
             linker,
             cache,
             pooling,
-            connections: Arc::new(Connections::default()),
+            env: Arc::new(HostEnv::default()),
             _ticker: ticker,
         })
     }
 
     /// Use these Nomad and Docker settings instead of the defaults.
-    pub fn with_connections(mut self, connections: Connections) -> Self {
-        self.connections = Arc::new(connections);
+    pub fn with_env(mut self, env: HostEnv) -> Self {
+        self.env = Arc::new(env);
         self
     }
 
     /// The services plugins read from and the executor acts on.
-    pub fn connections(&self) -> &Connections {
-        &self.connections
+    pub fn env(&self) -> &HostEnv {
+        &self.env
     }
 
     pub fn uses_pooling(&self) -> bool {
@@ -276,7 +276,7 @@ impl PluginEngine {
     ) -> Call<T> {
         let mut store = Store::new(
             &self.engine,
-            RunContext::new(&plugin.grants, &plugin.limits, &self.connections),
+            RunContext::new(&plugin.grants, &plugin.limits, &self.env),
         );
         store.limiter(|ctx| &mut ctx.limiter);
         store.set_epoch_deadline(plugin.limits.deadline_ticks());
@@ -285,7 +285,7 @@ impl PluginEngine {
         let started = Instant::now();
         let deadline = started + plugin.limits.timeout;
         let mut instantiate = None;
-        let driven = self.connections.bridge.drive_until(deadline, async {
+        let driven = self.env.bridge.drive_until(deadline, async {
             let bindings = plugin.pre.instantiate_async(&mut store).await;
             instantiate = Some(started.elapsed());
             work(&bindings?, &mut store).await

@@ -6,6 +6,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+/// Where the host's processes are read from.
+pub const PROC_ROOT: &str = "/proc";
+
 /// Every numeric entry of a procfs root, ascending.
 pub fn pids(root: &Path) -> io::Result<Vec<u32>> {
     let mut pids = Vec::new();

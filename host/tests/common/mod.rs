@@ -2,10 +2,11 @@
 //! real `remedy` binary, and the plugins the build compiled to wasm.
 #![allow(dead_code)] // each test binary uses its own part of this
 
-use remedy::caps::docker::{DockerRight, DockerSettings};
-use remedy::caps::nomad::{NomadRight, NomadSettings};
-use remedy::caps::proc::ProcRight;
-use remedy::caps::{Connections, Grants};
+use remedy::caps::docker::{DockerGrant, DockerRight, DockerSettings};
+use remedy::caps::fs::FsGrant;
+use remedy::caps::nomad::{NomadGrant, NomadRight, NomadSettings};
+use remedy::caps::proc::{ProcGrant, ProcRight};
+use remedy::caps::{Grants, HostEnv};
 use remedy::engine::limits::PluginLimits;
 use remedy::engine::{LoadedPlugin, PluginEngine, PluginSpec};
 use remedy::store::Store;
@@ -31,8 +32,8 @@ socket = "/nonexistent/remedy-test/docker.sock"
 "#;
 
 /// Connections to the same nothing, for library-level tests.
-pub fn offline_connections() -> Connections {
-    Connections::new(
+pub fn offline_env() -> HostEnv {
+    HostEnv::new(
         NomadSettings {
             address: Some("http://127.0.0.1:9".into()),
             retries: Some(0),
@@ -184,11 +185,22 @@ pub fn describe(output: &Output) -> String {
 /// Nomad and Docker (which disk-cleanup's owner tier imports).
 pub fn grants_under(root: &Path) -> Grants {
     Grants {
-        fs_read: vec![root.to_path_buf()],
-        fs_remove: vec![root.to_path_buf()],
-        proc: vec![ProcRight::Read],
-        nomad: vec![NomadRight::Read],
-        docker: vec![DockerRight::Read],
+        fs: FsGrant {
+            read: vec![root.to_path_buf()],
+            remove: vec![root.to_path_buf()],
+        },
+        proc: ProcGrant {
+            rights: vec![ProcRight::Read],
+            ..Default::default()
+        },
+        nomad: NomadGrant {
+            rights: vec![NomadRight::Read],
+            ..Default::default()
+        },
+        docker: DockerGrant {
+            rights: vec![DockerRight::Read],
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -206,7 +218,7 @@ impl Host {
         Host {
             engine: PluginEngine::new(Some(dir.path().join("compiled")))
                 .unwrap()
-                .with_connections(offline_connections()),
+                .with_env(offline_env()),
             store: Store::open(&dir.path().join("state")).unwrap(),
             dir,
         }

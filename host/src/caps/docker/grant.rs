@@ -1,0 +1,72 @@
+//! `docker` and `docker_labels`: what a plugin may read and do with the
+//! local Docker engine, and the label selector every container it sees or
+//! touches must match.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What a plugin may do with Docker (`docker = [...]`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DockerRight {
+    /// Link the `docker` read interface.
+    Read,
+    /// `docker-prune`.
+    Prune,
+    /// `docker-restart-container`.
+    Restart,
+}
+
+/// The part of a plugin's grants that concerns Docker.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DockerGrant {
+    /// `read` links the `docker` interface; `prune` and `restart` allow those actions.
+    #[serde(default, rename = "docker")]
+    pub rights: Vec<DockerRight>,
+    /// Labels (`key` or `key=value`) a container must all carry to be seen
+    /// or acted on. None: every container.
+    #[serde(default, rename = "docker_labels")]
+    pub labels: Vec<String>,
+}
+
+impl DockerGrant {
+    pub(super) fn problems(&self) -> Vec<String> {
+        if self
+            .labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('='))
+        {
+            vec!["grants.docker_labels entries are `key` or `key=value`".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub(super) fn selects(&self, labels: &HashMap<String, String>) -> bool {
+        self.labels
+            .iter()
+            .all(|wanted| match wanted.split_once('=') {
+                Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
+                None => labels.contains_key(wanted),
+            })
+    }
+
+    pub(super) fn check_right(&self, right: DockerRight, name: &str) -> Result<(), String> {
+        if self.rights.contains(&right) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no Docker `{name}` grant; the operator adds it to docker = [...]"
+            ))
+        }
+    }
+
+    pub(super) fn label_filter(&self) -> HashMap<String, Vec<String>> {
+        let mut filters = HashMap::new();
+        if !self.labels.is_empty() {
+            filters.insert("label".to_string(), self.labels.clone());
+        }
+        filters
+    }
+}

@@ -1,0 +1,231 @@
+//! `remove-path`: the grant check, and the removal that re-checks the
+//! file's identity and proves it unused first.
+
+use super::{identity, split_under};
+use crate::caps::Refusal;
+use crate::contract::{FileIdentity, RemovePath};
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::ambient_authority;
+use cap_std::fs::OpenOptionsExt;
+use cap_std::fs::{Dir, Metadata, MetadataExt};
+use std::io;
+use std::path::PathBuf;
+
+/// The static grant check for `remove-path`: a path lexically below an
+/// `fs_remove` root, and not the root itself.
+pub(super) fn check_grant(remove: &RemovePath, remove_roots: &[PathBuf]) -> Result<(), String> {
+    let (root, rest) =
+        split_under(&remove.path, remove_roots).map_err(|why| format!("{why} (fs_remove)"))?;
+    if rest.as_os_str().is_empty() {
+        return Err(format!("{} is a granted root itself", root.display()));
+    }
+    Ok(())
+}
+
+/// Re-check a granted `remove-path` against the file as it is now and, unless
+/// `dry_run`, unlink it. Returns what was (or would be) freed.
+///
+/// The file must be reachable without following any symlink, still be the
+/// regular file the plugin saw (device, inode, size, mtime), and be unused:
+/// the kernel grants a write lease only while no other open file description
+/// (an fd or a mapping, in any process or namespace) refers to the file, and
+/// while we hold it nobody else can open the file without waiting for us.
+pub(super) fn remove_file(
+    remove: &RemovePath,
+    remove_roots: &[PathBuf],
+    dry_run: bool,
+) -> Result<String, Refusal> {
+    let (root, rest) = split_under(&remove.path, remove_roots).map_err(Refusal::Failed)?;
+    let stale = Refusal::Stale;
+    let path = &remove.path;
+    let mut dir = Dir::open_ambient_dir(root, ambient_authority())
+        .map_err(|e| stale(format!("{}: {e}", root.display())))?;
+    let name = rest
+        .file_name()
+        .ok_or_else(|| Refusal::Failed(format!("{path} names no file")))?;
+    if let Some(parent) = rest.parent() {
+        for component in parent.components() {
+            dir = dir.open_dir_nofollow(component).map_err(|e| {
+                stale(format!(
+                    "{path}: cannot open {:?} without following a symlink: {e}",
+                    component.as_os_str()
+                ))
+            })?;
+        }
+    }
+    let unchanged = |meta: &Metadata| -> Result<(), Refusal> {
+        if !meta.file_type().is_file() {
+            return Err(stale(format!("{path} is no longer a regular file")));
+        }
+        let now = identity(meta);
+        if now != remove.identity {
+            return Err(stale(format!(
+                "{path} changed since it was planned: {}",
+                describe_change(&remove.identity, &now)
+            )));
+        }
+        Ok(())
+    };
+    let seen = dir
+        .symlink_metadata(name)
+        .map_err(|e| stale(format!("{path}: {e}")))?;
+    unchanged(&seen)?;
+    // Two runs planning the same file (two alerts about one disk): the first
+    // to get here removes it, the other finds it stale. Claimed before the
+    // open, since each one's open would deny the other its lease.
+    let _claim = InFlight::claim(&seen)
+        .ok_or_else(|| stale(format!("{path} is being removed by another run right now")))?;
+
+    let mut options = cap_std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .follow(FollowSymlinks::No)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let file = dir
+        .open_with(name, &options)
+        .map_err(|e| stale(format!("{path}: {e}")))?;
+    let meta = file.metadata().map_err(|e| stale(format!("{path}: {e}")))?;
+    unchanged(&meta)?;
+    let lease = WriteLease::take(&file).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            stale(format!(
+                "{path} is in use: another process has it open or mapped"
+            ))
+        } else {
+            Refusal::Failed(format!(
+                "cannot prove {path} is unused: the kernel refused a lease ({e})"
+            ))
+        }
+    })?;
+
+    let freed = meta.blocks() * 512;
+    if dry_run {
+        return Ok(format!("would free {freed} bytes"));
+    }
+    // The name could have been pointed at another file since we opened it.
+    let at_name = dir
+        .symlink_metadata(name)
+        .map_err(|e| stale(format!("{path}: {e}")))?;
+    if (at_name.dev(), at_name.ino()) != (meta.dev(), meta.ino()) {
+        return Err(stale(format!("{path} was replaced while being removed")));
+    }
+    // Someone opening the file breaks the lease (and waits for us): leave it.
+    if !lease.intact() {
+        return Err(stale(format!(
+            "{path} was opened by another process while being removed; left in place"
+        )));
+    }
+    dir.remove_file(name)
+        .map_err(|e| Refusal::Failed(format!("unlink {path}: {e}")))?;
+    Ok(format!("freed {freed} bytes"))
+}
+
+/// A write lease on an open file, released on drop.
+struct WriteLease<'f> {
+    file: &'f cap_std::fs::File,
+}
+
+impl<'f> WriteLease<'f> {
+    fn take(file: &'f cap_std::fs::File) -> io::Result<Self> {
+        quiet_lease_breaks();
+        fcntl_lease(file, libc::F_SETLEASE, libc::F_WRLCK)?;
+        Ok(WriteLease { file })
+    }
+
+    /// Still a write lease: nobody has tried to open the file since it was
+    /// taken. During a break the kernel reports the type it is breaking to.
+    fn intact(&self) -> bool {
+        fcntl_lease(self.file, libc::F_GETLEASE, 0).is_ok_and(|kind| kind == libc::F_WRLCK)
+    }
+}
+
+impl Drop for WriteLease<'_> {
+    fn drop(&mut self) {
+        let _ = fcntl_lease(self.file, libc::F_SETLEASE, libc::F_UNLCK);
+    }
+}
+
+fn fcntl_lease(
+    file: &cap_std::fs::File,
+    command: libc::c_int,
+    kind: libc::c_int,
+) -> io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETLEASE and F_GETLEASE take an int argument and touch no
+    // memory; the fd is open for as long as `file` is borrowed.
+    let result = unsafe { libc::fcntl(file.as_raw_fd(), command, kind) };
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+/// The kernel announces a lease break with SIGIO, whose default action ends
+/// the process: a backup agent opening a file remedy is removing would kill
+/// remedy. remedy learns of a break by asking for the lease
+/// ([`WriteLease::intact`]), so the signal only has to do nothing. A handler
+/// rather than SIG_IGN, so programs remedy runs start with the default; a
+/// handler the embedding program installed itself is left alone.
+fn quiet_lease_breaks() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn ignore(_: libc::c_int) {}
+    INSTALLED.call_once(|| {
+        // SAFETY: sigaction with zeroed, then filled, structs; the handler
+        // does nothing, so it is async-signal-safe.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGIO, std::ptr::null(), &mut current) != 0
+                || current.sa_sigaction != libc::SIG_DFL
+            {
+                return;
+            }
+            let mut quiet: libc::sigaction = std::mem::zeroed();
+            quiet.sa_sigaction = ignore as *const () as libc::sighandler_t;
+            quiet.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut quiet.sa_mask);
+            libc::sigaction(libc::SIGIO, &quiet, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Files (device, inode) some run of this process is removing right now.
+struct InFlight((u64, u64));
+
+static IN_FLIGHT: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+impl InFlight {
+    fn claim(meta: &Metadata) -> Option<InFlight> {
+        let file = (meta.dev(), meta.ino());
+        let mut taken = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        if taken.contains(&file) {
+            return None;
+        }
+        taken.push(file);
+        Some(InFlight(file))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut taken = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        taken.retain(|file| *file != self.0);
+    }
+}
+
+fn describe_change(then: &FileIdentity, now: &FileIdentity) -> String {
+    let mut changes = Vec::new();
+    if then.device != now.device || then.inode != now.inode {
+        changes.push(format!(
+            "now device {} inode {}, planned device {} inode {}",
+            now.device, now.inode, then.device, then.inode
+        ));
+    }
+    if then.size != now.size {
+        changes.push(format!("size {} -> {}", then.size, now.size));
+    }
+    if then.mtime_ns != now.mtime_ns {
+        changes.push("modified".into());
+    }
+    changes.join(", ")
+}

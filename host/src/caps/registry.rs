@@ -1,0 +1,233 @@
+//! Every capability, named once. The grants of a plugin, the readers of one
+//! plugin instance and the dispatch of actions are all made from this list,
+//! so a capability added to it is linked, validated, listed and executed
+//! without another edit. The one other place that names capabilities is
+//! [`CapAction::of`], the exhaustive mapping from the contract's action kinds
+//! to the capability that carries each one out.
+
+use super::{Act, Capability, HostEnv, Refusal};
+use super::{docker::Docker, fs::Fs, kmod::Kmod, netns::Netns, nomad::Nomad, proc::Proc};
+use crate::contract::Action;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use wasmtime::component::Linker;
+
+/// Makes [`Grants`], [`Readers`] and [`CapAction`] from `field: Capability` pairs.
+macro_rules! registry {
+    ($($field:ident: $cap:ident),* $(,)?) => {
+        /// What the operator lets one plugin see and do (`[plugin.grants]`),
+        /// one part per capability. Written flat: each key belongs to the
+        /// capability whose name it starts with.
+        #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+        pub struct Grants {
+            $(#[serde(flatten)] pub $field: <$cap as Capability>::Grant,)*
+        }
+
+        impl Grants {
+            /// Every capability's name: its WIT interface and the first word of its grant keys.
+            pub const CAPABILITIES: &[&str] = &[$($cap::NAME),*];
+
+            /// The config line that would grant the WIT interface `interface`,
+            /// or `None` when it is granted (or is no capability, like `log`).
+            pub fn missing_for(&self, interface: &str) -> Option<&'static str> {
+                $(if interface == $cap::NAME {
+                    return $cap::missing(&self.$field);
+                })*
+                None
+            }
+
+            /// Every problem with these grants, each naming its key.
+            pub fn problems(&self) -> Vec<String> {
+                let mut problems = Vec::new();
+                $(problems.extend($cap::problems(&self.$field));)*
+                problems
+            }
+
+            fn from_parts(mut parts: BTreeMap<&'static str, GrantKeys>) -> Result<Self, String> {
+                let mut grants = Grants::default();
+                $(if let Some(keys) = parts.remove($cap::NAME) {
+                    grants.$field = serde_json::from_value(serde_json::Value::Object(keys))
+                        .map_err(|e| format!("grants: {e}"))?;
+                })*
+                Ok(grants)
+            }
+        }
+
+        /// The read interfaces of one plugin instance, scoped by its grants.
+        pub struct Readers {
+            $($field: <$cap as Capability>::Reader,)*
+        }
+
+        impl Readers {
+            pub fn new(grants: &Grants, env: &HostEnv) -> Self {
+                Readers { $($field: $cap::reader(&grants.$field, env),)* }
+            }
+
+            /// Link every capability's read interface.
+            pub fn link<T: HasReaders + Send + 'static>(
+                linker: &mut Linker<T>,
+            ) -> wasmtime::Result<()> {
+                $($cap::link(linker, |t: &mut T| &mut t.readers().$field)?;)*
+                Ok(())
+            }
+
+            /// Every call a reader refused.
+            pub fn denials(self) -> Vec<String> {
+                let mut lines = Vec::new();
+                $(lines.extend($cap::denials(self.$field));)*
+                lines
+            }
+        }
+
+        /// An action as the capability that carries it out.
+        pub(crate) enum CapAction<'a> {
+            $($cap(<$cap as Act>::Action<'a>),)*
+        }
+
+        impl CapAction<'_> {
+            /// Why `grants` do not cover this action, if they do not.
+            pub(crate) fn check_grant(&self, grants: &Grants, env: &HostEnv) -> Result<(), String> {
+                match self {
+                    $(CapAction::$cap(action) => $cap::check_grant(action, &grants.$field, env),)*
+                }
+            }
+
+            /// Re-check the object and, unless `dry_run`, act on it.
+            pub(crate) fn perform(
+                &self,
+                grants: &Grants,
+                env: &HostEnv,
+                dry_run: bool,
+            ) -> Result<String, Refusal> {
+                match self {
+                    $(CapAction::$cap(action) => {
+                        $cap::perform(action, &grants.$field, env, dry_run)
+                    })*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    fs: Fs,
+    proc: Proc,
+    nomad: Nomad,
+    docker: Docker,
+    netns: Netns,
+    kmod: Kmod,
+}
+
+impl<'a> CapAction<'a> {
+    /// The capability that carries out `action`. Every kind of the contract
+    /// maps to exactly one (the match has no catch-all), and this is the only
+    /// way to a capability's effects.
+    pub(crate) fn of(action: &'a Action) -> Self {
+        use super::{docker::DockerAction, kmod::KmodAction, nomad::NomadAction};
+        match action {
+            Action::RemovePath(a) => CapAction::Fs(a),
+            Action::NetnsDelete(a) => CapAction::Netns(a),
+            Action::ProcessSignal(a) => CapAction::Proc(a),
+            Action::KmodLoad(a) => CapAction::Kmod(KmodAction::Load(a)),
+            Action::NbdDisconnect(a) => CapAction::Kmod(KmodAction::NbdDisconnect(a)),
+            Action::NomadRestartAlloc(a) => CapAction::Nomad(NomadAction::Restart(a)),
+            Action::NomadStopAlloc(a) => CapAction::Nomad(NomadAction::Stop(a)),
+            Action::NomadEvaluateJob(a) => CapAction::Nomad(NomadAction::Evaluate(a)),
+            Action::NomadRevertJob(a) => CapAction::Nomad(NomadAction::Revert(a)),
+            Action::NomadClientGc(a) => CapAction::Nomad(NomadAction::Gc(a)),
+            Action::DockerPrune(a) => CapAction::Docker(DockerAction::Prune(a)),
+            Action::DockerRestartContainer(a) => CapAction::Docker(DockerAction::Restart(a)),
+        }
+    }
+}
+
+/// Whatever holds a plugin instance's [`Readers`] (the engine's context).
+pub trait HasReaders {
+    fn readers(&mut self) -> &mut Readers;
+}
+
+type GrantKeys = serde_json::Map<String, serde_json::Value>;
+
+/// `[plugin.grants]` is one flat table; each key goes to the capability it
+/// is named after, which then reads its own keys strictly.
+impl<'de> Deserialize<'de> for Grants {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let keys = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+        let mut parts: BTreeMap<&'static str, GrantKeys> = BTreeMap::new();
+        for (key, value) in keys {
+            let owner = owner_of(&key).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown grant `{key}`; grant keys start with a capability's name: {}",
+                    Grants::CAPABILITIES.join(", ")
+                ))
+            })?;
+            parts.entry(owner).or_default().insert(key, value);
+        }
+        Grants::from_parts(parts).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The capability a grant key belongs to: `nomad_jobs` is Nomad's.
+fn owner_of(key: &str) -> Option<&'static str> {
+    Grants::CAPABILITIES
+        .iter()
+        .copied()
+        .filter(|name| {
+            key.strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+        })
+        .max_by_key(|name| name.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_key_goes_to_the_capability_it_is_named_after() {
+        let grants: Grants = toml::from_str(
+            r#"
+            fs_read = ["/data"]
+            proc = ["read"]
+            proc_signals = ["TERM"]
+            nomad_jobs = ["orchestrator"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(grants.fs.read, vec![std::path::PathBuf::from("/data")]);
+        assert_eq!(grants.proc.signals, vec!["TERM".to_string()]);
+        assert_eq!(grants.nomad.jobs.sources(), vec!["orchestrator"]);
+        assert_eq!(grants.missing_for("proc"), None);
+        assert_eq!(grants.missing_for("nomad"), Some(r#"nomad = ["read"]"#));
+    }
+
+    #[test]
+    fn an_unknown_or_misspelt_key_is_refused_by_name() {
+        for (text, named) in [
+            ("fsread = []", "unknown grant `fsread`"),
+            ("fs_raed = []", "unknown field `fs_raed`"),
+            ("kmod_module = []", "unknown field `kmod_module`"),
+        ] {
+            let error = toml::from_str::<Grants>(text).unwrap_err().to_string();
+            assert!(error.contains(named), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn grants_serialize_flat_with_their_config_keys() {
+        let json = serde_json::to_value(Grants::default()).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        for key in [
+            "fs_read",
+            "proc_exes",
+            "nomad_jobs",
+            "docker_labels",
+            "kmod_params",
+        ] {
+            assert!(
+                keys.iter().any(|k| *k == key),
+                "{key} missing from {keys:?}"
+            );
+        }
+    }
+}
