@@ -39,7 +39,7 @@ fn main() {
     }
 
     for watched in [
-        "wit",
+        "contract",
         "plugins",
         "tests/plugins",
         "examples/plugins",

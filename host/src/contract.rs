@@ -1,10 +1,10 @@
-//! The WIT contract (`wit/`) as Rust types. The engine lowers and lifts them,
+//! The WIT contract (`contract/wit/`) as Rust types. The engine lowers and lifts them,
 //! the capabilities implement its read interfaces, the executor acts on its
 //! actions, and the store keeps them as JSON.
 
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../contract/wit",
         world: "plugin",
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
         // Calls into a plugin are async so that its deadline can win over a
@@ -14,7 +14,8 @@ mod generated {
     });
 }
 
-pub(crate) use generated::remedy::plugin::{docker, fs, kmod, log, netns, nomad, proc, types};
+// Every interface of the contract, each named as in the WIT.
+pub(crate) use generated::remedy::plugin::*;
 pub(crate) use generated::{Plugin as PluginBindings, PluginPre};
 pub use types::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
@@ -24,44 +25,42 @@ pub use types::{
     RemovePath,
 };
 
-/// The versioned package every remedy interface belongs to.
-pub const PACKAGE: &str = "remedy:plugin@0.1.0";
+pub use remedy_contract::PACKAGE;
+
+/// `Action::KINDS` and `Action::kind` from the contract's one table of kinds.
+macro_rules! action_kinds {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        impl Action {
+            /// Every kind of action this version of the contract has.
+            pub const KINDS: &'static [&'static str] = &[$($name),*];
+
+            /// The kind name plugins declare in `action-kinds` and operators see in plans.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Action::$variant(_) => $name,)*
+                }
+            }
+        }
+    };
+}
+remedy_contract::with_action_kinds!(action_kinds);
+
+/// `DockerPruneTarget::name` from the contract's table of prune targets.
+macro_rules! prune_target_names {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        impl DockerPruneTarget {
+            /// The name used in params and plans: `stopped-containers`, ...
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DockerPruneTarget::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+remedy_contract::with_docker_prune_targets!(prune_target_names);
 
 impl Action {
-    /// Every kind of action this version of the contract has.
-    pub const KINDS: [&'static str; 12] = [
-        "remove-path",
-        "netns-delete",
-        "process-signal",
-        "kmod-load",
-        "nbd-disconnect",
-        "nomad-restart-alloc",
-        "nomad-stop-alloc",
-        "nomad-evaluate-job",
-        "nomad-revert-job",
-        "nomad-client-gc",
-        "docker-prune",
-        "docker-restart-container",
-    ];
-
-    /// The kind name plugins declare in `action-kinds` and operators see in plans.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::RemovePath(_) => "remove-path",
-            Action::NetnsDelete(_) => "netns-delete",
-            Action::ProcessSignal(_) => "process-signal",
-            Action::KmodLoad(_) => "kmod-load",
-            Action::NbdDisconnect(_) => "nbd-disconnect",
-            Action::NomadRestartAlloc(_) => "nomad-restart-alloc",
-            Action::NomadStopAlloc(_) => "nomad-stop-alloc",
-            Action::NomadEvaluateJob(_) => "nomad-evaluate-job",
-            Action::NomadRevertJob(_) => "nomad-revert-job",
-            Action::NomadClientGc(_) => "nomad-client-gc",
-            Action::DockerPrune(_) => "docker-prune",
-            Action::DockerRestartContainer(_) => "docker-restart-container",
-        }
-    }
-
     /// What the action acts on, in one line.
     pub fn target(&self) -> String {
         match self {
@@ -97,13 +96,7 @@ impl Action {
             ),
             Action::NomadClientGc(a) => format!("node {}", a.node_id),
             Action::DockerPrune(a) => {
-                let target = match a.target {
-                    DockerPruneTarget::StoppedContainers => "stopped-containers",
-                    DockerPruneTarget::DanglingImages => "dangling-images",
-                    DockerPruneTarget::UnusedImages => "unused-images",
-                    DockerPruneTarget::BuildCache => "build-cache",
-                };
-                format!("{target} older than {}s", a.older_than_secs)
+                format!("{} older than {}s", a.target.name(), a.older_than_secs)
             }
             Action::DockerRestartContainer(a) => format!("container {}", a.name),
         }

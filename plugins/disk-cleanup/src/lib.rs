@@ -18,8 +18,8 @@
 mod select;
 
 use remedy_sdk::{
-    Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker, fs, nomad,
-    parse_duration, parse_percent, proc,
+    Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker,
+    format_bytes, fs, nomad, parse_duration, parse_percent, proc,
 };
 use select::{Candidate, Skips, Tier};
 use std::collections::HashSet;
@@ -142,10 +142,10 @@ impl Plugin for DiskCleanup {
             "usage",
             format!(
                 "{mountpoint} is {percent:.1}% used ({} of {}), target {target}%{}",
-                select::human(usage.used_bytes),
-                select::human(usage.used_bytes + usage.available_bytes),
+                format_bytes(usage.used_bytes),
+                format_bytes(usage.used_bytes + usage.available_bytes),
                 if to_free > 0 {
-                    format!(": {} to free", select::human(to_free))
+                    format!(": {} to free", format_bytes(to_free))
                 } else {
                     String::new()
                 }
@@ -155,7 +155,7 @@ impl Plugin for DiskCleanup {
             plan.summary = if freed_before > 0 {
                 format!(
                     "target reached: {mountpoint} at {percent:.1}% after freeing {}",
-                    select::human(freed_before)
+                    format_bytes(freed_before)
                 )
             } else {
                 format!("{mountpoint} at {percent:.1}%, under the {target}% target")
@@ -172,7 +172,7 @@ impl Plugin for DiskCleanup {
                 plan.summary = format!(
                     "{mountpoint} needs {} freed: owner-managed cleanup first ({} actions); \
                      files are chosen next round from what is still needed",
-                    select::human(to_free),
+                    format_bytes(to_free),
                     actions.len()
                 );
                 plan.actions = actions;
@@ -197,7 +197,7 @@ impl Plugin for DiskCleanup {
                 scan.files.into_iter().map(|f| f.inode).collect()
             }
             Err(error) => {
-                plan.summary = format!("{mountpoint} needs {} freed", select::human(to_free));
+                plan.summary = format!("{mountpoint} needs {} freed", format_bytes(to_free));
                 return Ok(plan
                     .check(Check::fail("files in use", format!("{error:?}")))
                     .escalate("cannot tell which files are in use, so nothing is safe to delete"));
@@ -232,7 +232,7 @@ impl Plugin for DiskCleanup {
                 format!(
                     "{} files, {} to free, oldest first",
                     selection.files.len(),
-                    select::human(selection.bytes)
+                    format_bytes(selection.bytes)
                 ),
             )
         } else {
@@ -241,8 +241,8 @@ impl Plugin for DiskCleanup {
                 format!(
                     "all {} eligible files free only {} of the {} needed",
                     selection.files.len(),
-                    select::human(selection.bytes),
-                    select::human(to_free)
+                    format_bytes(selection.bytes),
+                    format_bytes(to_free)
                 ),
             )
         });
@@ -251,7 +251,7 @@ impl Plugin for DiskCleanup {
             plan.summary = format!(
                 "{mountpoint} at {percent:.1}% and nothing is safe to delete{}",
                 if freed_before > 0 {
-                    format!(" after freeing {}", select::human(freed_before))
+                    format!(" after freeing {}", format_bytes(freed_before))
                 } else {
                     String::new()
                 }
@@ -263,7 +263,7 @@ impl Plugin for DiskCleanup {
         plan.summary = format!(
             "delete {} files to free {} on {mountpoint} ({percent:.1}% used, target {target}%)",
             selection.files.len(),
-            select::human(selection.bytes)
+            format_bytes(selection.bytes)
         );
         for Candidate { tier, entry } in &selection.files {
             let age = now.saturating_sub(entry.identity.mtime_secs());
@@ -309,12 +309,12 @@ fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
                 let bytes: u64 = found.iter().filter_map(|c| c.bytes).sum();
                 checks.push(Check::warn(
                     &format!("docker {name}"),
-                    format!("{} to prune, {}", found.len(), select::human(bytes)),
+                    format!("{} to prune, {}", found.len(), format_bytes(bytes)),
                 ));
                 actions.push(Action::docker_prune(
                     target,
                     older_than,
-                    format!("{} {name}, {}", found.len(), select::human(bytes)),
+                    format!("{} {name}, {}", found.len(), format_bytes(bytes)),
                 ));
             }
             Err(error) => checks.push(Check::skipped(

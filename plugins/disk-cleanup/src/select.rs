@@ -187,21 +187,6 @@ pub fn bytes_to_free(usage: &DiskUsage, target_percent: f64) -> u64 {
     usage.used_bytes.saturating_sub(allowed)
 }
 
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 pub fn human_age(secs: i64) -> String {
     match secs {
         s if s >= 86_400 => format!("{}d", s / 86_400),
@@ -399,10 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn human_units() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 30), "3.0 GiB");
+    fn human_ages() {
         assert_eq!(human_age(90_000), "1d");
         assert_eq!(human_age(-5), "0s");
     }

@@ -8,7 +8,7 @@
 use remedy_sdk::docker::{self, PruneCandidate};
 use remedy_sdk::{
     Action, ActionStatus, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo,
-    parse_duration,
+    format_bytes, parse_duration,
 };
 
 struct DockerPrune;
@@ -75,7 +75,7 @@ impl Plugin for DockerPrune {
         } else {
             format!(
                 "prune {proposed} kinds of Docker leftovers, freeing at least {}",
-                human(freed)
+                format_bytes(freed)
             )
         };
         Ok(plan)
@@ -101,7 +101,7 @@ fn describe(candidates: &[PruneCandidate]) -> String {
         "{} ({}{more}), {}",
         candidates.len(),
         names.join(", "),
-        human(bytes)
+        format_bytes(bytes)
     )
 }
 
@@ -118,15 +118,6 @@ fn report(incident: &Incident) -> Plan {
     } else {
         lines.join("; ")
     })
-}
-
-fn human(bytes: u64) -> String {
-    let mib = bytes as f64 / (1 << 20) as f64;
-    if mib >= 1.0 {
-        format!("{mib:.1} MiB")
-    } else {
-        format!("{bytes} B")
-    }
 }
 
 remedy_sdk::export_plugin!(DockerPrune);

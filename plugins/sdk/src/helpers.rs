@@ -313,48 +313,46 @@ impl Action {
             reason: reason.into(),
         })
     }
-
-    /// The kind name used in `PluginInfo::action_kinds` and in grants.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Action::RemovePath(_) => "remove-path",
-            Action::NetnsDelete(_) => "netns-delete",
-            Action::ProcessSignal(_) => "process-signal",
-            Action::KmodLoad(_) => "kmod-load",
-            Action::NbdDisconnect(_) => "nbd-disconnect",
-            Action::NomadRestartAlloc(_) => "nomad-restart-alloc",
-            Action::NomadStopAlloc(_) => "nomad-stop-alloc",
-            Action::NomadEvaluateJob(_) => "nomad-evaluate-job",
-            Action::NomadRevertJob(_) => "nomad-revert-job",
-            Action::NomadClientGc(_) => "nomad-client-gc",
-            Action::DockerPrune(_) => "docker-prune",
-            Action::DockerRestartContainer(_) => "docker-restart-container",
-        }
-    }
 }
 
-impl DockerPruneTarget {
-    pub const ALL: [DockerPruneTarget; 4] = [
-        DockerPruneTarget::StoppedContainers,
-        DockerPruneTarget::DanglingImages,
-        DockerPruneTarget::UnusedImages,
-        DockerPruneTarget::BuildCache,
-    ];
-
-    /// The name used in params and plans: `stopped-containers`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            DockerPruneTarget::StoppedContainers => "stopped-containers",
-            DockerPruneTarget::DanglingImages => "dangling-images",
-            DockerPruneTarget::UnusedImages => "unused-images",
-            DockerPruneTarget::BuildCache => "build-cache",
+/// `Action::kind` from the contract's one table of kinds.
+macro_rules! action_kinds {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        impl Action {
+            /// The kind name used in `PluginInfo::action_kinds` and in grants.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Action::$variant(_) => $name,)*
+                }
+            }
         }
-    }
+    };
+}
+remedy_contract::with_action_kinds!(action_kinds);
 
+/// `DockerPruneTarget::ALL` and `name` from the contract's table of targets.
+macro_rules! prune_targets {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        impl DockerPruneTarget {
+            pub const ALL: &'static [DockerPruneTarget] = &[$(DockerPruneTarget::$variant),*];
+
+            /// The name used in params and plans: `stopped-containers`, ...
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DockerPruneTarget::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+remedy_contract::with_docker_prune_targets!(prune_targets);
+
+impl DockerPruneTarget {
     /// The target called `name`; an unknown name is an error listing the known ones.
     pub fn parse(name: &str) -> Result<Self, String> {
         Self::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|t| t.name() == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
@@ -441,7 +439,7 @@ mod tests {
 
     #[test]
     fn prune_targets_round_trip() {
-        for target in DockerPruneTarget::ALL {
+        for &target in DockerPruneTarget::ALL {
             assert_eq!(DockerPruneTarget::parse(target.name()), Ok(target));
         }
         assert!(

@@ -48,7 +48,7 @@ extern crate self as remedy_sdk;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../contract/wit",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world_plugin",
@@ -79,6 +79,8 @@ pub mod proc;
 
 mod helpers;
 pub use helpers::{parse_duration, parse_percent};
+/// A byte count as remedy shows it everywhere: `1.5 KiB`, `3.0 GiB`.
+pub use remedy_contract::format_bytes;
 
 /// A remedy plugin. Both functions are called by the host, each in a fresh
 /// instance with a deadline and a memory cap.

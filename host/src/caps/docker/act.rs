@@ -3,6 +3,7 @@
 
 use super::{DockerEngine, DockerError, DockerGrant, DockerRight, RESTART_STOP_SECS};
 use crate::caps::Refusal;
+use remedy_contract::format_bytes;
 use crate::contract::{DockerPrune, DockerPruneTarget, DockerRestartContainer};
 use bollard::query_parameters::{
     InspectContainerOptions, PruneBuildOptions, RemoveContainerOptions, RemoveImageOptions,
@@ -140,7 +141,7 @@ fn prune_now(
             .map_err(failed)?;
         return Ok(format!(
             "pruned build cache, {} freed",
-            bytes(reply.space_reclaimed.unwrap_or(0).max(0) as u64)
+            format_bytes(reply.space_reclaimed.unwrap_or(0).max(0) as u64)
         ));
     }
     let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
@@ -150,7 +151,7 @@ fn prune_now(
             "would remove {} {what} ({}), freeing {}",
             candidates.len(),
             names.join(", "),
-            bytes(total)
+            format_bytes(total)
         ));
     }
     // One by one and never forced: a container started again since the
@@ -183,7 +184,7 @@ fn prune_now(
         "removed {} {what} ({}), {} freed",
         removed.len(),
         removed.join(", "),
-        bytes(freed)
+        format_bytes(freed)
     );
     if refused.is_empty() {
         Ok(summary)
@@ -202,20 +203,5 @@ fn prune_target_name(target: DockerPruneTarget) -> &'static str {
         DockerPruneTarget::DanglingImages => "dangling images",
         DockerPruneTarget::UnusedImages => "unused images",
         DockerPruneTarget::BuildCache => "build cache",
-    }
-}
-
-pub(super) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

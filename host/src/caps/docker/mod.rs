@@ -78,7 +78,7 @@ const MAX_ITEMS: usize = 10_000;
 
 #[cfg(test)]
 mod tests {
-    use super::act::{bytes, check_grant};
+    use super::act::check_grant;
     use super::*;
     use crate::contract::{DockerPrune, DockerPruneTarget};
     use std::collections::HashMap;
@@ -137,11 +137,5 @@ mod tests {
     fn dangling_tags_are_no_tags() {
         assert!(tags(&["<none>:<none>".into()]).is_empty());
         assert_eq!(tags(&["a:1".into()]), vec!["a:1".to_string()]);
-    }
-
-    #[test]
-    fn sizes_read_like_df() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }
