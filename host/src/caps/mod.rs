@@ -6,22 +6,27 @@
 //! that is no capability (procfs, patterns, the async bridge) is in
 //! [`crate::sys`].
 
-pub mod docker;
-pub mod fs;
-pub mod kmod;
 pub mod log;
-pub mod netns;
-pub mod nomad;
-pub mod proc;
+#[macro_use]
 mod registry;
 
-pub(crate) use registry::CapAction;
-pub use registry::{Grants, HasReaders, Readers};
+pub use registry::HasReaders;
+
+// Every capability: its folder, and the type that implements it.
+registry! {
+    fs: Fs,
+    proc: Proc,
+    nomad: Nomad,
+    docker: Docker,
+    netns: Netns,
+    kmod: Kmod,
+}
 
 use crate::contract::ApiError;
 use crate::sys::bridge;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::Linker;

@@ -1,20 +1,23 @@
-//! Every capability, named once. The grants of a plugin, the readers of one
-//! plugin instance and the dispatch of actions are all made from this list,
-//! so a capability added to it is linked, validated, listed and executed
-//! without another edit. The one other place that names capabilities is
-//! [`CapAction::of`], the exhaustive mapping from the contract's action kinds
-//! to the capability that carries each one out.
+//! The registry of capabilities: the `registry!` macro that `caps/mod.rs`
+//! calls with every capability, once. The module of each, the grants of a
+//! plugin, the readers of one plugin instance and the dispatch of actions
+//! are all made from that list, so a capability added to it is linked,
+//! validated, listed and executed without another edit. The one other place
+//! that names capabilities is [`CapAction::of`], the exhaustive mapping from
+//! the contract's action kinds to the capability that carries each one out.
 
-use super::{Act, Capability, HostEnv, Refusal};
-use super::{docker::Docker, fs::Fs, kmod::Kmod, netns::Netns, nomad::Nomad, proc::Proc};
+use super::{CapAction, Grants, Readers};
 use crate::contract::Action;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
-use wasmtime::component::Linker;
 
-/// Makes [`Grants`], [`Readers`] and [`CapAction`] from `field: Capability` pairs.
+/// Declares each `module: Capability` and makes [`Grants`], [`Readers`] and
+/// [`CapAction`] from the list.
 macro_rules! registry {
     ($($field:ident: $cap:ident),* $(,)?) => {
+        $(pub mod $field;)*
+        $(pub use $field::$cap;)*
+
         /// What the operator lets one plugin see and do (`[plugin.grants]`),
         /// one part per capability. Written flat: each key belongs to the
         /// capability whose name it starts with.
@@ -43,7 +46,7 @@ macro_rules! registry {
                 problems
             }
 
-            fn from_parts(mut parts: BTreeMap<&'static str, GrantKeys>) -> Result<Self, String> {
+            fn from_parts(mut parts: BTreeMap<&'static str, registry::GrantKeys>) -> Result<Self, String> {
                 let mut grants = Grants::default();
                 $(if let Some(keys) = parts.remove($cap::NAME) {
                     grants.$field = serde_json::from_value(serde_json::Value::Object(keys))
@@ -109,15 +112,6 @@ macro_rules! registry {
     };
 }
 
-registry! {
-    fs: Fs,
-    proc: Proc,
-    nomad: Nomad,
-    docker: Docker,
-    netns: Netns,
-    kmod: Kmod,
-}
-
 impl<'a> CapAction<'a> {
     /// The capability that carries out `action`. Every kind of the contract
     /// maps to exactly one (the match has no catch-all), and this is the only
@@ -146,7 +140,7 @@ pub trait HasReaders {
     fn readers(&mut self) -> &mut Readers;
 }
 
-type GrantKeys = serde_json::Map<String, serde_json::Value>;
+pub(super) type GrantKeys = serde_json::Map<String, serde_json::Value>;
 
 /// `[plugin.grants]` is one flat table; each key goes to the capability it
 /// is named after, which then reads its own keys strictly.
