@@ -105,7 +105,7 @@ pub fn new_run_id() -> String {
 
 /// Record a run of `request` started by hand and run it to its end.
 /// Only a failing state store cuts it short.
-pub fn run(
+pub fn run_by_hand(
     engine: &PluginEngine,
     store: &Store,
     request: RunRequest<'_>,

@@ -272,7 +272,7 @@ fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
 fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     use remedy::contract::{Action, ActionStatus};
     use remedy::executor::Executor;
-    use remedy::run::{RunRequest, resolve_params, run};
+    use remedy::run::{RunRequest, resolve_params, run_by_hand};
     use std::collections::BTreeMap;
 
     let scene = Scene::new();
@@ -293,7 +293,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let params = resolve_params(&plugin, &BTreeMap::new(), &given).unwrap();
-    let planned = run(
+    let planned = run_by_hand(
         &host.engine,
         &host.store,
         RunRequest {

@@ -10,7 +10,7 @@ use remedy::contract::{Action, ActionStatus, CheckStatus, FileIdentity, RemovePa
 use remedy::engine::limits::PluginLimits;
 use remedy::engine::{LoadError, LoadedPlugin, PluginSpec};
 use remedy::executor::Executor;
-use remedy::run::{RunAborted, RunReport, RunRequest, run};
+use remedy::run::{RunAborted, RunReport, RunRequest, run_by_hand};
 use remedy::store::{NewRun, RunStatus};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,7 +57,7 @@ fn attack(
         ("root".to_string(), "/".to_string()),
         ("target".to_string(), target.display().to_string()),
     ];
-    run(
+    run_by_hand(
         &host.engine,
         &host.store,
         RunRequest {
@@ -327,7 +327,7 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
 
         // While the loop spins, other runs go through.
         for n in 0..5 {
-            let report = run(
+            let report = run_by_hand(
                 &host.engine,
                 &host.store,
                 RunRequest {
@@ -566,7 +566,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
         ("attack".to_string(), "remove".to_string()),
         ("target".to_string(), file.display().to_string()),
     ];
-    let aborted: Box<RunAborted> = run(
+    let aborted: Box<RunAborted> = run_by_hand(
         &host.engine,
         &host.store,
         RunRequest {

@@ -4,7 +4,7 @@ use super::{
     Cli, UsageError, exit, load_plugin, output, parse_pair, plugin_config, read_alert_file,
 };
 use crate::alert::{fingerprint, manual_alert};
-use crate::run::{RunRequest, resolve_params, run as execute_run};
+use crate::run::{RunRequest, resolve_params, run_by_hand};
 use crate::store::RunStatus;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -78,7 +78,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let params = resolve_params(&plugin, &plugin_config.params, &given).map_err(UsageError)?;
 
     let dry_run = !args.apply;
-    let result = execute_run(
+    let result = run_by_hand(
         &engine,
         &store,
         RunRequest {

@@ -69,7 +69,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime
-        .block_on(server.run(termination_signal()))
+        .block_on(server.serve_until(termination_signal()))
         .context("serving webhooks")?;
     // Runs past their grace were marked interrupted; do not wait on them.
     runtime.shutdown_timeout(Duration::from_secs(1));

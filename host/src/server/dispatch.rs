@@ -24,7 +24,7 @@ struct Slot {
 /// How often the queue is looked at even without a wake-up.
 const POLL: Duration = Duration::from_secs(2);
 
-pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn until_stopped(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut executing: HashMap<String, Slot> = HashMap::new();
     let mut deadline = None;

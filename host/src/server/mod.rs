@@ -256,13 +256,13 @@ impl Server {
 
     /// Serve until `shutdown` completes, then stop accepting, give executing
     /// runs the configured grace, and return.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let shared = self.shared;
         shared.notifier.start(self.sinks);
         let app = api::router(shared.clone());
         let handle = axum_server::Handle::new();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let dispatcher = tokio::spawn(dispatch::run(shared.clone(), stop_rx));
+        let dispatcher = tokio::spawn(dispatch::until_stopped(shared.clone(), stop_rx));
 
         let addr = self.listener.local_addr()?;
         let serving = {

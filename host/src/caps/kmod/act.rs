@@ -59,7 +59,7 @@ fn check_disconnect_grant(grant: &KmodGrant) -> Result<(), String> {
     }
 }
 
-fn run(program: &Path, args: &[String]) -> Result<(), Refusal> {
+fn run_program(program: &Path, args: &[String]) -> Result<(), Refusal> {
     let output = Command::new(program)
         .args(args)
         .output()
@@ -95,7 +95,7 @@ pub(super) fn load(
     if dry_run {
         return Ok(format!("would run {line}"));
     }
-    run(&settings.modprobe(), &args)?;
+    run_program(&settings.modprobe(), &args)?;
     if module(&settings.sysfs(), &load.module).is_none() {
         return Err(Refusal::Failed(format!(
             "{line} succeeded, but {} does not show the module",
@@ -152,6 +152,6 @@ pub(super) fn disconnect(
             node.display()
         ));
     }
-    run(&settings.nbd_client(), &args)?;
+    run_program(&settings.nbd_client(), &args)?;
     Ok(format!("disconnected {}", node.display()))
 }
