@@ -18,7 +18,7 @@ mod route;
 mod server;
 mod units;
 pub use notify::{EventKind, NotifyConfig, NotifyFormat};
-pub use plugin::{DEFAULT_MAX_ROUNDS, DEFAULT_MEMORY, DEFAULT_TIMEOUT, PluginConfig, Source};
+pub use plugin::{DEFAULT_MAX_ROUNDS, PluginConfig, Source};
 use plugin::{RawPlugin, validate_plugin};
 pub use route::{DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_WINDOW, Mode, RouteConfig};
 use route::{RawRoute, validate_route};

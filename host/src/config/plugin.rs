@@ -54,8 +54,6 @@ pub struct PluginConfig {
     pub grants: Grants,
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_MEMORY: &str = "64MiB";
 pub const DEFAULT_MAX_ROUNDS: u32 = 5;
 
 pub(super) fn validate_plugin(
@@ -92,35 +90,15 @@ pub(super) fn validate_plugin(
     {
         problem(format!("sha256 = {sha:?}: expected 64 hex digits"));
     }
-    let timeout = match raw.timeout.as_deref().map(humantime::parse_duration) {
-        None => DEFAULT_TIMEOUT,
-        Some(Ok(t)) if (Duration::from_millis(10)..=Duration::from_secs(600)).contains(&t) => t,
-        Some(Ok(_)) => {
-            problem("timeout must be between 10ms and 10m".into());
-            DEFAULT_TIMEOUT
-        }
-        Some(Err(e)) => {
-            problem(format!(
-                "timeout = {:?}: {e} (write e.g. \"30s\")",
-                raw.timeout.unwrap_or_default()
-            ));
-            DEFAULT_TIMEOUT
-        }
-    };
-    let memory_text = raw.memory.as_deref().unwrap_or(DEFAULT_MEMORY);
-    let memory = match parse_size(memory_text) {
-        Ok(bytes) if (1 << 20..=MAX_PLUGIN_MEMORY as u64).contains(&bytes) => bytes as usize,
-        Ok(_) => {
-            problem(format!(
-                "memory = {memory_text:?}: must be between 1MiB and 1GiB"
-            ));
-            0
-        }
-        Err(e) => {
-            problem(format!("memory = {memory_text:?}: {e}"));
-            0
-        }
-    };
+    let defaults = PluginLimits::default();
+    let timeout = plugin_timeout(raw.timeout.as_deref(), defaults.timeout).unwrap_or_else(|why| {
+        problem(why);
+        defaults.timeout
+    });
+    let memory = plugin_memory(raw.memory.as_deref(), defaults.memory).unwrap_or_else(|why| {
+        problem(why);
+        0
+    });
     let max_rounds = raw.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS);
     if !(1..=100).contains(&max_rounds) {
         problem(format!(
@@ -144,4 +122,28 @@ pub(super) fn validate_plugin(
         params: raw.params,
         grants: raw.grants,
     })
+}
+
+/// `timeout`: how long one call into the plugin may take, 10ms to 10m.
+fn plugin_timeout(text: Option<&str>, default: Duration) -> Result<Duration, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match humantime::parse_duration(text) {
+        Ok(t) if (Duration::from_millis(10)..=Duration::from_secs(600)).contains(&t) => Ok(t),
+        Ok(_) => Err("timeout must be between 10ms and 10m".into()),
+        Err(e) => Err(format!("timeout = {text:?}: {e} (write e.g. \"30s\")")),
+    }
+}
+
+/// `memory`: the plugin's linear memory cap, 1MiB to 1GiB.
+fn plugin_memory(text: Option<&str>, default: usize) -> Result<usize, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match parse_size(text) {
+        Ok(bytes) if (1 << 20..=MAX_PLUGIN_MEMORY as u64).contains(&bytes) => Ok(bytes as usize),
+        Ok(_) => Err(format!("memory = {text:?}: must be between 1MiB and 1GiB")),
+        Err(e) => Err(format!("memory = {text:?}: {e}")),
+    }
 }
