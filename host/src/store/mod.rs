@@ -18,6 +18,7 @@ use std::sync::Mutex;
 
 mod approval;
 mod audit;
+mod breakers;
 mod history;
 mod queue;
 mod runs;

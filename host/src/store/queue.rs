@@ -1,6 +1,6 @@
 //! The durable queue behind `remedy serve`: admitting webhook alerts as
 //! queued runs (with dedup and cooldown decided in the same transaction),
-//! handing them to workers, and the circuit-breaker records.
+//! and handing them to workers.
 //!
 //! Admission is one `IMMEDIATE` transaction per webhook request, so a batch
 //! is either wholly durable (and answered 202) or not at all (and retried by
@@ -344,91 +344,6 @@ impl Store {
                 return Ok(());
             }
             super::audit::append_finished(c, id, RunStatus::Interrupted, reason)
-        })
-    }
-
-    /// Failed runs of `route` created within `window`, with the newest reason.
-    pub fn recent_failures(
-        &self,
-        route: &str,
-        window: Duration,
-    ) -> Result<(u32, Option<String>), StoreError> {
-        let failing: Vec<&str> = RunStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_failure())
-            .map(RunStatus::as_str)
-            .collect();
-        let since = now_ms() - window.as_millis() as i64;
-        self.with(|c| {
-            let list = failing
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(",");
-            c.query_row(
-                &format!(
-                    "SELECT count(*),
-                            (SELECT reason FROM runs WHERE route = ?1 AND created_ms >= ?2
-                               AND status IN ({list}) ORDER BY created_ms DESC LIMIT 1)
-                     FROM runs WHERE route = ?1 AND created_ms >= ?2 AND status IN ({list})"
-                ),
-                params![route, since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-        })
-    }
-
-    /// The open breaker of `route`: its reason.
-    pub fn breaker(&self, route: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT reason FROM breakers WHERE route = ?1",
-                [route],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-    }
-
-    /// Every open breaker: (route, opened at, reason).
-    pub fn breakers(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.with(|c| {
-            c.prepare("SELECT route, opened_ms, reason FROM breakers ORDER BY route")?
-                .query_map([], |r| {
-                    Ok((r.get(0)?, super::rfc3339(r.get(1)?), r.get(2)?))
-                })?
-                .collect()
-        })
-    }
-
-    /// Open `route`'s breaker; false if it was open already.
-    pub fn open_breaker(&self, route: &str, reason: &str) -> Result<bool, StoreError> {
-        self.in_tx(|c| {
-            let opened = c.execute(
-                "INSERT OR IGNORE INTO breakers (route, opened_ms, reason) VALUES (?1, ?2, ?3)",
-                params![route, now_ms(), reason],
-            )? == 1;
-            if opened {
-                let body = serde_json::json!({ "route": route, "reason": reason });
-                super::audit::append(c, "breaker-opened", None, &body)?;
-            }
-            Ok(opened)
-        })
-    }
-
-    /// Close `route`'s breaker; false if it was not open.
-    pub fn reset_breaker(&self, route: &str) -> Result<bool, StoreError> {
-        self.in_tx(|c| {
-            let closed = c.execute("DELETE FROM breakers WHERE route = ?1", [route])? == 1;
-            if closed {
-                super::audit::append(
-                    c,
-                    "breaker-reset",
-                    None,
-                    &serde_json::json!({ "route": route }),
-                )?;
-            }
-            Ok(closed)
         })
     }
 }

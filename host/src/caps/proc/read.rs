@@ -34,19 +34,19 @@ impl ProcReader {
         }
     }
 
-    fn require_grant(&mut self, call: &str) -> Result<(), ApiError> {
+    fn require_read(&mut self, call: &str) -> Result<(), ApiError> {
         self.denials.require_read(call, "proc", self.granted)
     }
 }
 
 impl crate::contract::proc::Host for ProcReader {
     fn processes(&mut self) -> Result<Vec<Process>, ApiError> {
-        self.require_grant("proc.processes")?;
+        self.require_read("proc.processes")?;
         processes(&self.root).map_err(unavailable)
     }
 
     fn files_in_use(&mut self, device: u64) -> Result<InUse, ApiError> {
-        self.require_grant("proc.files-in-use")?;
+        self.require_read("proc.files-in-use")?;
         let scan = files_in_use(&self.root, device).map_err(unavailable)?;
         Ok(InUse {
             files: scan
@@ -59,7 +59,7 @@ impl crate::contract::proc::Host for ProcReader {
     }
 
     fn file_locks(&mut self, path: String) -> Result<Vec<FileLock>, ApiError> {
-        self.require_grant("proc.file-locks")?;
+        self.require_read("proc.file-locks")?;
         if !Path::new(&path).is_absolute() {
             return Err(ApiError::Invalid(format!(
                 "{path:?} is not an absolute path"
