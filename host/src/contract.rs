@@ -140,6 +140,15 @@ impl ActionStatus {
     }
 }
 
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
 impl CheckStatus {
     pub fn as_str(self) -> &'static str {
         match self {

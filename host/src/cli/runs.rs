@@ -3,7 +3,7 @@
 use super::output::{checks, table};
 use super::run::Output;
 use super::{Cli, UsageError, exit};
-use crate::store::{RunDetail, RunFilter, RunStatus};
+use crate::store::{RoundRecord, RunDetail, RunFilter, RunStatus};
 use crate::text::one_line;
 use anyhow::Result;
 use clap::Subcommand;
@@ -108,99 +108,9 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
 }
 
 fn show(run: &RunDetail) -> String {
-    let s = &run.summary;
-    let mut out = String::new();
-    let _ = writeln!(out, "run       {}", s.id);
-    let _ = writeln!(
-        out,
-        "plugin    {} {} (sha256 {})",
-        s.plugin,
-        one_line(&run.plugin_version),
-        run.plugin_sha256
-    );
-    let _ = writeln!(
-        out,
-        "trigger   {}{} · {}",
-        s.trigger,
-        s.route
-            .as_ref()
-            .map(|r| format!(" · route {r}"))
-            .unwrap_or_default(),
-        if s.dry_run { "dry-run" } else { "apply" }
-    );
-    let _ = writeln!(
-        out,
-        "created   {}{}{}",
-        s.created_at,
-        s.queue_ms
-            .filter(|q| *q > 0)
-            .map(|q| format!(" · queued {q} ms"))
-            .unwrap_or_default(),
-        s.duration_ms
-            .map(|d| format!(" · took {d} ms"))
-            .unwrap_or_default()
-    );
-    let labels: Vec<String> = run
-        .alert
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{}=\"{}\"", one_line(k), one_line(v)))
-        .collect();
-    let _ = writeln!(
-        out,
-        "alert     {{{}}} {:?} fingerprint {}",
-        labels.join(", "),
-        run.alert.status,
-        run.alert.fingerprint
-    );
-    let params: Vec<String> = run
-        .params
-        .iter()
-        .map(|(k, v)| format!("{}={}", one_line(k), one_line(v)))
-        .collect();
-    let _ = writeln!(out, "params    {}", params.join(" "));
-    let _ = writeln!(
-        out,
-        "status    {}: {}\n",
-        s.status.as_str(),
-        one_line(s.reason.as_deref().unwrap_or(""))
-    );
+    let mut out = header(run);
     for round in &run.rounds {
-        let _ = writeln!(
-            out,
-            "round {}: {} (instantiate {} µs, plan {} µs)",
-            round.round + 1,
-            one_line(&round.plan.summary),
-            round.instantiate_us,
-            round.plan_us
-        );
-        if !round.plan.checks.is_empty() {
-            out.push_str(&checks(&round.plan.checks));
-        }
-        let actions: Vec<Vec<String>> = run
-            .actions
-            .iter()
-            .filter(|a| a.round == round.round)
-            .map(|a| {
-                vec![
-                    (a.seq + 1).to_string(),
-                    a.kind.clone(),
-                    a.action.target(),
-                    a.status.clone(),
-                    a.detail.clone(),
-                ]
-            })
-            .collect();
-        if !actions.is_empty() {
-            out.push_str(&table(
-                &["#", "ACTION", "TARGET", "STATUS", "DETAIL"],
-                &actions,
-            ));
-        }
-        if let Some(why) = &round.plan.escalate {
-            let _ = writeln!(out, "  escalate: {}", one_line(why));
-        }
-        out.push('\n');
+        out.push_str(&round_section(run, round));
     }
     for line in &run.logs {
         let _ = writeln!(
@@ -211,5 +121,103 @@ fn show(run: &RunDetail) -> String {
             one_line(&line.message)
         );
     }
+    out
+}
+
+/// Who ran what, when, on which alert and params, and how it ended.
+fn header(run: &RunDetail) -> String {
+    let s = &run.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "run       {}", s.id);
+    let _ = writeln!(
+        out,
+        "plugin    {} {} (sha256 {})",
+        s.plugin,
+        one_line(&run.plugin_version),
+        run.plugin_sha256
+    );
+    let route = s.route.as_ref().map(|r| format!(" · route {r}"));
+    let mode = if s.dry_run { "dry-run" } else { "apply" };
+    let _ = writeln!(
+        out,
+        "trigger   {}{} · {mode}",
+        s.trigger,
+        route.unwrap_or_default()
+    );
+    let queued = s
+        .queue_ms
+        .filter(|q| *q > 0)
+        .map(|q| format!(" · queued {q} ms"));
+    let took = s.duration_ms.map(|d| format!(" · took {d} ms"));
+    let _ = writeln!(
+        out,
+        "created   {}{}{}",
+        s.created_at,
+        queued.unwrap_or_default(),
+        took.unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "alert     {{{}}} {} fingerprint {}",
+        pairs(&run.alert.labels, "=\"", "\"").join(", "),
+        run.alert.status.as_str(),
+        run.alert.fingerprint
+    );
+    let _ = writeln!(out, "params    {}", pairs(&run.params, "=", "").join(" "));
+    let _ = writeln!(
+        out,
+        "status    {}: {}\n",
+        s.status.as_str(),
+        one_line(s.reason.as_deref().unwrap_or(""))
+    );
+    out
+}
+
+/// `key=value` for each pair, both shown as one safe line.
+fn pairs(pairs: &[(String, String)], between: &str, after: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}{between}{}{after}", one_line(k), one_line(v)))
+        .collect()
+}
+
+/// One round: its summary, checks, actions and escalation.
+fn round_section(run: &RunDetail, round: &RoundRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "round {}: {} (instantiate {} µs, plan {} µs)",
+        round.round + 1,
+        one_line(&round.plan.summary),
+        round.instantiate_us,
+        round.plan_us
+    );
+    if !round.plan.checks.is_empty() {
+        out.push_str(&checks(&round.plan.checks));
+    }
+    let actions: Vec<Vec<String>> = run
+        .actions
+        .iter()
+        .filter(|a| a.round == round.round)
+        .map(|a| {
+            vec![
+                (a.seq + 1).to_string(),
+                a.kind.clone(),
+                a.action.target(),
+                a.status.clone(),
+                a.detail.clone(),
+            ]
+        })
+        .collect();
+    if !actions.is_empty() {
+        out.push_str(&table(
+            &["#", "ACTION", "TARGET", "STATUS", "DETAIL"],
+            &actions,
+        ));
+    }
+    if let Some(why) = &round.plan.escalate {
+        let _ = writeln!(out, "  escalate: {}", one_line(why));
+    }
+    out.push('\n');
     out
 }

@@ -10,7 +10,7 @@ use super::notify::{Event, EventKind};
 use crate::config::DEFAULT_MAX_ROUNDS;
 use crate::run::{RunReport, RunRequest, drive, started_record};
 use crate::store::{ClaimedRun, QueuedRun, RunStatus};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -209,22 +209,13 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             (RunStatus::Failed, aborted.to_string())
         }
     };
-    let event = match status {
-        RunStatus::Escalated => Some(EventKind::Escalated),
-        RunStatus::AwaitingApproval => Some(EventKind::ApprovalNeeded),
-        failed if failed.is_failure() => Some(EventKind::Failed),
-        _ => None,
+    let ended = Ended {
+        run_id: &claimed.id,
+        plugin: &plugin.name,
+        route: &route_name,
+        status,
     };
-    if let Some(kind) = event {
-        shared.notifier.send(Event {
-            run_id: Some(claimed.id.clone()),
-            plugin: Some(plugin.name.clone()),
-            route: Some(route_name.clone()),
-            status: Some(status.as_str().to_string()),
-            labels,
-            ..Event::new(kind, reason)
-        });
-    }
+    notify(shared, &ended, reason, labels);
     shared
         .metrics
         .runs
@@ -239,6 +230,32 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     {
         trip_breaker_if_due(shared, route);
     }
+}
+
+/// How a dispatched run ended.
+struct Ended<'a> {
+    run_id: &'a str,
+    plugin: &'a str,
+    route: &'a str,
+    status: RunStatus,
+}
+
+/// Tell people about an escalation, a plan awaiting approval, or a failure.
+fn notify(shared: &Shared, ended: &Ended<'_>, reason: String, labels: BTreeMap<String, String>) {
+    let kind = match ended.status {
+        RunStatus::Escalated => EventKind::Escalated,
+        RunStatus::AwaitingApproval => EventKind::ApprovalNeeded,
+        failed if failed.is_failure() => EventKind::Failed,
+        _ => return,
+    };
+    shared.notifier.send(Event {
+        run_id: Some(ended.run_id.to_string()),
+        plugin: Some(ended.plugin.to_string()),
+        route: Some(ended.route.to_string()),
+        status: Some(ended.status.as_str().to_string()),
+        labels,
+        ..Event::new(kind, reason)
+    });
 }
 
 fn account(shared: &Shared, plugin: &str, report: &RunReport) {

@@ -101,109 +101,118 @@ async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<
 /// Route every alert and admit the batch in one transaction.
 fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Value, HttpError> {
     let live = shared.live();
-    let server = &shared.server;
     for alert in &mut alerts {
         // Computed, not taken from the sender: a forged fingerprint could
         // otherwise cancel the queued runs of another alert.
         let labels: BTreeMap<String, String> = alert.labels.iter().cloned().collect();
         alert.fingerprint = fingerprint(&labels);
     }
-    struct Placed<'r> {
-        route: &'r super::ReadyRoute,
-        run_id: String,
-        placement: RunPlacement,
-    }
     let placed: Vec<Vec<Placed<'_>>> = alerts
         .iter()
-        .map(|alert| {
-            if alert.status == AlertStatus::Resolved {
-                return Vec::new();
-            }
-            routes_for(&live.config.routes, &alert.labels)
-                .into_iter()
-                .filter_map(|config| live.route(&config.name))
-                .map(|route| Placed {
-                    route,
-                    run_id: new_run_id(),
-                    placement: RunPlacement {
-                        fingerprint: Some(alert.fingerprint.clone()),
-                        group_key: Some(label_key(&picked(&alert.labels, &route.config.group_by))),
-                        target: Some(picked(&alert.labels, &server.target_labels))
-                            .filter(|labels| !labels.is_empty())
-                            .map(|labels| label_key(&labels)),
-                        approval: route.config.mode == Mode::Approve,
-                    },
-                })
-                .collect()
-        })
+        .map(|alert| place(&live, &shared.server.target_labels, alert))
         .collect();
     let batch: Vec<Incoming<'_>> = alerts
         .iter()
         .zip(&placed)
-        .map(|(alert, placed)| match alert.status {
-            AlertStatus::Resolved => Incoming::Resolved { alert },
-            AlertStatus::Firing => Incoming::Firing {
-                alert,
-                candidates: placed
-                    .iter()
-                    .map(|p| Candidate {
-                        run: NewRun {
-                            id: &p.run_id,
-                            plugin: &p.route.plugin.name,
-                            plugin_version: &p.route.plugin.info.version,
-                            plugin_sha256: &p.route.plugin.sha256,
-                            trigger: "webhook",
-                            route: Some(&p.route.config.name),
-                            dry_run: p.route.config.mode != Mode::Apply,
-                            alert,
-                            params: &p.route.params,
-                        },
-                        placement: p.placement.clone(),
-                        cooldown: p.route.config.cooldown,
-                    })
-                    .collect(),
-            },
-        })
+        .map(|(alert, placed)| incoming(alert, placed))
         .collect();
     let admitted = shared
         .ingest
-        .admit(&batch, server.max_queued)
+        .admit(&batch, shared.server.max_queued)
         .map_err(|error| match error {
             AdmitError::QueueFull { .. } => HttpError::unavailable(error.to_string()),
             AdmitError::Store(store) => HttpError::from(store),
         })?;
-
-    let mut report = Vec::with_capacity(alerts.len());
-    for (alert, admissions) in alerts.iter().zip(&admitted) {
-        let status = match alert.status {
-            AlertStatus::Firing => "firing",
-            AlertStatus::Resolved => "resolved",
-        };
-        let outcomes: Vec<Value> = admissions
-            .iter()
-            .map(|admission| {
-                shared
-                    .metrics
-                    .alerts
-                    .get_or_create(&AlertLabels {
-                        status,
-                        outcome: admission.outcome(),
-                    })
-                    .inc();
-                describe(admission)
-            })
-            .collect();
-        tracing::info!(
-            fingerprint = %alert.fingerprint,
-            status,
-            outcomes = %admissions.iter().map(Admission::outcome).collect::<Vec<_>>().join(","),
-            "alert received"
-        );
-        report.push(
-            json!({"fingerprint": alert.fingerprint, "status": status, "outcomes": outcomes}),
-        );
-    }
+    let report: Vec<Value> = alerts
+        .iter()
+        .zip(&admitted)
+        .map(|(alert, admissions)| report(shared, alert, admissions))
+        .collect();
     Ok(json!({"status": "accepted", "alerts": report}))
+}
+
+/// A run a firing alert would start on one of its routes.
+struct Placed<'r> {
+    route: &'r super::ReadyRoute,
+    run_id: String,
+    placement: RunPlacement,
+}
+
+/// The runs `alert` would start: one per matching route; none once resolved.
+fn place<'r>(live: &'r super::Live, target_labels: &[String], alert: &Alert) -> Vec<Placed<'r>> {
+    if alert.status == AlertStatus::Resolved {
+        return Vec::new();
+    }
+    routes_for(&live.config.routes, &alert.labels)
+        .into_iter()
+        .filter_map(|config| live.route(&config.name))
+        .map(|route| Placed {
+            route,
+            run_id: new_run_id(),
+            placement: RunPlacement {
+                fingerprint: Some(alert.fingerprint.clone()),
+                group_key: Some(label_key(&picked(&alert.labels, &route.config.group_by))),
+                target: Some(picked(&alert.labels, target_labels))
+                    .filter(|labels| !labels.is_empty())
+                    .map(|labels| label_key(&labels)),
+                approval: route.config.mode == Mode::Approve,
+            },
+        })
+        .collect()
+}
+
+/// `alert` as the queue admits it: resolved, or firing with its candidate runs.
+fn incoming<'a>(alert: &'a Alert, placed: &'a [Placed<'_>]) -> Incoming<'a> {
+    match alert.status {
+        AlertStatus::Resolved => Incoming::Resolved { alert },
+        AlertStatus::Firing => Incoming::Firing {
+            alert,
+            candidates: placed
+                .iter()
+                .map(|p| Candidate {
+                    run: NewRun {
+                        id: &p.run_id,
+                        plugin: &p.route.plugin.name,
+                        plugin_version: &p.route.plugin.info.version,
+                        plugin_sha256: &p.route.plugin.sha256,
+                        trigger: "webhook",
+                        route: Some(&p.route.config.name),
+                        dry_run: p.route.config.mode != Mode::Apply,
+                        alert,
+                        params: &p.route.params,
+                    },
+                    placement: p.placement.clone(),
+                    cooldown: p.route.config.cooldown,
+                })
+                .collect(),
+        },
+    }
+}
+
+/// What became of `alert`, counted in the metrics, logged, and answered.
+fn report(shared: &Shared, alert: &Alert, admissions: &[Admission]) -> Value {
+    let status = alert.status.as_str();
+    let outcomes: Vec<Value> = admissions
+        .iter()
+        .map(|admission| {
+            shared
+                .metrics
+                .alerts
+                .get_or_create(&AlertLabels {
+                    status,
+                    outcome: admission.outcome(),
+                })
+                .inc();
+            describe(admission)
+        })
+        .collect();
+    tracing::info!(
+        fingerprint = %alert.fingerprint,
+        status,
+        outcomes = %admissions.iter().map(Admission::outcome).collect::<Vec<_>>().join(","),
+        "alert received"
+    );
+    json!({"fingerprint": alert.fingerprint, "status": status, "outcomes": outcomes})
 }
 
 /// `{"instance":"a","mountpoint":"/"}` for the named labels the alert has.

@@ -161,82 +161,87 @@ impl Store {
             })?
             .ok_or_else(|| StoreError::UnknownRun(id.clone()))?;
 
-        let rounds = self.with(|c| {
-            let mut query = c.prepare(
-                "SELECT round, plan, instantiate_us, plan_us FROM rounds WHERE run_id = ?1 ORDER BY round",
-            )?;
-            query
-                .query_map([&id], |r| {
-                    Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let actions = self.with(|c| {
-            let mut query = c.prepare(
-                "SELECT round, seq, kind, action, status, detail, duration_us
-                 FROM actions WHERE run_id = ?1 ORDER BY round, seq",
-            )?;
-            query
-                .query_map([&id], |r| {
-                    Ok((
-                        r.get::<_, u32>(0)?,
-                        r.get::<_, u32>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let logs = self.with(|c| {
-            let mut query = c.prepare(
-                "SELECT round, level, message FROM logs WHERE run_id = ?1 ORDER BY round, seq",
-            )?;
-            query
-                .query_map([&id], |r| {
-                    Ok(LoggedLine {
-                        round: r.get(0)?,
-                        level: r.get(1)?,
-                        message: r.get(2)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-
         Ok(RunDetail {
             summary: self.summary(row)?,
             plugin_version: version,
             plugin_sha256: sha,
             alert: self.decode(&id, "alert", &alert)?,
             params: self.decode(&id, "params", &params)?,
-            rounds: rounds
-                .into_iter()
-                .map(|(round, plan, instantiate_us, plan_us)| {
-                    Ok(RoundRecord {
-                        round,
-                        plan: self.decode(&id, "plan", &plan)?,
-                        instantiate_us: instantiate_us.max(0) as u64,
-                        plan_us: plan_us.max(0) as u64,
-                    })
+            rounds: self.rounds_of(&id)?,
+            actions: self.actions_of(&id)?,
+            logs: self.logs_of(&id)?,
+        })
+    }
+
+    fn rounds_of(&self, id: &str) -> Result<Vec<RoundRecord>, StoreError> {
+        let rows = self.with(|c| {
+            c.prepare(
+                "SELECT round, plan, instantiate_us, plan_us FROM rounds WHERE run_id = ?1 ORDER BY round",
+            )?
+            .query_map([id], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(round, plan, instantiate_us, plan_us)| {
+                Ok(RoundRecord {
+                    round,
+                    plan: self.decode(id, "plan", &plan)?,
+                    instantiate_us: instantiate_us.max(0) as u64,
+                    plan_us: plan_us.max(0) as u64,
                 })
-                .collect::<Result<_, StoreError>>()?,
-            actions: actions
-                .into_iter()
-                .map(|(round, seq, kind, action, status, detail, took)| {
-                    Ok(ActionRecord {
-                        round,
-                        seq,
-                        kind,
-                        action: self.decode(&id, "action", &action)?,
-                        status,
-                        detail,
-                        duration_us: took.map(|t| t.max(0) as u64),
-                    })
+            })
+            .collect()
+    }
+
+    fn actions_of(&self, id: &str) -> Result<Vec<ActionRecord>, StoreError> {
+        let rows = self.with(|c| {
+            c.prepare(
+                "SELECT round, seq, kind, action, status, detail, duration_us
+                 FROM actions WHERE run_id = ?1 ORDER BY round, seq",
+            )?
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(round, seq, kind, action, status, detail, took)| {
+                Ok(ActionRecord {
+                    round,
+                    seq,
+                    kind,
+                    action: self.decode(id, "action", &action)?,
+                    status,
+                    detail,
+                    duration_us: took.map(|t| t.max(0) as u64),
                 })
-                .collect::<Result<_, StoreError>>()?,
-            logs,
+            })
+            .collect()
+    }
+
+    fn logs_of(&self, id: &str) -> Result<Vec<LoggedLine>, StoreError> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT round, level, message FROM logs WHERE run_id = ?1 ORDER BY round, seq",
+            )?
+            .query_map([id], |r| {
+                Ok(LoggedLine {
+                    round: r.get(0)?,
+                    level: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })?
+            .collect()
         })
     }
 }
