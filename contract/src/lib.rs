@@ -8,13 +8,16 @@
 /// The WIT package every remedy interface belongs to.
 pub const PACKAGE: &str = "remedy:plugin@0.1.0";
 
-/// Calls `$emit! { Variant => "kind-name", ... }` with every action of the
-/// contract: the `action` variant case and the kind name plugins declare in
-/// `action-kinds`, operators grant and the audit trail records.
+/// Gives the contract's `action` type (each side's bindgen names it
+/// `Action`) `KINDS` and `kind()`, from the one table of action kinds: the
+/// kind names plugins declare in `action-kinds`, operators grant and the
+/// audit trail records. A table that misses a case of the type, or names
+/// one it does not have, does not compile.
 #[macro_export]
-macro_rules! with_action_kinds {
-    ($emit:ident) => {
-        $emit! {
+macro_rules! impl_action_kinds {
+    ($action:ident) => {
+        $crate::__impl_action_kinds! {
+            $action;
             RemovePath => "remove-path",
             NetnsDelete => "netns-delete",
             ProcessSignal => "process-signal",
@@ -31,16 +34,54 @@ macro_rules! with_action_kinds {
     };
 }
 
-/// Calls `$emit! { Variant => "target-name", ... }` with every
-/// `docker-prune-target`: the enum case and the name used in params and plans.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! with_docker_prune_targets {
-    ($emit:ident) => {
-        $emit! {
+macro_rules! __impl_action_kinds {
+    ($action:ident; $($variant:ident => $name:literal),* $(,)?) => {
+        impl $action {
+            /// Every kind of action this version of the contract has.
+            pub const KINDS: &'static [&'static str] = &[$($name),*];
+
+            /// The kind name plugins declare in `action-kinds`, operators
+            /// grant and plans show.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $($action::$variant(_) => $name,)*
+                }
+            }
+        }
+    };
+}
+
+/// Gives the contract's `docker-prune-target` type `ALL` and `name()`, from
+/// the one table of prune targets and the names params and plans use.
+#[macro_export]
+macro_rules! impl_docker_prune_targets {
+    ($target:ident) => {
+        $crate::__impl_docker_prune_targets! {
+            $target;
             StoppedContainers => "stopped-containers",
             DanglingImages => "dangling-images",
             UnusedImages => "unused-images",
             BuildCache => "build-cache",
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __impl_docker_prune_targets {
+    ($target:ident; $($variant:ident => $name:literal),* $(,)?) => {
+        impl $target {
+            /// Every prune target, in the contract's order.
+            pub const ALL: &'static [$target] = &[$($target::$variant),*];
+
+            /// The name used in params and plans: `stopped-containers`, ...
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($target::$variant => $name,)*
+                }
+            }
         }
     };
 }
@@ -77,18 +118,42 @@ mod tests {
         assert_eq!(format_bytes(5 << 50), "5120.0 TiB");
     }
 
+    /// The contract's two enums as a bindgen would make them.
+    #[allow(dead_code)]
+    enum Action {
+        RemovePath(()),
+        NetnsDelete(()),
+        ProcessSignal(()),
+        KmodLoad(()),
+        NbdDisconnect(()),
+        NomadRestartAlloc(()),
+        NomadStopAlloc(()),
+        NomadEvaluateJob(()),
+        NomadRevertJob(()),
+        NomadClientGc(()),
+        DockerPrune(()),
+        DockerRestartContainer(()),
+    }
+    crate::impl_action_kinds!(Action);
+
+    #[derive(Clone, Copy)]
+    enum DockerPruneTarget {
+        StoppedContainers,
+        DanglingImages,
+        UnusedImages,
+        BuildCache,
+    }
+    crate::impl_docker_prune_targets!(DockerPruneTarget);
+
     #[test]
     fn every_action_kind_is_named_once() {
-        macro_rules! names {
-            ($($variant:ident => $name:literal),* $(,)?) => { [$($name),*] };
-        }
-        let kinds = with_action_kinds!(names);
-        let mut unique = kinds.to_vec();
+        let mut unique = Action::KINDS.to_vec();
         unique.sort();
         unique.dedup();
-        assert_eq!(unique.len(), kinds.len());
+        assert_eq!(unique.len(), Action::KINDS.len());
+        assert!(Action::RemovePath(()).kind() == "remove-path");
         assert!(
-            kinds
+            Action::KINDS
                 .iter()
                 .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         );
@@ -97,19 +162,17 @@ mod tests {
     #[test]
     fn the_tables_match_the_wit() {
         let types = include_str!("../wit/types.wit");
-        macro_rules! names {
-            ($($variant:ident => $name:literal),* $(,)?) => { [$($name),*] };
-        }
-        for kind in with_action_kinds!(names) {
+        for kind in Action::KINDS {
             assert!(
                 types.contains(&format!("{kind}(")),
                 "`{kind}` is no action case in types.wit"
             );
         }
-        for target in with_docker_prune_targets!(names) {
+        for target in DockerPruneTarget::ALL {
+            let name = target.name();
             assert!(
-                types.contains(target),
-                "`{target}` is no docker-prune-target in types.wit"
+                types.contains(name),
+                "`{name}` is no docker-prune-target in types.wit"
             );
         }
     }

@@ -27,38 +27,8 @@ pub use types::{
 
 pub use remedy_contract::PACKAGE;
 
-/// `Action::KINDS` and `Action::kind` from the contract's one table of kinds.
-macro_rules! action_kinds {
-    ($($variant:ident => $name:literal),* $(,)?) => {
-        impl Action {
-            /// Every kind of action this version of the contract has.
-            pub const KINDS: &'static [&'static str] = &[$($name),*];
-
-            /// The kind name plugins declare in `action-kinds` and operators see in plans.
-            pub fn kind(&self) -> &'static str {
-                match self {
-                    $(Action::$variant(_) => $name,)*
-                }
-            }
-        }
-    };
-}
-remedy_contract::with_action_kinds!(action_kinds);
-
-/// `DockerPruneTarget::name` from the contract's table of prune targets.
-macro_rules! prune_target_names {
-    ($($variant:ident => $name:literal),* $(,)?) => {
-        impl DockerPruneTarget {
-            /// The name used in params and plans: `stopped-containers`, ...
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(DockerPruneTarget::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-remedy_contract::with_docker_prune_targets!(prune_target_names);
+remedy_contract::impl_action_kinds!(Action);
+remedy_contract::impl_docker_prune_targets!(DockerPruneTarget);
 
 impl Action {
     /// What the action acts on, in one line.

@@ -315,37 +315,8 @@ impl Action {
     }
 }
 
-/// `Action::kind` from the contract's one table of kinds.
-macro_rules! action_kinds {
-    ($($variant:ident => $name:literal),* $(,)?) => {
-        impl Action {
-            /// The kind name used in `PluginInfo::action_kinds` and in grants.
-            pub fn kind(&self) -> &'static str {
-                match self {
-                    $(Action::$variant(_) => $name,)*
-                }
-            }
-        }
-    };
-}
-remedy_contract::with_action_kinds!(action_kinds);
-
-/// `DockerPruneTarget::ALL` and `name` from the contract's table of targets.
-macro_rules! prune_targets {
-    ($($variant:ident => $name:literal),* $(,)?) => {
-        impl DockerPruneTarget {
-            pub const ALL: &'static [DockerPruneTarget] = &[$(DockerPruneTarget::$variant),*];
-
-            /// The name used in params and plans: `stopped-containers`, ...
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(DockerPruneTarget::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-remedy_contract::with_docker_prune_targets!(prune_targets);
+remedy_contract::impl_action_kinds!(Action);
+remedy_contract::impl_docker_prune_targets!(DockerPruneTarget);
 
 impl DockerPruneTarget {
     /// The target called `name`; an unknown name is an error listing the known ones.
