@@ -7,8 +7,9 @@
 //!
 //! Map of the crate: [`contract`] (the WIT types), [`engine`] (wasmtime),
 //! [`caps`] (one module per capability), [`executor`] (the only code that
-//! changes the world), [`run`] (rounds of plan and execute), [`store`]
-//! (SQLite), [`config`], [`alert`], [`builtin`], [`cli`].
+//! changes the world), [`node`] (which node a run is for), [`run`] (rounds of
+//! plan and execute), [`store`] (SQLite), [`config`], [`alert`], [`builtin`],
+//! [`cli`].
 
 pub mod alert;
 pub mod builtin;
@@ -19,6 +20,7 @@ pub mod contract;
 pub mod engine;
 pub mod executor;
 pub mod matcher;
+pub mod node;
 pub mod router;
 pub mod run;
 pub mod server;

@@ -29,6 +29,9 @@ pub struct RunRequest<'a> {
     /// An approved run: only these actions may execute, in any round.
     pub approved: Option<Vec<Action>>,
     pub max_rounds: u32,
+    /// The node the run is for, and why this node must not execute it: then
+    /// the run ends escalated before the plugin is called.
+    pub node: crate::node::Placement,
 }
 
 #[derive(Debug)]
@@ -122,6 +125,7 @@ pub fn run_by_hand(
         dry_run: request.dry_run,
         alert: &request.alert,
         params: &request.params,
+        node: request.node.node.as_deref(),
     });
     let _span = tracing::info_span!("run", run = %id).entered();
     let started = started_record(
@@ -183,16 +187,38 @@ pub fn drive(
     id: String,
     request: RunRequest<'_>,
 ) -> Result<RunReport, Box<RunAborted>> {
+    if let Some(why) = &request.node.refusal {
+        // Checked again here, last, on every path to a plugin: a run for
+        // another node never executes on this one.
+        let dry_run = request.dry_run || request.approval;
+        return end(
+            store,
+            id,
+            (RunStatus::Escalated, why.clone()),
+            dry_run,
+            Vec::new(),
+        );
+    }
     let mut driver = match Driver::start(engine, store, &id, &request) {
         Ok(driver) => driver,
         Err(source) => return Err(abort(store, &id, source, Vec::new())),
     };
     let ended = driver.rounds_until_the_end();
     let (dry_run, rounds) = (driver.dry_run, driver.rounds);
-    let (status, reason) = match ended {
-        Ok(verdict) => verdict,
-        Err(source) => return Err(abort(store, &id, source, rounds)),
-    };
+    match ended {
+        Ok(verdict) => end(store, id, verdict, dry_run, rounds),
+        Err(source) => Err(abort(store, &id, source, rounds)),
+    }
+}
+
+/// Record the run's end with its verdict.
+fn end(
+    store: &Store,
+    id: String,
+    (status, reason): Verdict,
+    dry_run: bool,
+    rounds: Vec<RoundReport>,
+) -> Result<RunReport, Box<RunAborted>> {
     if let Err(source) = store.finish_run(&id, status, &reason) {
         return Err(abort(store, &id, source, rounds));
     }

@@ -79,7 +79,8 @@ receivers:
     }
 
     /// Post one alert to Alertmanager's API, as Prometheus would.
-    fn post_alert(&self, labels: serde_json::Value) {
+    fn post_alert(&self, mut labels: serde_json::Value) {
+        labels["node"] = json!(common::daemon::NODE);
         let body = serde_json::to_vec(&json!([{
             "labels": labels,
             "annotations": {"summary": "posted by remedy's test"},

@@ -172,6 +172,10 @@ fn alert_files_are_read_and_labels_apply() {
     let setup = Setup::quiet();
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/am-webhook-firing.json");
+    // The fixture's alert is about host-a; a label makes it about this host,
+    // where disk-cleanup may run.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let about_this_host = format!("instance={}:9100", host.trim());
     let output = setup.remedy(&[
         "run",
         "disk-cleanup",
@@ -179,6 +183,8 @@ fn alert_files_are_read_and_labels_apply() {
         fixture.to_str().unwrap(),
         "--label",
         "mountpoint=/elsewhere",
+        "--label",
+        &about_this_host,
         "--output",
         "json",
     ]);

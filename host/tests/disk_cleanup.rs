@@ -242,10 +242,14 @@ fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let text = String::from_utf8_lossy(&output.stdout);
+    // The plugin sees the node it runs on; without [node] name, the host's name.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let on_this_node = format!(" on {} is ", host.trim());
     for needle in [
         "disk-cleanup 0.1.0 · dry-run",
         "CHECK",
         "usage",
+        &on_this_node,
         "remove-path",
         "planned",
         "cache, unmodified for 25d",
@@ -302,6 +306,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             params,
             dry_run: true,
             max_rounds: 1,
+            node: Default::default(),
             approval: false,
             approved: None,
         },
@@ -335,6 +340,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             dry_run: false,
             alert: &alert,
             params: &[],
+            node: None,
         })
         .unwrap();
     let kinds = ["remove-path".to_string()];

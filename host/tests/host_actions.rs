@@ -35,6 +35,7 @@ fn store_with_run(dir: &Path) -> Store {
             dry_run: false,
             alert: &alert,
             params: &[],
+            node: None,
         })
         .unwrap();
     store

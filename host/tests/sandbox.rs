@@ -66,6 +66,7 @@ fn attack(
             params,
             dry_run,
             max_rounds: 3,
+            node: Default::default(),
             approval: false,
             approved: None,
         },
@@ -336,6 +337,7 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
                     params: vec![],
                     dry_run: true,
                     max_rounds: 1,
+                    node: Default::default(),
                     approval: false,
                     approved: None,
                 },
@@ -423,6 +425,7 @@ fn new_run<'a>(id: &'a str, alert: &'a remedy::contract::Alert) -> NewRun<'a> {
         dry_run: false,
         alert,
         params: &[],
+        node: None,
     }
 }
 
@@ -575,6 +578,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
             params,
             dry_run: false,
             max_rounds: 1,
+            node: Default::default(),
             approval: false,
             approved: None,
         },

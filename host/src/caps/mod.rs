@@ -38,6 +38,10 @@ pub trait Capability {
     /// (`nomad`, `nomad_jobs`): a grant key belongs to the capability it
     /// is named after.
     const NAME: &'static str;
+    /// Whether it reaches this node's own things (files, processes,
+    /// namespaces, modules, the local Docker engine) rather than a cluster
+    /// service: a plugin granted it runs only on the node its alert is about.
+    const NODE_LOCAL: bool;
     /// Its keys in `[plugin.grants]`.
     type Grant: Clone + Default + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned;
     /// Its read interface for one plugin instance: it refuses (and notes)
@@ -107,6 +111,8 @@ pub struct HostEnv {
     pub netns: netns::NetnsSettings,
     /// Where sysfs is, and the programs that load modules and disconnect nbd devices.
     pub kmod: kmod::KmodSettings,
+    /// This node's name, as plugins see it through the `node` interface.
+    pub node_name: Arc<str>,
 }
 
 impl HostEnv {
@@ -118,7 +124,14 @@ impl HostEnv {
             bridge,
             netns: Default::default(),
             kmod: Default::default(),
+            node_name: crate::node::host_name().into(),
         }
+    }
+
+    /// The same, on the node called `name`.
+    pub fn named(mut self, name: &str) -> Self {
+        self.node_name = name.into();
+        self
     }
 
     /// The same, with this host's netns directory and kmod paths.

@@ -39,6 +39,16 @@ macro_rules! registry {
                 None
             }
 
+            /// The capabilities these grants give on this node's own things:
+            /// a plugin holding any of them runs only on its alert's node.
+            pub fn on_this_node(&self) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $(if $cap::NODE_LOCAL && self.$field != Default::default() {
+                    names.push($cap::NAME);
+                })*
+                names
+            }
+
             /// Every problem with these grants, each naming its key.
             pub fn problems(&self) -> Vec<String> {
                 let mut problems = Vec::new();

@@ -111,6 +111,7 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             approval: false,
             approved: claimed.approved,
             max_rounds,
+            node: config.node.recheck(claimed.node),
         },
     )?;
     print_report(args.output, &plugin, &report, &store)

@@ -3,6 +3,7 @@
 mod approve;
 mod audit;
 mod config_cmd;
+mod node;
 mod output;
 mod plugins;
 mod routes;
@@ -93,6 +94,8 @@ enum Command {
     /// Verify, show or export the hash-chained audit trail
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// This node's name, and which node an alert is about
+    Node(node::NodeArgs),
 }
 
 /// Exit statuses, documented in `--help`.
@@ -147,6 +150,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Audit(command) => audit::audit(cli, command),
         Command::Approve(args) => approve::approve(cli, args),
         Command::Reject(args) => approve::reject(cli, args),
+        Command::Node(args) => node::node(cli, args),
     }
 }
 
@@ -218,6 +222,7 @@ impl Cli {
         let env = || {
             crate::caps::HostEnv::new(config.nomad.clone(), config.docker.clone())
                 .with_paths(config.netns.clone(), config.kmod.clone())
+                .named(&config.node.name)
         };
         let engine = match PluginEngine::new(Some(cache)) {
             Err(crate::engine::EngineError::Cache { path, source }) => {

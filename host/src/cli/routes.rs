@@ -2,6 +2,8 @@
 //! why; `remedy routes breakers` and `remedy routes reset`: the circuit breakers.
 
 use super::{Cli, UsageError, exit, output::table, parse_pair, read_alert_file};
+use crate::config::RouteConfig;
+use crate::node::NodeIdentity;
 use crate::router::{Verdict, evaluate};
 use anyhow::Result;
 use clap::Subcommand;
@@ -92,13 +94,17 @@ pub fn routes(cli: &Cli, command: &RoutesCommand) -> Result<u8> {
                 .to_string(),
                 route.plugin.clone(),
                 route.mode.as_str().to_string(),
+                runs_where(&config.node, route, &all),
                 why,
             ]
         })
         .collect();
     print!(
         "{}",
-        table(&["#", "ROUTE", "RESULT", "PLUGIN", "MODE", "WHY"], &rows)
+        table(
+            &["#", "ROUTE", "RESULT", "PLUGIN", "MODE", "RUNS ON", "WHY"],
+            &rows
+        )
     );
     if verdicts.iter().any(|(_, v)| matches!(v, Verdict::Matched)) {
         Ok(exit::SUCCESS)
@@ -140,4 +146,15 @@ fn reset(cli: &Cli, route: &str) -> Result<u8> {
         println!("circuit breaker of route `{route}` was not open");
     }
     Ok(exit::SUCCESS)
+}
+
+/// Where a run of `route` for an alert with `labels` would execute.
+fn runs_where(node: &NodeIdentity, route: &RouteConfig, labels: &[(String, String)]) -> String {
+    let placement = node.place(route.runs_on, labels, false);
+    match (placement.node, placement.refusal) {
+        (None, None) => "any node".into(),
+        (Some(node), None) => format!("{node} (here)"),
+        (Some(node), Some(_)) => format!("{node}: not here, escalated"),
+        (None, Some(_)) => "unknown node: escalated".into(),
+    }
 }

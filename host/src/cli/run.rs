@@ -4,6 +4,7 @@ use super::{
     Cli, UsageError, exit, load_plugin, output, parse_pair, plugin_config, read_alert_file,
 };
 use crate::alert::{fingerprint, manual_alert};
+use crate::node::RunsOn;
 use crate::run::{RunRequest, resolve_params, run_by_hand};
 use crate::store::RunStatus;
 use anyhow::{Context, Result};
@@ -78,6 +79,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let params = resolve_params(&plugin, &plugin_config.params, &given).map_err(UsageError)?;
 
     let dry_run = !args.apply;
+    // A plugin granted anything on this node acts only for alerts about it.
+    let runs_on = if plugin_config.grants.on_this_node().is_empty() {
+        RunsOn::AnyNode
+    } else {
+        RunsOn::AlertNode
+    };
+    let alert_labels = alert.labels.clone();
     let result = run_by_hand(
         &engine,
         &store,
@@ -89,6 +97,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             max_rounds: args.max_rounds.unwrap_or(plugin_config.max_rounds),
             approval: false,
             approved: None,
+            node: config.node.place(runs_on, &alert_labels, true),
         },
     );
     let report = match result {

@@ -20,6 +20,9 @@ pub enum RunsCommand {
         /// Only runs started by this route
         #[arg(long)]
         route: Option<String>,
+        /// Only runs for this node
+        #[arg(long)]
+        node: Option<String>,
         /// Only runs in this state: succeeded, nothing-to-do, escalated, failed, denied, timed-out, trapped, interrupted, running, queued, cancelled, awaiting-approval
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
@@ -55,6 +58,7 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
         RunsCommand::List {
             plugin,
             route,
+            node,
             status,
             since,
             limit,
@@ -63,6 +67,7 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
             let runs = store.list_runs(&RunFilter {
                 plugin: plugin.clone(),
                 route: route.clone(),
+                node: node.clone(),
                 status: *status,
                 since: *since,
                 limit: *limit,
@@ -79,6 +84,7 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
                         r.created_at.clone(),
                         r.plugin.clone(),
                         r.route.clone().unwrap_or_else(|| r.trigger.clone()),
+                        r.node.clone().unwrap_or_else(|| "any".into()),
                         if r.dry_run { "dry-run" } else { "apply" }.into(),
                         r.status.as_str().into(),
                         r.reason.clone().unwrap_or_default(),
@@ -89,7 +95,7 @@ pub fn runs(cli: &Cli, command: &RunsCommand) -> Result<u8> {
                 "{}",
                 table(
                     &[
-                        "ID", "CREATED", "PLUGIN", "ROUTE", "MODE", "STATUS", "REASON"
+                        "ID", "CREATED", "PLUGIN", "ROUTE", "NODE", "MODE", "STATUS", "REASON"
                     ],
                     &rows
                 )
@@ -138,11 +144,13 @@ fn header(run: &RunDetail) -> String {
     );
     let route = s.route.as_ref().map(|r| format!(" · route {r}"));
     let mode = if s.dry_run { "dry-run" } else { "apply" };
+    let node = s.node.as_deref().unwrap_or("any");
     let _ = writeln!(
         out,
-        "trigger   {}{} · {mode}",
+        "trigger   {}{} · {mode} · node {}",
         s.trigger,
-        route.unwrap_or_default()
+        route.unwrap_or_default(),
+        one_line(node)
     );
     let queued = s
         .queue_ms

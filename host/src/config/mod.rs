@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod node;
 mod notify;
 mod plugin;
 mod route;
@@ -44,6 +45,8 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     approval_ttl: Option<String>,
     #[serde(default)]
+    node: node::RawNode,
+    #[serde(default)]
     server: server::RawServer,
     #[serde(default)]
     nomad: NomadSettings,
@@ -68,6 +71,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// How long a plan awaiting approval may still be approved.
     pub approval_ttl: Duration,
+    /// This node, and how alerts name the node they are about.
+    pub node: crate::node::NodeIdentity,
     pub server: ServerConfig,
     /// How to reach Nomad, for plugins granted `nomad`.
     pub nomad: NomadSettings,
@@ -122,7 +127,7 @@ impl Config {
         }
         let mut routes: Vec<RouteConfig> = Vec::new();
         for (index, raw) in raw.routes.into_iter().enumerate() {
-            if let Some(route) = validate_route(raw, index, &names, &mut problems) {
+            if let Some(route) = validate_route(raw, index, &names, &plugins, &mut problems) {
                 // Dedup, cooldown and breakers are kept per route name.
                 if routes.iter().any(|r| r.name == route.name) {
                     problems.push(format!(
@@ -143,6 +148,7 @@ impl Config {
             ));
         }
         let server = server::validate_server(raw.server, base, &mut problems);
+        let node = node::validate_node(raw.node, &mut problems);
         let approval_ttl = match raw.approval_ttl.as_deref().map(parse_duration) {
             None => DEFAULT_APPROVAL_TTL,
             Some(Ok(ttl)) if ttl > Duration::ZERO => ttl,
@@ -171,6 +177,7 @@ impl Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
             approval_ttl,
+            node,
             server,
             nomad: raw.nomad,
             docker: raw.docker,

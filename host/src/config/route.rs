@@ -2,7 +2,9 @@
 //! guards (cooldown, circuit breaker).
 
 use super::parse_duration;
+use super::plugin::PluginConfig;
 use crate::matcher::{Matcher, parse_matchers};
+use crate::node::RunsOn;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -25,6 +27,7 @@ pub(super) struct RawRoute {
     max_rounds: Option<u32>,
     breaker_failures: Option<u32>,
     breaker_window: Option<String>,
+    runs_on: Option<RunsOn>,
 }
 
 /// What a route does with the plan its plugin makes.
@@ -68,6 +71,8 @@ pub struct RouteConfig {
     /// Failed runs within `breaker_window` that switch the route to dry-run; 0 never.
     pub breaker_failures: u32,
     pub breaker_window: Duration,
+    /// Whether runs execute only on the node the alert is about.
+    pub runs_on: RunsOn,
 }
 
 pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
@@ -77,6 +82,7 @@ pub(super) fn validate_route(
     raw: RawRoute,
     index: usize,
     plugins: &HashSet<String>,
+    configured: &[PluginConfig],
     problems: &mut Vec<String>,
 ) -> Option<RouteConfig> {
     let name = raw.name.unwrap_or_else(|| format!("route-{}", index + 1));
@@ -114,6 +120,15 @@ pub(super) fn validate_route(
             "{at}: max_rounds = {rounds}: must be between 1 and 100"
         ));
     }
+    let on_this_node = configured
+        .iter()
+        .find(|p| p.name == raw.plugin)
+        .map(|p| p.grants.on_this_node())
+        .unwrap_or_default();
+    let runs_on = runs_on(raw.runs_on, &on_this_node).unwrap_or_else(|why| {
+        problems.push(format!("{at}: {why}"));
+        RunsOn::AlertNode
+    });
     (problems.len() == before).then(|| RouteConfig {
         name,
         matchers,
@@ -127,5 +142,23 @@ pub(super) fn validate_route(
         max_rounds: raw.max_rounds,
         breaker_failures: raw.breaker_failures.unwrap_or(DEFAULT_BREAKER_FAILURES),
         breaker_window,
+        runs_on,
     })
+}
+
+/// Where a route's runs execute: as configured, or else on the alert's node
+/// when its plugin is granted anything on this node (`on_this_node`), and on
+/// any node when it only reaches cluster services. A plugin granted this
+/// node's files or processes may never be told to run for other nodes.
+fn runs_on(configured: Option<RunsOn>, on_this_node: &[&str]) -> Result<RunsOn, String> {
+    match configured {
+        Some(RunsOn::AnyNode) if !on_this_node.is_empty() => Err(format!(
+            "runs_on = \"any-node\", but its plugin is granted {} on the node it runs on, so \
+             its runs must execute on the node the alert is about; remove runs_on",
+            on_this_node.join(", ")
+        )),
+        Some(runs_on) => Ok(runs_on),
+        None if on_this_node.is_empty() => Ok(RunsOn::AnyNode),
+        None => Ok(RunsOn::AlertNode),
+    }
 }

@@ -18,6 +18,16 @@ pub struct RunContext {
     pub(super) stderr: MemoryOutputPipe,
     readers: Readers,
     pub(super) log: LogSink,
+    node: NodeName,
+}
+
+/// The `node` interface: this node's name. Every plugin may read it.
+struct NodeName(std::sync::Arc<str>);
+
+impl crate::contract::node::Host for NodeName {
+    fn name(&mut self) -> String {
+        self.0.to_string()
+    }
 }
 
 impl RunContext {
@@ -55,6 +65,7 @@ impl RunContext {
             stderr,
             readers: Readers::new(grants, env),
             log: LogSink::new(limits.log),
+            node: NodeName(env.node_name.clone()),
         }
     }
 }
@@ -82,5 +93,6 @@ pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     Readers::link(linker)?;
     crate::contract::log::add_to_linker::<_, HasSelf<LogSink>>(linker, |c| &mut c.log)?;
+    crate::contract::node::add_to_linker::<_, HasSelf<NodeName>>(linker, |c| &mut c.node)?;
     Ok(())
 }

@@ -197,6 +197,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             approval: claimed.approval,
             approved: claimed.approved,
             max_rounds,
+            node: live.config.node.recheck(claimed.node),
         },
     );
     let (status, reason) = match &outcome {

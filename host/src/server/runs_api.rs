@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub(super) struct RunsQuery {
     plugin: Option<String>,
     route: Option<String>,
+    node: Option<String>,
     outcome: Option<String>,
     since: Option<String>,
     limit: Option<u32>,
@@ -50,6 +51,7 @@ pub(super) async fn list_runs(
     let filter = RunFilter {
         plugin: query.plugin,
         route: query.route,
+        node: query.node,
         status,
         since,
         limit: query.limit.unwrap_or(100).min(1000),

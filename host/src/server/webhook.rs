@@ -5,12 +5,13 @@
 use super::Shared;
 use super::api::{HttpError, authenticate, blocking};
 use super::metrics::{AlertLabels, CodeLabels, observe};
+use super::notify::{Event, EventKind};
 use crate::alert::{PayloadLimits, fingerprint, parse_webhook};
 use crate::config::Mode;
 use crate::contract::{Alert, AlertStatus};
 use crate::router::routes_for;
 use crate::run::new_run_id;
-use crate::store::{Admission, AdmitError, Candidate, Incoming, NewRun, RunPlacement};
+use crate::store::{Admission, AdmitError, Candidate, Incoming, NewRun, RunPlacement, RunStatus};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -136,6 +137,8 @@ struct Placed<'r> {
     route: &'r super::ReadyRoute,
     run_id: String,
     placement: RunPlacement,
+    /// The node the run is for, and why this node must not execute it.
+    node: crate::node::Placement,
 }
 
 /// The runs `alert` would start: one per matching route; none once resolved.
@@ -149,6 +152,10 @@ fn place<'r>(live: &'r super::Live, target_labels: &[String], alert: &Alert) -> 
         .map(|route| Placed {
             route,
             run_id: new_run_id(),
+            node: live
+                .config
+                .node
+                .place(route.config.runs_on, &alert.labels, false),
             placement: RunPlacement {
                 fingerprint: Some(alert.fingerprint.clone()),
                 group_key: Some(label_key(&picked(&alert.labels, &route.config.group_by))),
@@ -180,9 +187,11 @@ fn incoming<'a>(alert: &'a Alert, placed: &'a [Placed<'_>]) -> Incoming<'a> {
                         dry_run: p.route.config.mode != Mode::Apply,
                         alert,
                         params: &p.route.params,
+                        node: p.node.node.as_deref(),
                     },
                     placement: p.placement.clone(),
                     cooldown: p.route.config.cooldown,
+                    refusal: p.node.refusal.clone(),
                 })
                 .collect(),
         },
@@ -195,6 +204,14 @@ fn report(shared: &Shared, alert: &Alert, admissions: &[Admission]) -> Value {
     let outcomes: Vec<Value> = admissions
         .iter()
         .map(|admission| {
+            if let Admission::Escalated {
+                route,
+                run_id,
+                reason,
+            } = admission
+            {
+                notify_escalated(shared, alert, route, run_id, reason);
+            }
             shared
                 .metrics
                 .alerts
@@ -213,6 +230,19 @@ fn report(shared: &Shared, alert: &Alert, admissions: &[Admission]) -> Value {
         "alert received"
     );
     json!({"fingerprint": alert.fingerprint, "status": status, "outcomes": outcomes})
+}
+
+/// Tell people that a run was recorded and not executed here.
+fn notify_escalated(shared: &Shared, alert: &Alert, route: &str, run_id: &str, reason: &str) {
+    let plugin = shared.live().route(route).map(|r| r.plugin.name.clone());
+    shared.notifier.send(Event {
+        run_id: Some(run_id.to_string()),
+        plugin,
+        route: Some(route.to_string()),
+        status: Some(RunStatus::Escalated.as_str().to_string()),
+        labels: alert.labels.iter().cloned().collect(),
+        ..Event::new(EventKind::Escalated, reason.to_string())
+    });
 }
 
 /// `{"instance":"a","mountpoint":"/"}` for the named labels the alert has.
@@ -240,6 +270,11 @@ fn describe(admission: &Admission) -> Value {
         Admission::Queued { route, run_id } => {
             json!({"outcome": outcome, "route": route, "run": run_id})
         }
+        Admission::Escalated {
+            route,
+            run_id,
+            reason,
+        } => json!({"outcome": outcome, "route": route, "run": run_id, "reason": reason}),
         Admission::Duplicate { route } => json!({"outcome": outcome, "route": route}),
         Admission::CoolingDown { route, last_run } => {
             json!({"outcome": outcome, "route": route, "last_run": last_run})

@@ -13,6 +13,8 @@ pub struct RunSummary {
     pub plugin: String,
     pub trigger: String,
     pub route: Option<String>,
+    /// The node the run is for; `None` when any node may execute it.
+    pub node: Option<String>,
     pub dry_run: bool,
     pub status: RunStatus,
     pub reason: Option<String>,
@@ -68,6 +70,7 @@ pub struct LoggedLine {
 pub struct RunFilter {
     pub plugin: Option<String>,
     pub route: Option<String>,
+    pub node: Option<String>,
     pub status: Option<RunStatus>,
     /// Only runs created at or after this time.
     pub since: Option<SystemTime>,
@@ -81,6 +84,7 @@ impl Store {
                 "SELECT {SUMMARY_COLUMNS} FROM runs
                      WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
                        AND (?3 IS NULL OR route = ?3) AND created_ms >= ?4
+                       AND (?6 IS NULL OR node = ?6)
                      ORDER BY created_ms DESC, id DESC LIMIT ?5"
             ))?;
             let since = filter.since.map_or(0, system_ms);
@@ -90,7 +94,8 @@ impl Store {
                     filter.status.map(RunStatus::as_str),
                     filter.route,
                     since,
-                    filter.limit
+                    filter.limit,
+                    filter.node
                 ],
                 summary_row,
             )?;
@@ -109,6 +114,7 @@ impl Store {
             plugin: row.plugin,
             trigger: row.trigger,
             route: row.route,
+            node: row.node,
             dry_run: row.dry_run,
             status,
             reason: row.reason,
@@ -246,9 +252,8 @@ impl Store {
     }
 }
 
-const SUMMARY_COLUMNS: &str =
-    "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms";
-const SUMMARY_WIDTH: usize = 10;
+const SUMMARY_COLUMNS: &str = "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms, node";
+const SUMMARY_WIDTH: usize = 11;
 
 struct SummaryRow {
     id: String,
@@ -261,6 +266,7 @@ struct SummaryRow {
     created_ms: i64,
     started_ms: Option<i64>,
     finished_ms: Option<i64>,
+    node: Option<String>,
 }
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
@@ -275,5 +281,6 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
         created_ms: r.get(7)?,
         started_ms: r.get(8)?,
         finished_ms: r.get(9)?,
+        node: r.get(10)?,
     })
 }

@@ -130,6 +130,8 @@ pub struct NewRun<'a> {
     pub dry_run: bool,
     pub alert: &'a Alert,
     pub params: &'a [(String, String)],
+    /// The node the run is for; `None` when any node may execute it.
+    pub node: Option<&'a str>,
 }
 
 pub struct Store {
@@ -317,6 +319,7 @@ mod tests {
             dry_run: false,
             alert,
             params: &[],
+            node: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct Candidate<'a> {
     pub run: NewRun<'a>,
     pub placement: RunPlacement,
     pub cooldown: Duration,
+    /// Why this node must not execute the run (it is about another node):
+    /// it is recorded as escalated, never queued.
+    pub refusal: Option<String>,
 }
 
 /// One alert of a webhook request, with the routes it matched.
@@ -54,6 +57,12 @@ pub enum Admission {
     Duplicate {
         route: String,
     },
+    /// Recorded as escalated, not queued: this node must not execute it.
+    Escalated {
+        route: String,
+        run_id: String,
+        reason: String,
+    },
     /// The route ran for this group too recently.
     CoolingDown {
         route: String,
@@ -72,6 +81,7 @@ impl Admission {
     pub fn outcome(&self) -> &'static str {
         match self {
             Admission::Queued { .. } => "queued",
+            Admission::Escalated { .. } => "escalated",
             Admission::Duplicate { .. } => "duplicate",
             Admission::CoolingDown { .. } => "cooldown",
             Admission::Unrouted => "unrouted",
@@ -110,6 +120,8 @@ pub struct ClaimedRun {
     /// Set when a human approved this run's plan: only it may execute.
     pub approved: Option<Vec<crate::contract::Action>>,
     pub queued_for: Duration,
+    /// The node the run is for; `None` when any node may execute it.
+    pub node: Option<String>,
 }
 
 pub(super) fn insert_run(
@@ -123,8 +135,8 @@ pub(super) fn insert_run(
     c.execute(
         "INSERT INTO runs (id, plugin, plugin_version, plugin_sha256, trigger, dry_run, alert,
                            params, status, created_ms, route, fingerprint, group_key, target,
-                           approval, owner, started_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           approval, owner, started_ms, node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             run.id,
             run.plugin,
@@ -143,6 +155,7 @@ pub(super) fn insert_run(
             placement.approval,
             running.then(crate::sys::this_process),
             running.then_some(now),
+            run.node,
         ],
     )?;
     let body = serde_json::json!({
@@ -151,6 +164,7 @@ pub(super) fn insert_run(
         "plugin_sha256": run.plugin_sha256,
         "trigger": run.trigger,
         "route": run.route,
+        "node": run.node,
         "dry_run": run.dry_run,
         "approval": placement.approval,
         "status": status.as_str(),
@@ -280,7 +294,7 @@ impl Store {
             }
             let claimed = c.query_row(
                 "SELECT plugin, route, alert, params, dry_run, approval, started_ms - created_ms,
-                        CASE WHEN approved_by IS NOT NULL THEN approval_plan END
+                        CASE WHEN approved_by IS NOT NULL THEN approval_plan END, node
                  FROM runs WHERE id = ?1",
                 [id],
                 |r| {
@@ -295,6 +309,7 @@ impl Store {
                         approval: r.get(5)?,
                         approved: approved.map(|plan| json_column(&plan, 7)).transpose()?,
                         queued_for: Duration::from_millis(r.get::<_, i64>(6)?.max(0) as u64),
+                        node: r.get(8)?,
                     })
                 },
             )?;
@@ -421,17 +436,29 @@ fn admit_one(
                 route: route.clone(),
                 last_run,
             },
-            None => {
-                insert_run(tx, &candidate.run, RunStatus::Queued, &candidate.placement)?;
-                *depth += 1;
-                Admission::Queued {
-                    route: route.clone(),
-                    run_id: candidate.run.id.to_string(),
+            None => match &candidate.refusal {
+                Some(reason) => {
+                    insert_escalated(tx, candidate, reason)?;
+                    Admission::Escalated {
+                        route: route.clone(),
+                        run_id: candidate.run.id.to_string(),
+                        reason: reason.clone(),
+                    }
                 }
-            }
+                None => {
+                    insert_run(tx, &candidate.run, RunStatus::Queued, &candidate.placement)?;
+                    *depth += 1;
+                    Admission::Queued {
+                        route: route.clone(),
+                        run_id: candidate.run.id.to_string(),
+                    }
+                }
+            },
         };
         let run_id = match &admission {
-            Admission::Queued { run_id, .. } => Some(run_id.as_str()),
+            Admission::Queued { run_id, .. } | Admission::Escalated { run_id, .. } => {
+                Some(run_id.as_str())
+            }
             _ => None,
         };
         tx.prepare_cached(
@@ -449,6 +476,26 @@ fn admit_one(
         admissions.push(admission);
     }
     Ok(admissions)
+}
+
+/// Record a run this node must not execute: created and ended escalated,
+/// each with its audit record, in the admission's transaction.
+fn insert_escalated(
+    tx: &Transaction<'_>,
+    candidate: &Candidate<'_>,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    insert_run(
+        tx,
+        &candidate.run,
+        RunStatus::Escalated,
+        &candidate.placement,
+    )?;
+    tx.execute(
+        "UPDATE runs SET reason = ?2, finished_ms = ?3 WHERE id = ?1",
+        params![candidate.run.id, reason, now_ms()],
+    )?;
+    super::audit::append_finished(tx, candidate.run.id, RunStatus::Escalated, reason)
 }
 
 #[cfg(test)]
@@ -479,6 +526,7 @@ mod tests {
                 dry_run: true,
                 alert,
                 params: &[],
+                node: None,
             },
             placement: RunPlacement {
                 fingerprint: Some(alert.fingerprint.clone()),
@@ -486,6 +534,7 @@ mod tests {
                 ..Default::default()
             },
             cooldown,
+            refusal: None,
         }
     }
 

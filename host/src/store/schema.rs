@@ -75,7 +75,7 @@ CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id, round, seq);
 
 /// Columns added to `runs` after its first release, with their indexes.
 /// `ALTER TABLE ... ADD COLUMN` keeps older state stores readable.
-const RUN_COLUMNS: [(&str, &str); 11] = [
+const RUN_COLUMNS: [(&str, &str); 12] = [
     ("route", "TEXT"),
     ("fingerprint", "TEXT"),
     ("group_key", "TEXT"),
@@ -87,6 +87,7 @@ const RUN_COLUMNS: [(&str, &str); 11] = [
     ("approval_hash", "TEXT"),
     ("approved_by", "TEXT"),
     ("approved_ms", "INTEGER"),
+    ("node", "TEXT"),
 ];
 
 pub(super) fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-7c1f";
 
+/// The node a test daemon runs as. Its alerts name it in the `node` label
+/// ([`alert`] adds it), so `instance` stays free for what a test wants.
+pub const NODE: &str = "test-node";
+
 /// A free loopback port (bound and released; tests run on one machine).
 pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -25,6 +29,10 @@ pub fn serve_config(dir: &Path, addr: SocketAddr, server: &str, routes: &str) ->
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
     let config = format!(
         r#"
+[node]
+name = "{NODE}"
+label = "node"
+
 [server]
 listen = "{addr}"
 token_file = "token"
@@ -347,11 +355,15 @@ pub fn firing(labels: &[(&str, &str)], starts_at: &str) -> serde_json::Value {
     alert("firing", labels, starts_at)
 }
 
+/// An alert with these labels, about this test's node unless they name another.
 pub fn alert(status: &str, labels: &[(&str, &str)], starts_at: &str) -> serde_json::Value {
-    let labels: serde_json::Map<String, serde_json::Value> = labels
+    let mut labels: serde_json::Map<String, serde_json::Value> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
         .collect();
+    labels
+        .entry("node")
+        .or_insert_with(|| serde_json::Value::from(NODE));
     serde_json::json!({
         "status": status,
         "labels": labels,

@@ -19,7 +19,7 @@ mod select;
 
 use remedy_sdk::{
     Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker,
-    format_bytes, fs, nomad, parse_duration, parse_percent, proc,
+    format_bytes, fs, node, nomad, parse_duration, parse_percent, proc,
 };
 use select::{Candidate, Skips, Tier};
 use std::collections::HashSet;
@@ -141,7 +141,8 @@ impl Plugin for DiskCleanup {
         plan = plan.check(Check::pass(
             "usage",
             format!(
-                "{mountpoint} is {percent:.1}% used ({} of {}), target {target}%{}",
+                "{mountpoint} on {} is {percent:.1}% used ({} of {}), target {target}%{}",
+                node::name(),
                 format_bytes(usage.used_bytes),
                 format_bytes(usage.used_bytes + usage.available_bytes),
                 if to_free > 0 {

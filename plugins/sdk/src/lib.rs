@@ -74,6 +74,7 @@ pub mod fs;
 pub mod kmod;
 pub mod log;
 pub mod netns;
+pub mod node;
 pub mod nomad;
 pub mod proc;
 

@@ -22,6 +22,7 @@ pub struct Docker;
 
 impl Capability for Docker {
     const NAME: &'static str = "docker";
+    const NODE_LOCAL: bool = true;
     type Grant = DockerGrant;
     type Reader = DockerReader;
 

@@ -23,6 +23,7 @@ pub struct Fs;
 
 impl Capability for Fs {
     const NAME: &'static str = "fs";
+    const NODE_LOCAL: bool = true;
     type Grant = FsGrant;
     type Reader = FsReader;
 

@@ -21,6 +21,7 @@ pub struct Kmod;
 
 impl Capability for Kmod {
     const NAME: &'static str = "kmod";
+    const NODE_LOCAL: bool = true;
     type Grant = KmodGrant;
     type Reader = KmodReader;
 

@@ -20,6 +20,7 @@ pub struct Netns;
 
 impl Capability for Netns {
     const NAME: &'static str = "netns";
+    const NODE_LOCAL: bool = true;
     type Grant = NetnsGrant;
     type Reader = NetnsReader;
 

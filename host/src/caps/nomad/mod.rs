@@ -23,6 +23,7 @@ pub struct Nomad;
 
 impl Capability for Nomad {
     const NAME: &'static str = "nomad";
+    const NODE_LOCAL: bool = false;
     type Grant = NomadGrant;
     type Reader = NomadReader;
 

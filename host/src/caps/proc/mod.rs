@@ -20,6 +20,7 @@ pub struct Proc;
 
 impl Capability for Proc {
     const NAME: &'static str = "proc";
+    const NODE_LOCAL: bool = true;
     type Grant = ProcGrant;
     type Reader = ProcReader;
 
