@@ -41,13 +41,14 @@ pub enum LoadError {
     #[error("plugin `{plugin}` is not a valid remedy component: {detail}")]
     Invalid { plugin: String, detail: String },
     #[error(
-        "plugin `{plugin}` imports `{interface}`, which is not granted; \
-         add {grant} under [plugin.grants] for `{plugin}` in the config"
+        "plugin `{plugin}` imports interfaces it is not granted; under [plugin.grants] \
+         for `{plugin}` in the config, {}",
+        missing.iter().map(|(import, grant)| format!("add {grant} (for {import})")).collect::<Vec<_>>().join("; ")
     )]
     NotGranted {
         plugin: String,
-        interface: String,
-        grant: &'static str,
+        /// Each import that is not granted, with the grant line that would allow it.
+        missing: Vec<(String, &'static str)>,
     },
     #[error("plugin `{plugin}`: describe() failed: {failure}")]
     Describe { plugin: String, failure: Failure },
@@ -187,16 +188,16 @@ impl PluginEngine {
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        for import in &imports {
-            if let Some(interface) = remedy_interface(import)
-                && let Some(grant) = spec.grants.missing_for(interface)
-            {
-                return Err(LoadError::NotGranted {
-                    plugin,
-                    interface: import.clone(),
-                    grant,
-                });
-            }
+        // Every missing grant at once, so one fix round is enough.
+        let missing: Vec<(String, &'static str)> = imports
+            .iter()
+            .filter_map(|import| {
+                let grant = spec.grants.missing_for(remedy_interface(import)?)?;
+                Some((import.clone(), grant))
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(LoadError::NotGranted { plugin, missing });
         }
         let pre = self
             .linker
