@@ -220,7 +220,7 @@ fn report(shared: &Shared, alert: &Alert, admissions: &[Admission]) -> Value {
                     outcome: admission.outcome(),
                 })
                 .inc();
-            describe(admission)
+            serde_json::to_value(admission).expect("admissions serialise")
         })
         .collect();
     tracing::info!(
@@ -262,24 +262,4 @@ fn picked<'a>(labels: &'a [(String, String)], names: &[String]) -> BTreeMap<&'a 
 /// Picked labels as a stable key (JSON, names sorted).
 fn label_key(picked: &BTreeMap<&str, &str>) -> String {
     serde_json::to_string(picked).expect("string maps serialise")
-}
-
-fn describe(admission: &Admission) -> Value {
-    let outcome = admission.outcome();
-    match admission {
-        Admission::Queued { route, run_id } => {
-            json!({"outcome": outcome, "route": route, "run": run_id})
-        }
-        Admission::Escalated {
-            route,
-            run_id,
-            reason,
-        } => json!({"outcome": outcome, "route": route, "run": run_id, "reason": reason}),
-        Admission::Duplicate { route } => json!({"outcome": outcome, "route": route}),
-        Admission::CoolingDown { route, last_run } => {
-            json!({"outcome": outcome, "route": route, "last_run": last_run})
-        }
-        Admission::Unrouted => json!({"outcome": outcome}),
-        Admission::Resolved { cancelled } => json!({"outcome": outcome, "cancelled": cancelled}),
-    }
 }

@@ -46,34 +46,32 @@ pub enum Incoming<'a> {
     },
 }
 
-/// What became of one alert on one route.
-#[derive(Clone, Debug, PartialEq)]
+/// What became of one alert on one route, as the webhook's answer and the
+/// audit record show it: `{"outcome": "queued", "route": ..., "run": ...}`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Admission {
     Queued {
         route: String,
+        #[serde(rename = "run")]
         run_id: String,
     },
     /// The same (route, fingerprint, startsAt) arrived before.
-    Duplicate {
-        route: String,
-    },
+    Duplicate { route: String },
     /// Recorded as escalated, not queued: this node must not execute it.
     Escalated {
         route: String,
+        #[serde(rename = "run")]
         run_id: String,
         reason: String,
     },
     /// The route ran for this group too recently.
-    CoolingDown {
-        route: String,
-        last_run: String,
-    },
+    #[serde(rename = "cooldown")]
+    CoolingDown { route: String, last_run: String },
     /// No route matched the firing alert.
     Unrouted,
     /// A resolved alert; these queued runs of it were cancelled.
-    Resolved {
-        cancelled: Vec<String>,
-    },
+    Resolved { cancelled: Vec<String> },
 }
 
 impl Admission {
@@ -215,15 +213,16 @@ impl Store {
                         outcomes.join(",")
                     ],
                 )?;
-                let decisions: Vec<serde_json::Value> = admissions
+                let labels: std::collections::BTreeMap<&str, &str> = alert
+                    .labels
                     .iter()
-                    .map(|a| serde_json::json!({ "outcome": a.outcome(), "admission": format!("{a:?}") }))
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
                 let body = serde_json::json!({
                     "status": status,
                     "fingerprint": alert.fingerprint,
-                    "labels": alert.labels,
-                    "decisions": decisions,
+                    "labels": labels,
+                    "decisions": admissions,
                 });
                 super::audit::append(&tx, "alert", None, &body)?;
                 admitted.push(admissions);
