@@ -86,6 +86,27 @@ macro_rules! __impl_docker_prune_targets {
     };
 }
 
+/// Gives the contract's `error` type `describe()`, the words people read:
+/// `unavailable: cannot reach Nomad`.
+#[macro_export]
+macro_rules! impl_error_describe {
+    ($error:ident) => {
+        impl $error {
+            /// `invalid: parameter ...`: the kind, then the message.
+            pub fn describe(&self) -> String {
+                let (kind, message) = match self {
+                    $error::Denied(m) => ("denied", m),
+                    $error::NotFound(m) => ("not found", m),
+                    $error::Invalid(m) => ("invalid", m),
+                    $error::Unavailable(m) => ("unavailable", m),
+                    $error::Internal(m) => ("internal error", m),
+                };
+                format!("{kind}: {message}")
+            }
+        }
+    };
+}
+
 /// A byte count as people read it: `512 B`, `1.5 KiB`, `3.0 GiB`.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -29,6 +29,7 @@ pub use remedy_contract::PACKAGE;
 
 remedy_contract::impl_action_kinds!(Action);
 remedy_contract::impl_docker_prune_targets!(DockerPruneTarget);
+remedy_contract::impl_error_describe!(ApiError);
 
 impl Action {
     /// What the action acts on, in one line.
@@ -131,18 +132,6 @@ impl CheckStatus {
 }
 
 impl ApiError {
-    /// `invalid: parameter ... ` — the variant, then the plugin's words.
-    pub fn describe(&self) -> String {
-        let (kind, message) = match self {
-            ApiError::Denied(m) => ("denied", m),
-            ApiError::NotFound(m) => ("not found", m),
-            ApiError::Invalid(m) => ("invalid", m),
-            ApiError::Unavailable(m) => ("unavailable", m),
-            ApiError::Internal(m) => ("internal error", m),
-        };
-        format!("{kind}: {message}")
-    }
-
     pub fn denied(message: impl Into<String>) -> Self {
         ApiError::Denied(message.into())
     }

@@ -200,7 +200,7 @@ impl Plugin for DiskCleanup {
             Err(error) => {
                 plan.summary = format!("{mountpoint} needs {} freed", format_bytes(to_free));
                 return Ok(plan
-                    .check(Check::fail("files in use", format!("{error:?}")))
+                    .check(Check::fail("files in use", error.describe()))
                     .escalate("cannot tell which files are in use, so nothing is safe to delete"));
             }
         };
@@ -295,7 +295,10 @@ fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
                     "terminal allocations keep their directories until collected",
                 ));
             }
-            Err(error) => checks.push(Check::skipped("nomad", format!("no client GC: {error:?}"))),
+            Err(error) => checks.push(Check::skipped(
+                "nomad",
+                format!("no client GC: {}", error.describe()),
+            )),
         }
     }
     let older_than = incident.param_with("docker_prune_older_than", parse_duration)?;
@@ -320,7 +323,7 @@ fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
             }
             Err(error) => checks.push(Check::skipped(
                 &format!("docker {name}"),
-                format!("not pruned: {error:?}"),
+                format!("not pruned: {}", error.describe()),
             )),
         }
     }

@@ -77,7 +77,7 @@ impl Plugin for NbdReload {
             Some(m) => {
                 plan = plan.check(Check::pass(
                     "module",
-                    format!("{module} loaded: {:?}", m.parameters),
+                    format!("{module} loaded: {}", pairs(&m.parameters)),
                 ))
             }
             None => {
@@ -110,8 +110,10 @@ impl Plugin for NbdReload {
                 plan = plan.check(Check::pass(
                     &format!("nbd{}", device.index),
                     format!(
-                        "in use (server alive: {}, holders {:?}, mounted: {})",
-                        device.owner_alive, device.holders, device.mounted
+                        "in use (server alive: {}, holders {}, mounted: {})",
+                        device.owner_alive,
+                        device.holders.join(", "),
+                        device.mounted
                     ),
                 ));
             }
@@ -210,13 +212,23 @@ fn confirm(incident: &Incident, module: &str, allocs: &[nomad::Allocation]) -> P
             alloc.id
         )),
         _ => Plan::new("the orchestrator is not back").escalate(format!(
-            "after the reload: module loaded: {module_ok}; allocations: {:?}",
+            "after the reload: module loaded: {module_ok}; allocations: {}",
             allocs
                 .iter()
                 .map(|a| format!("{} {}", a.id, a.client_status))
                 .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
+}
+
+/// `name=value` pairs as a module's parameters are written.
+fn pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 remedy_sdk::export_plugin!(NbdReload);

@@ -317,6 +317,7 @@ impl Action {
 
 remedy_contract::impl_action_kinds!(Action);
 remedy_contract::impl_docker_prune_targets!(DockerPruneTarget);
+remedy_contract::impl_error_describe!(Error);
 
 impl DockerPruneTarget {
     /// The target called `name`; an unknown name is an error listing the known ones.
