@@ -504,3 +504,45 @@ proc = ["read"]
         "a file held open is never reaped"
     );
 }
+
+#[test]
+fn verbose_logs_are_remedys_own_and_runs_show_every_actions_reason() {
+    let setup = Setup::quiet();
+    // A cold compile: cranelift and wasmtime log plenty at debug.
+    let output = setup.remedy(&["-vv", "run", "disk-cleanup"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let log = stderr(&output);
+    assert!(log.contains("DEBUG") || log.contains("INFO"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.contains("cranelift") && !line.contains("wasmtime"),
+            "a library's line under -vv: {line}"
+        );
+    }
+
+    // runs show gives each action's reason, as remedy run does.
+    let work = tempfile::tempdir().unwrap();
+    let scratch = work.path().join("scratch");
+    common::aged_file(&scratch.join("old.log"), 10, 30 * common::DAY);
+    let reaper = Setup::with_config(&format!(
+        r#"
+[[plugin]]
+name = "reaper"
+source = "{}/tmp_reaper.wasm"
+params = {{ dirs = "{s}", max_age = "7d" }}
+[plugin.grants]
+fs_read = ["{s}"]
+fs_remove = ["{s}"]
+proc = ["read"]
+"#,
+        common::PLUGIN_DIR,
+        s = scratch.display()
+    ));
+    let run = reaper.remedy(&["run", "reaper", "--output", "json"]);
+    let run: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let shown = stdout(&reaper.remedy(&["runs", "show", run["id"].as_str().unwrap()]));
+    assert!(
+        shown.contains("untouched for longer than max_age"),
+        "runs show lacks the action's reason:\n{shown}"
+    );
+}

@@ -50,7 +50,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "REMEDY_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
-    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides
+    /// More of remedy's log output on stderr (-v info, -vv debug); RUST_LOG
+    /// overrides, and is how to see the libraries' own lines
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
@@ -158,8 +159,10 @@ fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         // Long waits inside a run are shown even when the rest is quiet.
         0 => format!("warn,{}=info", crate::run::PROGRESS),
-        1 => "info".into(),
-        _ => "debug".into(),
+        // remedy's own lines only: wasmtime and cranelift log a great deal
+        // at debug, and RUST_LOG is there for whoever wants them.
+        1 => "warn,remedy=info".into(),
+        _ => "warn,remedy=debug".into(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

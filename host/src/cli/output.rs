@@ -53,12 +53,12 @@ pub fn checks(checks: &[Check]) -> String {
     table(&["CHECK", "NAME", "DETAIL"], &rows)
 }
 
-fn action_row(
-    seq: usize,
-    action: &Action,
-    status: Option<ActionStatus>,
-    detail: &str,
-) -> Vec<String> {
+/// The columns of [`action_row`].
+pub const ACTION_COLUMNS: [&str; 5] = ["#", "ACTION", "TARGET", "STATUS", "DETAIL"];
+
+/// One action as a table row: its result's detail followed by the reason
+/// the plugin gave for it.
+pub fn action_row(seq: usize, action: &Action, status: &str, detail: &str) -> Vec<String> {
     let note = match (detail.is_empty(), action.reason().is_empty()) {
         (false, false) => format!("{detail} · {}", action.reason()),
         (true, _) => action.reason().to_string(),
@@ -68,7 +68,7 @@ fn action_row(
         (seq + 1).to_string(),
         action.kind().to_string(),
         action.target(),
-        status.map_or("proposed", |s| s.as_str()).to_string(),
+        status.to_string(),
         note,
     ]
 }
@@ -97,15 +97,12 @@ pub fn rounds(rounds: &[RoundReport]) -> String {
                 .iter()
                 .enumerate()
                 .map(|(seq, action)| match round.results.get(seq) {
-                    Some(result) => action_row(seq, action, Some(result.status), &result.detail),
-                    None => action_row(seq, action, None, ""),
+                    Some(result) => action_row(seq, action, result.status.as_str(), &result.detail),
+                    None => action_row(seq, action, "proposed", ""),
                 })
                 .collect();
             out.push('\n');
-            out.push_str(&table(
-                &["#", "ACTION", "TARGET", "STATUS", "DETAIL"],
-                &rows,
-            ));
+            out.push_str(&table(&ACTION_COLUMNS, &rows));
         }
         if let Some(why) = &plan.escalate {
             let _ = writeln!(out, "  escalate: {}", one_line(why));

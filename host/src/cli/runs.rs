@@ -1,6 +1,6 @@
 //! `remedy runs list` and `remedy runs show ID`.
 
-use super::output::{checks, table};
+use super::output::{ACTION_COLUMNS, action_row, checks, table};
 use super::run::Output;
 use super::{Cli, UsageError, exit};
 use crate::store::{RoundRecord, RunDetail, RunFilter, RunStatus};
@@ -207,21 +207,10 @@ fn round_section(run: &RunDetail, round: &RoundRecord) -> String {
         .actions
         .iter()
         .filter(|a| a.round == round.round)
-        .map(|a| {
-            vec![
-                (a.seq + 1).to_string(),
-                a.kind.clone(),
-                a.action.target(),
-                a.status.clone(),
-                a.detail.clone(),
-            ]
-        })
+        .map(|a| action_row(a.seq as usize, &a.action, &a.status, &a.detail))
         .collect();
     if !actions.is_empty() {
-        out.push_str(&table(
-            &["#", "ACTION", "TARGET", "STATUS", "DETAIL"],
-            &actions,
-        ));
+        out.push_str(&table(&ACTION_COLUMNS, &actions));
     }
     if let Some(why) = &round.plan.escalate {
         let _ = writeln!(out, "  escalate: {}", one_line(why));
