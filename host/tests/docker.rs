@@ -318,3 +318,75 @@ docker_labels = ["{GRANTED}"]
         fs.used_percent()
     );
 }
+
+#[test]
+fn disk_cleanup_without_the_gc_grant_skips_the_gc_and_still_frees_space() {
+    // Nomad answers reads, but the grants allow no client GC: the plan must
+    // not propose one (it would be denied, and with it every file).
+    let nomad = NomadDouble::start();
+    {
+        let mut w = nomad.world();
+        let node = w.add_node("node-1");
+        w.local_node = node;
+    }
+    let fs = Tmpfs::mount("16m");
+    let root = fs.path.clone();
+    for i in 0..12 {
+        aged_file(&root.join(format!("cache/blob-{i}")), 1 << 20, 2 * DAY);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = root.display();
+    let path = dir.path().join("remedy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[nomad]
+address = "{}"
+retries = 0
+
+[docker]
+socket = "/nonexistent/remedy-test/docker.sock"
+
+[[plugin]]
+name = "disk-cleanup"
+source = "builtin:disk-cleanup"
+params = {{ mountpoint = "{r}", sandbox_dirs = "", cache_dirs = "{r}/cache", log_dirs = "", target_used_percent = "50" }}
+[plugin.grants]
+fs_read = ["{r}"]
+fs_remove = ["{r}/cache"]
+proc = ["read"]
+nomad = ["read"]
+docker = ["read"]
+"#,
+            nomad.address()
+        ),
+    )
+    .unwrap();
+
+    let (code, run) = run(dir.path(), &path, "disk-cleanup", &["--apply"]);
+    assert_eq!(code, 0, "{run:#}");
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let checks = run["rounds"][0]["plan"]["checks"].to_string();
+    assert!(
+        checks.contains("no client GC: not granted"),
+        "the GC tier must say why it was skipped: {checks}"
+    );
+    let actions = run["actions"].as_array().unwrap();
+    assert!(
+        !actions.is_empty()
+            && actions
+                .iter()
+                .all(|a| a["action"].get("RemovePath").is_some()),
+        "{run:#}"
+    );
+    assert!(
+        nomad.world().writes().is_empty(),
+        "nothing was sent to Nomad"
+    );
+    assert!(
+        fs.used_percent() <= 50.0,
+        "target not reached: {}%",
+        fs.used_percent()
+    );
+}

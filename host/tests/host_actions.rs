@@ -447,7 +447,7 @@ fn nbd_reload_loads_the_module_frees_orphans_and_restarts_only_this_nodes_orches
     };
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("remedy.toml");
-    let write_config = |params: &str| {
+    let write_config_granting = |params: &str, nomad_rights: &str| {
         let s = sysfs.settings();
         std::fs::write(
             &config,
@@ -469,7 +469,7 @@ params = {{ confirm_after = "1s"{params} }}
 kmod = ["read", "load", "nbd-disconnect"]
 kmod_modules = ["nbd"]
 kmod_params = ["nbds_max=4096"]
-nomad = ["read", "restart", "stop"]
+nomad = [{nomad_rights}]
 nomad_jobs = ["orchestrator(-[0-9a-f]{{16}})?"]
 proc = ["read"]
 "#,
@@ -481,6 +481,7 @@ proc = ["read"]
         )
         .unwrap();
     };
+    let write_config = |params: &str| write_config_granting(params, r#""read", "restart", "stop""#);
     let run =
         |args: &[&str]| common::run_json(&dir.path().join("state"), &config, "nbd-reload", args);
     let kinds = |run: &serde_json::Value| -> Vec<String> {
@@ -497,6 +498,17 @@ proc = ["read"]
             })
             .collect()
     };
+
+    // Without the grants to restart the orchestrator, the fix cannot finish:
+    // the plugin escalates, naming what is missing, and proposes nothing.
+    write_config_granting("", r#""read""#);
+    let (code, short) = run(&["--apply"]);
+    assert_eq!(code, 4, "{short:#}");
+    let reason = short["reason"].as_str().unwrap();
+    assert!(reason.contains("nomad-restart-alloc"), "{reason}");
+    assert!(short["actions"].as_array().unwrap().is_empty(), "{short:#}");
+    assert!(!sysfs.path("sys/module/nbd").exists());
+    assert!(nomad.world().writes().is_empty());
 
     // A parameter value outside the allowlist (nbds_max=4096 only) is denied.
     write_config(r#", nbds_max = "65536""#);

@@ -69,6 +69,10 @@ pub(crate) trait Act: Capability {
     /// Its actions, as borrowed from a plan.
     type Action<'a>;
 
+    /// The kinds of action `grant` allows at all; each action's target is
+    /// still checked by [`Act::check_grant`].
+    fn allowed_kinds(grant: &Self::Grant) -> Vec<&'static str>;
+
     /// Why `grant` does not cover `action`, if it does not.
     fn check_grant(
         action: &Self::Action<'_>,
@@ -199,6 +203,11 @@ impl Denials {
         }
         lines
     }
+}
+
+/// `[kind]` when `granted`, for [`Act::allowed_kinds`].
+fn allowed(granted: bool, kind: &'static str) -> Vec<&'static str> {
+    if granted { vec![kind] } else { Vec::new() }
 }
 
 /// A problem for each of `paths` (the grant `key`) that is not absolute or

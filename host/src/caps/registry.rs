@@ -49,6 +49,13 @@ macro_rules! registry {
                 names
             }
 
+            /// The kinds of action these grants allow at all.
+            pub fn allowed_kinds(&self) -> Vec<&'static str> {
+                let mut kinds = Vec::new();
+                $(kinds.extend($cap::allowed_kinds(&self.$field));)*
+                kinds
+            }
+
             /// Every problem with these grants, each naming its key.
             pub fn problems(&self) -> Vec<String> {
                 let mut problems = Vec::new();
@@ -215,6 +222,31 @@ mod tests {
             let error = toml::from_str::<Grants>(text).unwrap_err().to_string();
             assert!(error.contains(named), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn the_allowed_kinds_are_the_contracts_and_full_grants_allow_them_all() {
+        let full: Grants = toml::from_str(
+            r#"
+            fs_read = ["/data"]
+            fs_remove = ["/data"]
+            proc_signals = ["TERM"]
+            proc_exes = ["/bin/x"]
+            nomad = ["restart", "stop", "evaluate", "revert", "gc"]
+            docker = ["prune", "restart"]
+            netns = ["delete"]
+            netns_names = ["ns-.*"]
+            kmod = ["load", "nbd-disconnect"]
+            kmod_modules = ["nbd"]
+            "#,
+        )
+        .unwrap();
+        let mut allowed = full.allowed_kinds();
+        allowed.sort();
+        let mut kinds = Action::KINDS.to_vec();
+        kinds.sort();
+        assert_eq!(allowed, kinds);
+        assert!(Grants::default().allowed_kinds().is_empty());
     }
 
     #[test]

@@ -19,6 +19,40 @@ pub struct RunContext {
     readers: Readers,
     pub(super) log: LogSink,
     node: NodeName,
+    grants: GrantsView,
+}
+
+/// The `grants` interface: what this plugin's grants allow, so it can plan
+/// within them. Every plugin may read it.
+struct GrantsView {
+    allowed_kinds: Vec<&'static str>,
+    readable: Vec<&'static str>,
+}
+
+impl GrantsView {
+    /// Interfaces every plugin may read, whatever its grants.
+    const ALWAYS: [&'static str; 3] = ["log", "node", "grants"];
+
+    fn of(grants: &Grants) -> Self {
+        let granted = Grants::CAPABILITIES
+            .iter()
+            .copied()
+            .filter(|name| grants.missing_for(name).is_none());
+        GrantsView {
+            allowed_kinds: grants.allowed_kinds(),
+            readable: Self::ALWAYS.into_iter().chain(granted).collect(),
+        }
+    }
+}
+
+impl crate::contract::grants::Host for GrantsView {
+    fn allowed_actions(&mut self) -> Vec<String> {
+        self.allowed_kinds.iter().map(|k| k.to_string()).collect()
+    }
+
+    fn readable(&mut self, interface: String) -> bool {
+        self.readable.contains(&interface.as_str())
+    }
 }
 
 /// The `node` interface: this node's name. Every plugin may read it.
@@ -66,6 +100,7 @@ impl RunContext {
             readers: Readers::new(grants, env),
             log: LogSink::new(limits.log),
             node: NodeName(env.node_name.clone()),
+            grants: GrantsView::of(grants),
         }
     }
 }
@@ -94,5 +129,6 @@ pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
     Readers::link(linker)?;
     crate::contract::log::add_to_linker::<_, HasSelf<LogSink>>(linker, |c| &mut c.log)?;
     crate::contract::node::add_to_linker::<_, HasSelf<NodeName>>(linker, |c| &mut c.node)?;
+    crate::contract::grants::add_to_linker::<_, HasSelf<GrantsView>>(linker, |c| &mut c.grants)?;
     Ok(())
 }

@@ -19,7 +19,7 @@ mod select;
 
 use remedy_sdk::{
     Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker,
-    format_bytes, fs, node, nomad, parse_duration, parse_percent, proc,
+    format_bytes, fs, grants, node, nomad, parse_duration, parse_percent, proc,
 };
 use select::{Candidate, Skips, Tier};
 use std::collections::HashSet;
@@ -261,6 +261,14 @@ impl Plugin for DiskCleanup {
                 "{mountpoint} is {percent:.1}% used, above the {target}% target, and no file is safe to delete"
             )));
         }
+        if !grants::allows("remove-path") {
+            plan.summary = format!("{mountpoint} at {percent:.1}%: files could be deleted");
+            return Ok(plan.escalate(format!(
+                "{} files would free {}, but this plugin is granted no fs_remove",
+                selection.files.len(),
+                format_bytes(selection.bytes)
+            )));
+        }
         plan.summary = format!(
             "delete {} files to free {} on {mountpoint} ({percent:.1}% used, target {target}%)",
             selection.files.len(),
@@ -286,7 +294,12 @@ fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
         v.parse::<bool>()
             .map_err(|_| "expected true or false".to_string())
     })?;
-    if gc {
+    if gc && !grants::allows("nomad-client-gc") {
+        checks.push(Check::skipped(
+            "nomad",
+            "no client GC: not granted (add \"gc\" to nomad = [...] to collect first)",
+        ));
+    } else if gc {
         match nomad::local_node() {
             Ok(node) => {
                 checks.push(Check::pass("nomad", format!("client node {}", node.name)));
@@ -305,6 +318,13 @@ fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
     for name in incident.param_list("docker_prune") {
         let target = DockerPruneTarget::parse(&name)
             .map_err(|why| Error::Invalid(format!("parameter `docker_prune`: {why}")))?;
+        if !grants::allows("docker-prune") {
+            checks.push(Check::skipped(
+                &format!("docker {name}"),
+                "not pruned: not granted (add \"prune\" to docker = [...])",
+            ));
+            continue;
+        }
         match docker::prune_candidates(target, older_than) {
             Ok(found) if found.is_empty() => {
                 checks.push(Check::pass(&format!("docker {name}"), "nothing to prune"))

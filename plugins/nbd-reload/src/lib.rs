@@ -7,7 +7,7 @@
 //! unless `allow_disruption` says so.
 
 use remedy_sdk::{
-    Action, ActionStatus, Check, Error, Incident, Plan, Plugin, PluginInfo, kmod, nomad,
+    Action, ActionStatus, Check, Error, Incident, Plan, Plugin, PluginInfo, grants, kmod, nomad,
     parse_duration, proc,
 };
 
@@ -172,6 +172,14 @@ impl Plugin for NbdReload {
                     Action::stop_alloc(alloc, "replace the orchestrator now that nbd is ready")
                 });
             }
+        }
+        let missing = grants::not_allowed(&actions);
+        if !missing.is_empty() {
+            plan.summary = format!("nbd is not ready for {job} on {}", node.name);
+            return Ok(plan.escalate(format!(
+                "the fix needs {}, which this plugin is not granted",
+                missing.join(", ")
+            )));
         }
         plan.summary = format!(
             "{} actions to make nbd ready for {job} on {}",

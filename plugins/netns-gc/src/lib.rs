@@ -15,8 +15,8 @@ mod scan;
 
 use decide::{Decision, Limits, decide, estimated_leak};
 use remedy_sdk::{
-    Action, ActionStatus, Check, Error, Incident, Plan, Plugin, PluginInfo, netns, parse_duration,
-    proc,
+    Action, ActionStatus, Check, Error, Incident, Plan, Plugin, PluginInfo, grants, netns,
+    parse_duration, proc,
 };
 use scan::{Scan, slot};
 use std::collections::BTreeMap;
@@ -176,6 +176,15 @@ impl Plugin for NetnsGc {
                     doing.push(format!("delete {} leaked namespaces", deletes.len()));
                 }
                 plan.summary = doing.join(", then ");
+                let missing = grants::not_allowed(&plan.actions);
+                if !missing.is_empty() {
+                    plan.actions.clear();
+                    return Ok(plan.escalate(format!(
+                        "this would {}, but needs {}, which this plugin is not granted",
+                        doing.join(", then "),
+                        missing.join(", ")
+                    )));
+                }
                 if rescan {
                     plan = plan.recheck_after(rescan_secs).memo(scan.to_memo());
                 }

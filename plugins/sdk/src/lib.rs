@@ -71,6 +71,7 @@ pub use bindings::remedy::plugin::types::{
 
 pub mod docker;
 pub mod fs;
+pub mod grants;
 pub mod kmod;
 pub mod log;
 pub mod netns;

@@ -13,7 +13,7 @@ use client::{container_name, tags};
 pub use grant::{DockerGrant, DockerRight};
 pub use read::DockerReader;
 
-use super::{Act, Capability, HostEnv, Refusal};
+use super::{Act, Capability, allowed, HostEnv, Refusal};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -52,6 +52,15 @@ impl Capability for Docker {
 
 impl Act for Docker {
     type Action<'a> = DockerAction<'a>;
+
+    fn allowed_kinds(grant: &DockerGrant) -> Vec<&'static str> {
+        let mut kinds = allowed(grant.rights.contains(&DockerRight::Prune), "docker-prune");
+        kinds.extend(allowed(
+            grant.rights.contains(&DockerRight::Restart),
+            "docker-restart-container",
+        ));
+        kinds
+    }
 
     fn check_grant(
         action: &DockerAction<'_>,

@@ -12,7 +12,7 @@ mod read;
 pub use grant::FsGrant;
 pub use read::FsReader;
 
-use super::{Act, Capability, HostEnv, Refusal};
+use super::{Act, Capability, allowed, HostEnv, Refusal};
 use crate::contract::{FileIdentity, RemovePath};
 use cap_std::fs::{Metadata, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -56,6 +56,10 @@ impl Capability for Fs {
 
 impl Act for Fs {
     type Action<'a> = &'a RemovePath;
+
+    fn allowed_kinds(grant: &FsGrant) -> Vec<&'static str> {
+        allowed(!grant.remove.is_empty(), "remove-path")
+    }
 
     fn check_grant(remove: &&RemovePath, grant: &FsGrant, _: &HostEnv) -> Result<(), String> {
         act::check_grant(remove, &grant.remove)

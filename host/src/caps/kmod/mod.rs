@@ -11,7 +11,7 @@ pub use act::KmodAction;
 pub use grant::{KmodGrant, KmodRight};
 pub use read::{KmodReader, module, nbd_devices};
 
-use super::{Act, Capability, HostEnv, Refusal};
+use super::{Act, Capability, allowed, HostEnv, Refusal};
 use serde::Deserialize;
 use std::path::PathBuf;
 use wasmtime::component::{HasSelf, Linker};
@@ -51,6 +51,16 @@ impl Capability for Kmod {
 
 impl Act for Kmod {
     type Action<'a> = KmodAction<'a>;
+
+    fn allowed_kinds(grant: &KmodGrant) -> Vec<&'static str> {
+        let load = grant.rights.contains(&KmodRight::Load) && !grant.modules.is_empty();
+        let mut kinds = allowed(load, "kmod-load");
+        kinds.extend(allowed(
+            grant.rights.contains(&KmodRight::NbdDisconnect),
+            "nbd-disconnect",
+        ));
+        kinds
+    }
 
     fn check_grant(action: &KmodAction<'_>, grant: &KmodGrant, _: &HostEnv) -> Result<(), String> {
         act::check_grant(action, grant)

@@ -8,7 +8,7 @@ mod read;
 pub use grant::{NetnsGrant, NetnsRight};
 pub use read::{NetnsReader, namespaces};
 
-use super::{Act, Capability, HostEnv, Refusal};
+use super::{Act, Capability, allowed, HostEnv, Refusal};
 use crate::contract::NetnsDelete;
 use crate::sys::procfs::PROC_ROOT;
 use serde::Deserialize;
@@ -51,6 +51,11 @@ impl Capability for Netns {
 
 impl Act for Netns {
     type Action<'a> = &'a NetnsDelete;
+
+    fn allowed_kinds(grant: &NetnsGrant) -> Vec<&'static str> {
+        let delete = grant.rights.contains(&NetnsRight::Delete) && !grant.names.is_empty();
+        allowed(delete, "netns-delete")
+    }
 
     fn check_grant(delete: &&NetnsDelete, grant: &NetnsGrant, _: &HostEnv) -> Result<(), String> {
         act::check_grant(delete, grant)

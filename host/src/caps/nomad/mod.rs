@@ -54,6 +54,20 @@ impl Capability for Nomad {
 impl Act for Nomad {
     type Action<'a> = NomadAction<'a>;
 
+    fn allowed_kinds(grant: &NomadGrant) -> Vec<&'static str> {
+        [
+            (NomadRight::Restart, "nomad-restart-alloc"),
+            (NomadRight::Stop, "nomad-stop-alloc"),
+            (NomadRight::Evaluate, "nomad-evaluate-job"),
+            (NomadRight::Revert, "nomad-revert-job"),
+            (NomadRight::Gc, "nomad-client-gc"),
+        ]
+        .into_iter()
+        .filter(|(right, _)| grant.rights.contains(right))
+        .map(|(_, kind)| kind)
+        .collect()
+    }
+
     fn check_grant(
         action: &NomadAction<'_>,
         grant: &NomadGrant,

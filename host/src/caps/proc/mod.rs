@@ -9,7 +9,7 @@ pub use read::{
     InUseScan, ProcReader, file_locks, files_in_use, parse_lock_line, parse_maps_line, processes,
 };
 
-use super::{Act, Capability, HostEnv, Refusal};
+use super::{Act, Capability, allowed, HostEnv, Refusal};
 use crate::contract::ProcessSignal;
 use crate::sys::procfs::PROC_ROOT;
 use std::path::Path;
@@ -54,6 +54,11 @@ impl Capability for Proc {
 
 impl Act for Proc {
     type Action<'a> = &'a ProcessSignal;
+
+    fn allowed_kinds(grant: &ProcGrant) -> Vec<&'static str> {
+        let signals = !grant.signals.is_empty() && !grant.exes.is_empty();
+        allowed(signals, "process-signal")
+    }
 
     fn check_grant(signal: &&ProcessSignal, grant: &ProcGrant, _: &HostEnv) -> Result<(), String> {
         act::check_grant(signal, &grant.signals, &grant.exes)
