@@ -379,3 +379,30 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
         assert!(!path_of(action).exists());
     }
 }
+
+#[test]
+fn a_full_filesystem_with_nothing_configured_on_it_escalates_with_its_usage() {
+    // A filesystem no configured directory is on, outside every fs_read root,
+    // above the target: measured (a mount point's sizes need no grant) and
+    // escalated, never "nothing to do".
+    let full = Tmpfs::mount("4m");
+    aged_file(&full.path.join("ballast"), 3 << 20, 2 * DAY);
+    let scene = Scene::new();
+    let output = remedy(&scene.state.path().join("state"), &scene.config)
+        .args(["run", "disk-cleanup", "--output", "json"])
+        .args(["--label", &format!("mountpoint={}", full.path.display())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
+    let run: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reason = run["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("% used, above the 50% target") && reason.contains("no directory"),
+        "{reason}"
+    );
+    let checks = run["rounds"][0]["plan"]["checks"].to_string();
+    assert!(
+        checks.contains("usage") && checks.contains("MiB"),
+        "{checks}"
+    );
+}

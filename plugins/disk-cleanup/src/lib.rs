@@ -52,6 +52,12 @@ impl Plugin for DiskCleanup {
             Some("/"),
         )
         .param(
+            "mountpoint_prefix",
+            "A prefix the alert's mount points carry that this host's do not \
+             (node_exporter's --path.rootfs, such as /host); removed before use.",
+            Some(""),
+        )
+        .param(
             "sandbox_dirs",
             "Comma-separated directories of sandbox files that outlive their sandbox.",
             Some("/orchestrator/sandbox"),
@@ -101,11 +107,17 @@ impl Plugin for DiskCleanup {
         let target = incident.param_with("target_used_percent", parse_percent)?;
         let grace = incident.param_with("grace", parse_duration)?;
         let log_min_age = incident.param_with("log_min_age", parse_duration)?;
-        let mountpoint = incident
-            .label("mountpoint")
-            .or(incident.param("mountpoint"))
-            .unwrap_or("/")
-            .to_string();
+        let mountpoint = host_mount_point(
+            incident
+                .label("mountpoint")
+                .or(incident.param("mountpoint"))
+                .unwrap_or("/"),
+            incident.param("mountpoint_prefix").unwrap_or(""),
+        );
+        // Measured first, so that a directory is on it by device, not only
+        // by the mount point's name, and so a full filesystem with nothing
+        // to clean on it is reported rather than passed over.
+        let measured = fs::usage(&mountpoint);
 
         let mut plan = Plan::new("");
         let mut dirs = Vec::new();
@@ -113,7 +125,7 @@ impl Plugin for DiskCleanup {
         for (tier, param) in TIERS {
             for dir in incident.param_list(param) {
                 match fs::usage(&dir) {
-                    Ok(found) if found.mount_point == mountpoint => {
+                    Ok(found) if on_the_same_filesystem(&found, &measured, &mountpoint) => {
                         usage.get_or_insert(found);
                         dirs.push((tier, dir));
                     }
@@ -131,8 +143,7 @@ impl Plugin for DiskCleanup {
             }
         }
         let Some(usage) = usage else {
-            plan.summary = format!("no directory to clean is on {mountpoint}");
-            return Ok(plan);
+            return Ok(nothing_configured_on(plan, &mountpoint, measured, target));
         };
 
         let freed_before: u64 = incident.history.iter().map(|r| r.bytes_freed()).sum();
@@ -285,6 +296,69 @@ impl Plugin for DiskCleanup {
     }
 }
 
+/// The alert's mount point as this host names it: without `prefix`.
+fn host_mount_point(alerted: &str, prefix: &str) -> String {
+    match alerted.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() && rest.is_empty() => "/".to_string(),
+        Some(rest) if !prefix.is_empty() && rest.starts_with('/') => rest.to_string(),
+        _ => alerted.to_string(),
+    }
+}
+
+/// Whether `found` (a configured directory's filesystem) is the one at
+/// `mountpoint`: the same device when it could be measured, else the same name.
+fn on_the_same_filesystem(
+    found: &fs::DiskUsage,
+    measured: &Result<fs::DiskUsage, Error>,
+    mountpoint: &str,
+) -> bool {
+    match measured {
+        Ok(measured) => measured.device == found.device,
+        Err(_) => found.mount_point == mountpoint,
+    }
+}
+
+/// No configured directory is on the filesystem: say how full it is, and
+/// escalate when it is over the target or cannot be measured, since a human
+/// has to free it.
+fn nothing_configured_on(
+    plan: Plan,
+    mountpoint: &str,
+    measured: Result<fs::DiskUsage, Error>,
+    target: f64,
+) -> Plan {
+    let usage = match measured {
+        Ok(usage) => usage,
+        Err(error) => {
+            let mut plan = plan;
+            plan.summary = format!("no directory to clean is on {mountpoint}");
+            return plan.escalate(format!(
+                "no directory remedy may clean is on {mountpoint}, and its usage cannot be \
+                 read: {}",
+                error.describe()
+            ));
+        }
+    };
+    let percent = select::used_percent(&usage);
+    let mut plan = plan.check(Check::pass(
+        "usage",
+        format!(
+            "{mountpoint} on {} is {percent:.1}% used ({} of {}), target {target}%",
+            node::name(),
+            format_bytes(usage.used_bytes),
+            format_bytes(usage.used_bytes + usage.available_bytes)
+        ),
+    ));
+    plan.summary = format!("no directory to clean is on {mountpoint} ({percent:.1}% used)");
+    if select::bytes_to_free(&usage, target) == 0 {
+        return plan;
+    }
+    plan.escalate(format!(
+        "{mountpoint} is {percent:.1}% used, above the {target}% target, and no directory \
+         remedy may clean is on it"
+    ))
+}
+
 /// Nomad client GC and Docker prunes, as the params ask and as far as Nomad
 /// and Docker can be reached: an unreachable one is a skipped check.
 fn owner_tier(incident: &Incident) -> Result<(Vec<Check>, Vec<Action>), Error> {
@@ -357,3 +431,20 @@ fn now_secs() -> i64 {
 }
 
 remedy_sdk::export_plugin!(DiskCleanup);
+
+#[cfg(test)]
+mod tests {
+    use super::host_mount_point;
+
+    #[test]
+    fn a_prefix_the_exporter_adds_is_removed() {
+        assert_eq!(
+            host_mount_point("/host/orchestrator", "/host"),
+            "/orchestrator"
+        );
+        assert_eq!(host_mount_point("/host", "/host"), "/");
+        assert_eq!(host_mount_point("/hostile", "/host"), "/hostile");
+        assert_eq!(host_mount_point("/data", "/host"), "/data");
+        assert_eq!(host_mount_point("/data", ""), "/data");
+    }
+}

@@ -219,4 +219,24 @@ mod tests {
         assert_eq!(unescape_mount(r"/plain"), "/plain");
         assert_eq!(unescape_mount(r"/trail\04"), r"/trail\04");
     }
+
+    #[test]
+    fn usage_answers_for_mount_points_outside_the_roots_and_nothing_else() {
+        let granted = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let mut reader = FsReader::new(&[granted.path().to_path_buf()]);
+        let root = reader.usage("/".into()).expect("/ is a mount point");
+        assert_eq!(root.mount_point, "/");
+        assert!(root.total_bytes > 0);
+        let outside = outside.path().display().to_string();
+        for refused in [
+            reader.usage(outside.clone()).err(),
+            reader.read_dir("/".into()).err(),
+            reader.stat("/".into()).err(),
+            reader.usage("/./".into()).err(),
+        ] {
+            assert!(matches!(refused, Some(ApiError::Denied(_))), "{refused:?}");
+        }
+        assert!(reader.usage(granted.path().display().to_string()).is_ok());
+    }
 }

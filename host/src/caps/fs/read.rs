@@ -182,7 +182,14 @@ impl FsReader {
     }
 
     fn disk_usage(&self, path: String) -> Result<DiskUsage, ApiError> {
-        let (dir, rest) = self.resolve(&path)?;
+        let (dir, rest) = match self.resolve(&path) {
+            Ok(found) => found,
+            // A filesystem's sizes are no secret (`df` shows them to every
+            // user), so a mount point outside the roots is measured; nothing
+            // below it is.
+            Err(denied) if is_mount_point(&path) => return mounted_usage(&path).or(Err(denied)),
+            Err(denied) => return Err(denied),
+        };
         if rest.as_os_str().is_empty() {
             return statvfs_usage(dir.as_fd(), &path).map_err(|e| io_error(&path, e));
         }
@@ -274,6 +281,27 @@ fn mount_point(device: u64, path: &str) -> Option<String> {
         .max_by_key(|m| m.len())
         .or(mounts.first())
         .cloned()
+}
+
+/// Whether `path` is, to the letter, where something is mounted.
+fn is_mount_point(path: &str) -> bool {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|mount| unescape_mount(mount) == path)
+}
+
+/// The usage of the filesystem mounted at `path`, opened as a directory
+/// without following a symlink.
+fn mounted_usage(path: &str) -> Result<DiskUsage, ApiError> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = rustix::fs::open(path, flags, Mode::empty())
+        .map_err(|e| io_error(path, io::Error::from(e)))?;
+    statvfs_usage(dir.as_fd(), path).map_err(|e| io_error(path, e))
 }
 
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
