@@ -548,3 +548,91 @@ proc = ["read"]
         "runs show lacks the action's reason:\n{shown}"
     );
 }
+
+#[test]
+fn the_built_in_default_serves_with_a_token_file_given_on_the_command_line() {
+    use common::daemon::{firing, free_addr, try_request, webhook};
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "built-in-serve-token\n").unwrap();
+    let addr = free_addr();
+    let serve = |token_file: Option<&Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"));
+        command
+            .env_remove("REMEDY_CONFIG")
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["serve", "--listen", &addr.to_string()])
+            .stderr(std::process::Stdio::piped());
+        if let Some(file) = token_file {
+            command.arg("--token-file").arg(file);
+        }
+        command.spawn().unwrap()
+    };
+
+    // Without credentials the built-in default refuses to serve, naming the fix.
+    let refused = serve(None).wait_with_output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("token_file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let _daemon = common::Reaped(serve(Some(&token)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !matches!(try_request(addr, "GET", "/-/ready", &[], b""), Ok((200, _))) {
+        assert!(std::time::Instant::now() < deadline, "not ready in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let body = webhook(
+        "remedy",
+        &[firing(&[("alertname", "Unrouted")], "2026-11-21T10:00:00Z")],
+    );
+    let post = |authorization: &str| {
+        let headers = [
+            ("Authorization", authorization),
+            ("Content-Type", "application/json"),
+        ];
+        try_request(addr, "POST", "/v1/alerts", &headers, &body)
+            .unwrap()
+            .0
+    };
+    assert_eq!(post("Bearer wrong"), 401);
+    assert_eq!(post("Bearer built-in-serve-token"), 202);
+}
+
+#[test]
+fn completions_and_the_man_page_cover_every_subcommand() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    let man = run(&["man"]);
+    for subcommand in ["run", "serve", "runs", "routes", "approve", "audit", "node"] {
+        assert!(
+            bash.contains(subcommand),
+            "bash completion lacks {subcommand}"
+        );
+        assert!(man.contains(subcommand), "the man page lacks {subcommand}");
+    }
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH remedy 1"),
+        "{man}"
+    );
+    // The completion script is valid bash.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("remedy.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", describe(&check));
+}

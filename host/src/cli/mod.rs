@@ -3,6 +3,7 @@
 mod approve;
 mod audit;
 mod config_cmd;
+mod docs;
 mod node;
 mod output;
 mod plugins;
@@ -97,6 +98,13 @@ enum Command {
     Audit(audit::AuditCommand),
     /// This node's name, and which node an alert is about
     Node(node::NodeArgs),
+    /// Print shell completions (remedy completions bash > /etc/bash_completion.d/remedy)
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (remedy man | man -l -)
+    Man,
 }
 
 /// Exit statuses, documented in `--help`.
@@ -152,6 +160,8 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Approve(args) => approve::approve(cli, args),
         Command::Reject(args) => approve::reject(cli, args),
         Command::Node(args) => node::node(cli, args),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Man => docs::man(),
     }
 }
 

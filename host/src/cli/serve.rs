@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +38,18 @@ pub struct ServeArgs {
     /// Address to listen on [default: [server] listen in the config, else 127.0.0.1:9095]
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+
+    /// File holding the bearer token Alertmanager sends [default: [server]
+    /// token_file]; lets the built-in default config serve as it is
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
-    let config = cli.load_config()?;
+    let mut config = cli.load_config()?;
+    if let Some(token_file) = &args.token_file {
+        config.server.auth.token_file = Some(token_file.clone());
+    }
     let state_dir = cli.state_dir(&config)?;
     let engine = Arc::new(cli.engine(&config)?);
     let plugins = load_plugins(&engine, &config)?;
