@@ -247,6 +247,9 @@ struct Driver<'a> {
     history: Vec<ActionResult>,
     memo: Option<String>,
     rounds: Vec<RoundReport>,
+    /// The params as recorded: those passed in, with any the plugin took
+    /// from elsewhere in their place.
+    params: Vec<(String, String)>,
 }
 
 /// What a round leaves for the next: the end of the run, or another round.
@@ -285,6 +288,7 @@ impl<'a> Driver<'a> {
             recent: store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT)?,
             history: Vec::new(),
             memo: None,
+            params: request.params.clone(),
             rounds: Vec::new(),
         })
     }
@@ -321,6 +325,7 @@ impl<'a> Driver<'a> {
         let round = self.rounds.len() as u32;
         let recorded = self.first_round + round;
         let call = self.plan(round);
+        self.record_params_used(call.used_params)?;
         let mut report = RoundReport {
             round,
             plan: None,
@@ -344,6 +349,26 @@ impl<'a> Driver<'a> {
         step
     }
 
+    /// A parameter the plugin took from elsewhere (the alert's label of that
+    /// name) replaces the one passed in, in the run's record and its audit
+    /// trail, so they show what was used. Only declared parameters count.
+    fn record_params_used(&mut self, used: BTreeMap<String, String>) -> Result<(), StoreError> {
+        let mut changed = BTreeMap::new();
+        for (name, value) in used {
+            if let Some((_, recorded)) = self.params.iter_mut().find(|(n, _)| *n == name)
+                && *recorded != value
+            {
+                recorded.clone_from(&value);
+                changed.insert(name, value);
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .record_params_used(self.id, &self.params, &changed)
+    }
+
     /// This round's plan. An approved run starts with exactly the approved
     /// plan, not a new one.
     fn plan(&mut self, round: u32) -> Call<Plan> {
@@ -361,6 +386,7 @@ impl<'a> Driver<'a> {
                     memo: None,
                 }),
                 logs: Vec::new(),
+                used_params: Default::default(),
                 instantiate: Duration::ZERO,
                 call: Duration::ZERO,
             };

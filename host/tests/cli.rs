@@ -201,6 +201,17 @@ fn alert_files_are_read_and_labels_apply() {
         run["reason"].as_str().unwrap().contains("/elsewhere"),
         "the alert's mountpoint wins: {run:#}"
     );
+    // ... and the records say so: the params used, not the default `/`.
+    let params = run["params"].to_string();
+    assert!(params.contains(r#"["mountpoint","/elsewhere"]"#), "{params}");
+    let id = run["id"].as_str().unwrap();
+    let shown = stdout(&setup.remedy(&["runs", "show", id]));
+    assert!(shown.contains("mountpoint=/elsewhere"), "{shown}");
+    let audit = stdout(&setup.remedy(&["audit", "show", id]));
+    assert!(
+        audit.contains("params-used") && audit.contains("/elsewhere"),
+        "{audit}"
+    );
 
     let garbage = setup.dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\"alerts\": [1, 2]}").unwrap();

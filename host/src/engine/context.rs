@@ -20,6 +20,25 @@ pub struct RunContext {
     pub(super) log: LogSink,
     node: NodeName,
     grants: GrantsView,
+    pub(super) used: UsedParams,
+}
+
+/// The `params` interface: parameters the plugin took from elsewhere than
+/// the params passed in, kept (bounded) for the run's record.
+#[derive(Default)]
+pub(super) struct UsedParams(pub(super) std::collections::BTreeMap<String, String>);
+
+impl UsedParams {
+    const MAX: usize = 64;
+}
+
+impl crate::contract::params::Host for UsedParams {
+    fn used(&mut self, name: String, value: String) {
+        if self.0.len() < Self::MAX || self.0.contains_key(&name) {
+            let value = crate::caps::log::truncate(&value, super::limits::MAX_TEXT_BYTES);
+            self.0.insert(crate::caps::log::truncate(&name, 128), value);
+        }
+    }
 }
 
 /// The `grants` interface: what this plugin's grants allow, so it can plan
@@ -101,6 +120,7 @@ impl RunContext {
             log: LogSink::new(limits.log),
             node: NodeName(env.node_name.clone()),
             grants: GrantsView::of(grants),
+            used: UsedParams::default(),
         }
     }
 }
@@ -130,5 +150,6 @@ pub fn add_to_linker(linker: &mut Linker<RunContext>) -> wasmtime::Result<()> {
     crate::contract::log::add_to_linker::<_, HasSelf<LogSink>>(linker, |c| &mut c.log)?;
     crate::contract::node::add_to_linker::<_, HasSelf<NodeName>>(linker, |c| &mut c.node)?;
     crate::contract::grants::add_to_linker::<_, HasSelf<GrantsView>>(linker, |c| &mut c.grants)?;
+    crate::contract::params::add_to_linker::<_, HasSelf<UsedParams>>(linker, |c| &mut c.used)?;
     Ok(())
 }

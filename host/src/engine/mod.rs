@@ -74,6 +74,8 @@ pub enum Failure {
 pub struct Call<T> {
     pub result: Result<T, Failure>,
     pub logs: Vec<LogLine>,
+    /// Parameters the plugin said it took from elsewhere (`params.used`).
+    pub used_params: std::collections::BTreeMap<String, String>,
     pub instantiate: Duration,
     pub call: Duration,
 }
@@ -243,6 +245,7 @@ impl PluginEngine {
         let Call {
             result,
             logs,
+            used_params,
             instantiate,
             call,
         } = self.call(plugin, async |bindings, store| {
@@ -261,6 +264,7 @@ impl PluginEngine {
         Call {
             result,
             logs,
+            used_params,
             instantiate,
             call,
         }
@@ -307,7 +311,8 @@ impl PluginEngine {
                 "remedy could not run the plugin: {why}"
             ))),
         };
-        let context = store.into_data();
+        let mut context = store.into_data();
+        let used_params = std::mem::take(&mut context.used.0);
         let stderr = context.stderr.contents();
         let mut logs = context.finish_log();
         logs.extend(
@@ -322,6 +327,7 @@ impl PluginEngine {
         Call {
             result,
             logs,
+            used_params,
             instantiate,
             call,
         }

@@ -121,6 +121,28 @@ impl Store {
         })
     }
 
+    /// The params a run used, where the plugin took some from elsewhere
+    /// (`changed`): the run's record is updated and the change audited.
+    pub fn record_params_used(
+        &self,
+        run_id: &str,
+        params: &[(String, String)],
+        changed: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.in_tx(|c| {
+            c.execute(
+                "UPDATE runs SET params = ?2 WHERE id = ?1",
+                params![run_id, to_json(&params)],
+            )?;
+            audit::append(
+                c,
+                "params-used",
+                Some(run_id),
+                &serde_json::json!({ "params": changed }),
+            )
+        })
+    }
+
     pub fn record_logs(
         &self,
         run_id: &str,

@@ -19,7 +19,7 @@ mod select;
 
 use remedy_sdk::{
     Action, Check, DockerPruneTarget, Error, Incident, Plan, Plugin, PluginInfo, docker,
-    format_bytes, fs, grants, node, nomad, parse_duration, parse_percent, proc,
+    format_bytes, fs, grants, node, nomad, params, parse_duration, parse_percent, proc,
 };
 use select::{Candidate, Skips, Tier};
 use std::collections::HashSet;
@@ -108,12 +108,12 @@ impl Plugin for DiskCleanup {
         let grace = incident.param_with("grace", parse_duration)?;
         let log_min_age = incident.param_with("log_min_age", parse_duration)?;
         let mountpoint = host_mount_point(
-            incident
-                .label("mountpoint")
-                .or(incident.param("mountpoint"))
-                .unwrap_or("/"),
+            incident.label_or_param("mountpoint").unwrap_or("/"),
             incident.param("mountpoint_prefix").unwrap_or(""),
         );
+        if incident.param("mountpoint") != Some(mountpoint.as_str()) {
+            params::used("mountpoint", &mountpoint);
+        }
         // Measured first, so that a directory is on it by device, not only
         // by the mount point's name, and so a full filesystem with nothing
         // to clean on it is reported rather than passed over.

@@ -70,8 +70,7 @@ impl Plugin for NomadRestart {
 
     fn plan(incident: Incident) -> Result<Plan, Error> {
         let job_id = incident
-            .label("job")
-            .or(incident.param("job"))
+            .label_or_param("job")
             .filter(|j| !j.is_empty())
             .ok_or_else(|| {
                 Error::Invalid(
@@ -80,8 +79,7 @@ impl Plugin for NomadRestart {
             })?
             .to_string();
         let namespace = incident
-            .label("namespace")
-            .or(incident.param("namespace"))
+            .label_or_param("namespace")
             .unwrap_or("default")
             .to_string();
         let confirm_after = incident.param_with("confirm_after", parse_duration)?;

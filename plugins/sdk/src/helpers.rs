@@ -45,6 +45,21 @@ fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 impl Incident {
     /// The value of an alert label.
+    /// The alert's label `name` if it has one, else the param `name`. A
+    /// value taken from the label is reported to the host (`params.used`),
+    /// so the run's record shows the value used, not the param's.
+    pub fn label_or_param(&self, name: &str) -> Option<&str> {
+        match self.label(name) {
+            Some(value) => {
+                if self.param(name) != Some(value) {
+                    crate::params::used(name, value);
+                }
+                Some(value)
+            }
+            None => self.param(name),
+        }
+    }
+
     pub fn label(&self, name: &str) -> Option<&str> {
         lookup(&self.alert.labels, name)
     }

@@ -77,6 +77,7 @@ pub mod log;
 pub mod netns;
 pub mod node;
 pub mod nomad;
+pub mod params;
 pub mod proc;
 
 mod helpers;
