@@ -19,6 +19,7 @@ pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod executor;
+pub mod json;
 pub mod matcher;
 pub mod node;
 pub mod router;

@@ -203,7 +203,7 @@ fn alert_files_are_read_and_labels_apply() {
     );
     // ... and the records say so: the params used, not the default `/`.
     let params = run["params"].to_string();
-    assert!(params.contains(r#"["mountpoint","/elsewhere"]"#), "{params}");
+    assert_eq!(run["params"]["mountpoint"], "/elsewhere", "{params}");
     let id = run["id"].as_str().unwrap();
     let shown = stdout(&setup.remedy(&["runs", "show", id]));
     assert!(shown.contains("mountpoint=/elsewhere"), "{shown}");
@@ -646,4 +646,43 @@ fn completions_and_the_man_page_cover_every_subcommand() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", describe(&check));
+}
+
+#[test]
+fn json_output_and_the_audit_trail_speak_remedy_not_rust() {
+    let work = tempfile::tempdir().unwrap();
+    let scratch = work.path().join("scratch");
+    common::aged_file(&scratch.join("old.log"), 10, 30 * common::DAY);
+    let reaper = Setup::with_config(&format!(
+        r#"
+[[plugin]]
+name = "reaper"
+source = "{}/tmp_reaper.wasm"
+params = {{ dirs = "{s}", max_age = "7d" }}
+[plugin.grants]
+fs_read = ["{s}"]
+fs_remove = ["{s}"]
+proc = ["read"]
+"#,
+        common::PLUGIN_DIR,
+        s = scratch.display()
+    ));
+    let output = reaper.remedy(&["run", "reaper", "--apply", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let run: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    common::assert_speaks_remedy(&run, "run");
+    assert_eq!(run["alert"]["status"], "firing");
+    assert_eq!(run["rounds"][0]["plan"]["checks"][0]["status"], "pass");
+    assert_eq!(run["actions"][0]["action"]["kind"], "remove-path");
+    assert_eq!(run["params"]["max_age"], "7d");
+
+    let export = reaper.remedy(&["audit", "export"]);
+    assert_eq!(export.status.code(), Some(0), "{}", describe(&export));
+    let records = stdout(&export);
+    assert!(records.lines().count() >= 5, "{records}");
+    for line in records.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let kind = record["kind"].as_str().unwrap_or("record").to_string();
+        common::assert_speaks_remedy(&record, &kind);
+    }
 }

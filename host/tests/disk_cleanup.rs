@@ -99,7 +99,7 @@ fn action_paths(run: &Value, round: usize) -> Vec<PathBuf> {
         .unwrap()
         .iter()
         .filter(|a| a["round"] == round)
-        .map(|a| PathBuf::from(a["action"]["RemovePath"]["path"].as_str().unwrap()))
+        .map(|a| PathBuf::from(a["action"]["path"].as_str().unwrap()))
         .collect()
 }
 

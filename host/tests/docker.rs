@@ -290,20 +290,12 @@ docker_labels = ["{GRANTED}"]
             .unwrap()
             .iter()
             .filter(|a| a["round"] == round)
-            .map(|a| {
-                a["action"]
-                    .as_object()
-                    .unwrap()
-                    .keys()
-                    .next()
-                    .unwrap()
-                    .clone()
-            })
+            .map(|a| a["action"]["kind"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(kinds_in(0), ["NomadClientGc", "DockerPrune"], "{run:#}");
+    assert_eq!(kinds_in(0), ["nomad-client-gc", "docker-prune"], "{run:#}");
     assert!(
-        !kinds_in(1).is_empty() && kinds_in(1).iter().all(|k| k == "RemovePath"),
+        !kinds_in(1).is_empty() && kinds_in(1).iter().all(|k| k == "remove-path"),
         "{run:#}"
     );
     assert_eq!(
@@ -374,10 +366,7 @@ docker = ["read"]
     );
     let actions = run["actions"].as_array().unwrap();
     assert!(
-        !actions.is_empty()
-            && actions
-                .iter()
-                .all(|a| a["action"].get("RemovePath").is_some()),
+        !actions.is_empty() && actions.iter().all(|a| a["action"]["kind"] == "remove-path"),
         "{run:#}"
     );
     assert!(

@@ -492,7 +492,7 @@ proc = ["read"]
             .map(|a| {
                 format!(
                     "{} {}",
-                    a["action"].as_object().unwrap().keys().next().unwrap(),
+                    a["action"]["kind"].as_str().unwrap(),
                     a["status"].as_str().unwrap()
                 )
             })
@@ -522,7 +522,7 @@ proc = ["read"]
     let (_, dry) = run(&["--dry-run"]);
     assert_eq!(
         kinds(&dry),
-        ["KmodLoad planned", "NomadRestartAlloc planned"],
+        ["kmod-load planned", "nomad-restart-alloc planned"],
         "{dry:#}"
     );
     let (code, applied) = run(&["--apply"]);
@@ -530,7 +530,7 @@ proc = ["read"]
     assert_eq!(applied["status"], "succeeded", "{applied:#}");
     assert_eq!(
         kinds(&applied),
-        ["KmodLoad done", "NomadRestartAlloc done"],
+        ["kmod-load done", "nomad-restart-alloc done"],
         "{applied:#}"
     );
     assert_eq!(
@@ -552,11 +552,11 @@ proc = ["read"]
     assert_eq!(code, 0, "{second:#}");
     assert_eq!(
         kinds(&second),
-        ["NbdDisconnect done", "NomadStopAlloc done"],
+        ["nbd-disconnect done", "nomad-stop-alloc done"],
         "{second:#}"
     );
     assert!(
-        second["actions"][0]["action"]["NbdDisconnect"]["index"] == 1,
+        second["actions"][0]["action"]["index"] == 1,
         "{second:#}"
     );
     assert!(!sysfs.path("sys/block/nbd1/pid").exists());

@@ -137,14 +137,15 @@ fn actions(run: &Value) -> Vec<(u64, String, String)> {
         .unwrap()
         .iter()
         .map(|a| {
-            let (kind, body) = a["action"].as_object().unwrap().iter().next().unwrap();
-            let target = match kind.as_str() {
-                "NetnsDelete" => format!(
+            let body = &a["action"];
+            let kind = body["kind"].as_str().unwrap();
+            let target = match kind {
+                "netns-delete" => format!(
                     "{} link={}",
                     body["name"].as_str().unwrap(),
                     body["host_link"].as_str().unwrap_or("-")
                 ),
-                "ProcessSignal" => {
+                "process-signal" => {
                     format!("pid {} {}", body["pid"], body["signal"].as_str().unwrap())
                 }
                 other => panic!("unexpected action {other}"),
@@ -197,13 +198,13 @@ fn stopped_orchestrator_unused_namespaces_and_orphans_are_collected_exactly() {
     assert_eq!(
         actions(&dry),
         [
-            (1, format!("ProcessSignal pid {pid} TERM"), "planned".into()),
+            (1, format!("process-signal pid {pid} TERM"), "planned".into()),
             (
                 1,
-                "NetnsDelete ns-32101 link=veth-32101".into(),
+                "netns-delete ns-32101 link=veth-32101".into(),
                 "planned".into()
             ),
-            (1, "NetnsDelete ns-32103 link=-".into(), "planned".into()),
+            (1, "netns-delete ns-32103 link=-".into(), "planned".into()),
         ],
         "{dry:#}"
     );
@@ -264,7 +265,7 @@ fn running_orchestrator_keeps_its_namespaces_and_sandboxes_and_a_leak_escalates(
     );
     assert_eq!(
         actions(&run),
-        [(1, format!("ProcessSignal pid {pid} TERM"), "done".into())],
+        [(1, format!("process-signal pid {pid} TERM"), "done".into())],
         "only the orphan is signalled: {run:#}"
     );
     assert_eq!(orphan.0.wait().unwrap().signal(), Some(libc::SIGTERM));
@@ -329,12 +330,12 @@ fn namespaces_that_change_between_the_two_scans_wait_for_two_more() {
     assert_eq!(
         actions(&run),
         [
-            (1, "NetnsDelete ns-32123 link=-".into(), "done".into()),
-            (2, "NetnsDelete ns-32121 link=-".into(), "done".into()),
+            (1, "netns-delete ns-32123 link=-".into(), "done".into()),
+            (2, "netns-delete ns-32121 link=-".into(), "done".into()),
         ],
         "{run:#}"
     );
-    let second = run["actions"][1]["action"]["NetnsDelete"]["inode"].as_u64();
+    let second = run["actions"][1]["action"]["inode"].as_u64();
     assert_eq!(
         second,
         Some(recreated),

@@ -148,7 +148,7 @@ fn restart_touches_only_this_nodes_allocation_and_confirms_health() {
         "a dry-run wrote to Nomad: {:?}",
         cluster.writes()
     );
-    let planned = &run["actions"][0]["action"]["NomadRestartAlloc"];
+    let planned = &run["actions"][0]["action"];
     assert_eq!(planned["alloc"]["alloc_id"], here.as_str(), "{run:#}");
     assert_eq!(planned["alloc"]["node_id"], cluster.here.as_str());
 
@@ -275,7 +275,7 @@ fn revert_goes_to_the_last_stable_version_and_a_second_alert_does_not_flap() {
         "action=revert",
     ]);
     assert_eq!(code, 0, "{run:#}");
-    let planned = &run["actions"][0]["action"]["NomadRevertJob"];
+    let planned = &run["actions"][0]["action"];
     assert_eq!(planned["current_version"], 2, "{run:#}");
     assert_eq!(planned["to_version"], 1, "{run:#}");
     assert!(cluster.writes().is_empty());
@@ -325,12 +325,12 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
         "--param",
         "action=revert",
     ]);
-    let action: remedy::contract::Action =
-        serde_json::from_value(run["actions"][0]["action"].clone()).unwrap();
+    let store = remedy::store::Store::open(&state).unwrap();
+    let run_id = run["id"].as_str().unwrap();
+    let action = store.get_run(run_id).unwrap().actions[0].action.clone();
     cluster.nomad.change(|w| {
         w.deploy("default", "api", "v3-hotfix", false);
     });
-    let store = remedy::store::Store::open(&state).unwrap();
     let grants: remedy::caps::Grants = toml::from_str(GRANTS).unwrap();
     let env = cluster.env();
     let kinds = vec!["nomad-revert-job".to_string()];
@@ -341,7 +341,6 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
         declared_kinds: &kinds,
         approved: None,
     };
-    let run_id = run["id"].as_str().unwrap();
     let results = executor.execute(run_id, 9, &[action], false).unwrap();
     assert_eq!(
         results[0].status,

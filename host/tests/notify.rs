@@ -148,6 +148,9 @@ breaker_failures = 2
     assert_eq!(status("reap"), ["awaiting-approval"]);
 
     let bodies = json.wait_for(5);
+    for body in &bodies {
+        common::assert_speaks_remedy(body, "notification");
+    }
     let of =
         |event: &str| -> Vec<&Value> { bodies.iter().filter(|b| b["event"] == event).collect() };
     assert_eq!(of("failed").len(), 2, "{bodies:#?}");

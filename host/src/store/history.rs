@@ -30,6 +30,7 @@ pub struct ActionRecord {
     pub round: u32,
     pub seq: u32,
     pub kind: String,
+    #[serde(serialize_with = "crate::json::with::action")]
     pub action: Action,
     /// `intent` until the result is recorded.
     pub status: String,
@@ -40,6 +41,7 @@ pub struct ActionRecord {
 #[derive(Clone, Debug, Serialize)]
 pub struct RoundRecord {
     pub round: u32,
+    #[serde(serialize_with = "crate::json::with::plan")]
     pub plan: Plan,
     pub instantiate_us: u64,
     pub plan_us: u64,
@@ -51,7 +53,9 @@ pub struct RunDetail {
     pub summary: RunSummary,
     pub plugin_version: String,
     pub plugin_sha256: String,
+    #[serde(serialize_with = "crate::json::with::alert")]
     pub alert: Alert,
+    #[serde(serialize_with = "crate::json::with::pairs")]
     pub params: Vec<(String, String)>,
     pub rounds: Vec<RoundRecord>,
     pub actions: Vec<ActionRecord>,

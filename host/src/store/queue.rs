@@ -166,8 +166,8 @@ pub(super) fn insert_run(
         "dry_run": run.dry_run,
         "approval": placement.approval,
         "status": status.as_str(),
-        "alert": run.alert,
-        "params": run.params,
+        "alert": crate::json::alert(run.alert),
+        "params": crate::json::pairs(run.params),
     });
     super::audit::append(c, "run-created", Some(run.id), &body)
 }

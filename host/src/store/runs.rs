@@ -40,7 +40,7 @@ impl Store {
                 c,
                 "plan",
                 Some(run_id),
-                &serde_json::json!({ "round": round, "plan": plan }),
+                &serde_json::json!({ "round": round, "plan": crate::json::plan(plan) }),
             )
         })
     }
@@ -61,7 +61,12 @@ impl Store {
                 params![run_id, round, seq, action.kind(), json, now_ms()],
             )?;
             let id = c.last_insert_rowid();
-            let body = serde_json::json!({ "action_id": id, "round": round, "seq": seq, "action": action });
+            let body = serde_json::json!({
+                "action_id": id,
+                "round": round,
+                "seq": seq,
+                "action": crate::json::action(action),
+            });
             audit::append(c, "intent", Some(run_id), &body)?;
             Ok(id)
         })

@@ -269,3 +269,51 @@ impl Drop for Mapping {
         let _ = unsafe { rustix::mm::munmap(self.addr, self.len) };
     }
 }
+
+/// Fail unless `json` speaks remedy, not Rust: every key is lowercase
+/// (`snake_case` or `kebab-case`) apart from the names inside labels,
+/// annotations and params, and no text holds Rust's debug formatting (`::`,
+/// `Some(`, `Name { field: ... }`) or a CamelCase enum value (`Firing`).
+pub fn assert_speaks_remedy(json: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    let user_maps = ["labels", "annotations", "params", "parameters"];
+    match json {
+        Value::Object(map) => {
+            for (key, value) in map {
+                assert!(
+                    key.chars().all(|c| c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || c == '_'
+                        || c == '-'),
+                    "{at}: key {key:?} is not remedy's"
+                );
+                if !user_maps.contains(&key.as_str()) {
+                    assert_speaks_remedy(value, &format!("{at}.{key}"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                assert_speaks_remedy(item, &format!("{at}[{index}]"));
+            }
+        }
+        Value::String(text) => {
+            let debug_struct = text
+                .split_whitespace()
+                .zip(text.split_whitespace().skip(1))
+                .any(|(word, next)| {
+                    next == "{" && word.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                });
+            assert!(
+                !text.contains("::") && !text.contains("Some(") && !debug_struct,
+                "{at}: {text:?} holds Rust's debug formatting"
+            );
+            let camel = text.len() > 1
+                && text.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && text.chars().all(|c| c.is_ascii_alphabetic())
+                && text.chars().skip(1).any(|c| c.is_ascii_lowercase());
+            assert!(!camel, "{at}: {text:?} reads like a Rust enum value");
+        }
+        _ => {}
+    }
+}
