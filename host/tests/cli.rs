@@ -252,7 +252,7 @@ fn config_check_loads_every_plugin_and_reports_each_problem() {
     );
     let output = broken.remedy(&["config", "check"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let text = stderr(&output);
+    let text = stdout(&output);
     assert!(
         text.contains("remedy.toml") && text.contains("timeout") && text.contains("fs_read"),
         "{text}"
@@ -685,4 +685,65 @@ proc = ["read"]
         let kind = record["kind"].as_str().unwrap_or("record").to_string();
         common::assert_speaks_remedy(&record, &kind);
     }
+}
+
+#[test]
+fn config_check_reports_five_independent_mistakes_at_once() {
+    let setup = Setup::with_config(&format!(
+        r#"
+[[plugin]]
+name = "typo"
+source = "builtin:disk-cleanup"
+timout = "30s"
+
+[[plugin]]
+name = "remover"
+source = "builtin:disk-cleanup"
+[plugin.grants]
+fs_read = ["/data"]
+fs_remove = ["/elsewhere"]
+proc = ["read"]
+nomad = ["read"]
+docker = ["read"]
+
+[[plugin]]
+name = "ungranted"
+source = "builtin:disk-cleanup"
+[plugin.grants]
+fs_read = ["/data"]
+nomad = ["read"]
+docker = ["read"]
+
+[[route]]
+name = "bad-matcher"
+matchers = ['alertname=~"("']
+plugin = "ungranted"
+
+[[route]]
+name = "ghost"
+plugin = "ghost"
+
+[[route]]
+name = "typo-route"
+plugin = "typo"
+{}"#,
+        common::OFFLINE_SERVICES
+    ));
+    let output = setup.remedy(&["config", "check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let text = stdout(&output);
+    for mistake in [
+        "unknown field `timout`",
+        "fs_remove = \"/elsewhere\" is not below any fs_read root",
+        "bad-matcher",
+        "plugin = \"ghost\" is not a configured [[plugin]]",
+        r#"add proc = ["read"]"#,
+    ] {
+        assert!(text.contains(mistake), "missing {mistake:?}:\n{text}");
+    }
+    assert!(text.contains("5 problem(s)"), "{text}");
+    assert!(
+        text.contains("line "),
+        "the first mistake has its line: {text}"
+    );
 }

@@ -555,10 +555,7 @@ proc = ["read"]
         ["nbd-disconnect done", "nomad-stop-alloc done"],
         "{second:#}"
     );
-    assert!(
-        second["actions"][0]["action"]["index"] == 1,
-        "{second:#}"
-    );
+    assert!(second["actions"][0]["action"]["index"] == 1, "{second:#}");
     assert!(!sysfs.path("sys/block/nbd1/pid").exists());
     assert!(sysfs.path("sys/block/nbd0/pid").exists() && sysfs.path("sys/block/nbd2/pid").exists());
     let writes = nomad

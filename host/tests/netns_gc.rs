@@ -198,7 +198,11 @@ fn stopped_orchestrator_unused_namespaces_and_orphans_are_collected_exactly() {
     assert_eq!(
         actions(&dry),
         [
-            (1, format!("process-signal pid {pid} TERM"), "planned".into()),
+            (
+                1,
+                format!("process-signal pid {pid} TERM"),
+                "planned".into()
+            ),
             (
                 1,
                 "netns-delete ns-32101 link=veth-32101".into(),

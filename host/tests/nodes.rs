@@ -189,7 +189,7 @@ runs_on = "any-node"
         .output()
         .unwrap();
     assert_eq!(check.status.code(), Some(2), "{}", describe(&check));
-    let text = String::from_utf8_lossy(&check.stderr);
+    let text = String::from_utf8_lossy(&check.stdout);
     assert!(
         text.contains("runs_on = \"any-node\"") && text.contains("granted fs, proc"),
         "{text}"
@@ -213,7 +213,7 @@ runs_on = "any-node"
         .unwrap();
     assert_eq!(check.status.code(), Some(2), "{}", describe(&check));
     assert!(
-        String::from_utf8_lossy(&check.stderr).contains("has no capture group"),
+        String::from_utf8_lossy(&check.stdout).contains("has no capture group"),
         "{}",
         describe(&check)
     );

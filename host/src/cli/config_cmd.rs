@@ -21,9 +21,14 @@ pub fn config(cli: &Cli, command: &ConfigCommand) -> Result<u8> {
             Ok(exit::SUCCESS)
         }
         ConfigCommand::Check => {
-            let config = cli.load_config()?;
+            // Every problem at once: those in the file, then those only
+            // loading its (otherwise valid) plugins shows.
+            let crate::config::Checked { config, problems } = cli.check_config()?;
+            for problem in &problems {
+                println!("FAIL  {problem}");
+            }
             let engine = cli.engine(&config)?;
-            let mut failures = 0;
+            let mut failures = problems.len();
             let mut loaded = Vec::new();
             for plugin in &config.plugins {
                 match load_plugin(&engine, plugin) {

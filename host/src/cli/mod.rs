@@ -190,18 +190,34 @@ const SYSTEM_CONFIG: &str = "/etc/remedy/remedy.toml";
 
 /// The config at `path`, else the system one if present, else the built-in one.
 fn load_config_at(path: Option<&Path>) -> Result<Config> {
-    if let Some(path) = path {
-        return Ok(Config::load(path)?);
+    match config_path(path) {
+        Some(path) => Ok(Config::load(&path)?),
+        None => Ok(Config::builtin()),
     }
-    if Path::new(SYSTEM_CONFIG).exists() {
-        return Ok(Config::load(Path::new(SYSTEM_CONFIG))?);
-    }
-    Ok(Config::builtin())
+}
+
+/// The config file in use: `path`, else the system one if present; `None`
+/// for the built-in default.
+fn config_path(path: Option<&Path>) -> Option<PathBuf> {
+    let system = Path::new(SYSTEM_CONFIG);
+    path.map(Path::to_path_buf)
+        .or_else(|| system.exists().then(|| system.to_path_buf()))
 }
 
 impl Cli {
     fn load_config(&self) -> Result<Config> {
         load_config_at(self.config.as_deref())
+    }
+
+    /// The config as far as it is valid, and every problem in it.
+    fn check_config(&self) -> Result<crate::config::Checked> {
+        match config_path(self.config.as_deref()) {
+            Some(path) => Ok(Config::check_file(&path)?),
+            None => Ok(crate::config::Checked {
+                config: Config::builtin(),
+                problems: Vec::new(),
+            }),
+        }
     }
 
     fn state_dir(&self, config: &Config) -> Result<PathBuf> {

@@ -15,6 +15,7 @@ use std::time::Duration;
 mod node;
 mod notify;
 mod plugin;
+mod raw;
 mod route;
 mod server;
 mod units;
@@ -39,7 +40,7 @@ pub enum ConfigError {
     Invalid { path: String, problems: Vec<String> },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
@@ -62,6 +63,22 @@ struct RawConfig {
     plugins: Vec<RawPlugin>,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
+    /// Names of `[[plugin]]` entries that could not be read at all.
+    #[serde(skip)]
+    unreadable_plugins: Vec<String>,
+    /// Where in the file each read `[[plugin]]` and `[[route]]` entry is
+    /// (0-based), when some could not be read; else they are in order.
+    #[serde(skip)]
+    plugin_places: Vec<usize>,
+    #[serde(skip)]
+    route_places: Vec<usize>,
+}
+
+/// A config as far as it is valid: every problem, and the plugins and routes
+/// that have none (`config check` loads those even when others are wrong).
+pub struct Checked {
+    pub config: Config,
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -92,12 +109,16 @@ pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(3600);
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Every problem in the file at `path` (see [`Config::check`]).
+    pub fn check_file(path: &Path) -> Result<Checked, ConfigError> {
+        let text = read(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::check(&text, &path.display().to_string(), base)
     }
 
     /// The config remedy uses when none is given: every first-party plugin
@@ -109,14 +130,29 @@ impl Config {
 
     /// Parse and validate `text`; relative plugin paths are taken from `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
-        let mut problems = Vec::new();
-        let mut names = HashSet::new();
+        let Checked { config, problems } = Config::check(text, origin, base)?;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Every problem in `text`, and the config as far as it is valid. Only
+    /// text that is not TOML at all is an error.
+    pub fn check(text: &str, origin: &str, base: &Path) -> Result<Checked, ConfigError> {
+        let (mut raw, mut problems) = raw::read(text, origin)?;
+        let mut names: HashSet<String> = raw.unreadable_plugins.iter().cloned().collect();
+        let raw_places = (
+            std::mem::take(&mut raw.plugin_places),
+            std::mem::take(&mut raw.route_places),
+        );
         let mut plugins = Vec::new();
         for (index, raw) in raw.plugins.into_iter().enumerate() {
+            let index = raw_place(&raw_places.0, index);
             let at = format!("[[plugin]] #{} `{}`", index + 1, raw.name);
             if !names.insert(raw.name.clone()) {
                 problems.push(format!("{at}: name is used by an earlier plugin"));
@@ -127,6 +163,7 @@ impl Config {
         }
         let mut routes: Vec<RouteConfig> = Vec::new();
         for (index, raw) in raw.routes.into_iter().enumerate() {
+            let index = raw_place(&raw_places.1, index);
             if let Some(route) = validate_route(raw, index, &names, &plugins, &mut problems) {
                 // Dedup, cooldown and breakers are kept per route name.
                 if routes.iter().any(|r| r.name == route.name) {
@@ -167,13 +204,7 @@ impl Config {
         let notify = notify::validate_notify(raw.notify, base, &mut problems);
         problems.extend(raw.nomad.problems());
         problems.extend(raw.docker.problems());
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid {
-                path: origin.to_string(),
-                problems,
-            });
-        }
-        Ok(Config {
+        let config = Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
             approval_ttl,
@@ -186,7 +217,8 @@ impl Config {
             notify,
             plugins,
             routes,
-        })
+        };
+        Ok(Checked { config, problems })
     }
 
     pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
@@ -196,6 +228,18 @@ impl Config {
     pub fn plugin_names(&self) -> Vec<&str> {
         self.plugins.iter().map(|p| p.name.as_str()).collect()
     }
+}
+
+/// Where the `index`th entry read sits in the file.
+fn raw_place(places: &[usize], index: usize) -> usize {
+    places.get(index).copied().unwrap_or(index)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
