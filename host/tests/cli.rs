@@ -747,3 +747,48 @@ plugin = "typo"
         "the first mistake has its line: {text}"
     );
 }
+
+#[test]
+fn the_config_schema_accepts_the_examples_and_refuses_a_misspelt_key() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+        .args(["config", "schema"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let as_json = |toml_text: &str| -> serde_json::Value {
+        let table: toml::Table = toml::from_str(toml_text).unwrap();
+        serde_json::to_value(table).unwrap()
+    };
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/remedy.toml"),
+    )
+    .unwrap();
+    let builtin = stdout(
+        &std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+            .args(["config", "show"])
+            .output()
+            .unwrap(),
+    );
+    for (name, text) in [
+        ("examples/remedy.toml", &example),
+        ("built-in default", &builtin),
+    ] {
+        let errors: Vec<String> = validator
+            .iter_errors(&as_json(text))
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+    for misspelt in [
+        example.replace("approval_ttl", "aproval_ttl"),
+        example.replacen("fs_read", "fs_raed", 1),
+        example.replacen("matchers", "matcher", 1),
+    ] {
+        assert!(
+            !validator.is_valid(&as_json(&misspelt)),
+            "accepted a misspelt key"
+        );
+    }
+}

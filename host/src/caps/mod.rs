@@ -43,7 +43,13 @@ pub trait Capability {
     /// service: a plugin granted it runs only on the node its alert is about.
     const NODE_LOCAL: bool;
     /// Its keys in `[plugin.grants]`.
-    type Grant: Clone + Default + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned;
+    type Grant: Clone
+        + Default
+        + PartialEq
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned
+        + schemars::JsonSchema;
     /// Its read interface for one plugin instance: it refuses (and notes)
     /// every call outside the grant before it looks.
     type Reader: Send + 'static;

@@ -73,6 +73,27 @@ macro_rules! registry {
             }
         }
 
+        /// `[plugin.grants]` as one flat table: every capability's keys.
+        impl schemars::JsonSchema for Grants {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                "Grants".into()
+            }
+
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let mut properties = serde_json::Map::new();
+                $(if let Some(serde_json::Value::Object(keys)) =
+                    <$cap as Capability>::Grant::json_schema(generator).get("properties")
+                {
+                    properties.extend(keys.clone());
+                })*
+                schemars::json_schema!({
+                    "type": "object",
+                    "properties": properties,
+                    "additionalProperties": false
+                })
+            }
+        }
+
         /// The read interfaces of one plugin instance, scoped by its grants.
         pub struct Readers {
             $($field: <$cap as Capability>::Reader,)*

@@ -12,12 +12,19 @@ pub enum ConfigCommand {
     Check,
     /// Print the built-in default config, a starting point for your own
     Show,
+    /// Print the config's JSON Schema, for editors that check TOML
+    /// (Even Better TOML: put `#:schema ./remedy.schema.json` at the top)
+    Schema,
 }
 
 pub fn config(cli: &Cli, command: &ConfigCommand) -> Result<u8> {
     match command {
         ConfigCommand::Show => {
             print!("{}", builtin::DEFAULT_CONFIG);
+            Ok(exit::SUCCESS)
+        }
+        ConfigCommand::Schema => {
+            println!("{:#}", crate::config::schema());
             Ok(exit::SUCCESS)
         }
         ConfigCommand::Check => {

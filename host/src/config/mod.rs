@@ -40,7 +40,7 @@ pub enum ConfigError {
     Invalid { path: String, problems: Vec<String> },
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
@@ -233,6 +233,14 @@ impl Config {
 /// Where the `index`th entry read sits in the file.
 fn raw_place(places: &[usize], index: usize) -> usize {
     places.get(index).copied().unwrap_or(index)
+}
+
+/// The JSON Schema of the config file, for editors that check TOML against
+/// one (Even Better TOML, taplo).
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(RawConfig).to_value();
+    schema["title"] = "remedy config".into();
+    schema
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

@@ -29,6 +29,19 @@ impl From<Patterns> for Vec<String> {
     }
 }
 
+impl schemars::JsonSchema for Patterns {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Patterns".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "array",
+            "items": { "type": "string", "description": "a regex, anchored at both ends" }
+        })
+    }
+}
+
 impl PartialEq for Patterns {
     fn eq(&self, other: &Self) -> bool {
         self.sources() == other.sources()

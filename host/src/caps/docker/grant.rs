@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// What a plugin may do with Docker (`docker = [...]`).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DockerRight {
     /// Link the `docker` read interface.
@@ -18,7 +18,7 @@ pub enum DockerRight {
 }
 
 /// The part of a plugin's grants that concerns Docker.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DockerGrant {
     /// `read` links the `docker` interface; `prune` and `restart` allow those actions.

@@ -80,7 +80,7 @@ impl Act for Kmod {
 }
 
 /// `[kmod]` in the config.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KmodSettings {
     /// Where sysfs is mounted.

@@ -4,7 +4,7 @@
 use crate::sys::patterns::Patterns;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetnsRight {
     /// Link the `netns` read interface.
@@ -13,7 +13,7 @@ pub enum NetnsRight {
     Delete,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetnsGrant {
     /// `read` links the `netns` interface; `delete` allows `netns-delete`.

@@ -75,7 +75,7 @@ const SYS_CLASS_NET: &str = "/sys/class/net";
 pub const DEFAULT_DIR: &str = "/var/run/netns";
 
 /// `[netns]` in the config.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetnsSettings {
     /// Where named namespaces are mounted.

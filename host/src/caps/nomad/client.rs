@@ -18,7 +18,7 @@ const MAX_ERROR_BODY: usize = 512;
 
 /// `[nomad]` in the config. Unset keys fall back to Nomad's own environment
 /// variables (`NOMAD_ADDR`, `NOMAD_TOKEN`), then to the local agent.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NomadSettings {
     pub address: Option<String>,

@@ -5,7 +5,7 @@ use crate::sys::patterns::Patterns;
 use serde::{Deserialize, Serialize};
 
 /// What a plugin may do with Nomad (`nomad = [...]`).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum NomadRight {
     /// Link the `nomad` read interface.
@@ -36,7 +36,7 @@ impl NomadRight {
 }
 
 /// The part of a plugin's grants that concerns Nomad.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NomadGrant {
     /// `read` links the `nomad` interface; `restart`, `stop`, `evaluate`,
