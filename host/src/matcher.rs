@@ -411,16 +411,10 @@ pub fn all_match(matchers: &[Matcher], labels: &[(String, String)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::test_labels as labels;
 
     fn one(op: Op, name: &str, value: &str) -> Matcher {
         Matcher::new(name, op, value).unwrap()
-    }
-
-    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -166,19 +166,13 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::test_labels as labels;
 
     fn node(name: &str) -> NodeIdentity {
         NodeIdentity {
             name: name.into(),
             ..NodeIdentity::this_host()
         }
-    }
-
-    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -62,6 +62,13 @@ docker = ["read"]
         setup
     }
 
+    /// tmp-reaper as `reaper`, with one file older than its 7d limit below `dir`.
+    fn reaping_one_old_file(dir: &Path) -> Setup {
+        let scratch = dir.join("scratch");
+        common::aged_file(&scratch.join("old.log"), 10, 30 * common::DAY);
+        Setup::with_config(&common::reaper_plugin("reaper", &scratch, "7d"))
+    }
+
     fn config(&self) -> PathBuf {
         self.dir.path().join("remedy.toml")
     }
@@ -535,22 +542,7 @@ fn verbose_logs_are_remedys_own_and_runs_show_every_actions_reason() {
 
     // runs show gives each action's reason, as remedy run does.
     let work = tempfile::tempdir().unwrap();
-    let scratch = work.path().join("scratch");
-    common::aged_file(&scratch.join("old.log"), 10, 30 * common::DAY);
-    let reaper = Setup::with_config(&format!(
-        r#"
-[[plugin]]
-name = "reaper"
-source = "{}/tmp_reaper.wasm"
-params = {{ dirs = "{s}", max_age = "7d" }}
-[plugin.grants]
-fs_read = ["{s}"]
-fs_remove = ["{s}"]
-proc = ["read"]
-"#,
-        common::PLUGIN_DIR,
-        s = scratch.display()
-    ));
+    let reaper = Setup::reaping_one_old_file(work.path());
     let run = reaper.remedy(&["run", "reaper", "--output", "json"]);
     let run: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let shown = stdout(&reaper.remedy(&["runs", "show", run["id"].as_str().unwrap()]));
@@ -651,22 +643,7 @@ fn completions_and_the_man_page_cover_every_subcommand() {
 #[test]
 fn json_output_and_the_audit_trail_speak_remedy_not_rust() {
     let work = tempfile::tempdir().unwrap();
-    let scratch = work.path().join("scratch");
-    common::aged_file(&scratch.join("old.log"), 10, 30 * common::DAY);
-    let reaper = Setup::with_config(&format!(
-        r#"
-[[plugin]]
-name = "reaper"
-source = "{}/tmp_reaper.wasm"
-params = {{ dirs = "{s}", max_age = "7d" }}
-[plugin.grants]
-fs_read = ["{s}"]
-fs_remove = ["{s}"]
-proc = ["read"]
-"#,
-        common::PLUGIN_DIR,
-        s = scratch.display()
-    ));
+    let reaper = Setup::reaping_one_old_file(work.path());
     let output = reaper.remedy(&["run", "reaper", "--apply", "--output", "json"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let run: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

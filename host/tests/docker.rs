@@ -238,11 +238,8 @@ fn a_stopped_engine_fails_the_run_clearly_instead_of_hanging() {
     assert!(reason.contains("is dockerd running?"), "{reason}");
 }
 
-#[test]
-fn disk_cleanup_runs_the_owner_tier_before_deleting_any_file() {
-    let engine = Dockerd::start();
-    engine.exited("granted-exited", &[GRANTED]);
-    engine.exited("foreign-exited", &[]);
+/// A Nomad double whose agent is on node `node-1`, and that node's id.
+fn nomad_with_this_node() -> (NomadDouble, String) {
     let nomad = NomadDouble::start();
     let node = {
         let mut w = nomad.world();
@@ -250,12 +247,26 @@ fn disk_cleanup_runs_the_owner_tier_before_deleting_any_file() {
         w.local_node = node.clone();
         node
     };
+    (nomad, node)
+}
+
+/// A 16 MiB tmpfs with twelve 1 MiB cache files two days old: 75 % full.
+fn full_cache() -> Tmpfs {
     let fs = Tmpfs::mount("16m");
-    let root = fs.path.clone();
-    std::fs::create_dir_all(root.join("cache")).unwrap();
     for i in 0..12 {
-        aged_file(&root.join(format!("cache/blob-{i}")), 1 << 20, 2 * DAY);
+        aged_file(&fs.path.join(format!("cache/blob-{i}")), 1 << 20, 2 * DAY);
     }
+    fs
+}
+
+#[test]
+fn disk_cleanup_runs_the_owner_tier_before_deleting_any_file() {
+    let engine = Dockerd::start();
+    engine.exited("granted-exited", &[GRANTED]);
+    engine.exited("foreign-exited", &[]);
+    let (nomad, node) = nomad_with_this_node();
+    let fs = full_cache();
+    let root = fs.path.clone();
     let dir = tempfile::tempdir().unwrap();
     let r = root.display();
     let path = dir.path().join("remedy.toml");
@@ -315,17 +326,9 @@ docker_labels = ["{GRANTED}"]
 fn disk_cleanup_without_the_gc_grant_skips_the_gc_and_still_frees_space() {
     // Nomad answers reads, but the grants allow no client GC: the plan must
     // not propose one (it would be denied, and with it every file).
-    let nomad = NomadDouble::start();
-    {
-        let mut w = nomad.world();
-        let node = w.add_node("node-1");
-        w.local_node = node;
-    }
-    let fs = Tmpfs::mount("16m");
+    let (nomad, _) = nomad_with_this_node();
+    let fs = full_cache();
     let root = fs.path.clone();
-    for i in 0..12 {
-        aged_file(&root.join(format!("cache/blob-{i}")), 1 << 20, 2 * DAY);
-    }
     let dir = tempfile::tempdir().unwrap();
     let r = root.display();
     let path = dir.path().join("remedy.toml");

@@ -9,7 +9,7 @@ mod common;
 use common::daemon::{
     Daemon, NODE, firing, free_addr, is_finished, reaper_route, serve_config, webhook,
 };
-use common::{DAY, PLUGIN_DIR, aged_file, describe, remedy};
+use common::{DAY, aged_file, describe, reaper_plugin, remedy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -115,21 +115,8 @@ fn an_alert_about_another_node_is_recorded_with_the_reason_and_never_acted_on() 
 fn node_a_config(dir: &Path, reap: &Path, extra: &str) -> PathBuf {
     let path = dir.join("remedy.toml");
     let text = format!(
-        r#"
-[node]
-name = "node-a"
-
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-{extra}
-"#,
-        reap = reap.display()
+        "[node]\nname = \"node-a\"\n{}{extra}",
+        reaper_plugin("tmp-reaper", reap, "1d")
     );
     std::fs::write(&path, text).unwrap();
     path

@@ -98,23 +98,14 @@ pub fn reaper_approve_route(reap: &Path) -> String {
 /// route `reap` that sends `TmpFull` alerts to it in `mode`.
 pub fn reaper_route(reap: &Path, mode: &str) -> String {
     format!(
-        r#"
-[[plugin]]
-name = "tmp-reaper"
-source = "{PLUGIN_DIR}/tmp_reaper.wasm"
-params = {{ dirs = "{reap}", max_age = "1d" }}
-[plugin.grants]
-fs_read = ["{reap}"]
-fs_remove = ["{reap}"]
-proc = ["read"]
-
+        r#"{}
 [[route]]
 name = "reap"
 matchers = ['alertname="TmpFull"']
 plugin = "tmp-reaper"
 mode = "{mode}"
 "#,
-        reap = reap.display()
+        super::reaper_plugin("tmp-reaper", reap, "1d")
     )
 }
 

@@ -317,3 +317,21 @@ pub fn assert_speaks_remedy(json: &serde_json::Value, at: &str) {
         _ => {}
     }
 }
+
+/// The example tmp-reaper plugin as `[[plugin]] name`, reaping files older
+/// than `max_age` in `reap`, with the grants that takes.
+pub fn reaper_plugin(name: &str, reap: &Path, max_age: &str) -> String {
+    format!(
+        r#"
+[[plugin]]
+name = "{name}"
+source = "{PLUGIN_DIR}/tmp_reaper.wasm"
+params = {{ dirs = "{reap}", max_age = "{max_age}" }}
+[plugin.grants]
+fs_read = ["{reap}"]
+fs_remove = ["{reap}"]
+proc = ["read"]
+"#,
+        reap = reap.display()
+    )
+}
