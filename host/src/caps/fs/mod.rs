@@ -228,9 +228,13 @@ mod tests {
         let root = reader.usage("/".into()).expect("/ is a mount point");
         assert_eq!(root.mount_point, "/");
         assert!(root.total_bytes > 0);
+        let link = outside.path().join("to-root");
+        std::os::unix::fs::symlink("/", &link).unwrap();
         let outside = outside.path().display().to_string();
         for refused in [
             reader.usage(outside.clone()).err(),
+            reader.usage(link.display().to_string()).err(),
+            reader.usage("/proc/self".into()).err(),
             reader.read_dir("/".into()).err(),
             reader.stat("/".into()).err(),
             reader.usage("/./".into()).err(),

@@ -248,12 +248,19 @@ fn regular_file(path: &str, meta: &Metadata) -> Result<(), ApiError> {
 }
 
 fn statvfs_usage(handle: std::os::fd::BorrowedFd<'_>, path: &str) -> io::Result<DiskUsage> {
+    let mut usage = sizes(handle)?;
+    usage.mount_point = mount_point(usage.device, path).unwrap_or_else(|| "?".into());
+    Ok(usage)
+}
+
+/// The filesystem's device and sizes, as `df` counts them; no mount point yet.
+fn sizes(handle: std::os::fd::BorrowedFd<'_>) -> io::Result<DiskUsage> {
     let stat = rustix::fs::fstat(handle)?;
     let vfs = rustix::fs::fstatvfs(handle)?;
     let total = vfs.f_blocks * vfs.f_frsize;
     let free = vfs.f_bfree * vfs.f_frsize;
     Ok(DiskUsage {
-        mount_point: mount_point(stat.st_dev, path).unwrap_or_else(|| "?".into()),
+        mount_point: String::new(),
         device: stat.st_dev,
         total_bytes: total,
         available_bytes: vfs.f_bavail * vfs.f_frsize,
@@ -283,15 +290,25 @@ fn mount_point(device: u64, path: &str) -> Option<String> {
         .cloned()
 }
 
-/// Whether `path` is, to the letter, where something is mounted.
+/// Whether `path`, written plainly (absolute, no `.`, `..` or doubled
+/// `/`), is a directory on another filesystem than its parent: a mount
+/// point. Two `lstat`s, where reading the mount table would cost far more.
 fn is_mount_point(path: &str) -> bool {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let plain = path == "/"
+        || (path.starts_with('/')
+            && !path.ends_with('/')
+            && path[1..]
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != ".."));
+    if !plain {
+        return false;
+    }
+    let Ok(this) = rustix::fs::lstat(path) else {
         return false;
     };
-    mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|mount| unescape_mount(mount) == path)
+    let is_dir = rustix::fs::FileType::from_raw_mode(this.st_mode) == rustix::fs::FileType::Directory;
+    let parent = Path::new(path).parent().unwrap_or(Path::new("/"));
+    is_dir && (path == "/" || rustix::fs::lstat(parent).is_ok_and(|p| p.st_dev != this.st_dev))
 }
 
 /// The usage of the filesystem mounted at `path`, opened as a directory
@@ -301,7 +318,9 @@ fn mounted_usage(path: &str) -> Result<DiskUsage, ApiError> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let dir = rustix::fs::open(path, flags, Mode::empty())
         .map_err(|e| io_error(path, io::Error::from(e)))?;
-    statvfs_usage(dir.as_fd(), path).map_err(|e| io_error(path, e))
+    let mut usage = sizes(dir.as_fd()).map_err(|e| io_error(path, e))?;
+    usage.mount_point = path.to_string();
+    Ok(usage)
 }
 
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
