@@ -99,8 +99,8 @@ fn inspect(
     let _ = writeln!(out, "about:       {}", one_line(&info.description));
     let _ = writeln!(
         out,
-        "limits:      timeout {:?}, memory {} MiB",
-        plugin.limits.timeout,
+        "limits:      timeout {}, memory {} MiB",
+        humantime::format_duration(plugin.limits.timeout),
         plugin.limits.memory >> 20
     );
     let _ = writeln!(

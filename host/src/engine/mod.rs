@@ -57,7 +57,7 @@ pub enum LoadError {
 /// How a call into a plugin failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Failure {
-    #[error("timed out after {0:?}")]
+    #[error("timed out after {}", humantime::format_duration(*.0))]
     TimedOut(Duration),
     #[error("stopped at its memory cap of {cap} bytes (it asked for {wanted})")]
     MemoryCap { cap: usize, wanted: usize },

@@ -100,7 +100,10 @@ impl DockerEngine {
                 message,
             } => self.error(format!("{status_code}: {message}"), Some(status_code)),
             BollardError::RequestTimeoutError => self.error(
-                format!("no answer within {:?}", self.settings.timeout()),
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(self.settings.timeout())
+                ),
                 None,
             ),
             other => self.error(
