@@ -412,69 +412,93 @@ fn admit_one(
             admissions.push(Admission::Duplicate { route });
             continue;
         }
-        let recent: Option<String> = if candidate.cooldown.is_zero() {
-            None
-        } else {
-            tx.prepare_cached(
-                "SELECT id FROM runs WHERE route = ?1 AND group_key IS ?2
-                   AND status != 'cancelled' AND created_ms >= ?3
-                 ORDER BY created_ms DESC LIMIT 1",
-            )?
-            .query_row(
-                params![
-                    route,
-                    candidate.placement.group_key,
-                    now_ms() - candidate.cooldown.as_millis() as i64
-                ],
-                |r| r.get(0),
-            )
-            .optional()?
-        };
-        let admission = match recent {
+        let admission = match last_run_within_cooldown(tx, &route, candidate)? {
             Some(last_run) => Admission::CoolingDown {
                 route: route.clone(),
                 last_run,
             },
-            None => match &candidate.refusal {
-                Some(reason) => {
-                    insert_escalated(tx, candidate, reason)?;
-                    Admission::Escalated {
-                        route: route.clone(),
-                        run_id: candidate.run.id.to_string(),
-                        reason: reason.clone(),
-                    }
-                }
-                None => {
-                    insert_run(tx, &candidate.run, RunStatus::Queued, &candidate.placement)?;
-                    *depth += 1;
-                    Admission::Queued {
-                        route: route.clone(),
-                        run_id: candidate.run.id.to_string(),
-                    }
-                }
-            },
+            None => place(tx, candidate, route.clone(), depth)?,
         };
-        let run_id = match &admission {
-            Admission::Queued { run_id, .. } | Admission::Escalated { run_id, .. } => {
-                Some(run_id.as_str())
-            }
-            _ => None,
-        };
-        tx.prepare_cached(
-            "INSERT INTO deliveries (route, fingerprint, starts_at, outcome, run_id, received_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            route,
-            alert.fingerprint,
-            alert.starts_at,
-            admission.outcome(),
-            run_id,
-            now_ms()
-        ])?;
+        record_delivery(tx, &route, alert, &admission)?;
         admissions.push(admission);
     }
     Ok(admissions)
+}
+
+/// The route's last run for the candidate's group within its cooldown.
+fn last_run_within_cooldown(
+    tx: &Transaction<'_>,
+    route: &str,
+    candidate: &Candidate<'_>,
+) -> rusqlite::Result<Option<String>> {
+    if candidate.cooldown.is_zero() {
+        return Ok(None);
+    }
+    tx.prepare_cached(
+        "SELECT id FROM runs WHERE route = ?1 AND group_key IS ?2
+           AND status != 'cancelled' AND created_ms >= ?3
+         ORDER BY created_ms DESC LIMIT 1",
+    )?
+    .query_row(
+        params![
+            route,
+            candidate.placement.group_key,
+            now_ms() - candidate.cooldown.as_millis() as i64
+        ],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Queue the candidate's run, or record it escalated when this node must
+/// not execute it.
+fn place(
+    tx: &Transaction<'_>,
+    candidate: &Candidate<'_>,
+    route: String,
+    depth: &mut u64,
+) -> rusqlite::Result<Admission> {
+    let run_id = candidate.run.id.to_string();
+    if let Some(reason) = &candidate.refusal {
+        insert_escalated(tx, candidate, reason)?;
+        return Ok(Admission::Escalated {
+            route,
+            run_id,
+            reason: reason.clone(),
+        });
+    }
+    insert_run(tx, &candidate.run, RunStatus::Queued, &candidate.placement)?;
+    *depth += 1;
+    Ok(Admission::Queued { route, run_id })
+}
+
+/// What became of this (route, fingerprint, startsAt): the key that makes a
+/// redelivered alert a duplicate.
+fn record_delivery(
+    tx: &Transaction<'_>,
+    route: &str,
+    alert: &Alert,
+    admission: &Admission,
+) -> rusqlite::Result<()> {
+    let run_id = match admission {
+        Admission::Queued { run_id, .. } | Admission::Escalated { run_id, .. } => {
+            Some(run_id.as_str())
+        }
+        _ => None,
+    };
+    tx.prepare_cached(
+        "INSERT INTO deliveries (route, fingerprint, starts_at, outcome, run_id, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        route,
+        alert.fingerprint,
+        alert.starts_at,
+        admission.outcome(),
+        run_id,
+        now_ms()
+    ])?;
+    Ok(())
 }
 
 /// Record a run this node must not execute: created and ended escalated,
