@@ -24,6 +24,17 @@ pub enum RunsOn {
 }
 
 impl RunsOn {
+    /// Where runs of a plugin go unless a route says: on the alert's node
+    /// when it is granted anything on this node (`on_this_node`, see
+    /// `Grants::on_this_node`), else on any node.
+    pub fn for_plugin(on_this_node: &[&str]) -> Self {
+        if on_this_node.is_empty() {
+            RunsOn::AnyNode
+        } else {
+            RunsOn::AlertNode
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunsOn::AlertNode => "alert-node",

@@ -80,11 +80,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
     let dry_run = !args.apply;
     // A plugin granted anything on this node acts only for alerts about it.
-    let runs_on = if plugin_config.grants.on_this_node().is_empty() {
-        RunsOn::AnyNode
-    } else {
-        RunsOn::AlertNode
-    };
+    let runs_on = RunsOn::for_plugin(&plugin_config.grants.on_this_node());
     let alert_labels = alert.labels.clone();
     let result = run_by_hand(
         &engine,

@@ -158,7 +158,6 @@ fn runs_on(configured: Option<RunsOn>, on_this_node: &[&str]) -> Result<RunsOn, 
             on_this_node.join(", ")
         )),
         Some(runs_on) => Ok(runs_on),
-        None if on_this_node.is_empty() => Ok(RunsOn::AnyNode),
-        None => Ok(RunsOn::AlertNode),
+        None => Ok(RunsOn::for_plugin(on_this_node)),
     }
 }
