@@ -233,16 +233,21 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     }
 }
 
-/// How a dispatched run ended.
-struct Ended<'a> {
-    run_id: &'a str,
-    plugin: &'a str,
-    route: &'a str,
-    status: RunStatus,
+/// How a run ended.
+pub(super) struct Ended<'a> {
+    pub run_id: &'a str,
+    pub plugin: &'a str,
+    pub route: &'a str,
+    pub status: RunStatus,
 }
 
 /// Tell people about an escalation, a plan awaiting approval, or a failure.
-fn notify(shared: &Shared, ended: &Ended<'_>, reason: String, labels: BTreeMap<String, String>) {
+pub(super) fn notify(
+    shared: &Shared,
+    ended: &Ended<'_>,
+    reason: String,
+    labels: BTreeMap<String, String>,
+) {
     let kind = match ended.status {
         RunStatus::Escalated => EventKind::Escalated,
         RunStatus::AwaitingApproval => EventKind::ApprovalNeeded,

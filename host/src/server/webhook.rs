@@ -4,8 +4,8 @@
 
 use super::Shared;
 use super::api::{HttpError, authenticate, blocking};
+use super::dispatch::{Ended, notify};
 use super::metrics::{AlertLabels, CodeLabels, observe};
-use super::notify::{Event, EventKind};
 use crate::alert::{PayloadLimits, fingerprint, parse_webhook};
 use crate::config::Mode;
 use crate::contract::{Alert, AlertStatus};
@@ -234,15 +234,16 @@ fn report(shared: &Shared, alert: &Alert, admissions: &[Admission]) -> Value {
 
 /// Tell people that a run was recorded and not executed here.
 fn notify_escalated(shared: &Shared, alert: &Alert, route: &str, run_id: &str, reason: &str) {
-    let plugin = shared.live().route(route).map(|r| r.plugin.name.clone());
-    shared.notifier.send(Event {
-        run_id: Some(run_id.to_string()),
+    let live = shared.live();
+    let plugin = live.route(route).map_or("", |r| r.plugin.name.as_str());
+    let ended = Ended {
+        run_id,
         plugin,
-        route: Some(route.to_string()),
-        status: Some(RunStatus::Escalated.as_str().to_string()),
-        labels: alert.labels.iter().cloned().collect(),
-        ..Event::new(EventKind::Escalated, reason.to_string())
-    });
+        route,
+        status: RunStatus::Escalated,
+    };
+    let labels = alert.labels.iter().cloned().collect();
+    notify(shared, &ended, reason.to_string(), labels);
 }
 
 /// `{"instance":"a","mountpoint":"/"}` for the named labels the alert has.
