@@ -149,20 +149,7 @@ impl Plugin for DiskCleanup {
         let freed_before: u64 = incident.history.iter().map(|r| r.bytes_freed()).sum();
         let to_free = select::bytes_to_free(&usage, target);
         let percent = select::used_percent(&usage);
-        plan = plan.check(Check::pass(
-            "usage",
-            format!(
-                "{mountpoint} on {} is {percent:.1}% used ({} of {}), target {target}%{}",
-                node::name(),
-                format_bytes(usage.used_bytes),
-                format_bytes(usage.used_bytes + usage.available_bytes),
-                if to_free > 0 {
-                    format!(": {} to free", format_bytes(to_free))
-                } else {
-                    String::new()
-                }
-            ),
-        ));
+        plan = plan.check(usage_check(&mountpoint, &usage, target, to_free));
         if to_free == 0 {
             plan.summary = if freed_before > 0 {
                 format!(
@@ -296,6 +283,26 @@ impl Plugin for DiskCleanup {
     }
 }
 
+/// How full the filesystem is, on which node, against the target, and
+/// (when `to_free` is not 0) how much is to be freed.
+fn usage_check(mountpoint: &str, usage: &fs::DiskUsage, target: f64, to_free: u64) -> Check {
+    let to_free = if to_free > 0 {
+        format!(": {} to free", format_bytes(to_free))
+    } else {
+        String::new()
+    };
+    Check::pass(
+        "usage",
+        format!(
+            "{mountpoint} on {} is {:.1}% used ({} of {}), target {target}%{to_free}",
+            node::name(),
+            select::used_percent(usage),
+            format_bytes(usage.used_bytes),
+            format_bytes(usage.used_bytes + usage.available_bytes)
+        ),
+    )
+}
+
 /// The alert's mount point as this host names it: without `prefix`.
 fn host_mount_point(alerted: &str, prefix: &str) -> String {
     match alerted.strip_prefix(prefix) {
@@ -340,15 +347,8 @@ fn nothing_configured_on(
         }
     };
     let percent = select::used_percent(&usage);
-    let mut plan = plan.check(Check::pass(
-        "usage",
-        format!(
-            "{mountpoint} on {} is {percent:.1}% used ({} of {}), target {target}%",
-            node::name(),
-            format_bytes(usage.used_bytes),
-            format_bytes(usage.used_bytes + usage.available_bytes)
-        ),
-    ));
+    // Nothing configured can free any of it, so no amount "to free" is given.
+    let mut plan = plan.check(usage_check(mountpoint, &usage, target, 0));
     plan.summary = format!("no directory to clean is on {mountpoint} ({percent:.1}% used)");
     if select::bytes_to_free(&usage, target) == 0 {
         return plan;
