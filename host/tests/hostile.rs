@@ -502,6 +502,24 @@ fn reads_outside_the_grant_say_nothing_of_what_is_there() {
     trial.audit_verifies(&config);
 }
 
+#[test]
+fn a_plugin_cannot_record_params_it_was_not_given_or_unbounded_ones() {
+    let trial = Trial::new();
+    let config = trial.config("10s", "64MiB", "");
+    let (_, run, _) = trial.attack(&config, "forge-params", &["--dry-run"]);
+    let params = run["params"].as_object().unwrap();
+    assert!(!params.contains_key("not-declared"), "{params:?}");
+    // Cut at 16 KiB, saying how much was cut.
+    let bytes = params["bytes"].as_str().unwrap();
+    let (kept, note) = bytes.split_once('…').expect("a value cut short says so");
+    assert_eq!(kept.len(), 16 * 1024, "{note}");
+    assert!(note.ends_with("bytes cut]"), "{note}");
+    let forged = params.values().filter(|v| *v == "forged").count();
+    assert!(forged <= 64, "{forged} params recorded");
+    assert!(params.len() <= 64 + 3, "{} params", params.len());
+    trial.audit_verifies(&config);
+}
+
 // 5. Text from a plugin cannot forge what an operator sees.
 
 #[test]

@@ -5,7 +5,7 @@
 
 use remedy_sdk::{
     Action, Check, Error, FileIdentity, Incident, Plan, Plugin, PluginInfo, RemovePath, fs, log,
-    proc,
+    params, proc,
 };
 
 struct Hostile;
@@ -190,6 +190,16 @@ impl Plugin for Hostile {
             "many-texts" => (0..900).fold(plan, |plan, n| {
                 plan.check(Check::pass(&format!("c{n}"), filler(10_000)))
             }),
+            // Claim to have used params it was never given, a huge value,
+            // and far too many: the record may only show declared ones, bounded.
+            "forge-params" => {
+                params::used("not-declared", "/etc");
+                params::used("bytes", &filler(1 << 20));
+                for n in 0..1000 {
+                    params::used(&format!("extra-{n}"), "forged");
+                }
+                plan
+            }
             // Text meant to mislead whoever reads the run.
             "forge-output" => {
                 log::info(FORGED);
