@@ -325,17 +325,19 @@ docker_labels = ["{GRANTED}"]
 #[test]
 fn disk_cleanup_without_the_gc_grant_skips_the_gc_and_still_frees_space() {
     // Nomad answers reads, but the grants allow no client GC: the plan must
-    // not propose one (it would be denied, and with it every file).
-    let (nomad, _) = nomad_with_this_node();
-    let fs = full_cache();
-    let root = fs.path.clone();
-    let dir = tempfile::tempdir().unwrap();
-    let r = root.display();
-    let path = dir.path().join("remedy.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
+    // not propose one (it would be denied, and with it every file). With no
+    // Nomad or Docker grant at all the plugin loads and the tier is skipped too.
+    let only_reads = "nomad = [\"read\"]\ndocker = [\"read\"]";
+    for owner_grants in [only_reads, ""] {
+        let (nomad, _) = nomad_with_this_node();
+        let fs = full_cache();
+        let r = fs.path.display();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("remedy.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
 [nomad]
 address = "{}"
 retries = 0
@@ -351,34 +353,34 @@ params = {{ mountpoint = "{r}", sandbox_dirs = "", cache_dirs = "{r}/cache", log
 fs_read = ["{r}"]
 fs_remove = ["{r}/cache"]
 proc = ["read"]
-nomad = ["read"]
-docker = ["read"]
+{owner_grants}
 "#,
-            nomad.address()
-        ),
-    )
-    .unwrap();
+                nomad.address()
+            ),
+        )
+        .unwrap();
 
-    let (code, run) = run(dir.path(), &path, "disk-cleanup", &["--apply"]);
-    assert_eq!(code, 0, "{run:#}");
-    assert_eq!(run["status"], "succeeded", "{run:#}");
-    let checks = run["rounds"][0]["plan"]["checks"].to_string();
-    assert!(
-        checks.contains("no client GC: not granted"),
-        "the GC tier must say why it was skipped: {checks}"
-    );
-    let actions = run["actions"].as_array().unwrap();
-    assert!(
-        !actions.is_empty() && actions.iter().all(|a| a["action"]["kind"] == "remove-path"),
-        "{run:#}"
-    );
-    assert!(
-        nomad.world().writes().is_empty(),
-        "nothing was sent to Nomad"
-    );
-    assert!(
-        fs.used_percent() <= 50.0,
-        "target not reached: {}%",
-        fs.used_percent()
-    );
+        let (code, run) = run(dir.path(), &path, "disk-cleanup", &["--apply"]);
+        assert_eq!(code, 0, "{owner_grants:?}: {run:#}");
+        assert_eq!(run["status"], "succeeded", "{run:#}");
+        let checks = run["rounds"][0]["plan"]["checks"].to_string();
+        assert!(
+            checks.contains("no client GC: not granted"),
+            "the GC tier must say why it was skipped: {checks}"
+        );
+        let actions = run["actions"].as_array().unwrap();
+        assert!(
+            !actions.is_empty() && actions.iter().all(|a| a["action"]["kind"] == "remove-path"),
+            "{run:#}"
+        );
+        assert!(
+            nomad.world().writes().is_empty(),
+            "nothing was sent to Nomad"
+        );
+        assert!(
+            fs.used_percent() <= 50.0,
+            "{owner_grants:?}: target not reached: {}%",
+            fs.used_percent()
+        );
+    }
 }

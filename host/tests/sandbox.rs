@@ -246,32 +246,42 @@ fn forged_identities_and_symlinks_are_refused_at_execution() {
 }
 
 #[test]
-fn interfaces_without_a_grant_are_refused_at_load_naming_the_fix() {
+fn interfaces_without_a_grant_load_but_every_call_is_denied_naming_the_fix() {
+    let place = Playground::new();
     let host = Host::new();
-    let load = |grants: Grants| {
-        host.engine.load(PluginSpec {
-            name: "hostile".into(),
-            wasm: common::wasm("hostile").into(),
-            sha256_pin: None,
-            grants,
-            limits: fast_limits(),
-        })
-    };
-    let mut no_proc = Grants::default();
-    no_proc.fs.read = vec!["/tmp".into()];
-    let error = load(no_proc).err().expect("proc is not granted");
-    assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
-    let text = error.to_string();
+    let plugin = host.load("hostile", Grants::default(), fast_limits());
+    let ungranted: Vec<&str> = plugin
+        .ungranted()
+        .iter()
+        .map(|(import, _)| *import)
+        .collect();
     assert!(
-        text.contains("remedy:plugin/proc@0.1.0") && text.contains(r#"proc = ["read"]"#),
-        "{text}"
+        ungranted.contains(&"remedy:plugin/fs@0.1.0")
+            && ungranted.contains(&"remedy:plugin/proc@0.1.0"),
+        "{ungranted:?}"
     );
 
-    let error = load(Grants::default()).err().expect("fs is not granted");
+    let processes = attack(&host, &plugin, "processes", &place.granted(), true);
+    let plan = processes.rounds[0].plan.as_ref().unwrap();
+    let check = plan.checks.iter().find(|c| c.name == "processes").unwrap();
     assert!(
-        error.to_string().contains("remedy:plugin/fs@0.1.0"),
-        "{error}"
+        check.detail.contains("Denied") && check.detail.contains("the operator adds proc = ["),
+        "{}",
+        check.detail
     );
+    assert_eq!(denied_lines(&processes).len(), 1);
+
+    let read = attack(&host, &plugin, "read", &place.granted().join("file"), true);
+    let plan = read.rounds[0].plan.as_ref().unwrap();
+    for check in &plan.checks {
+        assert!(
+            check.detail.contains("Denied") && !check.detail.contains("mine"),
+            "{}: {}",
+            check.name,
+            check.detail
+        );
+    }
+    assert_eq!(denied_lines(&read).len(), plan.checks.len());
 }
 
 #[test]

@@ -53,8 +53,8 @@ pub trait Capability {
     /// Its read interface for one plugin instance: it refuses (and notes)
     /// every call outside the grant before it looks.
     type Reader: Send + 'static;
-    /// The grant line that would let a plugin import the interface, when
-    /// `grant` does not.
+    /// The grant line that would let a plugin read through the interface,
+    /// when `grant` does not (its calls are then denied).
     fn missing(grant: &Self::Grant) -> Option<&'static str>;
     /// What is wrong with `grant`, each problem naming its key.
     fn problems(grant: &Self::Grant) -> Vec<String>;

@@ -44,6 +44,12 @@ pub fn config(cli: &Cli, command: &ConfigCommand) -> Result<u8> {
                             "ok    plugin {} {} ({})",
                             plugin_loaded.name, plugin_loaded.info.version, plugin.source
                         );
+                        for (import, grant) in plugin_loaded.ungranted() {
+                            println!(
+                                "note  plugin {}: {import} is not granted, so its calls are denied; {grant} allows it",
+                                plugin_loaded.name
+                            );
+                        }
                         loaded.push((plugin, plugin_loaded));
                     }
                     Err(error) => {

@@ -113,8 +113,19 @@ fn inspect(
         }
     );
     out.push_str("\nimports:\n");
+    let ungranted = plugin.ungranted();
     for import in &plugin.imports {
-        let _ = writeln!(out, "  {import}");
+        match ungranted.iter().find(|(name, _)| name == import) {
+            Some((_, grant)) => {
+                let _ = writeln!(
+                    out,
+                    "  {import}  (not granted: calls are denied; {grant} allows it)"
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  {import}");
+            }
+        }
     }
     out.push_str("\nparams:\n");
     let rows: Vec<Vec<String>> = info

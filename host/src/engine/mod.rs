@@ -40,16 +40,6 @@ pub enum LoadError {
     },
     #[error("plugin `{plugin}` is not a valid remedy component: {detail}")]
     Invalid { plugin: String, detail: String },
-    #[error(
-        "plugin `{plugin}` imports interfaces it is not granted; under [plugin.grants] \
-         for `{plugin}` in the config, {}",
-        missing.iter().map(|(import, grant)| format!("add {grant} (for {import})")).collect::<Vec<_>>().join("; ")
-    )]
-    NotGranted {
-        plugin: String,
-        /// Each import that is not granted, with the grant line that would allow it.
-        missing: Vec<(String, &'static str)>,
-    },
     #[error("plugin `{plugin}`: describe() failed: {failure}")]
     Describe { plugin: String, failure: Failure },
 }
@@ -100,6 +90,23 @@ pub struct LoadedPlugin {
     pub limits: PluginLimits,
     pub cache: CacheUse,
     pre: PluginPre<RunContext>,
+}
+
+impl LoadedPlugin {
+    /// remedy interfaces the plugin imports but holds no read grant for, each
+    /// with the grant line that would allow it. Such a plugin still loads:
+    /// the grant, not the import, is the boundary. Every call through these
+    /// answers `denied` and is noted in the run record, and a plugin that
+    /// asks `grants.readable` first skips that tier without a denial.
+    pub fn ungranted(&self) -> Vec<(&str, &'static str)> {
+        self.imports
+            .iter()
+            .filter_map(|import| {
+                let grant = self.grants.missing_for(remedy_interface(import)?)?;
+                Some((import.as_str(), grant))
+            })
+            .collect()
+    }
 }
 
 pub struct PluginEngine {
@@ -190,17 +197,6 @@ impl PluginEngine {
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        // Every missing grant at once, so one fix round is enough.
-        let missing: Vec<(String, &'static str)> = imports
-            .iter()
-            .filter_map(|import| {
-                let grant = spec.grants.missing_for(remedy_interface(import)?)?;
-                Some((import.clone(), grant))
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(LoadError::NotGranted { plugin, missing });
-        }
         let pre = self
             .linker
             .instantiate_pre(&component)
