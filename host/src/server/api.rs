@@ -3,7 +3,7 @@
 //! `webhook.rs`, the runs API in `runs_api.rs`.
 
 use super::metrics::RouteLabels;
-use super::{Shared, runs_api, webhook};
+use super::{Shared, openapi, runs_api, webhook};
 use crate::store::StoreError;
 use axum::Json;
 use axum::Router;
@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -25,10 +25,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/-/reload", post(reload).put(reload))
+        .route("/v1/openapi.json", get(openapi::document))
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
 }
 
-/// A refusal, as JSON `{"status": "error", "error": ...}`.
+/// A refusal, as JSON `{"kind": ..., "message": ...}` ([`ErrorBody`]).
 #[derive(Debug)]
 pub(super) struct HttpError {
     pub(super) status: StatusCode,
@@ -56,9 +59,49 @@ impl HttpError {
     }
 }
 
+/// Why a request was refused: a kind a program can branch on, and a
+/// message for the person reading it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(super) struct ErrorBody {
+    #[schema(schema_with = error_kind)]
+    kind: &'static str,
+    message: String,
+}
+
+/// Each refusal's kind, by its status code.
+const ERROR_KINDS: [(StatusCode, &str); 9] = [
+    (StatusCode::BAD_REQUEST, "bad-request"),
+    (StatusCode::UNAUTHORIZED, "unauthorized"),
+    (StatusCode::NOT_FOUND, "not-found"),
+    (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+    (StatusCode::CONFLICT, "conflict"),
+    (StatusCode::GONE, "gone"),
+    (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+];
+
+fn error_kind() -> utoipa::openapi::schema::Object {
+    crate::json::one_of(ERROR_KINDS.map(|(_, kind)| kind))
+}
+
+impl HttpError {
+    fn body(&self) -> ErrorBody {
+        let kind = ERROR_KINDS
+            .iter()
+            .find(|(status, _)| *status == self.status)
+            .map_or("internal", |(_, kind)| kind);
+        ErrorBody {
+            kind,
+            message: self.message.clone(),
+        }
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"status": "error", "error": self.message}));
+        let body = Json(self.body());
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {
@@ -87,6 +130,26 @@ impl From<StoreError> for HttpError {
             }
         }
     }
+}
+
+async fn no_such_endpoint(uri: axum::http::Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "remedy has no endpoint {}; /v1/openapi.json lists them",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} does not take {method}; /v1/openapi.json lists what it takes",
+            uri.path()
+        ),
+    )
 }
 
 pub(super) fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), HttpError> {
@@ -118,7 +181,12 @@ pub(super) async fn blocking<T: Send + 'static>(
     })
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, HttpError> {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus metrics in the OpenMetrics text format", content_type = "application/openmetrics-text", body = String),
+        (status = 503, description = "The state store cannot be read", body = ErrorBody),
+    ))]
+pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, HttpError> {
     let text = blocking(move || {
         let metrics = &shared.metrics;
         metrics.queue_depth.set(shared.ingest.queue_depth()? as i64);
@@ -145,17 +213,38 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, HttpErro
         .into_response())
 }
 
+/// The answer to a reload: the config now in force.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Reloaded {
+    reloaded: bool,
+    /// Where the config came from, its routes, and each plugin's sha256 and grants.
+    #[schema(value_type = Object)]
+    config: Value,
+}
+
 /// Reload the config, as SIGHUP does. An invalid config is refused with 500
 /// and the reason (as in Prometheus), and the running one stays.
-async fn reload(
+#[utoipa::path(post, path = "/-/reload", tag = "operations",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The new config is in force", body = Reloaded),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 500, description = "The new config is invalid; the running one stays", body = ErrorBody),
+    ))]
+pub(super) async fn reload(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<Reloaded>, HttpError> {
     authenticate(&shared, &headers)?;
     blocking(move || {
         shared
             .reload("POST /-/reload")
-            .map(|summary| Json(json!({ "reloaded": true, "config": summary })))
+            .map(|config| {
+                Json(Reloaded {
+                    reloaded: true,
+                    config,
+                })
+            })
             .map_err(|why| {
                 HttpError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -166,11 +255,18 @@ async fn reload(
     .await
 }
 
-async fn healthy() -> &'static str {
+#[utoipa::path(get, path = "/-/healthy", tag = "operations",
+    responses((status = 200, description = "remedy is running", content_type = "text/plain", body = String)))]
+pub(super) async fn healthy() -> &'static str {
     "remedy is healthy.\n"
 }
 
-async fn ready(State(shared): State<Arc<Shared>>) -> Result<&'static str, HttpError> {
+#[utoipa::path(get, path = "/-/ready", tag = "operations",
+    responses(
+        (status = 200, description = "remedy takes alerts", content_type = "text/plain", body = String),
+        (status = 503, description = "Shutting down, or the state store cannot be read", body = ErrorBody),
+    ))]
+pub(super) async fn ready(State(shared): State<Arc<Shared>>) -> Result<&'static str, HttpError> {
     if shared.is_stopping() {
         return Err(HttpError::unavailable("remedy is shutting down"));
     }

@@ -11,6 +11,7 @@ pub mod auth;
 mod dispatch;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 mod runs_api;
 mod tls;
 mod webhook;

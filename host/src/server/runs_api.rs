@@ -2,33 +2,57 @@
 //! rejecting a plan that waits for a human.
 
 use super::Shared;
-use super::api::{HttpError, authenticate, blocking};
+use super::api::{ErrorBody, HttpError, authenticate, blocking};
 use crate::config::parse_since;
-use crate::store::{ApprovalError, RunFilter, RunStatus};
+use crate::store::{ApprovalError, RunDetail, RunFilter, RunStatus, RunSummary};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+/// Filters on the run history; any unknown one is refused.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RunsQuery {
+    /// Only runs of this plugin.
     plugin: Option<String>,
+    /// Only runs of this route.
     route: Option<String>,
+    /// Only runs for this node.
     node: Option<String>,
+    /// Only runs that ended (or stand) so, e.g. `succeeded`, `escalated`.
+    #[param(value_type = Option<RunStatus>)]
     outcome: Option<String>,
+    /// Only runs created since: a duration (`1h`) or an RFC 3339 time.
     since: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
     limit: Option<u32>,
 }
 
+/// Runs, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RunList {
+    runs: Vec<RunSummary>,
+}
+
+#[utoipa::path(get, path = "/v1/runs", tag = "runs",
+    params(RunsQuery),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Runs matching the filters, newest first", body = RunList),
+        (status = 400, description = "An unknown filter or a value that does not parse", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 503, description = "The state store cannot be read", body = ErrorBody),
+    ))]
 pub(super) async fn list_runs(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<RunList>, HttpError> {
     authenticate(&shared, &headers)?;
     let Query(query) = query.map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let status = match query.outcome.as_deref() {
@@ -57,25 +81,82 @@ pub(super) async fn list_runs(
         limit: query.limit.unwrap_or(100).min(1000),
     };
     let runs = blocking(move || Ok(shared.ingest.list_runs(&filter)?)).await?;
-    Ok(Json(json!({"runs": runs})))
+    Ok(Json(RunList { runs }))
 }
 
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "A run id, or a prefix naming one run")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The run in full: alert, params used, every round's plan, actions and logs", body = RunDetail),
+        (status = 400, description = "The prefix names more than one run", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 404, description = "No run has that id", body = ErrorBody),
+        (status = 503, description = "The state store cannot be read", body = ErrorBody),
+    ))]
 pub(super) async fn get_run(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<RunDetail>, HttpError> {
     authenticate(&shared, &headers)?;
     let run = blocking(move || Ok(shared.ingest.get_run(&id)?)).await?;
-    Ok(Json(serde_json::to_value(run).expect("runs serialise")))
+    Ok(Json(run))
 }
 
 /// What an approver may say: who they are (beyond the credentials) and why.
-#[derive(Debug, Default, serde::Deserialize)]
+/// The body may also be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Decision {
+pub(super) struct Decision {
+    /// Who decides; recorded with the credentials it came with.
     by: Option<String>,
+    /// Why; recorded with a rejection.
     reason: Option<String>,
+}
+
+/// An approved plan, queued to run exactly as approved.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ApprovedRun {
+    id: String,
+    status: RunStatus,
+    /// The sha256 of the plan that was approved; a different plan is refused.
+    plan_hash: String,
+    /// How many actions the approved plan holds.
+    actions: usize,
+    approved_by: String,
+}
+
+/// A rejected plan: the run is cancelled and nothing runs.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RejectedRun {
+    id: String,
+    status: RunStatus,
+}
+
+/// The refusals both decisions share, for the OpenAPI document only: the
+/// handlers answer with `HttpError`, whose status picks the case.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum DecisionRefused {
+    /// The body is not a decision
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Missing or wrong credentials
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No run has that id
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The run is not awaiting approval
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The approval window has passed; the run was cancelled
+    #[response(status = 410)]
+    Gone(ErrorBody),
+    /// The state store cannot be written
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// Who is deciding: the name given, and the credentials it came with.
@@ -145,37 +226,56 @@ impl From<ApprovalError> for HttpError {
     }
 }
 
+#[utoipa::path(post, path = "/v1/runs/{id}/approve", tag = "runs",
+    params(("id" = String, Path, description = "A run awaiting approval, or a prefix naming it")),
+    request_body(content = Option<Decision>, description = "Who approves; may be empty"),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Approved and queued", body = ApprovedRun),
+        DecisionRefused,
+    ))]
 pub(super) async fn approve_run(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<ApprovedRun>, HttpError> {
     let (_, by) = decider(&shared, &headers, &body)?;
     let ttl = shared.live().config.approval_ttl;
     let worker = shared.clone();
     let approver = by.clone();
     let approved = blocking(move || Ok(worker.ingest.approve(&id, &approver, ttl)?)).await?;
     shared.wake.notify_one();
-    Ok(Json(json!({
-        "id": approved.id,
-        "status": "queued",
-        "plan_hash": approved.plan_hash,
-        "actions": approved.actions,
-        "approved_by": by,
-    })))
+    Ok(Json(ApprovedRun {
+        id: approved.id,
+        status: RunStatus::Queued,
+        plan_hash: approved.plan_hash,
+        actions: approved.actions,
+        approved_by: by,
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/runs/{id}/reject", tag = "runs",
+    params(("id" = String, Path, description = "A run awaiting approval, or a prefix naming it")),
+    request_body(content = Option<Decision>, description = "Who rejects and why; may be empty"),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Rejected; the run is cancelled", body = RejectedRun),
+        DecisionRefused,
+    ))]
 pub(super) async fn reject_run(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<RejectedRun>, HttpError> {
     let (decision, by) = decider(&shared, &headers, &body)?;
     let why = decision.reason.unwrap_or_else(|| "no reason given".into());
     let worker = shared.clone();
     let rejected_id = id.clone();
     blocking(move || Ok(worker.ingest.reject(&rejected_id, &by, &why)?)).await?;
-    Ok(Json(json!({ "id": id, "status": "cancelled" })))
+    Ok(Json(RejectedRun {
+        id,
+        status: RunStatus::Cancelled,
+    }))
 }

@@ -3,7 +3,7 @@
 //! transaction before the 202.
 
 use super::Shared;
-use super::api::{HttpError, authenticate, blocking};
+use super::api::{ErrorBody, HttpError, authenticate, blocking};
 use super::dispatch::{Ended, notify};
 use super::metrics::{AlertLabels, CodeLabels, observe};
 use crate::alert::{PayloadLimits, fingerprint, parse_webhook};
@@ -18,11 +18,42 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The answer to a delivery: what became of each alert, on each route.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Accepted {
+    #[schema(schema_with = accepted)]
+    status: &'static str,
+    alerts: Vec<AlertAdmitted>,
+}
+
+/// What became of one alert.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AlertAdmitted {
+    /// Computed by remedy from the labels.
+    fingerprint: String,
+    #[schema(schema_with = crate::json::alert_status)]
+    status: &'static str,
+    outcomes: Vec<Admission>,
+}
+
+fn accepted() -> utoipa::openapi::schema::Object {
+    crate::json::one_of(["accepted"])
+}
+
+#[utoipa::path(post, path = "/v1/alerts", tag = "alerts",
+    request_body(content = Object, description = "Alertmanager's webhook payload (version 4)"),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 202, description = "Every alert is admitted durably: queued, escalated, or recorded as a duplicate, cooling down, unrouted or resolved", body = Accepted),
+        (status = 400, description = "The body is not an Alertmanager webhook payload", body = ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 413, description = "The body is larger than max_body", body = ErrorBody),
+        (status = 503, description = "Shutting down, the queue is full, or the state store cannot be written; Alertmanager retries", body = ErrorBody),
+    ))]
 pub(super) async fn post_alerts(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -52,7 +83,11 @@ pub(super) async fn post_alerts(
     response
 }
 
-async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<Value, HttpError> {
+async fn accept(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, HttpError> {
     if shared.is_stopping() {
         return Err(HttpError::unavailable("remedy is shutting down"));
     }
@@ -100,7 +135,7 @@ async fn accept(shared: Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<
 }
 
 /// Route every alert and admit the batch in one transaction.
-fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Value, HttpError> {
+fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Accepted, HttpError> {
     let live = shared.live();
     for alert in &mut alerts {
         // Computed, not taken from the sender: a forged fingerprint could
@@ -124,12 +159,15 @@ fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Value, HttpError> {
             AdmitError::QueueFull { .. } => HttpError::unavailable(error.to_string()),
             AdmitError::Store(store) => HttpError::from(store),
         })?;
-    let report: Vec<Value> = alerts
+    let alerts = alerts
         .iter()
-        .zip(&admitted)
+        .zip(admitted)
         .map(|(alert, admissions)| report(shared, alert, admissions))
         .collect();
-    Ok(json!({"status": "accepted", "alerts": report}))
+    Ok(Accepted {
+        status: "accepted",
+        alerts,
+    })
 }
 
 /// A run a firing alert would start on one of its routes.
@@ -199,37 +237,37 @@ fn incoming<'a>(alert: &'a Alert, placed: &'a [Placed<'_>]) -> Incoming<'a> {
 }
 
 /// What became of `alert`, counted in the metrics, logged, and answered.
-fn report(shared: &Shared, alert: &Alert, admissions: &[Admission]) -> Value {
+fn report(shared: &Shared, alert: &Alert, admissions: Vec<Admission>) -> AlertAdmitted {
     let status = alert.status.as_str();
-    let outcomes: Vec<Value> = admissions
-        .iter()
-        .map(|admission| {
-            if let Admission::Escalated {
-                route,
-                run_id,
-                reason,
-            } = admission
-            {
-                notify_escalated(shared, alert, route, run_id, reason);
-            }
-            shared
-                .metrics
-                .alerts
-                .get_or_create(&AlertLabels {
-                    status,
-                    outcome: admission.outcome(),
-                })
-                .inc();
-            serde_json::to_value(admission).expect("admissions serialise")
-        })
-        .collect();
+    for admission in &admissions {
+        if let Admission::Escalated {
+            route,
+            run_id,
+            reason,
+        } = admission
+        {
+            notify_escalated(shared, alert, route, run_id, reason);
+        }
+        shared
+            .metrics
+            .alerts
+            .get_or_create(&AlertLabels {
+                status,
+                outcome: admission.outcome(),
+            })
+            .inc();
+    }
     tracing::info!(
         fingerprint = %alert.fingerprint,
         status,
         outcomes = %admissions.iter().map(Admission::outcome).collect::<Vec<_>>().join(","),
         "alert received"
     );
-    json!({"fingerprint": alert.fingerprint, "status": status, "outcomes": outcomes})
+    AlertAdmitted {
+        fingerprint: alert.fingerprint.clone(),
+        status,
+        outcomes: admissions,
+    }
 }
 
 /// Tell people that a run was recorded and not executed here.

@@ -6,8 +6,9 @@ use crate::contract::{Action, Alert, Plan};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::time::SystemTime;
+use utoipa::ToSchema;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct RunSummary {
     pub id: String,
     pub plugin: String,
@@ -25,44 +26,51 @@ pub struct RunSummary {
     pub duration_ms: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ActionRecord {
     pub round: u32,
     pub seq: u32,
+    #[schema(schema_with = crate::json::action_kind)]
     pub kind: String,
     #[serde(serialize_with = "crate::json::with::action")]
+    #[schema(value_type = crate::json::ActionJson)]
     pub action: Action,
     /// `intent` until the result is recorded.
+    #[schema(schema_with = crate::json::action_status)]
     pub status: String,
     pub detail: String,
     pub duration_us: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct RoundRecord {
     pub round: u32,
     #[serde(serialize_with = "crate::json::with::plan")]
+    #[schema(value_type = crate::json::PlanJson)]
     pub plan: Plan,
     pub instantiate_us: u64,
     pub plan_us: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub summary: RunSummary,
     pub plugin_version: String,
     pub plugin_sha256: String,
     #[serde(serialize_with = "crate::json::with::alert")]
+    #[schema(value_type = crate::json::AlertJson)]
     pub alert: Alert,
+    /// The parameters the run used, alert-derived ones included.
     #[serde(serialize_with = "crate::json::with::pairs")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub params: Vec<(String, String)>,
     pub rounds: Vec<RoundRecord>,
     pub actions: Vec<ActionRecord>,
     pub logs: Vec<LoggedLine>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct LoggedLine {
     pub round: u32,
     pub level: String,

@@ -50,7 +50,7 @@ pub enum StoreError {
 }
 
 /// How a run ended (or that it has not yet).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
     Running,

@@ -48,7 +48,7 @@ pub enum Incoming<'a> {
 
 /// What became of one alert on one route, as the webhook's answer and the
 /// audit record show it: `{"outcome": "queued", "route": ..., "run": ...}`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Admission {
     Queued {

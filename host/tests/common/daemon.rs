@@ -218,8 +218,10 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String) {
-        try_request(self.addr, method, path, headers, body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()))
+        let (status, answer) = try_request(self.addr, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()));
+        super::openapi::check_answer(method, path, status, &answer);
+        (status, answer)
     }
 
     /// The runs `/v1/runs` lists for `query`.

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod dockerd;
 pub mod netns;
 pub mod nomad_double;
+pub mod openapi;
 
 /// Config sections that point Nomad and Docker at nothing, so a test never
 /// reaches a real agent or engine the machine happens to run.
