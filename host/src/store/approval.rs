@@ -2,9 +2,9 @@
 //! its plan and the plan's hash; approving queues it to execute exactly that
 //! plan, within a time limit; rejecting closes it. Each step is audited.
 
+use super::sql::args;
 use super::{Store, StoreError, audit, now_ms, to_json};
 use crate::contract::Action;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ impl Store {
         self.in_tx(|c| {
             c.execute(
                 "UPDATE runs SET approval_plan = ?2, approval_hash = ?3 WHERE id = ?1",
-                params![id, to_json(actions), hash],
+                args![id, to_json(actions), hash],
             )?;
             let body = serde_json::json!({ "plan_hash": hash, "actions": actions.len() });
             audit::append(c, "approval-requested", Some(id), &body)
@@ -70,8 +70,7 @@ impl Store {
     pub fn approve(&self, id: &str, by: &str, ttl: Duration) -> Result<Approved, ApprovalError> {
         let id = self.resolve(id)?;
         let mut expired = None;
-        let approved = self.with(|c| {
-            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
+        let approved = self.in_tx(|tx| {
             let (status, since, hash, plan, plugin): (
                 String,
                 Option<i64>,
@@ -81,7 +80,7 @@ impl Store {
             ) = tx.query_row(
                 "SELECT status, finished_ms, approval_hash, approval_plan, plugin
                  FROM runs WHERE id = ?1",
-                [&id],
+                args![id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )?;
             if status != "awaiting-approval" {
@@ -92,28 +91,26 @@ impl Store {
                 let why = format!("approval expired after {}", humantime::format_duration(ttl));
                 tx.execute(
                     "UPDATE runs SET status = 'cancelled', reason = ?2, finished_ms = ?3 WHERE id = ?1",
-                    params![id, why, now_ms()],
+                    args![id, why, now_ms()],
                 )?;
                 let body = serde_json::json!({ "by": by, "waited_ms": waited.as_millis() as u64 });
-                audit::append(&tx, "approval-expired", Some(&id), &body)?;
-                tx.commit()?;
+                audit::append(tx, "approval-expired", Some(&id), &body)?;
                 expired = Some(waited);
                 return Ok(Err(status));
             }
             let hash = hash.unwrap_or_default();
             tx.execute(
-                "UPDATE runs SET status = 'queued', dry_run = 0, approval = 0, owner = NULL,
+                "UPDATE runs SET status = 'queued', dry_run = FALSE, approval = FALSE, owner = NULL,
                         finished_ms = NULL, approved_by = ?2, approved_ms = ?3,
                         reason = 'approved by ' || ?2
                  WHERE id = ?1",
-                params![id, by, now_ms()],
+                args![id, by, now_ms()],
             )?;
             let actions = plan
                 .and_then(|p| serde_json::from_str::<Vec<Action>>(&p).ok())
                 .map_or(0, |a| a.len());
             let body = serde_json::json!({ "by": by, "plan_hash": hash });
-            audit::append(&tx, "approved", Some(&id), &body)?;
-            tx.commit()?;
+            audit::append(tx, "approved", Some(&id), &body)?;
             Ok(Ok(Approved {
                 id: id.clone(),
                 plugin,
@@ -140,7 +137,7 @@ impl Store {
             let changed = c.execute(
                 "UPDATE runs SET status = 'cancelled', reason = ?2, finished_ms = ?3
                  WHERE id = ?1 AND status = 'awaiting-approval'",
-                params![id, format!("rejected by {by}: {why}"), now_ms()],
+                args![id, format!("rejected by {by}: {why}"), now_ms()],
             )?;
             if changed == 1 {
                 let body = serde_json::json!({ "by": by, "why": why });
@@ -152,8 +149,9 @@ impl Store {
             return Ok(());
         }
         let status = self.with(|c| {
-            c.query_row("SELECT status FROM runs WHERE id = ?1", [&id], |r| r.get(0))
-                .optional()
+            c.query_opt("SELECT status FROM runs WHERE id = ?1", args![id], |r| {
+                r.get(0)
+            })
         })?;
         Err(ApprovalError::NotAwaiting {
             id,
@@ -166,7 +164,7 @@ impl Store {
         self.with(|c| {
             c.query_row(
                 "SELECT COALESCE(MAX(round) + 1, 0) FROM rounds WHERE run_id = ?1",
-                [id],
+                args![id],
                 |r| r.get(0),
             )
         })

@@ -3,8 +3,8 @@
 //! hash are kept apart as the head, so editing, deleting, reordering or
 //! cutting off records is found by `verify`.
 
+use super::sql::{Db, Result as DbResult, Row, ToValue, args};
 use super::{Store, StoreError, now_ms, rfc3339};
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 pub(super) const SCHEMA: &str = "
@@ -77,11 +77,11 @@ fn hash(seq: i64, at_ms: i64, kind: &str, run_id: Option<&str>, body: &str, prev
 /// The end of run `id`, with its status and reason, inside the caller's
 /// transaction: every way a run ends writes this one record.
 pub(super) fn append_finished(
-    c: &Connection,
+    c: &mut dyn Db,
     id: &str,
     status: super::RunStatus,
     reason: &str,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
     append(c, "finished", Some(id), &body)
 }
@@ -89,17 +89,12 @@ pub(super) fn append_finished(
 /// Append a record inside the caller's transaction, so the audit and the
 /// state it describes are committed together or not at all.
 pub(super) fn append(
-    c: &Connection,
+    c: &mut dyn Db,
     kind: &str,
     run_id: Option<&str>,
     body: &serde_json::Value,
-) -> rusqlite::Result<()> {
-    let (last, prev): (i64, String) = c
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?
-        .unwrap_or((0, GENESIS.to_string()));
+) -> DbResult<()> {
+    let (last, prev) = head(c)?.unwrap_or((0, GENESIS.to_string()));
     let seq = last + 1;
     let at = now_ms();
     let body = body.to_string();
@@ -107,17 +102,26 @@ pub(super) fn append(
     c.execute(
         "INSERT INTO audit (seq, at_ms, kind, run_id, body, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![seq, at, kind, run_id, body, prev, hash],
+        args![seq, at, kind, run_id, body, prev, hash],
     )?;
     c.execute(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
          ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![seq, hash],
+        args![seq, hash],
     )?;
     Ok(())
 }
 
-fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
+/// The newest record's number and hash, as kept apart from the records.
+fn head(c: &mut dyn Db) -> DbResult<Option<(i64, String)>> {
+    c.query_opt(
+        "SELECT seq, hash FROM audit_head WHERE id = 1",
+        &[],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+}
+
+fn record(row: &Row) -> DbResult<(AuditRecord, String)> {
     let at_ms: i64 = row.get(1)?;
     let text: String = row.get(4)?;
     Ok((
@@ -148,72 +152,56 @@ impl Store {
         self.in_tx(|c| append(c, kind, run_id, body))
     }
 
-    /// Walk the whole chain; the first record that does not hold is named.
+    /// Walk the whole chain, a page at a time; the first record that does
+    /// not hold is named.
     pub fn verify_audit(&self) -> Result<Result<Intact, Broken>, StoreError> {
-        self.with(|c| {
-            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
-            let mut rows = query.query([])?;
-            let mut expected_seq = 1;
-            let mut prev = GENESIS.to_string();
-            while let Some(row) = rows.next()? {
-                let (r, text) = record(row)?;
-                let broken = |why: String| Ok(Err(Broken { seq: r.seq, why }));
-                if r.seq != expected_seq {
-                    return Ok(Err(Broken {
-                        seq: expected_seq,
-                        why: format!("missing: the next record is {}", r.seq),
-                    }));
+        const PAGE: u32 = 10_000;
+        let mut expected_seq = 1;
+        let mut prev = GENESIS.to_string();
+        let mut after = i64::MIN;
+        loop {
+            let page = self.with(|c| {
+                c.query_map(
+                    &format!("SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                    args![after, PAGE],
+                    record,
+                )
+            })?;
+            for (r, text) in &page {
+                if let Some(broken) = check_link(r, text, expected_seq, &prev) {
+                    return Ok(Err(broken));
                 }
-                if r.prev_hash != prev {
-                    return broken(format!(
-                        "does not follow record {}: records were deleted, reordered or replaced",
-                        r.seq - 1
-                    ));
-                }
-                let actual = hash(
-                    r.seq,
-                    r.at_ms,
-                    &r.kind,
-                    r.run_id.as_deref(),
-                    &text,
-                    &r.prev_hash,
-                );
-                if actual != r.hash {
-                    return broken("edited: its contents do not match its hash".into());
-                }
-                prev = r.hash;
+                prev.clone_from(&r.hash);
                 expected_seq += 1;
             }
-            let last = expected_seq - 1;
-            let head: Option<(i64, String)> = c
-                .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .optional()?;
-            match head {
-                None if last == 0 => Ok(Ok(Intact {
-                    records: 0,
-                    head: None,
-                })),
-                None => Ok(Err(Broken {
-                    seq: last,
-                    why: "the head (newest record's number and hash) is missing".into(),
-                })),
-                Some((seq, _)) if seq > last => Ok(Err(Broken {
-                    seq: last + 1,
-                    why: format!(
-                        "missing: the trail was cut off after record {last}; it had {seq}"
-                    ),
-                })),
-                Some((seq, hash)) if seq != last || hash != prev => Ok(Err(Broken {
-                    seq: last,
-                    why: format!("does not match the head (record {seq}, {hash})"),
-                })),
-                Some((_, hash)) => Ok(Ok(Intact {
-                    records: last as u64,
-                    head: Some(hash),
-                })),
+            match page.last() {
+                Some((r, _)) if page.len() == PAGE as usize => after = r.seq,
+                _ => break,
             }
+        }
+        let last = expected_seq - 1;
+        let head = self.with(head)?;
+        Ok(match head {
+            None if last == 0 => Ok(Intact {
+                records: 0,
+                head: None,
+            }),
+            None => Err(Broken {
+                seq: last,
+                why: "the head (newest record's number and hash) is missing".into(),
+            }),
+            Some((seq, _)) if seq > last => Err(Broken {
+                seq: last + 1,
+                why: format!("missing: the trail was cut off after record {last}; it had {seq}"),
+            }),
+            Some((seq, hash)) if seq != last || hash != prev => Err(Broken {
+                seq: last,
+                why: format!("does not match the head (record {seq}, {hash})"),
+            }),
+            Some((_, hash)) => Ok(Intact {
+                records: last as u64,
+                head: Some(hash),
+            }),
         })
     }
 
@@ -230,16 +218,45 @@ impl Store {
     fn audit_where(
         &self,
         condition: &str,
-        value: impl rusqlite::ToSql,
+        value: impl ToValue,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.with(|c| {
-            let mut query = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM audit WHERE {condition} ORDER BY seq"
-            ))?;
-            let rows = query.query_map([value], |row| record(row).map(|(r, _)| r))?;
-            rows.collect()
+            c.query_map(
+                &format!("SELECT {COLUMNS} FROM audit WHERE {condition} ORDER BY seq"),
+                args![value],
+                |row| record(row).map(|(r, _)| r),
+            )
         })
     }
+}
+
+/// Why record `r` (stored as `text`) does not follow the chain so far.
+fn check_link(r: &AuditRecord, text: &str, expected_seq: i64, prev: &str) -> Option<Broken> {
+    let broken = |why: String| Some(Broken { seq: r.seq, why });
+    if r.seq != expected_seq {
+        return Some(Broken {
+            seq: expected_seq,
+            why: format!("missing: the next record is {}", r.seq),
+        });
+    }
+    if r.prev_hash != prev {
+        return broken(format!(
+            "does not follow record {}: records were deleted, reordered or replaced",
+            r.seq - 1
+        ));
+    }
+    let actual = hash(
+        r.seq,
+        r.at_ms,
+        &r.kind,
+        r.run_id.as_deref(),
+        text,
+        &r.prev_hash,
+    );
+    if actual != r.hash {
+        return broken("edited: its contents do not match its hash".into());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -259,7 +276,7 @@ mod tests {
     }
 
     fn tamper(store: &Store, sql: &str) {
-        store.with(|c| c.execute_batch(sql)).unwrap();
+        store.with(|c| c.batch(sql)).unwrap();
     }
 
     fn broken(store: &Store) -> Broken {

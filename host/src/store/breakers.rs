@@ -1,8 +1,8 @@
 //! Circuit breakers: a route whose runs keep failing is opened (its runs
 //! only plan) until a human resets it. Opening and resetting are audited.
 
+use super::sql::args;
 use super::{RunStatus, Store, StoreError, now_ms};
-use rusqlite::{OptionalExtension, params};
 use std::time::Duration;
 
 impl Store {
@@ -31,7 +31,7 @@ impl Store {
                                AND status IN ({list}) ORDER BY created_ms DESC LIMIT 1)
                      FROM runs WHERE route = ?1 AND created_ms >= ?2 AND status IN ({list})"
                 ),
-                params![route, since],
+                args![route, since],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
         })
@@ -40,23 +40,22 @@ impl Store {
     /// The open breaker of `route`: its reason.
     pub fn breaker(&self, route: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT reason FROM breakers WHERE route = ?1",
-                [route],
+                args![route],
                 |r| r.get(0),
             )
-            .optional()
         })
     }
 
     /// Every open breaker: (route, opened at, reason).
     pub fn breakers(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         self.with(|c| {
-            c.prepare("SELECT route, opened_ms, reason FROM breakers ORDER BY route")?
-                .query_map([], |r| {
-                    Ok((r.get(0)?, super::rfc3339(r.get(1)?), r.get(2)?))
-                })?
-                .collect()
+            c.query_map(
+                "SELECT route, opened_ms, reason FROM breakers ORDER BY route",
+                &[],
+                |r| Ok((r.get(0)?, super::rfc3339(r.get(1)?), r.get(2)?)),
+            )
         })
     }
 
@@ -64,8 +63,9 @@ impl Store {
     pub fn open_breaker(&self, route: &str, reason: &str) -> Result<bool, StoreError> {
         self.in_tx(|c| {
             let opened = c.execute(
-                "INSERT OR IGNORE INTO breakers (route, opened_ms, reason) VALUES (?1, ?2, ?3)",
-                params![route, now_ms(), reason],
+                "INSERT INTO breakers (route, opened_ms, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                args![route, now_ms(), reason],
             )? == 1;
             if opened {
                 let body = serde_json::json!({ "route": route, "reason": reason });
@@ -78,7 +78,7 @@ impl Store {
     /// Close `route`'s breaker; false if it was not open.
     pub fn reset_breaker(&self, route: &str) -> Result<bool, StoreError> {
         self.in_tx(|c| {
-            let closed = c.execute("DELETE FROM breakers WHERE route = ?1", [route])? == 1;
+            let closed = c.execute("DELETE FROM breakers WHERE route = ?1", args![route])? == 1;
             if closed {
                 super::audit::append(
                     c,

@@ -1,9 +1,9 @@
 //! Reading runs back: the history list with its filters, one run in full,
 //! and run ids by prefix.
 
+use super::sql::{Result as DbResult, Row, args};
 use super::{RunStatus, Store, StoreError, rfc3339, system_ms};
 use crate::contract::{Action, Alert, Plan};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::time::SystemTime;
 use utoipa::ToSchema;
@@ -91,17 +91,17 @@ pub struct RunFilter {
 
 impl Store {
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        let since = filter.since.map_or(0, system_ms);
         let rows = self.with(|c| {
-            let mut query = c.prepare(&format!(
-                "SELECT {SUMMARY_COLUMNS} FROM runs
+            c.query_map(
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM runs
                      WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
                        AND (?3 IS NULL OR route = ?3) AND created_ms >= ?4
                        AND (?6 IS NULL OR node = ?6)
                      ORDER BY created_ms DESC, id DESC LIMIT ?5"
-            ))?;
-            let since = filter.since.map_or(0, system_ms);
-            let rows = query.query_map(
-                params![
+                ),
+                args![
                     filter.plugin,
                     filter.status.map(RunStatus::as_str),
                     filter.route,
@@ -110,8 +110,7 @@ impl Store {
                     filter.node
                 ],
                 summary_row,
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+            )
         })?;
         rows.into_iter().map(|row| self.summary(row)).collect()
     }
@@ -143,10 +142,11 @@ impl Store {
     pub fn resolve_run(&self, id_or_prefix: &str) -> Result<String, StoreError> {
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
         let mut ids = self.with(|c| {
-            let mut query = c.prepare("SELECT id FROM runs WHERE id LIKE ?1 LIMIT 2")?;
-            query
-                .query_map([&pattern], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            c.query_map(
+                "SELECT id FROM runs WHERE id LIKE ?1 LIMIT 2",
+                args![pattern],
+                |r| r.get::<String>(0),
+            )
         })?;
         match ids.len() {
             0 => Err(StoreError::UnknownRun(id_or_prefix.into())),
@@ -159,23 +159,22 @@ impl Store {
         let id = self.resolve_run(id_or_prefix)?;
         let (row, version, sha, alert, params) = self
             .with(|c| {
-                c.query_row(
+                c.query_opt(
                     &format!(
                         "SELECT {SUMMARY_COLUMNS}, plugin_version, plugin_sha256, alert, params
                          FROM runs WHERE id = ?1"
                     ),
-                    [&id],
+                    args![id],
                     |r| {
                         Ok((
                             summary_row(r)?,
-                            r.get::<_, String>(SUMMARY_WIDTH)?,
-                            r.get::<_, String>(SUMMARY_WIDTH + 1)?,
-                            r.get::<_, String>(SUMMARY_WIDTH + 2)?,
-                            r.get::<_, String>(SUMMARY_WIDTH + 3)?,
+                            r.get::<String>(SUMMARY_WIDTH)?,
+                            r.get::<String>(SUMMARY_WIDTH + 1)?,
+                            r.get::<String>(SUMMARY_WIDTH + 2)?,
+                            r.get::<String>(SUMMARY_WIDTH + 3)?,
                         ))
                     },
                 )
-                .optional()
             })?
             .ok_or_else(|| StoreError::UnknownRun(id.clone()))?;
 
@@ -193,13 +192,11 @@ impl Store {
 
     fn rounds_of(&self, id: &str) -> Result<Vec<RoundRecord>, StoreError> {
         let rows = self.with(|c| {
-            c.prepare(
+            c.query_map(
                 "SELECT round, plan, instantiate_us, plan_us FROM rounds WHERE run_id = ?1 ORDER BY round",
-            )?
-            .query_map([id], |r| {
-                Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
+                args![id],
+                |r| Ok((r.get::<u32>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<i64>(3)?)),
+            )
         })?;
         rows.into_iter()
             .map(|(round, plan, instantiate_us, plan_us)| {
@@ -215,22 +212,22 @@ impl Store {
 
     fn actions_of(&self, id: &str) -> Result<Vec<ActionRecord>, StoreError> {
         let rows = self.with(|c| {
-            c.prepare(
+            c.query_map(
                 "SELECT round, seq, kind, action, status, detail, duration_us
                  FROM actions WHERE run_id = ?1 ORDER BY round, seq",
-            )?
-            .query_map([id], |r| {
-                Ok((
-                    r.get::<_, u32>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
+                args![id],
+                |r| {
+                    Ok((
+                        r.get::<u32>(0)?,
+                        r.get::<u32>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
+                        r.get::<String>(4)?,
+                        r.get::<String>(5)?,
+                        r.get::<Option<i64>>(6)?,
+                    ))
+                },
+            )
         })?;
         rows.into_iter()
             .map(|(round, seq, kind, action, status, detail, took)| {
@@ -249,17 +246,17 @@ impl Store {
 
     fn logs_of(&self, id: &str) -> Result<Vec<LoggedLine>, StoreError> {
         self.with(|c| {
-            c.prepare(
+            c.query_map(
                 "SELECT round, level, message FROM logs WHERE run_id = ?1 ORDER BY round, seq",
-            )?
-            .query_map([id], |r| {
-                Ok(LoggedLine {
-                    round: r.get(0)?,
-                    level: r.get(1)?,
-                    message: r.get(2)?,
-                })
-            })?
-            .collect()
+                args![id],
+                |r| {
+                    Ok(LoggedLine {
+                        round: r.get(0)?,
+                        level: r.get(1)?,
+                        message: r.get(2)?,
+                    })
+                },
+            )
         })
     }
 }
@@ -281,7 +278,7 @@ struct SummaryRow {
     node: Option<String>,
 }
 
-fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SummaryRow> {
+fn summary_row(r: &Row) -> DbResult<SummaryRow> {
     Ok(SummaryRow {
         id: r.get(0)?,
         plugin: r.get(1)?,

@@ -13,6 +13,7 @@
 use crate::contract::Alert;
 use rusqlite::Connection;
 use serde::Serialize;
+use sql::{Db, DbError, Lite};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -23,6 +24,7 @@ mod history;
 mod queue;
 mod runs;
 mod schema;
+mod sql;
 pub use approval::{ApprovalError, Approved, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
 pub use history::{ActionRecord, LoggedLine, RoundRecord, RunDetail, RunFilter, RunSummary};
@@ -37,10 +39,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("state store {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Database { path: PathBuf, source: DbError },
     #[error("state store {path}: corrupt record: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error("no run matches {0:?}")]
@@ -161,9 +160,9 @@ impl Store {
             source,
         })?;
         let path = dir.join("state.db");
-        let sqlite = |source| StoreError::Sqlite {
+        let sqlite = |source: rusqlite::Error| StoreError::Database {
             path: path.clone(),
-            source,
+            source: source.into(),
         };
         let conn = Connection::open(&path).map_err(sqlite)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
@@ -184,46 +183,51 @@ impl Store {
         &self.path
     }
 
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
+    fn with<T>(&self, work: impl FnOnce(&mut dyn Db) -> sql::Result<T>) -> Result<T, StoreError> {
         // A panic while holding the lock leaves SQLite consistent; keep going.
         let conn = self
             .conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&conn).map_err(|source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        work(&mut Lite(&conn)).map_err(|source| self.failed(source))
     }
 
-    /// `work` and the audit records it appends, committed together. The write
-    /// lock is taken up front: the audit append reads the chain's head before
-    /// writing, and a read-then-write transaction would fail, not wait, when
-    /// another connection wrote in between.
-    fn in_tx<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        self.with(|c| {
-            let tx =
-                rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
-            let crash = crash_test::armed(&tx)?;
-            let out = work(&tx)?;
+    fn failed(&self, source: impl Into<DbError>) -> StoreError {
+        StoreError::Database {
+            path: self.path.clone(),
+            source: source.into(),
+        }
+    }
+
+    /// `work` and the audit records it appends, committed together, or
+    /// nothing. The write lock is taken up front: the audit append reads the
+    /// chain's head before writing, and a read-then-write transaction would
+    /// fail, not wait, when another connection wrote in between.
+    fn in_tx<T>(&self, work: impl FnOnce(&mut dyn Db) -> sql::Result<T>) -> Result<T, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let committed = (|| {
+            let tx = rusqlite::Transaction::new_unchecked(
+                &conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            let crash = crash_test::armed(&mut Lite(&tx))?;
+            let out = work(&mut Lite(&tx))?;
             tx.commit()?;
             if let Some(point) = crash {
-                point.fire_if_reached(c)?;
+                point.fire_if_reached(&mut Lite(&conn))?;
             }
             Ok(out)
-        })
+        })();
+        committed.map_err(|source: DbError| self.failed(source))
     }
 
     /// Make every later write fail, as a full or read-only disk would.
     #[doc(hidden)]
     pub fn simulate_write_failure(&self) -> Result<(), StoreError> {
-        self.with(|c| c.execute_batch("PRAGMA query_only = ON;"))
+        self.with(|c| c.batch("PRAGMA query_only = ON;"))
     }
 }
 
@@ -252,7 +256,7 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
 /// (`run-started`, `plan`, `intent`, `result`, `finished`, ...). Unset, it
 /// costs one look at a cached value per transaction.
 mod crash_test {
-    use rusqlite::{Connection, OptionalExtension};
+    use super::sql::{Db, Result, args};
     use std::sync::OnceLock;
 
     fn kind() -> Option<&'static str> {
@@ -267,20 +271,19 @@ mod crash_test {
     }
 
     /// Where the audit trail stands before a transaction, when armed.
-    pub fn armed(c: &Connection) -> rusqlite::Result<Option<Armed>> {
+    pub fn armed(c: &mut dyn Db) -> Result<Option<Armed>> {
         let Some(kind) = kind() else { return Ok(None) };
         let head = c
-            .query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))
-            .optional()?
+            .query_opt("SELECT seq FROM audit_head WHERE id = 1", &[], |r| r.get(0))?
             .unwrap_or(0);
         Ok(Some(Armed { kind, head }))
     }
 
     impl Armed {
-        pub fn fire_if_reached(&self, c: &Connection) -> rusqlite::Result<()> {
+        pub fn fire_if_reached(&self, c: &mut dyn Db) -> Result<()> {
             let reached: bool = c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM audit WHERE seq > ?1 AND kind = ?2)",
-                rusqlite::params![self.head, self.kind],
+                args![self.head, self.kind],
                 |r| r.get(0),
             )?;
             if reached {

@@ -6,9 +6,10 @@
 //! is either wholly durable (and answered 202) or not at all (and retried by
 //! Alertmanager).
 
+use super::sql::DbError;
+use super::sql::{Db, Result as DbResult, args};
 use super::{NewRun, RunStatus, Store, StoreError, now_ms, to_json};
 use crate::contract::Alert;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::time::Duration;
 
 /// Where a run sits: its route and the keys the queue schedules by.
@@ -123,11 +124,11 @@ pub struct ClaimedRun {
 }
 
 pub(super) fn insert_run(
-    c: &Connection,
+    c: &mut dyn Db,
     run: &NewRun<'_>,
     status: RunStatus,
     placement: &RunPlacement,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     let now = now_ms();
     let running = status == RunStatus::Running;
     c.execute(
@@ -135,7 +136,7 @@ pub(super) fn insert_run(
                            params, status, created_ms, route, fingerprint, group_key, target,
                            approval, owner, started_ms, node)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        params![
+        args![
             run.id,
             run.plugin,
             run.plugin_version,
@@ -172,13 +173,6 @@ pub(super) fn insert_run(
     super::audit::append(c, "run-created", Some(run.id), &body)
 }
 
-/// A JSON column decoded, or the row refused as unreadable.
-fn json_column<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 impl Store {
     /// Admit one webhook request's alerts, all or nothing.
     pub fn admit(
@@ -187,15 +181,14 @@ impl Store {
         max_queued: u64,
     ) -> Result<Vec<Vec<Admission>>, AdmitError> {
         let mut full = None;
-        let admitted = self.with(|c| {
-            let tx = Transaction::new_unchecked(c, TransactionBehavior::Immediate)?;
-            let mut depth = count_queued(&tx)?;
+        let admitted = self.in_tx(|tx| {
+            let mut depth = count_queued(tx)?;
             let mut admitted = Vec::with_capacity(batch.len());
             for incoming in batch {
-                let admissions = admit_one(&tx, incoming, &mut depth)?;
+                let admissions = admit_one(tx, incoming, &mut depth)?;
                 if depth > max_queued {
                     full = Some(depth);
-                    return Ok(admitted); // dropped without commit: rolled back
+                    return Err(DbError::RolledBack); // nothing of the batch is kept
                 }
                 let outcomes: Vec<&str> = admissions.iter().map(Admission::outcome).collect();
                 let (status, alert) = match incoming {
@@ -205,7 +198,7 @@ impl Store {
                 tx.execute(
                     "INSERT INTO alerts (received_ms, status, fingerprint, alert, outcome)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
+                    args![
                         now_ms(),
                         status,
                         alert.fingerprint,
@@ -224,37 +217,36 @@ impl Store {
                     "labels": labels,
                     "decisions": admissions,
                 });
-                super::audit::append(&tx, "alert", None, &body)?;
+                super::audit::append(tx, "alert", None, &body)?;
                 admitted.push(admissions);
             }
-            tx.commit()?;
             Ok(admitted)
-        })?;
-        match full {
-            Some(depth) => Err(AdmitError::QueueFull {
+        });
+        if let Some(depth) = full {
+            return Err(AdmitError::QueueFull {
                 depth,
                 limit: max_queued,
-            }),
-            None => Ok(admitted),
+            });
         }
+        Ok(admitted?)
     }
 
     /// Queued runs, oldest first.
     pub fn queued(&self, limit: u32) -> Result<Vec<QueuedRun>, StoreError> {
         self.with(|c| {
-            c.prepare_cached(
+            c.query_map(
                 "SELECT id, plugin, route, target FROM runs WHERE status = 'queued'
                  ORDER BY created_ms, id LIMIT ?1",
-            )?
-            .query_map([limit], |r| {
-                Ok(QueuedRun {
-                    id: r.get(0)?,
-                    plugin: r.get(1)?,
-                    route: r.get(2)?,
-                    target: r.get(3)?,
-                })
-            })?
-            .collect()
+                args![limit],
+                |r| {
+                    Ok(QueuedRun {
+                        id: r.get(0)?,
+                        plugin: r.get(1)?,
+                        route: r.get(2)?,
+                        target: r.get(3)?,
+                    })
+                },
+            )
         })
     }
 
@@ -280,7 +272,7 @@ impl Store {
                         dry_run = dry_run OR ?4,
                         reason = ?5
                  WHERE id = ?1 AND status = 'queued'",
-                params![
+                args![
                     id,
                     crate::sys::this_process(),
                     now,
@@ -295,19 +287,19 @@ impl Store {
                 "SELECT plugin, route, alert, params, dry_run, approval, started_ms - created_ms,
                         CASE WHEN approved_by IS NOT NULL THEN approval_plan END, node
                  FROM runs WHERE id = ?1",
-                [id],
+                args![id],
                 |r| {
                     let approved: Option<String> = r.get(7)?;
                     Ok(ClaimedRun {
                         id: id.to_string(),
                         plugin: r.get(0)?,
                         route: r.get(1)?,
-                        alert: json_column(&r.get::<_, String>(2)?, 2)?,
-                        params: json_column(&r.get::<_, String>(3)?, 3)?,
+                        alert: r.json(2)?,
+                        params: r.json(3)?,
                         dry_run: r.get(4)?,
                         approval: r.get(5)?,
-                        approved: approved.map(|plan| json_column(&plan, 7)).transpose()?,
-                        queued_for: Duration::from_millis(r.get::<_, i64>(6)?.max(0) as u64),
+                        approved: approved.map(|_| r.json(7)).transpose()?,
+                        queued_for: Duration::from_millis(r.get::<i64>(6)?.max(0) as u64),
                         node: r.get(8)?,
                     })
                 },
@@ -321,11 +313,11 @@ impl Store {
     /// executing when it died, and are never silently executed again.
     pub fn interrupt_orphans(&self) -> Result<Vec<String>, StoreError> {
         let running = self.with(|c| {
-            c.prepare("SELECT id, owner FROM runs WHERE status = 'running'")?
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            c.query_map(
+                "SELECT id, owner FROM runs WHERE status = 'running'",
+                &[],
+                |r| Ok((r.get::<String>(0)?, r.get::<Option<String>>(1)?)),
+            )
         })?;
         let mut interrupted = Vec::new();
         for (id, owner) in running {
@@ -352,7 +344,7 @@ impl Store {
             let changed = c.execute(
                 "UPDATE runs SET status = 'interrupted', reason = ?2, finished_ms = ?3
                  WHERE id = ?1 AND status = 'running'",
-                params![id, reason, now_ms()],
+                args![id, reason, now_ms()],
             )?;
             if changed == 0 {
                 return Ok(());
@@ -362,30 +354,29 @@ impl Store {
     }
 }
 
-fn count_queued(c: &Connection) -> rusqlite::Result<u64> {
+fn count_queued(c: &mut dyn Db) -> DbResult<u64> {
     c.query_row(
         "SELECT count(*) FROM runs WHERE status = 'queued'",
-        [],
-        |r| r.get::<_, i64>(0),
+        &[],
+        |r| r.get::<i64>(0),
     )
     .map(|n| n.max(0) as u64)
 }
 
 fn admit_one(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Db,
     incoming: &Incoming<'_>,
     depth: &mut u64,
-) -> rusqlite::Result<Vec<Admission>> {
+) -> DbResult<Vec<Admission>> {
     let (alert, candidates) = match incoming {
         Incoming::Resolved { alert } => {
             const WHY: &str = "the alert resolved before the run started";
-            let cancelled = tx
-                .prepare_cached(
-                    "UPDATE runs SET status = 'cancelled', finished_ms = ?2, reason = ?3
-                     WHERE fingerprint = ?1 AND status = 'queued' RETURNING id",
-                )?
-                .query_map(params![alert.fingerprint, now_ms(), WHY], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let cancelled: Vec<String> = tx.query_map(
+                "UPDATE runs SET status = 'cancelled', finished_ms = ?2, reason = ?3
+                 WHERE fingerprint = ?1 AND status = 'queued' RETURNING id",
+                args![alert.fingerprint, now_ms(), WHY],
+                |r| r.get(0),
+            )?;
             for id in &cancelled {
                 super::audit::append_finished(tx, id, RunStatus::Cancelled, WHY)?;
             }
@@ -400,14 +391,12 @@ fn admit_one(
     let mut admissions = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let route = candidate.run.route.unwrap_or_default().to_string();
-        let seen: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM deliveries
-                  WHERE route = ?1 AND fingerprint = ?2 AND starts_at = ?3)",
-            )?
-            .query_row(params![route, alert.fingerprint, alert.starts_at], |r| {
-                r.get(0)
-            })?;
+        let seen: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM deliveries
+              WHERE route = ?1 AND fingerprint = ?2 AND starts_at = ?3)",
+            args![route, alert.fingerprint, alert.starts_at],
+            |r| r.get(0),
+        )?;
         if seen {
             admissions.push(Admission::Duplicate { route });
             continue;
@@ -427,37 +416,34 @@ fn admit_one(
 
 /// The route's last run for the candidate's group within its cooldown.
 fn last_run_within_cooldown(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Db,
     route: &str,
     candidate: &Candidate<'_>,
-) -> rusqlite::Result<Option<String>> {
+) -> DbResult<Option<String>> {
     if candidate.cooldown.is_zero() {
         return Ok(None);
     }
-    tx.prepare_cached(
-        "SELECT id FROM runs WHERE route = ?1 AND group_key IS ?2
+    tx.query_opt(
+        "SELECT id FROM runs WHERE route = ?1 AND group_key IS NOT DISTINCT FROM ?2
            AND status != 'cancelled' AND created_ms >= ?3
          ORDER BY created_ms DESC LIMIT 1",
-    )?
-    .query_row(
-        params![
+        args![
             route,
             candidate.placement.group_key,
             now_ms() - candidate.cooldown.as_millis() as i64
         ],
         |r| r.get(0),
     )
-    .optional()
 }
 
 /// Queue the candidate's run, or record it escalated when this node must
 /// not execute it.
 fn place(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Db,
     candidate: &Candidate<'_>,
     route: String,
     depth: &mut u64,
-) -> rusqlite::Result<Admission> {
+) -> DbResult<Admission> {
     let run_id = candidate.run.id.to_string();
     if let Some(reason) = &candidate.refusal {
         insert_escalated(tx, candidate, reason)?;
@@ -475,39 +461,35 @@ fn place(
 /// What became of this (route, fingerprint, startsAt): the key that makes a
 /// redelivered alert a duplicate.
 fn record_delivery(
-    tx: &Transaction<'_>,
+    tx: &mut dyn Db,
     route: &str,
     alert: &Alert,
     admission: &Admission,
-) -> rusqlite::Result<()> {
+) -> DbResult<()> {
     let run_id = match admission {
         Admission::Queued { run_id, .. } | Admission::Escalated { run_id, .. } => {
             Some(run_id.as_str())
         }
         _ => None,
     };
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO deliveries (route, fingerprint, starts_at, outcome, run_id, received_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        route,
-        alert.fingerprint,
-        alert.starts_at,
-        admission.outcome(),
-        run_id,
-        now_ms()
-    ])?;
+        args![
+            route,
+            alert.fingerprint,
+            alert.starts_at,
+            admission.outcome(),
+            run_id,
+            now_ms()
+        ],
+    )?;
     Ok(())
 }
 
 /// Record a run this node must not execute: created and ended escalated,
 /// each with its audit record, in the admission's transaction.
-fn insert_escalated(
-    tx: &Transaction<'_>,
-    candidate: &Candidate<'_>,
-    reason: &str,
-) -> rusqlite::Result<()> {
+fn insert_escalated(tx: &mut dyn Db, candidate: &Candidate<'_>, reason: &str) -> DbResult<()> {
     insert_run(
         tx,
         &candidate.run,
@@ -516,7 +498,7 @@ fn insert_escalated(
     )?;
     tx.execute(
         "UPDATE runs SET reason = ?2, finished_ms = ?3 WHERE id = ?1",
-        params![candidate.run.id, reason, now_ms()],
+        args![candidate.run.id, reason, now_ms()],
     )?;
     super::audit::append_finished(tx, candidate.run.id, RunStatus::Escalated, reason)
 }

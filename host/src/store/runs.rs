@@ -2,11 +2,11 @@
 //! each action's intent and result, its log lines and its end. Each write
 //! is committed with its audit record before it returns.
 
+use super::sql::args;
 use super::{NewRun, RunStatus, Store, StoreError, audit, now_ms, queue, to_json};
 use crate::caps::log::LogLine;
 use crate::contract::{Action, ActionStatus, Plan};
 use queue::RunPlacement;
-use rusqlite::params;
 use std::time::Duration;
 
 impl Store {
@@ -28,12 +28,12 @@ impl Store {
             c.execute(
                 "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+                args![
                     run_id,
                     round,
                     json,
-                    instantiate.as_micros() as i64,
-                    planning.as_micros() as i64
+                    instantiate.as_micros() as u64,
+                    planning.as_micros() as u64
                 ],
             )?;
             audit::append(
@@ -55,12 +55,12 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let json = to_json(action);
         self.in_tx(|c| {
-            c.execute(
+            let id: i64 = c.query_row(
                 "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6)",
-                params![run_id, round, seq, action.kind(), json, now_ms()],
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6) RETURNING id",
+                args![run_id, round, seq, action.kind(), json, now_ms()],
+                |r| r.get(0),
             )?;
-            let id = c.last_insert_rowid();
             let body = serde_json::json!({
                 "action_id": id,
                 "round": round,
@@ -83,17 +83,15 @@ impl Store {
         let now = now_ms();
         let since = now - window.as_millis() as i64;
         self.with(|c| {
-            let mut query = c.prepare_cached(
+            let rows = c.query_map(
                 "SELECT a.run_id, a.intent_ms, a.action FROM actions a JOIN runs r ON r.id = a.run_id
                  WHERE r.plugin = ?1 AND a.status = 'done' AND a.intent_ms >= ?2
                  ORDER BY a.intent_ms DESC, a.id DESC LIMIT ?3",
+                args![plugin, since, limit],
+                |row| Ok((row.get::<String>(0)?, row.get::<i64>(1)?, row.get::<String>(2)?)),
             )?;
-            let rows = query.query_map(params![plugin, since, limit as i64], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
-            })?;
             let mut recent = Vec::new();
-            for row in rows {
-                let (run_id, at, json) = row?;
+            for (run_id, at, json) in rows {
                 // A record from another contract version is skipped, not fatal.
                 if let Ok(action) = serde_json::from_str(&json) {
                     recent.push(crate::contract::PastAction {
@@ -118,7 +116,7 @@ impl Store {
             let run_id: String = c.query_row(
                 "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1
                  RETURNING run_id",
-                params![action_id, status.as_str(), detail, took.as_micros() as i64],
+                args![action_id, status.as_str(), detail, took.as_micros() as u64],
                 |row| row.get(0),
             )?;
             let body = serde_json::json!({ "action_id": action_id, "status": status.as_str(), "detail": detail });
@@ -137,7 +135,7 @@ impl Store {
         self.in_tx(|c| {
             c.execute(
                 "UPDATE runs SET params = ?2 WHERE id = ?1",
-                params![run_id, to_json(&params)],
+                args![run_id, to_json(&params)],
             )?;
             audit::append(
                 c,
@@ -157,17 +155,14 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        self.with(|c| {
-            let tx = c.unchecked_transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
+        self.in_tx(|c| {
+            for (seq, line) in lines.iter().enumerate() {
+                c.execute(
                     "INSERT INTO logs (run_id, round, seq, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    args![run_id, round, seq, line.level, line.message],
                 )?;
-                for (seq, line) in lines.iter().enumerate() {
-                    insert.execute(params![run_id, round, seq as i64, line.level, line.message])?;
-                }
             }
-            tx.commit()
+            Ok(())
         })
     }
 
@@ -183,7 +178,7 @@ impl Store {
                 "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
                         finished_ms = ?4
                  WHERE id = ?1",
-                params![run_id, status.as_str(), reason, now_ms()],
+                args![run_id, status.as_str(), reason, now_ms()],
             )?;
             audit::append_finished(c, run_id, status, reason)
         })
