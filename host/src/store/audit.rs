@@ -7,24 +7,6 @@ use super::sql::{Db, Result as DbResult, Row, ToValue, args};
 use super::{Store, StoreError, now_ms, rfc3339};
 use sha2::{Digest, Sha256};
 
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit (
-    seq       INTEGER PRIMARY KEY,
-    at_ms     INTEGER NOT NULL,
-    kind      TEXT NOT NULL,
-    run_id    TEXT,
-    body      TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash      TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_by_run ON audit (run_id, seq);
-CREATE TABLE IF NOT EXISTS audit_head (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    seq  INTEGER NOT NULL,
-    hash TEXT NOT NULL
-);
-";
-
 /// The `prev_hash` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -180,7 +162,8 @@ impl Store {
             }
         }
         let last = expected_seq - 1;
-        let head = self.with(head)?;
+        // A PostgreSQL store starts with a head of 0 (the genesis): no records.
+        let head = self.with(head)?.filter(|(seq, _)| *seq > 0);
         Ok(match head {
             None if last == 0 => Ok(Intact {
                 records: 0,
@@ -264,15 +247,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn store_with(records: usize) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn store_with(open: &dyn Fn() -> Store, records: usize) -> Store {
+        let store = open();
         for n in 0..records {
             store
                 .audit("test", Some("run-1"), &json!({ "n": n }))
                 .unwrap();
         }
-        (dir, store)
+        store
     }
 
     fn tamper(store: &Store, sql: &str) {
@@ -285,60 +267,68 @@ mod tests {
 
     #[test]
     fn an_untouched_chain_verifies() {
-        let (_dir, store) = store_with(5);
-        let intact = store.verify_audit().unwrap().unwrap();
-        assert_eq!(intact.records, 5);
-        assert_eq!(store.audit_of_run("run-1").unwrap().len(), 5);
+        super::super::each_backend(|open| {
+            let store = store_with(open, 5);
+            let intact = store.verify_audit().unwrap().unwrap();
+            assert_eq!(intact.records, 5);
+            assert_eq!(store.audit_of_run("run-1").unwrap().len(), 5);
+        });
     }
 
     #[test]
     fn an_edited_record_is_named() {
-        let (_dir, store) = store_with(5);
-        tamper(
-            &store,
-            r#"UPDATE audit SET body = '{"n":99}' WHERE seq = 3"#,
-        );
-        let found = broken(&store);
-        assert_eq!(found.seq, 3);
-        assert!(found.why.contains("edited"), "{found}");
+        super::super::each_backend(|open| {
+            let store = store_with(open, 5);
+            tamper(
+                &store,
+                r#"UPDATE audit SET body = '{"n":99}' WHERE seq = 3"#,
+            );
+            let found = broken(&store);
+            assert_eq!(found.seq, 3);
+            assert!(found.why.contains("edited"), "{found}");
+        });
     }
 
     #[test]
     fn an_edit_that_rehashes_its_record_breaks_the_next_one() {
-        let (_dir, store) = store_with(5);
-        let r = &store.audit_of_run("run-1").unwrap()[2];
-        let body = r#"{"n":99}"#;
-        let rehashed = hash(3, r.at_ms, "test", Some("run-1"), body, &r.prev_hash);
-        tamper(
-            &store,
-            &format!("UPDATE audit SET body = '{body}', hash = '{rehashed}' WHERE seq = 3"),
-        );
-        let found = broken(&store);
-        assert_eq!(found.seq, 4);
-        assert!(found.why.contains("does not follow record 3"), "{found}");
+        super::super::each_backend(|open| {
+            let store = store_with(open, 5);
+            let r = &store.audit_of_run("run-1").unwrap()[2];
+            let body = r#"{"n":99}"#;
+            let rehashed = hash(3, r.at_ms, "test", Some("run-1"), body, &r.prev_hash);
+            tamper(
+                &store,
+                &format!("UPDATE audit SET body = '{body}', hash = '{rehashed}' WHERE seq = 3"),
+            );
+            let found = broken(&store);
+            assert_eq!(found.seq, 4);
+            assert!(found.why.contains("does not follow record 3"), "{found}");
+        });
     }
 
     #[test]
     fn deleted_reordered_and_truncated_records_are_found() {
-        let (_dir, store) = store_with(5);
-        tamper(&store, "DELETE FROM audit WHERE seq = 2");
-        let found = broken(&store);
-        assert_eq!(found.seq, 2);
-        assert!(found.why.contains("missing"), "{found}");
+        super::super::each_backend(|open| {
+            let store = store_with(open, 5);
+            tamper(&store, "DELETE FROM audit WHERE seq = 2");
+            let found = broken(&store);
+            assert_eq!(found.seq, 2);
+            assert!(found.why.contains("missing"), "{found}");
 
-        let (_dir, store) = store_with(5);
-        tamper(
-            &store,
-            "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
-             UPDATE audit SET seq = 3 WHERE seq = -1;",
-        );
-        let found = broken(&store);
-        assert_eq!(found.seq, 2, "{found}");
+            let store = store_with(open, 5);
+            tamper(
+                &store,
+                "UPDATE audit SET seq = -1 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3;
+                 UPDATE audit SET seq = 3 WHERE seq = -1;",
+            );
+            let found = broken(&store);
+            assert_eq!(found.seq, 2, "{found}");
 
-        let (_dir, store) = store_with(5);
-        tamper(&store, "DELETE FROM audit WHERE seq >= 4");
-        let found = broken(&store);
-        assert_eq!(found.seq, 4);
-        assert!(found.why.contains("cut off after record 3"), "{found}");
+            let store = store_with(open, 5);
+            tamper(&store, "DELETE FROM audit WHERE seq >= 4");
+            let found = broken(&store);
+            assert_eq!(found.seq, 4);
+            assert!(found.why.contains("cut off after record 3"), "{found}");
+        });
     }
 }

@@ -96,9 +96,10 @@ impl Store {
             c.query_map(
                 &format!(
                     "SELECT {SUMMARY_COLUMNS} FROM runs
-                     WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR status = ?2)
-                       AND (?3 IS NULL OR route = ?3) AND created_ms >= ?4
-                       AND (?6 IS NULL OR node = ?6)
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR plugin = ?1)
+                       AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+                       AND (CAST(?3 AS TEXT) IS NULL OR route = ?3) AND created_ms >= ?4
+                       AND (CAST(?6 AS TEXT) IS NULL OR node = ?6)
                      ORDER BY created_ms DESC, id DESC LIMIT ?5"
                 ),
                 args![
@@ -117,7 +118,7 @@ impl Store {
 
     fn summary(&self, row: SummaryRow) -> Result<RunSummary, StoreError> {
         let status = RunStatus::parse(&row.status).ok_or_else(|| StoreError::Corrupt {
-            path: self.path.clone(),
+            store: self.location.clone(),
             detail: format!("run {} has unknown status {:?}", row.id, row.status),
         })?;
         Ok(RunSummary {

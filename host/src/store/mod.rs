@@ -11,14 +11,15 @@
 //! opens the store and runs transactions.
 
 use crate::contract::Alert;
-use rusqlite::Connection;
+use backend::{Backend, PgConnection};
 use serde::Serialize;
-use sql::{Db, DbError, Lite};
+use sql::{Db, DbError};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 mod approval;
 mod audit;
+mod backend;
 mod breakers;
 mod history;
 mod queue;
@@ -38,10 +39,17 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("state store {path}: {source}")]
-    Database { path: PathBuf, source: DbError },
-    #[error("state store {path}: corrupt record: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
+    #[error("state store {store}: {source}")]
+    Database { store: String, source: DbError },
+    #[error("state store {store}: {source}")]
+    Migrate {
+        store: String,
+        source: schema::MigrateError,
+    },
+    #[error("state store {store}: corrupt record: {detail}")]
+    Corrupt { store: String, detail: String },
+    #[error("state store {store}: {detail}")]
+    Config { store: String, detail: String },
     #[error("no run matches {0:?}")]
     UnknownRun(String),
     #[error("{0:?} matches more than one run; give more of the id")]
@@ -133,9 +141,30 @@ pub struct NewRun<'a> {
     pub node: Option<&'a str>,
 }
 
+/// Where a store's data is: a SQLite file in a state directory, or a
+/// PostgreSQL database.
+#[derive(Clone)]
+pub enum Location {
+    Dir(PathBuf),
+    Postgres {
+        url: String,
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(dir) => write!(f, "{}", dir.join("state.db").display()),
+            Location::Postgres { url, .. } => f.write_str(url),
+        }
+    }
+}
+
 pub struct Store {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    /// The SQLite file, or the PostgreSQL database without its password.
+    location: String,
+    backend: Backend,
 }
 
 fn now_ms() -> i64 {
@@ -153,6 +182,13 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl Store {
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        match location {
+            Location::Dir(dir) => Store::open(dir),
+            Location::Postgres { url, password } => Store::connect(url, password.as_deref()),
+        }
+    }
+
     /// Open (or create) `state.db` in `dir`, creating `dir` private to this user.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         crate::sys::create_private_dir(dir).map_err(|source| StoreError::CreateDir {
@@ -160,75 +196,107 @@ impl Store {
             source,
         })?;
         let path = dir.join("state.db");
-        let sqlite = |source: rusqlite::Error| StoreError::Database {
-            path: path.clone(),
+        let location = path.display().to_string();
+        let failed = |source: rusqlite::Error| StoreError::Database {
+            store: location.clone(),
             source: source.into(),
         };
-        let conn = Connection::open(&path).map_err(sqlite)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite)?;
+        let mut conn = rusqlite::Connection::open(&path).map_err(failed)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
-        .map_err(sqlite)?;
-        conn.execute_batch(schema::SCHEMA).map_err(sqlite)?;
-        conn.execute_batch(audit::SCHEMA).map_err(sqlite)?;
-        schema::add_missing_columns(&conn).map_err(sqlite)?;
+        .map_err(failed)?;
+        schema::migrate_sqlite(&mut conn).map_err(|source| StoreError::Migrate {
+            store: location.clone(),
+            source,
+        })?;
         Ok(Store {
-            path,
-            conn: Mutex::new(conn),
+            location,
+            backend: Backend::Sqlite(Mutex::new(conn)),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connect to the PostgreSQL database `url` names (`postgres://user@host/db`),
+    /// with `password` when the URL holds none, and bring its schema up to date.
+    pub fn connect(url: &str, password: Option<&str>) -> Result<Store, StoreError> {
+        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Config {
+            store: "postgres".into(),
+            detail: format!("[store] url is not a PostgreSQL URL: {e}"),
+        })?;
+        if let Some(password) = password {
+            config.password(password);
+        }
+        let location = describe(&config);
+        let mut client =
+            config
+                .connect(postgres::NoTls)
+                .map_err(|source| StoreError::Database {
+                    store: location.clone(),
+                    source: source.into(),
+                })?;
+        schema::migrate_postgres(&mut client).map_err(|source| StoreError::Migrate {
+            store: location.clone(),
+            source,
+        })?;
+        Ok(Store {
+            location,
+            backend: Backend::Postgres(Box::new(Mutex::new(PgConnection::new(config, client)))),
+        })
+    }
+
+    /// Whether other machines may use this store too (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Where the data lives, as errors name it.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     fn with<T>(&self, work: impl FnOnce(&mut dyn Db) -> sql::Result<T>) -> Result<T, StoreError> {
-        // A panic while holding the lock leaves SQLite consistent; keep going.
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&mut Lite(&conn)).map_err(|source| self.failed(source))
+        self.backend
+            .with(work)
+            .map_err(|source| self.failed(source))
     }
 
-    fn failed(&self, source: impl Into<DbError>) -> StoreError {
-        StoreError::Database {
-            path: self.path.clone(),
-            source: source.into(),
-        }
-    }
-
-    /// `work` and the audit records it appends, committed together, or
-    /// nothing. The write lock is taken up front: the audit append reads the
-    /// chain's head before writing, and a read-then-write transaction would
-    /// fail, not wait, when another connection wrote in between.
+    /// `work` and the audit records it appends, committed together, or nothing.
     fn in_tx<T>(&self, work: impl FnOnce(&mut dyn Db) -> sql::Result<T>) -> Result<T, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let committed = (|| {
-            let tx = rusqlite::Transaction::new_unchecked(
-                &conn,
-                rusqlite::TransactionBehavior::Immediate,
-            )?;
-            let crash = crash_test::armed(&mut Lite(&tx))?;
-            let out = work(&mut Lite(&tx))?;
-            tx.commit()?;
-            if let Some(point) = crash {
-                point.fire_if_reached(&mut Lite(&conn))?;
-            }
-            Ok(out)
-        })();
-        committed.map_err(|source: DbError| self.failed(source))
+        self.backend
+            .in_tx(work)
+            .map_err(|source| self.failed(source))
+    }
+
+    fn failed(&self, source: DbError) -> StoreError {
+        StoreError::Database {
+            store: self.location.clone(),
+            source,
+        }
     }
 
     /// Make every later write fail, as a full or read-only disk would.
     #[doc(hidden)]
     pub fn simulate_write_failure(&self) -> Result<(), StoreError> {
-        self.with(|c| c.batch("PRAGMA query_only = ON;"))
+        self.backend
+            .refuse_writes()
+            .map_err(|source| self.failed(source))
     }
+}
+
+/// `postgres://user@host:port/db`: the database, never the password.
+fn describe(config: &postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(name)) => name.clone(),
+        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
 }
 
 impl Store {
@@ -239,7 +307,7 @@ impl Store {
         json: &str,
     ) -> Result<T, StoreError> {
         serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
-            path: self.path.clone(),
+            store: self.location.clone(),
             detail: format!("{what} of run {run}: {e}"),
         })
     }
@@ -279,20 +347,42 @@ mod crash_test {
         Ok(Some(Armed { kind, head }))
     }
 
-    impl Armed {
-        pub fn fire_if_reached(&self, c: &mut dyn Db) -> Result<()> {
-            let reached: bool = c.query_row(
-                "SELECT EXISTS (SELECT 1 FROM audit WHERE seq > ?1 AND kind = ?2)",
-                args![self.head, self.kind],
-                |r| r.get(0),
-            )?;
-            if reached {
-                eprintln!("remedy: REMEDY_TEST_ABORT_AFTER={}: aborting", self.kind);
-                std::process::abort();
-            }
-            Ok(())
+    /// Abort if the transaction just committed holds the record armed for.
+    pub fn fire_if_reached(armed: Option<Armed>, c: &mut dyn Db) -> Result<()> {
+        let Some(armed) = armed else { return Ok(()) };
+        let reached: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM audit WHERE seq > ?1 AND kind = ?2)",
+            args![armed.head, armed.kind],
+            |r| r.get(0),
+        )?;
+        if reached {
+            eprintln!("remedy: REMEDY_TEST_ABORT_AFTER={}: aborting", armed.kind);
+            std::process::abort();
         }
+        Ok(())
     }
+}
+
+#[cfg(test)]
+#[path = "../../tests/common/postgres.rs"]
+mod throwaway_postgres;
+
+/// Run `test` on SQLite, then on PostgreSQL; `open` gives it a fresh,
+/// empty store on that backend each time it is called.
+#[cfg(test)]
+fn each_backend(test: impl Fn(&dyn Fn() -> Store)) {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    let sqlite = || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        dirs.borrow_mut().push(dir);
+        store
+    };
+    eprintln!("on SQLite");
+    test(&sqlite);
+    let postgres = || Store::connect(&throwaway_postgres::fresh_database(), None).unwrap();
+    eprintln!("on PostgreSQL");
+    test(&postgres);
 }
 
 #[cfg(test)]
@@ -328,85 +418,92 @@ mod tests {
 
     #[test]
     fn a_run_round_trips_with_its_actions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let alert = alert();
-        store.create_run(&new_run("0190-a", &alert)).unwrap();
-        let action = Action::RemovePath(RemovePath {
-            path: "/x".into(),
-            identity: FileIdentity {
-                device: 1,
-                inode: 2,
-                size: 3,
-                mtime_ns: 4,
-            },
-            reason: "old".into(),
-        });
-        let id = store.record_intent("0190-a", 0, 0, &action).unwrap();
-        let intent = store.get_run("0190").unwrap();
-        assert_eq!(
-            intent.actions[0].status, "intent",
-            "intent is visible before the result"
-        );
-        store
-            .record_result(
-                id,
-                ActionStatus::Done,
-                "freed 3 bytes",
-                Duration::from_micros(7),
-            )
-            .unwrap();
-        store
-            .finish_run("0190-a", RunStatus::Succeeded, "ok")
-            .unwrap();
-
-        let run = store.get_run("0190").unwrap();
-        assert_eq!(run.summary.status, RunStatus::Succeeded);
-        assert_eq!(run.actions[0].action, action);
-        assert_eq!(run.actions[0].status, "done");
-        assert_eq!(run.alert, alert);
-        assert_eq!(
+        super::each_backend(|open| {
+            let store = open();
+            let alert = alert();
+            store.create_run(&new_run("0190-a", &alert)).unwrap();
+            let action = Action::RemovePath(RemovePath {
+                path: "/x".into(),
+                identity: FileIdentity {
+                    device: 1,
+                    inode: 2,
+                    size: 3,
+                    mtime_ns: 4,
+                },
+                reason: "old".into(),
+            });
+            let id = store.record_intent("0190-a", 0, 0, &action).unwrap();
+            let intent = store.get_run("0190").unwrap();
+            assert_eq!(
+                intent.actions[0].status, "intent",
+                "intent is visible before the result"
+            );
             store
-                .list_runs(&RunFilter {
-                    limit: 10,
-                    ..Default::default()
-                })
-                .unwrap()
-                .len(),
-            1
-        );
+                .record_result(
+                    id,
+                    ActionStatus::Done,
+                    "freed 3 bytes",
+                    Duration::from_micros(7),
+                )
+                .unwrap();
+            store
+                .finish_run("0190-a", RunStatus::Succeeded, "ok")
+                .unwrap();
+
+            let run = store.get_run("0190").unwrap();
+            assert_eq!(run.summary.status, RunStatus::Succeeded);
+            assert_eq!(run.actions[0].action, action);
+            assert_eq!(run.actions[0].status, "done");
+            assert_eq!(run.alert, alert);
+            assert_eq!(
+                store
+                    .list_runs(&RunFilter {
+                        limit: 10,
+                        ..Default::default()
+                    })
+                    .unwrap()
+                    .len(),
+                1
+            );
+        });
     }
 
     #[test]
     fn prefixes_must_be_unambiguous() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let alert = alert();
-        store.create_run(&new_run("0190-a", &alert)).unwrap();
-        store.create_run(&new_run("0190-b", &alert)).unwrap();
-        assert!(matches!(
-            store.get_run("0190"),
-            Err(StoreError::AmbiguousRun(_))
-        ));
-        assert!(matches!(
-            store.get_run("%"),
-            Err(StoreError::AmbiguousRun(_))
-        ));
-        assert!(matches!(
-            store.get_run("zzz"),
-            Err(StoreError::UnknownRun(_))
-        ));
-        assert_eq!(store.get_run("0190-b").unwrap().summary.id, "0190-b");
+        super::each_backend(|open| {
+            let store = open();
+            let alert = alert();
+            store.create_run(&new_run("0190-a", &alert)).unwrap();
+            store.create_run(&new_run("0190-b", &alert)).unwrap();
+            assert!(matches!(
+                store.get_run("0190"),
+                Err(StoreError::AmbiguousRun(_))
+            ));
+            assert!(matches!(
+                store.get_run("%"),
+                Err(StoreError::AmbiguousRun(_))
+            ));
+            assert!(matches!(
+                store.get_run("zzz"),
+                Err(StoreError::UnknownRun(_))
+            ));
+            assert_eq!(store.get_run("0190-b").unwrap().summary.id, "0190-b");
+        });
     }
 
     #[test]
     fn failed_writes_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.simulate_write_failure().unwrap();
-        let alert = alert();
-        let error = store.create_run(&new_run("x", &alert)).unwrap_err();
-        assert!(error.to_string().contains("state.db"), "{error}");
+        super::each_backend(|open| {
+            let store = open();
+            store.simulate_write_failure().unwrap();
+            let alert = alert();
+            let error = store.create_run(&new_run("x", &alert)).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains(store.location()),
+                "the error names the store: {text}"
+            );
+        });
     }
 
     #[test]

@@ -311,7 +311,12 @@ impl Store {
 
     /// Mark `running` runs whose process is gone as `interrupted`: they were
     /// executing when it died, and are never silently executed again.
+    /// A SQLite file is one machine's, so a run started before the machine
+    /// restarted is gone too. A shared PostgreSQL store holds other
+    /// machines' runs, which this one cannot judge and leaves alone.
     pub fn interrupt_orphans(&self) -> Result<Vec<String>, StoreError> {
+        use crate::sys::Liveness;
+        let shared = self.is_shared();
         let running = self.with(|c| {
             c.query_map(
                 "SELECT id, owner FROM runs WHERE status = 'running'",
@@ -322,8 +327,10 @@ impl Store {
         let mut interrupted = Vec::new();
         for (id, owner) in running {
             let owner = owner.unwrap_or_default();
-            if crate::sys::is_alive(&owner) {
-                continue;
+            match crate::sys::liveness(&owner) {
+                Liveness::Alive => continue,
+                Liveness::OtherBoot if shared => continue,
+                Liveness::OtherBoot | Liveness::Dead => {}
             }
             let pid = owner.split(':').next().unwrap_or("?");
             self.interrupt(
@@ -552,87 +559,89 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_the_whole_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (a, b, c) = (
-            alert("a", AlertStatus::Firing),
-            alert("b", AlertStatus::Firing),
-            alert("c", AlertStatus::Firing),
-        );
-        let batch = [
-            firing(&a, "1", Duration::ZERO),
-            firing(&b, "2", Duration::ZERO),
-            firing(&c, "3", Duration::ZERO),
-        ];
-        let error = store.admit(&batch, 2).unwrap_err();
-        assert!(
-            matches!(error, AdmitError::QueueFull { depth: 3, limit: 2 }),
-            "{error}"
-        );
-        assert_eq!(
-            store.queue_depth().unwrap(),
-            0,
-            "nothing of the batch was kept"
-        );
-        // Not even the dedup records: a retry is admitted.
-        assert_eq!(store.admit(&batch[..2], 2).unwrap().len(), 2);
-        assert_eq!(store.queue_depth().unwrap(), 2);
+        super::super::each_backend(|open| {
+            let store = open();
+            let (a, b, c) = (
+                alert("a", AlertStatus::Firing),
+                alert("b", AlertStatus::Firing),
+                alert("c", AlertStatus::Firing),
+            );
+            let batch = [
+                firing(&a, "1", Duration::ZERO),
+                firing(&b, "2", Duration::ZERO),
+                firing(&c, "3", Duration::ZERO),
+            ];
+            let error = store.admit(&batch, 2).unwrap_err();
+            assert!(
+                matches!(error, AdmitError::QueueFull { depth: 3, limit: 2 }),
+                "{error}"
+            );
+            assert_eq!(
+                store.queue_depth().unwrap(),
+                0,
+                "nothing of the batch was kept"
+            );
+            // Not even the dedup records: a retry is admitted.
+            assert_eq!(store.admit(&batch[..2], 2).unwrap().len(), 2);
+            assert_eq!(store.queue_depth().unwrap(), 2);
+        });
     }
 
     #[test]
     fn duplicates_cooldown_cancellation_and_a_single_claim() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let a = alert("a", AlertStatus::Firing);
-        let hour = Duration::from_secs(3600);
-        let first = store.admit(&[firing(&a, "1", hour)], 10).unwrap();
-        assert!(matches!(first[0][0], Admission::Queued { .. }));
-        let again = store.admit(&[firing(&a, "2", hour)], 10).unwrap();
-        assert_eq!(again[0][0], Admission::Duplicate { route: "r".into() });
+        super::super::each_backend(|open| {
+            let store = open();
+            let a = alert("a", AlertStatus::Firing);
+            let hour = Duration::from_secs(3600);
+            let first = store.admit(&[firing(&a, "1", hour)], 10).unwrap();
+            assert!(matches!(first[0][0], Admission::Queued { .. }));
+            let again = store.admit(&[firing(&a, "2", hour)], 10).unwrap();
+            assert_eq!(again[0][0], Admission::Duplicate { route: "r".into() });
 
-        let mut later = alert("a", AlertStatus::Firing);
-        later.starts_at = "2026-11-21T11:00:00Z".into();
-        let cooling = store.admit(&[firing(&later, "3", hour)], 10).unwrap();
-        assert_eq!(
-            cooling[0][0],
-            Admission::CoolingDown {
-                route: "r".into(),
-                last_run: "1".into()
-            }
-        );
+            let mut later = alert("a", AlertStatus::Firing);
+            later.starts_at = "2026-11-21T11:00:00Z".into();
+            let cooling = store.admit(&[firing(&later, "3", hour)], 10).unwrap();
+            assert_eq!(
+                cooling[0][0],
+                Admission::CoolingDown {
+                    route: "r".into(),
+                    last_run: "1".into()
+                }
+            );
 
-        let resolved = alert("a", AlertStatus::Resolved);
-        let cancelled = store
-            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
-            .unwrap();
-        assert_eq!(
-            cancelled[0][0],
-            Admission::Resolved {
-                cancelled: vec!["1".into()]
-            }
-        );
-        assert!(
-            store
-                .claim("1", None, |_| serde_json::json!({}))
+            let resolved = alert("a", AlertStatus::Resolved);
+            let cancelled = store
+                .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+                .unwrap();
+            assert_eq!(
+                cancelled[0][0],
+                Admission::Resolved {
+                    cancelled: vec!["1".into()]
+                }
+            );
+            assert!(
+                store
+                    .claim("1", None, |_| serde_json::json!({}))
+                    .unwrap()
+                    .is_none(),
+                "a cancelled run never starts"
+            );
+
+            let b = alert("b", AlertStatus::Firing);
+            store.admit(&[firing(&b, "4", Duration::ZERO)], 10).unwrap();
+            let claimed = store
+                .claim("4", Some("breaker open"), |_| serde_json::json!({}))
                 .unwrap()
-                .is_none(),
-            "a cancelled run never starts"
-        );
-
-        let b = alert("b", AlertStatus::Firing);
-        store.admit(&[firing(&b, "4", Duration::ZERO)], 10).unwrap();
-        let claimed = store
-            .claim("4", Some("breaker open"), |_| serde_json::json!({}))
-            .unwrap()
-            .unwrap();
-        assert!(claimed.dry_run);
-        assert!(
-            store
-                .claim("4", None, |_| serde_json::json!({}))
-                .unwrap()
-                .is_none(),
-            "claimed once only"
-        );
+                .unwrap();
+            assert!(claimed.dry_run);
+            assert!(
+                store
+                    .claim("4", None, |_| serde_json::json!({}))
+                    .unwrap()
+                    .is_none(),
+                "claimed once only"
+            );
+        });
     }
 
     /// The kind and body of run `id`'s newest audit record.
@@ -644,52 +653,53 @@ mod tests {
 
     #[test]
     fn every_change_of_a_run_is_audited_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (a, b) = (
-            alert("a", AlertStatus::Firing),
-            alert("b", AlertStatus::Firing),
-        );
-        store
-            .admit(
-                &[
-                    firing(&a, "1", Duration::ZERO),
-                    firing(&b, "2", Duration::ZERO),
-                ],
-                10,
-            )
-            .unwrap();
-        assert_eq!(last_record(&store, "1").0, "run-created");
+        super::super::each_backend(|open| {
+            let store = open();
+            let (a, b) = (
+                alert("a", AlertStatus::Firing),
+                alert("b", AlertStatus::Firing),
+            );
+            store
+                .admit(
+                    &[
+                        firing(&a, "1", Duration::ZERO),
+                        firing(&b, "2", Duration::ZERO),
+                    ],
+                    10,
+                )
+                .unwrap();
+            assert_eq!(last_record(&store, "1").0, "run-created");
 
-        // A resolved alert cancels its queued run, and says so in its trail.
-        let resolved = alert("a", AlertStatus::Resolved);
-        store
-            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
-            .unwrap();
-        let (kind, body) = last_record(&store, "1");
-        assert_eq!(
-            (kind.as_str(), body["status"].as_str()),
-            ("finished", Some("cancelled"))
-        );
+            // A resolved alert cancels its queued run, and says so in its trail.
+            let resolved = alert("a", AlertStatus::Resolved);
+            store
+                .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+                .unwrap();
+            let (kind, body) = last_record(&store, "1");
+            assert_eq!(
+                (kind.as_str(), body["status"].as_str()),
+                ("finished", Some("cancelled"))
+            );
 
-        // The claim and its run-started record are one transaction.
-        let started = serde_json::json!({ "plugin": "p", "marker": 7 });
-        store
-            .claim("2", None, |_| started.clone())
-            .unwrap()
-            .unwrap();
-        assert_eq!(last_record(&store, "2"), ("run-started".into(), started));
+            // The claim and its run-started record are one transaction.
+            let started = serde_json::json!({ "plugin": "p", "marker": 7 });
+            store
+                .claim("2", None, |_| started.clone())
+                .unwrap()
+                .unwrap();
+            assert_eq!(last_record(&store, "2"), ("run-started".into(), started));
 
-        // Ending a run as interrupted writes its end.
-        store.interrupt("2", "remedy stopped").unwrap();
-        let (kind, body) = last_record(&store, "2");
-        assert_eq!(
-            (kind.as_str(), body["status"].as_str()),
-            ("finished", Some("interrupted"))
-        );
-        // Only a running run is interrupted, and only once.
-        store.interrupt("2", "again").unwrap();
-        assert_eq!(last_record(&store, "2").1["reason"], "remedy stopped");
-        assert!(store.verify_audit().unwrap().is_ok());
+            // Ending a run as interrupted writes its end.
+            store.interrupt("2", "remedy stopped").unwrap();
+            let (kind, body) = last_record(&store, "2");
+            assert_eq!(
+                (kind.as_str(), body["status"].as_str()),
+                ("finished", Some("interrupted"))
+            );
+            // Only a running run is interrupted, and only once.
+            store.interrupt("2", "again").unwrap();
+            assert_eq!(last_record(&store, "2").1["reason"], "remedy stopped");
+            assert!(store.verify_audit().unwrap().is_ok());
+        });
     }
 }

@@ -1,81 +1,48 @@
-//! The tables of the state store, and the columns added to `runs` since its
-//! first release (`ALTER TABLE ... ADD COLUMN` keeps older stores readable).
+//! The state store's tables, as versioned migrations in `host/migrations/`
+//! (one folder per backend), applied by refinery when the store opens.
+//! refinery keeps what it applied, with checksums, in
+//! `refinery_schema_history`, runs each migration once, and refuses a store
+//! whose applied migrations were changed since or come from a newer remedy.
 
-use rusqlite::Connection;
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("migrating the schema: {0}")]
+    Refinery(#[from] refinery::Error),
+    #[error("adding the columns of a store from before migrations: {0}")]
+    Adopt(#[from] rusqlite::Error),
+}
 
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    id             TEXT PRIMARY KEY,
-    plugin         TEXT NOT NULL,
-    plugin_version TEXT NOT NULL,
-    plugin_sha256  TEXT NOT NULL,
-    trigger        TEXT NOT NULL,
-    dry_run        INTEGER NOT NULL,
-    alert          TEXT NOT NULL,
-    params         TEXT NOT NULL,
-    status         TEXT NOT NULL,
-    reason         TEXT,
-    created_ms     INTEGER NOT NULL,
-    finished_ms    INTEGER
-);
-CREATE INDEX IF NOT EXISTS runs_by_plugin ON runs (plugin, created_ms);
-CREATE TABLE IF NOT EXISTS deliveries (
-    route       TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    starts_at   TEXT NOT NULL,
-    outcome     TEXT NOT NULL,
-    run_id      TEXT,
-    received_ms INTEGER NOT NULL,
-    PRIMARY KEY (route, fingerprint, starts_at)
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id          INTEGER PRIMARY KEY,
-    received_ms INTEGER NOT NULL,
-    status      TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    alert       TEXT NOT NULL,
-    outcome     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS breakers (
-    route     TEXT PRIMARY KEY,
-    opened_ms INTEGER NOT NULL,
-    reason    TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    run_id         TEXT NOT NULL REFERENCES runs (id),
-    round          INTEGER NOT NULL,
-    plan           TEXT NOT NULL,
-    instantiate_us INTEGER NOT NULL,
-    plan_us        INTEGER NOT NULL,
-    PRIMARY KEY (run_id, round)
-);
-CREATE TABLE IF NOT EXISTS actions (
-    id          INTEGER PRIMARY KEY,
-    run_id      TEXT NOT NULL REFERENCES runs (id),
-    round       INTEGER NOT NULL,
-    seq         INTEGER NOT NULL,
-    kind        TEXT NOT NULL,
-    action      TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    detail      TEXT NOT NULL DEFAULT '',
-    intent_ms   INTEGER NOT NULL,
-    duration_us INTEGER
-);
-CREATE INDEX IF NOT EXISTS actions_by_run ON actions (run_id, round, seq);
-CREATE INDEX IF NOT EXISTS actions_by_time ON actions (status, intent_ms);
-CREATE TABLE IF NOT EXISTS logs (
-    run_id  TEXT NOT NULL REFERENCES runs (id),
-    round   INTEGER NOT NULL,
-    seq     INTEGER NOT NULL,
-    level   TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id, round, seq);
-";
+mod sqlite {
+    refinery::embed_migrations!("migrations/sqlite");
+}
 
-/// Columns added to `runs` after its first release, with their indexes.
-/// `ALTER TABLE ... ADD COLUMN` keeps older state stores readable.
-const RUN_COLUMNS: [(&str, &str); 12] = [
+mod postgres {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// Bring a SQLite store up to this remedy's schema.
+pub(super) fn migrate_sqlite(conn: &mut rusqlite::Connection) -> Result<(), MigrateError> {
+    adopt_pre_migration_store(conn)?;
+    sqlite::migrations::runner().set_grouped(true).run(conn)?;
+    Ok(())
+}
+
+/// Bring a PostgreSQL store up to this remedy's schema. refinery runs the
+/// pending migrations in one transaction, so two processes starting at
+/// once cannot both apply them: the second fails on the history's key
+/// and is started again by its supervisor.
+pub(super) fn migrate_postgres(client: &mut ::postgres::Client) -> Result<(), MigrateError> {
+    postgres::migrations::runner()
+        .set_grouped(true)
+        .run(client)?;
+    Ok(())
+}
+
+/// Columns `runs` gained before remedy used migrations. A store from then
+/// has the tables (so V1's `CREATE TABLE IF NOT EXISTS` passes over them)
+/// but may lack these columns; they are added once, before V1 is recorded.
+const PRE_MIGRATION_RUN_COLUMNS: [(&str, &str); 12] = [
     ("route", "TEXT"),
     ("fingerprint", "TEXT"),
     ("group_key", "TEXT"),
@@ -90,19 +57,87 @@ const RUN_COLUMNS: [(&str, &str); 12] = [
     ("node", "TEXT"),
 ];
 
-pub(super) fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+fn adopt_pre_migration_store(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let existing = conn
         .prepare("SELECT name FROM pragma_table_info('runs')")?
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    for (name, kind) in RUN_COLUMNS {
+    if existing.is_empty() {
+        return Ok(()); // a new store: V1 creates everything
+    }
+    for (name, kind) in PRE_MIGRATION_RUN_COLUMNS {
         if !existing.iter().any(|e| e == name) {
             conn.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {kind};"))?;
         }
     }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_ms);
-         CREATE INDEX IF NOT EXISTS runs_by_group ON runs (route, group_key, created_ms);
-         CREATE INDEX IF NOT EXISTS runs_by_fingerprint ON runs (fingerprint, status);",
-    )
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+
+    /// The `runs` table as remedy's first release made it.
+    const FIRST_RELEASE: &str = "
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY, plugin TEXT NOT NULL, plugin_version TEXT NOT NULL,
+            plugin_sha256 TEXT NOT NULL, trigger TEXT NOT NULL, dry_run INTEGER NOT NULL,
+            alert TEXT NOT NULL, params TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+            created_ms INTEGER NOT NULL, finished_ms INTEGER
+        );
+        INSERT INTO runs VALUES ('old-run', 'p', '0', '00', 'cli', 0, '{}', '[]',
+                                 'succeeded', 'ok', 1, 2);";
+
+    #[test]
+    fn a_store_from_before_migrations_is_adopted_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        rusqlite::Connection::open(dir.path().join("state.db"))
+            .unwrap()
+            .execute_batch(FIRST_RELEASE)
+            .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = store.resolve_run("old-run").unwrap();
+        assert_eq!(old, "old-run");
+        let columns: Vec<String> = store
+            .with(|c| {
+                c.query_map("SELECT name FROM pragma_table_info('runs')", &[], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap();
+        assert!(columns.iter().any(|c| c == "node"), "{columns:?}");
+        let applied: i64 = store
+            .with(|c| {
+                c.query_row("SELECT count(*) FROM refinery_schema_history", &[], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap();
+        assert_eq!(applied, 1);
+        drop(store);
+        Store::open(dir.path()).expect("opens again, with nothing left to apply");
+    }
+
+    #[test]
+    fn a_store_a_newer_remedy_migrated_is_refused() {
+        super::super::each_backend(|open| {
+            let store = open();
+            store
+                .with(|c| {
+                    c.batch(
+                        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+                         VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+                    )
+                })
+                .unwrap();
+            let again = match &store.backend {
+                super::super::Backend::Sqlite(_) => {
+                    Store::open(std::path::Path::new(&store.location).parent().unwrap())
+                }
+                super::super::Backend::Postgres(_) => Store::connect(&store.location, None),
+            };
+            let error = again.err().expect("a newer schema is refused").to_string();
+            assert!(error.contains("99"), "{error}");
+        });
+    }
 }

@@ -11,24 +11,56 @@ pub mod procfs;
 use std::path::Path;
 
 /// This process as the owner of a run: pid and kernel start time, so a
-/// reused pid is not mistaken for the process that started it.
+/// reused pid is not mistaken for the process that started it, and this
+/// machine's boot id, so a store shared by many machines tells whose it is.
 pub fn this_process() -> String {
     let pid = std::process::id();
     format!(
-        "{pid}:{}",
-        procfs::start_time(Path::new("/proc"), pid).unwrap_or(0)
+        "{pid}:{}@{}",
+        procfs::start_time(Path::new("/proc"), pid).unwrap_or(0),
+        boot_id()
     )
 }
 
+/// Whether the owner of a run still runs, as this machine can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    Dead,
+    /// Started on another machine, or on this one before it restarted:
+    /// its pid means nothing here.
+    OtherBoot,
+}
+
 /// Whether the process `owner` (as [`this_process`] wrote it) still runs.
-pub fn is_alive(owner: &str) -> bool {
-    let Some((pid, start)) = owner.split_once(':') else {
-        return false;
+/// An owner written without a boot id is taken to be this machine's.
+pub fn liveness(owner: &str) -> Liveness {
+    let (process, boot) = match owner.split_once('@') {
+        Some((process, boot)) => (process, Some(boot)),
+        None => (owner, None),
+    };
+    if boot.is_some_and(|boot| boot != boot_id()) {
+        return Liveness::OtherBoot;
+    }
+    let Some((pid, start)) = process.split_once(':') else {
+        return Liveness::Dead;
     };
     match (pid.parse::<u32>(), start.parse::<u64>()) {
-        (Ok(pid), Ok(start)) => procfs::start_time(Path::new("/proc"), pid) == Some(start),
-        _ => false,
+        (Ok(pid), Ok(start)) if procfs::start_time(Path::new("/proc"), pid) == Some(start) => {
+            Liveness::Alive
+        }
+        _ => Liveness::Dead,
     }
+}
+
+/// This boot of this machine, as the kernel names it.
+fn boot_id() -> &'static str {
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_string())
+            .unwrap_or_default()
+    })
 }
 
 /// Create `dir` (and parents) with mode 0700 for the last component.
@@ -47,10 +79,20 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_a_reused_pid_is_not() {
         let me = this_process();
-        assert!(is_alive(&me));
-        let (pid, start) = me.split_once(':').unwrap();
+        assert_eq!(liveness(&me), Liveness::Alive);
+        let (process, boot) = me.split_once('@').unwrap();
+        let (pid, start) = process.split_once(':').unwrap();
         let later: u64 = start.parse::<u64>().unwrap() + 1;
-        assert!(!is_alive(&format!("{pid}:{later}")));
-        assert!(!is_alive("garbage"));
+        assert_eq!(liveness(&format!("{pid}:{later}@{boot}")), Liveness::Dead);
+        assert_eq!(
+            liveness(process),
+            Liveness::Alive,
+            "written before boot ids"
+        );
+        assert_eq!(
+            liveness(&format!("{process}@another-machine")),
+            Liveness::OtherBoot
+        );
+        assert_eq!(liveness("garbage"), Liveness::Dead);
     }
 }

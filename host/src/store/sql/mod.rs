@@ -4,8 +4,10 @@
 //! The store's queries keep to SQL both accept (`ON CONFLICT`, `RETURNING`,
 //! `IS NOT DISTINCT FROM`, `TRUE`/`FALSE`), so their logic is written once.
 
+mod postgres;
 mod sqlite;
 
+pub(super) use postgres::Pg;
 pub(super) use sqlite::Lite;
 
 /// A value bound to a statement or read from a row.
@@ -22,6 +24,8 @@ pub enum Value {
 pub enum DbError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{}", postgres_error(.0))]
+    Postgres(#[from] ::postgres::Error),
     #[error("expected a row, found none")]
     NoRow,
     /// The transaction's work asked for everything to be undone.
@@ -35,6 +39,17 @@ pub enum DbError {
     },
     #[error("column {column}: {detail}")]
     Decode { column: usize, detail: String },
+}
+
+/// PostgreSQL's own words for what failed, with its detail where it gave one.
+fn postgres_error(error: &::postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => error.to_string(),
+    }
 }
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;

@@ -1,0 +1,102 @@
+//! Where the store's data lives: a SQLite file, for one remedy process, or
+//! a PostgreSQL database shared by a fleet of receivers and agents. Each
+//! backend gives the store's code a [`Db`] to read through and a
+//! transaction to write in; the code is the same for both.
+
+use super::crash_test;
+use super::sql::{self, Db, Lite, Pg};
+use std::sync::{Mutex, MutexGuard};
+
+pub(super) enum Backend {
+    Sqlite(Mutex<rusqlite::Connection>),
+    Postgres(Box<Mutex<PgConnection>>),
+}
+
+/// One connection to PostgreSQL, made again when it was lost (PostgreSQL
+/// restarted, the network dropped): the call that finds it lost fails, and
+/// the next one connects.
+pub(super) struct PgConnection {
+    config: postgres::Config,
+    client: Option<postgres::Client>,
+}
+
+impl PgConnection {
+    pub(super) fn new(config: postgres::Config, client: postgres::Client) -> Self {
+        PgConnection {
+            config,
+            client: Some(client),
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut postgres::Client, postgres::Error> {
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            self.client = None;
+            self.client = Some(self.config.connect(postgres::NoTls)?);
+        }
+        Ok(self.client.as_mut().expect("connected just now"))
+    }
+}
+
+/// A lock whose holder panicked still guards a consistent connection: the
+/// transaction it held was rolled back.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Backend {
+    pub(super) fn with<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Db) -> sql::Result<T>,
+    ) -> sql::Result<T> {
+        match self {
+            Backend::Sqlite(conn) => work(&mut Lite(&lock(conn))),
+            Backend::Postgres(conn) => work(&mut Pg(lock(conn).client()?)),
+        }
+    }
+
+    /// `work` committed as one transaction, or nothing of it. Every writer
+    /// takes the write lock first: SQLite's (`BEGIN IMMEDIATE`), or the
+    /// audit head's row in PostgreSQL. The audit append reads the chain's
+    /// head before it writes, so writers must not interleave.
+    pub(super) fn in_tx<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Db) -> sql::Result<T>,
+    ) -> sql::Result<T> {
+        match self {
+            Backend::Sqlite(conn) => {
+                let conn = lock(conn);
+                let tx = rusqlite::Transaction::new_unchecked(
+                    &conn,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
+                let crash = crash_test::armed(&mut Lite(&tx))?;
+                let out = work(&mut Lite(&tx))?;
+                tx.commit()?;
+                crash_test::fire_if_reached(crash, &mut Lite(&conn))?;
+                Ok(out)
+            }
+            Backend::Postgres(conn) => {
+                let mut conn = lock(conn);
+                let client = conn.client()?;
+                let mut tx = client.transaction()?;
+                tx.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE", &[])?;
+                let crash = crash_test::armed(&mut Pg(&mut tx))?;
+                let out = work(&mut Pg(&mut tx))?;
+                tx.commit()?;
+                crash_test::fire_if_reached(crash, &mut Pg(client))?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Make every later write fail, as a full or read-only disk would.
+    pub(super) fn refuse_writes(&self) -> sql::Result<()> {
+        let statement = match self {
+            Backend::Sqlite(_) => "PRAGMA query_only = ON;",
+            Backend::Postgres(_) => "SET default_transaction_read_only = on;",
+        };
+        self.with(|c| c.batch(statement))
+    }
+}

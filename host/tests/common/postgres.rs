@@ -1,0 +1,201 @@
+//! A throwaway PostgreSQL for the tests: Debian's `postgresql` server,
+//! a cluster made by `initdb` in a temporary directory and run as the
+//! `postgres` user on a free loopback port, one per test process, and a
+//! fresh database for each store a test asks for. The server dies with the
+//! test process. Without the package (`scripts/test` installs it), or
+//! without root, the tests fail and say so.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// The cluster of this test process, started on first use.
+pub fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+/// A new, empty database on the cluster: its URL.
+pub fn fresh_database() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let cluster = cluster();
+    let name = format!(
+        "remedy_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    cluster.psql(&format!("CREATE DATABASE {name}"));
+    cluster.url(&name)
+}
+
+fn server_bin(program: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join(program).exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|bin| bin.join(program)).unwrap_or_else(|| {
+        panic!("PostgreSQL's {program} is not installed: apt-get install postgresql (scripts/test does)")
+    })
+}
+
+/// The `postgres` user's uid and gid.
+fn postgres_user() -> (u32, u32) {
+    let name = std::ffi::CString::new("postgres").unwrap();
+    // SAFETY: getpwnam returns a pointer into static storage or null; it is
+    // read at once, before any other call could overwrite it.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    assert!(
+        !entry.is_null(),
+        "no `postgres` user: apt-get install postgresql (scripts/test does)"
+    );
+    // SAFETY: checked non-null above.
+    unsafe { ((*entry).pw_uid, (*entry).pw_gid) }
+}
+
+fn as_postgres(program: &Path) -> Command {
+    let (uid, gid) = postgres_user();
+    let mut command = Command::new(program);
+    command.uid(uid).gid(gid).stdin(Stdio::null());
+    command
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the PostgreSQL tests start a server as the postgres user, so they run as root"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("remedy-postgres-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let (uid, gid) = postgres_user();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        let data = dir.join("data");
+        let initdb = as_postgres(&server_bin("initdb"))
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .expect("initdb runs");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let port = free_port();
+        let mut server = as_postgres(&server_bin("postgres"));
+        server
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "max_connections=200"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("server.log")).unwrap());
+        // The server dies with the test process. The signal is asked for
+        // after the switch to the postgres user, which would clear it.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            server.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // Spawned from a thread that lives as long as the process: the
+        // death signal follows the thread that forked, not the process.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let child = server.spawn();
+            let started = child.is_ok();
+            let _ = sender.send(child.map(|c| c.id()));
+            if started {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        let pid = receiver.recv().unwrap().expect("postgres starts");
+        remove_at_exit(pid, &dir);
+        let cluster = Cluster { port, dir };
+        cluster.wait_until_ready();
+        cluster
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not start; its log:\n{}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Run one statement as the superuser.
+    pub fn psql(&self, statement: &str) {
+        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("the test cluster takes connections");
+        client
+            .batch_execute(statement)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
+/// Stop the server and remove its files when the test process exits.
+fn remove_at_exit(pid: u32, dir: &Path) {
+    static SERVER: OnceLock<(u32, PathBuf)> = OnceLock::new();
+    extern "C" fn clean_up() {
+        if let Some((pid, dir)) = SERVER.get() {
+            let pid = *pid as libc::pid_t;
+            // SAFETY: our own child, killed and reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    if SERVER.set((pid, dir.to_path_buf())).is_ok() {
+        // SAFETY: registers a plain function to run at exit.
+        unsafe { libc::atexit(clean_up) };
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
