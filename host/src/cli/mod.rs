@@ -14,7 +14,7 @@ mod serve;
 
 use crate::config::{Config, PluginConfig, Source};
 use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec};
-use crate::store::Store;
+use crate::store::{Location, Store};
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -233,13 +233,26 @@ impl Cli {
         Ok(PathBuf::from(home).join(".local/state/remedy"))
     }
 
+    /// Where the store is: `[store] url`, else `state.db` in the state directory.
+    fn store_location(&self, config: &Config) -> Result<Location> {
+        match &config.store.url {
+            Some(url) => Ok(Location::Postgres {
+                url: url.clone(),
+                password: config.store.password().map_err(UsageError)?,
+            }),
+            None => Ok(Location::Dir(self.state_dir(config)?)),
+        }
+    }
+
     fn open_store(&self, config: &Config) -> Result<Store> {
-        let dir = self.state_dir(config)?;
-        Store::open(&dir).with_context(|| {
+        let location = self.store_location(config)?;
+        let fix = match location {
+            Location::Dir(_) => "choose another with --state-dir",
+            Location::Postgres { .. } => "check [store] url and that PostgreSQL is up",
+        };
+        Store::open_at(&location).with_context(|| {
             format!(
-                "cannot open the state store in {}, so nothing can be recorded and nothing is run \
-                 (choose another with --state-dir)",
-                dir.display()
+                "cannot open the state store {location}, so nothing can be recorded and nothing is run ({fix})"
             )
         })
     }

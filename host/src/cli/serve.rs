@@ -50,7 +50,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
     if let Some(token_file) = &args.token_file {
         config.server.auth.token_file = Some(token_file.clone());
     }
-    let state_dir = cli.state_dir(&config)?;
+    let store = cli.store_location(&config)?;
     let engine = Arc::new(cli.engine(&config)?);
     let plugins = load_plugins(&engine, &config)?;
     let listen = args.listen.unwrap_or(config.server.listen);
@@ -66,12 +66,14 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<u8> {
             Ok((config, plugins))
         })
     };
-    let server = Server::prepare(config, engine, plugins, Some(reloader), &state_dir, listen)
-        .map_err(|e| match e {
-            ServeError::Store(_) | ServeError::Listen { .. } => anyhow::Error::new(e),
-            config_problem => UsageError(config_problem.to_string()).into(),
+    let server =
+        Server::prepare(config, engine, plugins, Some(reloader), &store, listen).map_err(|e| {
+            match e {
+                ServeError::Store(_) | ServeError::Listen { .. } => anyhow::Error::new(e),
+                config_problem => UsageError(config_problem.to_string()).into(),
+            }
         })?;
-    tracing::info!(config = %origin, state_dir = %state_dir.display(), "remedy serve starting");
+    tracing::info!(config = %origin, store = %store, "remedy serve starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("remedy-serve")

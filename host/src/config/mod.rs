@@ -18,6 +18,7 @@ mod plugin;
 mod raw;
 mod route;
 mod server;
+mod store;
 mod units;
 pub use notify::{EventKind, NotifyConfig, NotifyFormat};
 pub use plugin::{DEFAULT_MAX_ROUNDS, PluginConfig, Source};
@@ -25,6 +26,7 @@ use plugin::{RawPlugin, validate_plugin};
 pub use route::{DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_WINDOW, Mode, RouteConfig};
 use route::{RawRoute, validate_route};
 pub use server::{AuthConfig, DEFAULT_LISTEN, ServerConfig, TlsConfig};
+pub use store::{PASSWORD_ENV, StoreConfig};
 pub use units::{parse_duration, parse_since, parse_size};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,8 @@ struct RawConfig {
     node: node::RawNode,
     #[serde(default)]
     server: server::RawServer,
+    #[serde(default)]
+    store: store::RawStore,
     #[serde(default)]
     nomad: NomadSettings,
     #[serde(default)]
@@ -91,6 +95,8 @@ pub struct Config {
     /// This node, and how alerts name the node they are about.
     pub node: crate::node::NodeIdentity,
     pub server: ServerConfig,
+    /// Where runs and the audit trail are kept (`[store]`).
+    pub store: StoreConfig,
     /// How to reach Nomad, for plugins granted `nomad`.
     pub nomad: NomadSettings,
     /// How to reach the Docker engine, for plugins granted `docker`.
@@ -186,6 +192,7 @@ impl Config {
         }
         let server = server::validate_server(raw.server, base, &mut problems);
         let node = node::validate_node(raw.node, &mut problems);
+        let store = store::validate_store(raw.store, base, &mut problems);
         let approval_ttl = match raw.approval_ttl.as_deref().map(parse_duration) {
             None => DEFAULT_APPROVAL_TTL,
             Some(Ok(ttl)) if ttl > Duration::ZERO => ttl,
@@ -210,6 +217,7 @@ impl Config {
             approval_ttl,
             node,
             server,
+            store,
             nomad: raw.nomad,
             docker: raw.docker,
             netns: raw.netns,

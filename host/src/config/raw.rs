@@ -41,6 +41,7 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             "approval_ttl" => raw.approval_ttl = section(&key, value, problems),
             "node" => raw.node = section("[node]", value, problems),
             "server" => raw.server = section("[server]", value, problems),
+            "store" => raw.store = section("[store]", value, problems),
             "nomad" => raw.nomad = section("[nomad]", value, problems),
             "docker" => raw.docker = section("[docker]", value, problems),
             "netns" => raw.netns = section("[netns]", value, problems),
@@ -58,7 +59,7 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
                 raw.unreadable_plugins = plugins.unreadable;
             }
             other => problems.push(format!(
-                "unknown key `{other}`; the config has state_dir, approval_ttl, [node], [server], \
+                "unknown key `{other}`; the config has state_dir, approval_ttl, [node], [server], [store], \
                  [nomad], [docker], [netns], [kmod], [[notify]], [[plugin]] and [[route]]"
             )),
         }

@@ -52,23 +52,29 @@ pub async fn until_stopped(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 deadline = Some(tokio::time::Instant::now() + grace);
             }
             _ = grace_over => {
-                let store = &shared.work;
-                for id in executing.keys() {
-                    tracing::warn!(run = %id, "still executing after the shutdown grace; marked interrupted");
-                    let reason = format!(
-                        "remedy was stopped and this run did not finish within the shutdown grace of {}",
-                        humantime::format_duration(shared.server.shutdown_grace)
-                    );
-                    if let Err(e) = store.interrupt(id, &reason) {
-                        tracing::error!(run = %id, "cannot mark the run interrupted: {e}");
-                    }
-                }
+                let ids: Vec<String> = executing.keys().cloned().collect();
+                let shared = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || interrupt_unfinished(&shared, &ids)).await;
                 break;
             }
             _ = tokio::time::sleep(POLL) => {}
         }
     }
     shared.metrics.executing.set(0);
+}
+
+/// Mark the runs still executing after the shutdown grace as interrupted.
+fn interrupt_unfinished(shared: &Shared, ids: &[String]) {
+    let reason = format!(
+        "remedy was stopped and this run did not finish within the shutdown grace of {}",
+        humantime::format_duration(shared.server.shutdown_grace)
+    );
+    for id in ids {
+        tracing::warn!(run = %id, "still executing after the shutdown grace; marked interrupted");
+        if let Err(e) = shared.work.interrupt(id, &reason) {
+            tracing::error!(run = %id, "cannot mark the run interrupted: {e}");
+        }
+    }
 }
 
 /// Start every queued run the limits allow.
@@ -102,7 +108,13 @@ async fn fill(
         if of_plugin >= server.per_plugin || executing.values().any(busy) {
             continue;
         }
-        let Some(claimed) = claim(shared, &candidate) else {
+        // Every store call leaves the async threads: a PostgreSQL store blocks.
+        let claimed = {
+            let shared = shared.clone();
+            let candidate = candidate.clone();
+            tokio::task::spawn_blocking(move || claim(&shared, &candidate)).await
+        };
+        let Ok(Some(claimed)) = claimed else {
             continue;
         };
         executing.insert(

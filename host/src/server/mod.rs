@@ -19,13 +19,12 @@ mod webhook;
 use crate::config::{Config, RouteConfig, ServerConfig};
 use crate::engine::{LoadedPlugin, PluginEngine};
 use crate::run::resolve_params;
-use crate::store::{Store, StoreError};
+use crate::store::{Location, Store, StoreError};
 use auth::{AuthError, Credentials};
 use metrics::Metrics;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -200,7 +199,7 @@ impl Server {
         engine: Arc<PluginEngine>,
         plugins: HashMap<String, Arc<LoadedPlugin>>,
         reloader: Option<Reloader>,
-        state_dir: &Path,
+        store: &Location,
         listen: SocketAddr,
     ) -> Result<Server, ServeError> {
         let credentials = Credentials::load(&config.server.auth)?;
@@ -215,8 +214,8 @@ impl Server {
         let sinks = config.notify.clone();
         let live = Live::build(config, plugins)?;
         let metrics = Arc::new(Metrics::new());
-        let ingest = Store::open(state_dir)?;
-        let work = Store::open(state_dir)?;
+        let ingest = Store::open_at(store)?;
+        let work = Store::open_at(store)?;
         for id in work.interrupt_orphans()? {
             tracing::warn!(run = %id, "run was executing when remedy stopped; marked interrupted");
         }

@@ -1,0 +1,115 @@
+//! `[store]`: where runs, history and the audit trail are kept. Without a
+//! `url`, a SQLite file in the state directory (one remedy process); with
+//! one, a PostgreSQL database that every receiver and agent of a fleet
+//! shares.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The environment variable holding the PostgreSQL password, where no
+/// `password_file` is set.
+pub const PASSWORD_ENV: &str = "REMEDY_STORE_PASSWORD";
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    /// `postgres://user@host:port/database`, without the password.
+    url: Option<String>,
+    /// A file holding the password; else `$REMEDY_STORE_PASSWORD`.
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StoreConfig {
+    /// A PostgreSQL URL; `None` keeps the SQLite file in the state directory.
+    pub url: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+pub(super) fn validate_store(
+    raw: RawStore,
+    base: &Path,
+    problems: &mut Vec<String>,
+) -> StoreConfig {
+    if let Some(url) = &raw.url {
+        match url.parse::<postgres::Config>() {
+            Err(e) => problems.push(format!(
+                "[store] url is not a PostgreSQL URL (postgres://user@host/database): {e}"
+            )),
+            Ok(parsed) if parsed.get_password().is_some() => problems.push(
+                "[store] url holds a password; configs are shared and logged, so put it in \
+                 password_file or $REMEDY_STORE_PASSWORD instead"
+                    .into(),
+            ),
+            Ok(_) => {}
+        }
+    }
+    if raw.password_file.is_some() && raw.url.is_none() {
+        problems
+            .push("[store] password_file is set without a url: it is only for PostgreSQL".into());
+    }
+    StoreConfig {
+        url: raw.url,
+        password_file: raw.password_file.map(|file| base.join(file)),
+    }
+}
+
+impl StoreConfig {
+    /// The password: the file's first line, or the environment's.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        match &self.password_file {
+            Some(file) => std::fs::read_to_string(file)
+                .map(|text| Some(text.lines().next().unwrap_or("").to_string()))
+                .map_err(|e| format!("[store] password_file {}: {e}", file.display())),
+            None => Ok(std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(url: Option<&str>, password_file: Option<&str>) -> Vec<String> {
+        let raw = RawStore {
+            url: url.map(String::from),
+            password_file: password_file.map(PathBuf::from),
+        };
+        let mut problems = Vec::new();
+        validate_store(raw, Path::new("/etc/remedy"), &mut problems);
+        problems
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused_and_every_mistake_named() {
+        assert!(problems(None, None).is_empty());
+        assert!(problems(Some("postgres://remedy@db:5432/remedy"), Some("pw")).is_empty());
+        let leaked = problems(Some("postgres://remedy:hunter2@db/remedy"), None);
+        assert!(leaked[0].contains("password_file"), "{leaked:?}");
+        assert!(
+            !leaked[0].contains("hunter2"),
+            "the password is not repeated: {leaked:?}"
+        );
+        let garbage = problems(Some("postgres://remedy@db:notaport/remedy"), None);
+        assert!(garbage[0].contains("[store] url"), "{garbage:?}");
+        let orphan = problems(None, Some("pw"));
+        assert!(orphan[0].contains("without a url"), "{orphan:?}");
+    }
+
+    #[test]
+    fn the_password_comes_from_its_file_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let raw = RawStore {
+            url: Some("postgres://remedy@db/remedy".into()),
+            password_file: Some("pw".into()),
+        };
+        let config = validate_store(raw, dir.path(), &mut Vec::new());
+        assert_eq!(config.password().unwrap().as_deref(), Some("s3cret"));
+        let missing = StoreConfig {
+            password_file: Some(dir.path().join("nope")),
+            ..config
+        };
+        assert!(missing.password().unwrap_err().contains("nope"));
+    }
+}
