@@ -5,7 +5,7 @@
 mod common;
 
 use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
-use common::postgres::fresh_database;
+use common::postgres::{Cluster, fresh_database};
 use common::{describe, remedy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -97,4 +97,33 @@ fn an_alert_delivered_to_both_receivers_runs_once_and_the_trail_verifies() {
         .output()
         .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
+}
+
+#[test]
+fn while_postgresql_is_down_receivers_answer_503_and_after_it_returns_nothing_is_lost() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, receiver) = receiver(dir.path(), "r", &cluster.fresh_database());
+    let first = webhook("r", &[echo(1)]);
+    assert_eq!(receiver.post_alerts(&first).0, 202);
+    receiver.wait_for_runs("route=echo", 1, is_finished);
+
+    cluster.stop();
+    let during = webhook("r", &[echo(2)]);
+    let (status, answer) = receiver.post_alerts(&during);
+    assert_eq!(status, 503, "Alertmanager retries a 503: {answer}");
+    assert_eq!(receiver.request("GET", "/-/ready", &[], b"").0, 503);
+
+    cluster.restart();
+    // Alertmanager's retry: admitted now, and run once.
+    let (status, answer) = receiver.post_alerts(&during);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(outcomes(&answer), ["queued"]);
+    let runs = receiver.wait_for_runs("route=echo", 2, is_finished);
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(
+        runs.iter().all(|r| r["status"] == "nothing-to-do"),
+        "{runs:#?}"
+    );
+    assert_eq!(receiver.request("GET", "/-/ready", &[], b"").0, 200);
 }

@@ -89,7 +89,14 @@ async fn fill(
     }
     let queued = {
         let shared = shared.clone();
-        tokio::task::spawn_blocking(move || shared.work.queued(1000)).await
+        let running: Vec<String> = executing.keys().cloned().collect();
+        tokio::task::spawn_blocking(move || {
+            for id in shared.work.interrupt_abandoned(&running)? {
+                tracing::warn!(run = %id, "run stopped when the store failed; marked interrupted");
+            }
+            shared.work.queued(1000)
+        })
+        .await
     };
     let queued = match queued {
         Ok(Ok(queued)) => queued,

@@ -345,6 +345,32 @@ impl Store {
         Ok(interrupted)
     }
 
+    /// Mark as `interrupted` the runs this process claimed and no longer
+    /// executes (`executing` are those it does): their worker stopped when
+    /// the store could not be written, so their end was never recorded.
+    pub fn interrupt_abandoned(&self, executing: &[String]) -> Result<Vec<String>, StoreError> {
+        let owner = crate::sys::this_process();
+        let mine: Vec<String> = self.with(|c| {
+            c.query_map(
+                "SELECT id FROM runs WHERE status = 'running' AND owner = ?1",
+                args![owner],
+                |r| r.get(0),
+            )
+        })?;
+        let abandoned: Vec<String> = mine
+            .into_iter()
+            .filter(|id| !executing.contains(id))
+            .collect();
+        for id in &abandoned {
+            self.interrupt(
+                id,
+                "the state store could not be written while this run was executing, so it \
+                 stopped; it was not executed again: check its actions and re-run by hand if needed",
+            )?;
+        }
+        Ok(abandoned)
+    }
+
     /// End a `running` run as `interrupted`, with its audit record.
     pub fn interrupt(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         self.in_tx(|c| {
@@ -641,6 +667,39 @@ mod tests {
                     .is_none(),
                 "claimed once only"
             );
+        });
+    }
+
+    #[test]
+    fn a_run_this_process_stopped_executing_is_interrupted_once() {
+        super::super::each_backend(|open| {
+            let store = open();
+            let a = alert("a", AlertStatus::Firing);
+            let b = alert("b", AlertStatus::Firing);
+            store
+                .admit(
+                    &[
+                        firing(&a, "1", Duration::ZERO),
+                        firing(&b, "2", Duration::ZERO),
+                    ],
+                    10,
+                )
+                .unwrap();
+            for id in ["1", "2"] {
+                store
+                    .claim(id, None, |_| serde_json::json!({}))
+                    .unwrap()
+                    .unwrap();
+            }
+            let executing = vec!["2".to_string()];
+            assert_eq!(store.interrupt_abandoned(&executing).unwrap(), ["1"]);
+            assert!(store.interrupt_abandoned(&executing).unwrap().is_empty());
+            let (kind, body) = last_record(&store, "1");
+            assert_eq!(
+                (kind.as_str(), body["status"].as_str()),
+                ("finished", Some("interrupted"))
+            );
+            assert_eq!(last_record(&store, "2").0, "run-started", "still executing");
         });
     }
 

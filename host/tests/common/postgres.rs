@@ -4,17 +4,19 @@
 //! fresh database for each store a test asks for. The server dies with the
 //! test process. Without the package (`scripts/test` installs it), or
 //! without root, the tests fail and say so.
+#![allow(dead_code)] // the store's unit tests and each test binary use their own part
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub struct Cluster {
     pub port: u16,
     dir: PathBuf,
+    pid: Mutex<u32>,
 }
 
 /// The cluster of this test process, started on first use.
@@ -23,17 +25,9 @@ pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
-/// A new, empty database on the cluster: its URL.
+/// A new, empty database on this process's shared cluster: its URL.
 pub fn fresh_database() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let cluster = cluster();
-    let name = format!(
-        "remedy_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    cluster.psql(&format!("CREATE DATABASE {name}"));
-    cluster.url(&name)
+    cluster().fresh_database()
 }
 
 fn server_bin(program: &str) -> PathBuf {
@@ -72,7 +66,8 @@ fn as_postgres(program: &Path) -> Command {
 }
 
 impl Cluster {
-    fn start() -> Cluster {
+    /// A new cluster of its own, for a test that stops and starts it.
+    pub fn start() -> Cluster {
         assert!(
             rustix::process::geteuid().is_root(),
             "the PostgreSQL tests start a server as the postgres user, so they run as root"
@@ -84,7 +79,6 @@ impl Cluster {
             .keep();
         let (uid, gid) = postgres_user();
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-        let data = dir.join("data");
         let initdb = as_postgres(&server_bin("initdb"))
             .args([
                 "--auth=trust",
@@ -93,7 +87,7 @@ impl Cluster {
                 "--no-sync",
                 "-D",
             ])
-            .arg(&data)
+            .arg(dir.join("data"))
             .output()
             .expect("initdb runs");
         assert!(
@@ -101,17 +95,33 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
-        let port = free_port();
+        let cluster = Cluster {
+            port: free_port(),
+            dir,
+            pid: Mutex::new(0),
+        };
+        cluster.run_server();
+        cluster
+    }
+
+    /// Start the server on the cluster's port and wait until it takes connections.
+    fn run_server(&self) {
         let mut server = as_postgres(&server_bin("postgres"));
         server
             .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .args(["-c", "max_connections=200"])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("server.log")).unwrap());
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("server.log"))
+                    .unwrap(),
+            );
         // The server dies with the test process. The signal is asked for
         // after the switch to the postgres user, which would clear it.
         // SAFETY: prctl is async-signal-safe.
@@ -137,10 +147,36 @@ impl Cluster {
             }
         });
         let pid = receiver.recv().unwrap().expect("postgres starts");
-        remove_at_exit(pid, &dir);
-        let cluster = Cluster { port, dir };
-        cluster.wait_until_ready();
-        cluster
+        *self.pid.lock().unwrap() = pid;
+        remove_at_exit(pid, &self.dir);
+        self.wait_until_ready();
+    }
+
+    /// Stop the server at once, as a crash or a failover would.
+    pub fn stop(&self) {
+        let pid = *self.pid.lock().unwrap() as libc::pid_t;
+        // SAFETY: our own child, signalled and reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGQUIT); // immediate shutdown
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+
+    /// Start the stopped server again, with the same data and port.
+    pub fn restart(&self) {
+        self.run_server();
+    }
+
+    /// A new, empty database on this cluster: its URL.
+    pub fn fresh_database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "remedy_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql(&format!("CREATE DATABASE {name}"));
+        self.url(&name)
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -172,13 +208,14 @@ impl Cluster {
     }
 }
 
-/// Stop the server and remove its files when the test process exits.
+/// Stop every server and remove its files when the test process exits.
 fn remove_at_exit(pid: u32, dir: &Path) {
-    static SERVER: OnceLock<(u32, PathBuf)> = OnceLock::new();
+    static SERVERS: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
     extern "C" fn clean_up() {
-        if let Some((pid, dir)) = SERVER.get() {
+        let servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+        for (pid, dir) in servers.iter() {
             let pid = *pid as libc::pid_t;
-            // SAFETY: our own child, killed and reaped.
+            // SAFETY: our own children, killed and reaped.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
@@ -186,10 +223,12 @@ fn remove_at_exit(pid: u32, dir: &Path) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-    if SERVER.set((pid, dir.to_path_buf())).is_ok() {
+    let mut servers = SERVERS.lock().unwrap();
+    if servers.is_empty() {
         // SAFETY: registers a plain function to run at exit.
         unsafe { libc::atexit(clean_up) };
     }
+    servers.push((pid, dir.to_path_buf()));
 }
 
 fn free_port() -> u16 {
