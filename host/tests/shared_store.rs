@@ -127,3 +127,40 @@ fn while_postgresql_is_down_receivers_answer_503_and_after_it_returns_nothing_is
     );
     assert_eq!(receiver.request("GET", "/-/ready", &[], b"").0, 200);
 }
+
+#[test]
+fn a_store_over_tls_verifies_postgresqls_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    common::certs::make_certificates(certs.path());
+    let cluster = Cluster::start_with_tls(certs.path());
+    let url = format!("{}?sslmode=require", cluster.fresh_database());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("remedy.toml");
+    let runs = |store: &str| {
+        std::fs::write(&config, store).unwrap();
+        remedy(&dir.path().join("state"), &config)
+            .args(["runs", "list"])
+            .output()
+            .unwrap()
+    };
+
+    let ca = certs.path().join("ca.crt");
+    let trusted = runs(&format!(
+        "[store]\nurl = \"{url}\"\nca_file = \"{}\"\n",
+        ca.display()
+    ));
+    assert_eq!(trusted.status.code(), Some(0), "{}", describe(&trusted));
+
+    // The system's roots do not know the test CA: refused, and said so.
+    let untrusted = runs(&format!("[store]\nurl = \"{url}\"\n"));
+    assert_ne!(untrusted.status.code(), Some(0), "{}", describe(&untrusted));
+    let said = String::from_utf8_lossy(&untrusted.stderr).to_lowercase();
+    assert!(said.contains("certificate"), "{said}");
+
+    // Without TLS the server refuses the connection.
+    let plain = runs(&format!(
+        "[store]\nurl = \"{}\"\n",
+        url.replace("sslmode=require", "sslmode=disable")
+    ));
+    assert_ne!(plain.status.code(), Some(0), "{}", describe(&plain));
+}

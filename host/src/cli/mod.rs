@@ -14,7 +14,7 @@ mod serve;
 
 use crate::config::{Config, PluginConfig, Source};
 use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec};
-use crate::store::{Location, Store};
+use crate::store::{Location, Postgres, Store};
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -236,10 +236,13 @@ impl Cli {
     /// Where the store is: `[store] url`, else `state.db` in the state directory.
     fn store_location(&self, config: &Config) -> Result<Location> {
         match &config.store.url {
-            Some(url) => Ok(Location::Postgres {
+            Some(url) => Ok(Location::Postgres(Postgres {
                 url: url.clone(),
                 password: config.store.password().map_err(UsageError)?,
-            }),
+                ca_file: config.store.ca_file.clone(),
+                cert_file: config.store.cert_file.clone(),
+                key_file: config.store.key_file.clone(),
+            })),
             None => Ok(Location::Dir(self.state_dir(config)?)),
         }
     }
@@ -248,7 +251,7 @@ impl Cli {
         let location = self.store_location(config)?;
         let fix = match location {
             Location::Dir(_) => "choose another with --state-dir",
-            Location::Postgres { .. } => "check [store] url and that PostgreSQL is up",
+            Location::Postgres(_) => "check [store] and that PostgreSQL is up",
         };
         Store::open_at(&location).with_context(|| {
             format!(

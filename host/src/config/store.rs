@@ -17,6 +17,11 @@ pub(super) struct RawStore {
     url: Option<String>,
     /// A file holding the password; else `$REMEDY_STORE_PASSWORD`.
     password_file: Option<PathBuf>,
+    /// The CA that signed PostgreSQL's certificate; else the system's roots.
+    ca_file: Option<PathBuf>,
+    /// A client certificate and its key, where PostgreSQL asks for one.
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -24,6 +29,9 @@ pub struct StoreConfig {
     /// A PostgreSQL URL; `None` keeps the SQLite file in the state directory.
     pub url: Option<String>,
     pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 pub(super) fn validate_store(
@@ -44,13 +52,29 @@ pub(super) fn validate_store(
             Ok(_) => {}
         }
     }
-    if raw.password_file.is_some() && raw.url.is_none() {
-        problems
-            .push("[store] password_file is set without a url: it is only for PostgreSQL".into());
+    let postgres_only = [
+        ("password_file", &raw.password_file),
+        ("ca_file", &raw.ca_file),
+        ("cert_file", &raw.cert_file),
+        ("key_file", &raw.key_file),
+    ];
+    for (key, value) in postgres_only {
+        if value.is_some() && raw.url.is_none() {
+            problems.push(format!(
+                "[store] {key} is set without a url: it is only for PostgreSQL"
+            ));
+        }
     }
+    if raw.cert_file.is_some() != raw.key_file.is_some() {
+        problems.push("[store] cert_file and key_file go together: set both or neither".into());
+    }
+    let relative = |file: Option<PathBuf>| file.map(|file| base.join(file));
     StoreConfig {
         url: raw.url,
-        password_file: raw.password_file.map(|file| base.join(file)),
+        password_file: relative(raw.password_file),
+        ca_file: relative(raw.ca_file),
+        cert_file: relative(raw.cert_file),
+        key_file: relative(raw.key_file),
     }
 }
 
@@ -74,6 +98,7 @@ mod tests {
         let raw = RawStore {
             url: url.map(String::from),
             password_file: password_file.map(PathBuf::from),
+            ..RawStore::default()
         };
         let mut problems = Vec::new();
         validate_store(raw, Path::new("/etc/remedy"), &mut problems);
@@ -94,6 +119,14 @@ mod tests {
         assert!(garbage[0].contains("[store] url"), "{garbage:?}");
         let orphan = problems(None, Some("pw"));
         assert!(orphan[0].contains("without a url"), "{orphan:?}");
+        let mut half = Vec::new();
+        let raw = RawStore {
+            url: Some("postgres://remedy@db/remedy".into()),
+            cert_file: Some("client.crt".into()),
+            ..RawStore::default()
+        };
+        validate_store(raw, Path::new("/etc/remedy"), &mut half);
+        assert!(half[0].contains("cert_file and key_file"), "{half:?}");
     }
 
     #[test]
@@ -103,6 +136,7 @@ mod tests {
         let raw = RawStore {
             url: Some("postgres://remedy@db/remedy".into()),
             password_file: Some("pw".into()),
+            ..RawStore::default()
         };
         let config = validate_store(raw, dir.path(), &mut Vec::new());
         assert_eq!(config.password().unwrap().as_deref(), Some("s3cret"));

@@ -51,15 +51,7 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Strin
     Ok(Arc::new(config))
 }
 
-/// For outgoing HTTPS (notifications): the system's roots, ring, no client certificate.
+/// For outgoing HTTPS (notifications): the system's roots, no client certificate.
 pub fn client_config() -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    crate::sys::tls::client_config(Default::default()).expect("no files to read")
 }

@@ -17,13 +17,19 @@ pub(super) enum Backend {
 /// the next one connects.
 pub(super) struct PgConnection {
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<postgres::Client>,
 }
 
 impl PgConnection {
-    pub(super) fn new(config: postgres::Config, client: postgres::Client) -> Self {
+    pub(super) fn new(
+        config: postgres::Config,
+        tls: tokio_postgres_rustls::MakeRustlsConnect,
+        client: postgres::Client,
+    ) -> Self {
         PgConnection {
             config,
+            tls,
             client: Some(client),
         }
     }
@@ -31,7 +37,7 @@ impl PgConnection {
     fn client(&mut self) -> Result<&mut postgres::Client, postgres::Error> {
         if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
             self.client = None;
-            self.client = Some(self.config.connect(postgres::NoTls)?);
+            self.client = Some(self.config.connect(self.tls.clone())?);
         }
         Ok(self.client.as_mut().expect("connected just now"))
     }

@@ -146,17 +146,52 @@ pub struct NewRun<'a> {
 #[derive(Clone)]
 pub enum Location {
     Dir(PathBuf),
-    Postgres {
-        url: String,
-        password: Option<String>,
-    },
+    Postgres(Postgres),
+}
+
+/// A PostgreSQL database and how to reach it.
+#[derive(Clone, Default)]
+pub struct Postgres {
+    /// `postgres://user@host:port/database?sslmode=require`, without the password.
+    pub url: String,
+    pub password: Option<String>,
+    /// TLS: the CA that signed the server's certificate (else the system's
+    /// roots), and a client certificate and key where the server asks for one.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Postgres {
+    /// Just a URL, as the tests make them.
+    pub fn at(url: &str) -> Postgres {
+        Postgres {
+            url: url.to_string(),
+            ..Postgres::default()
+        }
+    }
+
+    /// TLS as `sslmode` in the URL asks: `prefer` (the default) uses it where
+    /// the server offers it, `require` refuses a server that does not. The
+    /// server's certificate is always verified, against `ca_file` or the
+    /// system's roots, for the host the URL names.
+    fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+        let files = crate::sys::tls::ClientFiles {
+            ca_file: self.ca_file.as_deref(),
+            cert_file: self.cert_file.as_deref(),
+            key_file: self.key_file.as_deref(),
+        };
+        crate::sys::tls::client_config(files)
+            .map(tokio_postgres_rustls::MakeRustlsConnect::new)
+            .map_err(|problem| format!("[store] {problem}"))
+    }
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Dir(dir) => write!(f, "{}", dir.join("state.db").display()),
-            Location::Postgres { url, .. } => f.write_str(url),
+            Location::Postgres(postgres) => f.write_str(&postgres.url),
         }
     }
 }
@@ -185,7 +220,7 @@ impl Store {
     pub fn open_at(location: &Location) -> Result<Store, StoreError> {
         match location {
             Location::Dir(dir) => Store::open(dir),
-            Location::Postgres { url, password } => Store::connect(url, password.as_deref()),
+            Location::Postgres(postgres) => Store::connect(postgres),
         }
     }
 
@@ -217,31 +252,36 @@ impl Store {
         })
     }
 
-    /// Connect to the PostgreSQL database `url` names (`postgres://user@host/db`),
-    /// with `password` when the URL holds none, and bring its schema up to date.
-    pub fn connect(url: &str, password: Option<&str>) -> Result<Store, StoreError> {
-        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Config {
+    /// Connect to the PostgreSQL database `postgres` names, and bring its
+    /// schema up to date.
+    pub fn connect(postgres: &Postgres) -> Result<Store, StoreError> {
+        let config_problem = |detail: String| StoreError::Config {
             store: "postgres".into(),
-            detail: format!("[store] url is not a PostgreSQL URL: {e}"),
-        })?;
-        if let Some(password) = password {
+            detail,
+        };
+        let mut config: postgres::Config = postgres
+            .url
+            .parse()
+            .map_err(|e| config_problem(format!("[store] url is not a PostgreSQL URL: {e}")))?;
+        if let Some(password) = &postgres.password {
             config.password(password);
         }
+        let tls = postgres.tls().map_err(config_problem)?;
         let location = describe(&config);
-        let mut client =
-            config
-                .connect(postgres::NoTls)
-                .map_err(|source| StoreError::Database {
-                    store: location.clone(),
-                    source: source.into(),
-                })?;
+        let mut client = config
+            .connect(tls.clone())
+            .map_err(|source| StoreError::Database {
+                store: location.clone(),
+                source: source.into(),
+            })?;
         schema::migrate_postgres(&mut client).map_err(|source| StoreError::Migrate {
             store: location.clone(),
             source,
         })?;
+        let connection = PgConnection::new(config, tls, client);
         Ok(Store {
             location,
-            backend: Backend::Postgres(Box::new(Mutex::new(PgConnection::new(config, client)))),
+            backend: Backend::Postgres(Box::new(Mutex::new(connection))),
         })
     }
 
@@ -380,7 +420,7 @@ fn each_backend(test: impl Fn(&dyn Fn() -> Store)) {
     };
     eprintln!("on SQLite");
     test(&sqlite);
-    let postgres = || Store::connect(&throwaway_postgres::fresh_database(), None).unwrap();
+    let postgres = || Store::connect(&Postgres::at(&throwaway_postgres::fresh_database())).unwrap();
     eprintln!("on PostgreSQL");
     test(&postgres);
 }

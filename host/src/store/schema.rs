@@ -134,7 +134,9 @@ mod tests {
                 super::super::Backend::Sqlite(_) => {
                     Store::open(std::path::Path::new(&store.location).parent().unwrap())
                 }
-                super::super::Backend::Postgres(_) => Store::connect(&store.location, None),
+                super::super::Backend::Postgres(_) => {
+                    Store::connect(&super::super::Postgres::at(&store.location))
+                }
             };
             let error = again.err().expect("a newer schema is refused").to_string();
             assert!(error.contains("99"), "{error}");

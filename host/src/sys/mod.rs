@@ -1,12 +1,13 @@
 //! Plumbing that capabilities and the rest of remedy share but that is no
 //! capability itself: reading procfs, anchored name patterns, the runtime
-//! that bridges async clients into synchronous code, process identity and
-//! private directories. Nothing here knows about grants, plugins, the
+//! that bridges async clients into synchronous code, TLS as a client,
+//! process identity and private directories. Nothing here knows about grants, plugins, the
 //! engine, the executor or the store; it imports nothing of remedy's.
 
 pub mod bridge;
 pub mod patterns;
 pub mod procfs;
+pub mod tls;
 
 use std::path::Path;
 

@@ -17,6 +17,8 @@ pub struct Cluster {
     pub port: u16,
     dir: PathBuf,
     pid: Mutex<u32>,
+    /// Server settings beyond the defaults, as `-c name=value`.
+    settings: Vec<String>,
 }
 
 /// The cluster of this test process, started on first use.
@@ -68,6 +70,41 @@ fn as_postgres(program: &Path) -> Command {
 impl Cluster {
     /// A new cluster of its own, for a test that stops and starts it.
     pub fn start() -> Cluster {
+        Cluster::start_with(Vec::new())
+    }
+
+    /// A cluster that takes only TLS connections, with `certs`' server.crt
+    /// and server.key (see `certs::make_certificates`), which it is given:
+    /// PostgreSQL reads them as its own user.
+    pub fn start_with_tls(certs: &Path) -> Cluster {
+        let (uid, gid) = postgres_user();
+        for file in [
+            Path::new(""),
+            Path::new("server.crt"),
+            Path::new("server.key"),
+        ] {
+            std::os::unix::fs::chown(certs.join(file), Some(uid), Some(gid)).unwrap();
+        }
+        let key = certs.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let cluster = Cluster::start_with(vec![
+            "ssl=on".into(),
+            format!("ssl_cert_file={}", certs.join("server.crt").display()),
+            format!("ssl_key_file={}", key.display()),
+        ]);
+        // Plain connections are refused; only the superuser's setup stays local.
+        let hba = cluster.dir.join("data/pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        cluster.psql("SELECT pg_reload_conf()");
+        cluster
+    }
+
+    fn start_with(settings: Vec<String>) -> Cluster {
         assert!(
             rustix::process::geteuid().is_root(),
             "the PostgreSQL tests start a server as the postgres user, so they run as root"
@@ -99,6 +136,7 @@ impl Cluster {
             port: free_port(),
             dir,
             pid: Mutex::new(0),
+            settings,
         };
         cluster.run_server();
         cluster
@@ -114,6 +152,7 @@ impl Cluster {
             .arg(&self.dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .args(["-c", "max_connections=200"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .stdout(Stdio::null())
             .stderr(
                 std::fs::OpenOptions::new()
@@ -186,7 +225,13 @@ impl Cluster {
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if postgres::Client::connect(&self.url("postgres"), postgres::NoTls).is_ok() {
+            let local = postgres::Config::new()
+                .user("postgres")
+                .dbname("postgres")
+                .host_path(&self.dir)
+                .port(self.port)
+                .connect(postgres::NoTls);
+            if local.is_ok() {
                 return;
             }
             assert!(
@@ -198,9 +243,14 @@ impl Cluster {
         }
     }
 
-    /// Run one statement as the superuser.
+    /// Run one statement as the superuser, over the cluster's local socket.
     pub fn psql(&self, statement: &str) {
-        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+        let mut client = postgres::Config::new()
+            .user("postgres")
+            .dbname("postgres")
+            .host_path(&self.dir)
+            .port(self.port)
+            .connect(postgres::NoTls)
             .expect("the test cluster takes connections");
         client
             .batch_execute(statement)

@@ -2,12 +2,9 @@
 //! timeouts, and retries with backoff where a retry cannot repeat an effect.
 
 use reqwest::{Method, StatusCode};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4646";
@@ -296,42 +293,10 @@ fn read_secret(path: &Path) -> Result<String, NomadError> {
 }
 
 fn tls_config(settings: &NomadSettings) -> Result<rustls::ClientConfig, NomadError> {
-    let setup = |key: &str, path: &Path, e: &dyn std::fmt::Display| {
-        NomadError::Setup(format!("[nomad] {key} {}: {e}", path.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &settings.ca_file {
-        Some(path) => {
-            for cert in
-                CertificateDer::pem_file_iter(path).map_err(|e| setup("ca_file", path, &e))?
-            {
-                let cert = cert.map_err(|e| setup("ca_file", path, &e))?;
-                roots.add(cert).map_err(|e| setup("ca_file", path, &e))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| NomadError::Setup(format!("TLS: {e}")))?
-        .with_root_certificates(roots);
-    match (&settings.cert_file, &settings.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| setup("cert_file", cert, &e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| setup("cert_file", cert, &e))?;
-            let key_der =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| setup("key_file", key, &e))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| setup("cert_file", cert, &e))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
+    crate::sys::tls::client_config(crate::sys::tls::ClientFiles {
+        ca_file: settings.ca_file.as_deref(),
+        cert_file: settings.cert_file.as_deref(),
+        key_file: settings.key_file.as_deref(),
+    })
+    .map_err(|problem| NomadError::Setup(format!("[nomad] {problem}")))
 }
