@@ -2,6 +2,9 @@
 //! 202 latency at p50/p99, how fast the queue drains with a real plugin
 //! (disk-cleanup, dry-run), and the daemon's RSS idle and under load.
 //!
+//! Then the same alerts posted to two receivers sharing one PostgreSQL, as
+//! behind Alertmanager's HA pair.
+//!
 //! `cargo bench -p remedy --bench serve` (REMEDY_BENCH_ALERTS, REMEDY_BENCH_CLIENTS to change the load).
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
 
 const TOKEN: &str = "bench-token";
 
@@ -101,24 +107,24 @@ impl Drop for Daemon {
     }
 }
 
-fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` would run this too: skip then.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let alerts = env_or("REMEDY_BENCH_ALERTS", 20_000);
-    let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
-    let dir = tempfile::tempdir().unwrap();
+/// A `remedy serve` on a free port with the bench's route, and `store`
+/// appended to its config (empty: SQLite in its own state directory).
+fn start_daemon(dir: &std::path::Path, store: &str) -> (SocketAddr, Daemon) {
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-    let config = dir.path().join("remedy.toml");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("token"), TOKEN).unwrap();
+    let config = dir.join("remedy.toml");
     std::fs::write(
         &config,
         format!(
             r#"
+[node]
+name = "bench-node"
+label = "node"
+
 [server]
 listen = "{addr}"
 token_file = "token"
@@ -146,6 +152,8 @@ name = "disk"
 matchers = ['alertname="DiskSpaceLow"']
 plugin = "disk-cleanup"
 mode = "dry-run"
+
+{store}
 "#
         ),
     )
@@ -154,23 +162,118 @@ mode = "dry-run"
         .arg("--config")
         .arg(&config)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(dir.join("state"))
         .args(["serve"])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let daemon = Daemon(child);
-    let pid = daemon.0.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "remedy serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(1));
-    let idle_rss = rss_kib(pid, "VmRSS:");
+    (addr, daemon)
+}
 
+/// `alerts` distinct alerts from `clients` keep-alive clients, each alert
+/// posted to every receiver in turn (as Alertmanager's HA pair does): the
+/// latency of every answer, and how long accepting them all took.
+fn load(receivers: &[SocketAddr], alerts: usize, clients: usize) -> (Vec<Duration>, Duration) {
     let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let next = next.clone();
+            let receivers = receivers.to_vec();
+            std::thread::spawn(move || {
+                let mut connections: Vec<Connection> =
+                    receivers.iter().map(|addr| Connection::open(*addr)).collect();
+                let mut latencies = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= alerts as u64 {
+                        return latencies;
+                    }
+                    let body = format!(
+                        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}]}}"#
+                    );
+                    for connection in &mut connections {
+                        let sent = Instant::now();
+                        let (status, answer) =
+                            connection.request("POST", "/v1/alerts", body.as_bytes());
+                        latencies.push(sent.elapsed());
+                        assert_eq!(status, 202, "{answer}");
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    latencies.sort();
+    (latencies, started.elapsed())
+}
+
+fn print_acceptance(alerts: usize, latencies: &[Duration], accepting: Duration) {
+    println!(
+        "  accepted   {:>8.0} alerts/s   ({alerts} in {:.2} s)",
+        alerts as f64 / accepting.as_secs_f64(),
+        accepting.as_secs_f64()
+    );
+    println!(
+        "  202 latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+}
+
+/// The runs this receiver carried to their end.
+fn finished_runs(addr: SocketAddr) -> f64 {
+    ["succeeded", "nothing-to-do"]
+        .iter()
+        .map(|outcome| {
+            metric(
+                addr,
+                &format!(
+                    "remedy_runs_total{{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"{outcome}\"}}"
+                ),
+            )
+        })
+        .sum()
+}
+
+/// Wait until no run is queued or executing; how long after `started`.
+fn drain(addr: SocketAddr, started: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while metric(addr, "remedy_queue_depth") > 0.0 || metric(addr, "remedy_runs_executing") > 0.0 {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    started.elapsed()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would run this too: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let alerts = env_or("REMEDY_BENCH_ALERTS", 20_000);
+    let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
+    one_receiver_on_sqlite(alerts, clients);
+    two_receivers_on_postgresql(alerts, clients);
+}
+
+fn one_receiver_on_sqlite(alerts: usize, clients: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = start_daemon(dir.path(), "");
+    let pid = daemon.0.id();
+    let idle_rss = rss_kib(pid, "VmRSS:");
     let sampling = Arc::new(AtomicBool::new(true));
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -183,65 +286,18 @@ mode = "dry-run"
         })
     };
     let started = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|_| {
-            let next = next.clone();
-            std::thread::spawn(move || {
-                let mut connection = Connection::open(addr);
-                let mut latencies = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= alerts as u64 {
-                        return latencies;
-                    }
-                    let body = format!(
-                        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","instance":"node-{n}:9100","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}]}}"#
-                    );
-                    let sent = Instant::now();
-                    let (status, answer) = connection.request("POST", "/v1/alerts", body.as_bytes());
-                    latencies.push(sent.elapsed());
-                    assert_eq!(status, 202, "{answer}");
-                }
-            })
-        })
-        .collect();
-    let mut latencies: Vec<Duration> = workers
-        .into_iter()
-        .flat_map(|w| w.join().unwrap())
-        .collect();
-    let accepting = started.elapsed();
-    let drain_deadline = Instant::now() + Duration::from_secs(1800);
-    while metric(addr, "remedy_queue_depth") > 0.0 || metric(addr, "remedy_runs_executing") > 0.0 {
-        assert!(Instant::now() < drain_deadline, "the queue did not drain");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let drained = started.elapsed();
+    let (latencies, accepting) = load(&[addr], alerts, clients);
+    let drained = drain(addr, started);
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
-    let finished = metric(
-        addr,
-        "remedy_runs_total{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"succeeded\"}",
-    ) + metric(
-        addr,
-        "remedy_runs_total{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"nothing-to-do\"}",
-    );
+    let finished = finished_runs(addr);
+    assert_eq!(finished as usize, alerts, "every alert must become one run");
     let hwm = rss_kib(pid, "VmHWM:");
 
-    latencies.sort();
     println!(
-        "remedy serve, {alerts} alerts (one per request), {clients} keep-alive clients, disk-cleanup dry-run"
+        "remedy serve on SQLite, {alerts} alerts (one per request), {clients} keep-alive clients, disk-cleanup dry-run"
     );
-    println!(
-        "  accepted   {:>8.0} alerts/s   ({alerts} in {:.2} s)",
-        alerts as f64 / accepting.as_secs_f64(),
-        accepting.as_secs_f64()
-    );
-    println!(
-        "  202 latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().unwrap().as_secs_f64() * 1e3
-    );
+    print_acceptance(alerts, &latencies, accepting);
     println!(
         "  remediated {:>8.0} runs/s     ({finished} runs finished {:.2} s after the first alert)",
         finished / drained.as_secs_f64(),
@@ -252,5 +308,27 @@ mode = "dry-run"
         idle_rss as f64 / 1024.0,
         peak.load(Ordering::Relaxed) as f64 / 1024.0,
         hwm as f64 / 1024.0
+    );
+}
+
+/// Two receivers on one PostgreSQL (a throwaway local cluster), every alert
+/// posted to both: one admits it, the other answers it is a duplicate.
+fn two_receivers_on_postgresql(alerts: usize, clients: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("[store]\nurl = \"{}\"\n", postgres::fresh_database());
+    let (a, _a) = start_daemon(&dir.path().join("a"), &store);
+    let (b, _b) = start_daemon(&dir.path().join("b"), &store);
+    let started = Instant::now();
+    let (latencies, accepting) = load(&[a, b], alerts, clients);
+    let drained = drain(a, started).max(drain(b, started));
+    let finished = finished_runs(a) + finished_runs(b);
+    assert_eq!(finished as usize, alerts, "every alert must become one run");
+    println!(
+        "remedy serve on PostgreSQL, two receivers, {alerts} alerts each posted to both, {clients} keep-alive clients"
+    );
+    print_acceptance(alerts, &latencies, accepting);
+    println!(
+        "  drained in {:.2} s after the first alert",
+        drained.as_secs_f64()
     );
 }

@@ -97,6 +97,7 @@ fn an_alert_delivered_to_both_receivers_runs_once_and_the_trail_verifies() {
         .output()
         .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
+    b.stop(); // SIGTERM: a clean exit, its connections closed
 }
 
 #[test]

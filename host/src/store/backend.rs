@@ -4,7 +4,7 @@
 //! transaction to write in; the code is the same for both.
 
 use super::crash_test;
-use super::sql::{self, Db, Lite, Pg};
+use super::sql::{self, Db, Lite, Pg, Statements};
 use std::sync::{Mutex, MutexGuard};
 
 pub(super) enum Backend {
@@ -19,6 +19,8 @@ pub(super) struct PgConnection {
     config: postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     client: Option<postgres::Client>,
+    /// Prepared on `client`'s connection; forgotten with it.
+    statements: Statements,
 }
 
 impl PgConnection {
@@ -31,15 +33,31 @@ impl PgConnection {
             config,
             tls,
             client: Some(client),
+            statements: Statements::default(),
         }
     }
 
-    fn client(&mut self) -> Result<&mut postgres::Client, postgres::Error> {
+    /// The client, connected again if the connection was lost, and the
+    /// statements prepared on its connection.
+    fn parts(&mut self) -> Result<(&mut postgres::Client, &mut Statements), postgres::Error> {
         if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
             self.client = None;
+            self.statements = Statements::default();
             self.client = Some(self.config.connect(self.tls.clone())?);
         }
-        Ok(self.client.as_mut().expect("connected just now"))
+        let client = self.client.as_mut().expect("connected just now");
+        Ok((client, &mut self.statements))
+    }
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        // Closing a postgres::Client blocks on its own runtime, which panics
+        // on an async thread (where remedy serve drops its stores); close it
+        // on a thread of its own.
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
     }
 }
 
@@ -58,7 +76,11 @@ impl Backend {
     ) -> sql::Result<T> {
         match self {
             Backend::Sqlite(conn) => work(&mut Lite(&lock(conn))),
-            Backend::Postgres(conn) => work(&mut Pg(lock(conn).client()?)),
+            Backend::Postgres(conn) => {
+                let mut conn = lock(conn);
+                let (client, statements) = conn.parts()?;
+                work(&mut Pg { client, statements })
+            }
         }
     }
 
@@ -85,13 +107,17 @@ impl Backend {
             }
             Backend::Postgres(conn) => {
                 let mut conn = lock(conn);
-                let client = conn.client()?;
+                let (client, statements) = conn.parts()?;
                 let mut tx = client.transaction()?;
-                tx.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE", &[])?;
-                let crash = crash_test::armed(&mut Pg(&mut tx))?;
-                let out = work(&mut Pg(&mut tx))?;
+                let mut db = Pg {
+                    client: &mut tx,
+                    statements,
+                };
+                db.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE", &[])?;
+                let crash = crash_test::armed(&mut db)?;
+                let out = work(&mut db)?;
                 tx.commit()?;
-                crash_test::fire_if_reached(crash, &mut Pg(client))?;
+                crash_test::fire_if_reached(crash, &mut Pg { client, statements })?;
                 Ok(out)
             }
         }

@@ -7,7 +7,7 @@
 mod postgres;
 mod sqlite;
 
-pub(super) use postgres::Pg;
+pub(super) use postgres::{Pg, Statements};
 pub(super) use sqlite::Lite;
 
 /// A value bound to a statement or read from a row.

@@ -2,12 +2,33 @@
 //! integers are BIGINT, flags BOOLEAN.
 
 use super::{Db, Result, Row, Value};
-use postgres::GenericClient;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use postgres::{GenericClient, Statement};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
-/// A PostgreSQL client, or a transaction on one, as a [`Db`].
-pub struct Pg<'c, C: GenericClient>(pub &'c mut C);
+/// A PostgreSQL client, or a transaction on one, as a [`Db`], with the
+/// statements already prepared on its connection.
+pub struct Pg<'c, C: GenericClient> {
+    pub client: &'c mut C,
+    pub statements: &'c mut Statements,
+}
+
+/// Statements prepared on one connection, by their SQL: each is parsed and
+/// planned by PostgreSQL once, not on every call.
+#[derive(Default)]
+pub struct Statements(HashMap<String, Statement>);
+
+impl<C: GenericClient> Pg<'_, C> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(dollars(sql).as_ref())?;
+        self.statements.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
@@ -79,11 +100,13 @@ fn arguments(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl<C: GenericClient> Db for Pg<'_, C> {
     fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64> {
-        Ok(self.0.execute(dollars(sql).as_ref(), &arguments(args))?)
+        let statement = self.statement(sql)?;
+        Ok(self.client.execute(&statement, &arguments(args))?)
     }
 
     fn rows(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>> {
-        let rows = self.0.query(dollars(sql).as_ref(), &arguments(args))?;
+        let statement = self.statement(sql)?;
+        let rows = self.client.query(&statement, &arguments(args))?;
         let mut found = Vec::with_capacity(rows.len());
         for row in &rows {
             let values = (0..row.len())
@@ -95,7 +118,7 @@ impl<C: GenericClient> Db for Pg<'_, C> {
     }
 
     fn batch(&mut self, sql: &str) -> Result<()> {
-        Ok(self.0.batch_execute(sql)?)
+        Ok(self.client.batch_execute(sql)?)
     }
 }
 
