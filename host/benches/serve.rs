@@ -328,7 +328,8 @@ fn two_receivers_on_postgresql(alerts: usize, clients: usize) {
     );
     print_acceptance(alerts, &latencies, accepting);
     println!(
-        "  drained in {:.2} s after the first alert",
+        "  remediated {:>8.0} runs/s     ({finished} runs by both, finished {:.2} s after the first alert)",
+        finished / drained.as_secs_f64(),
         drained.as_secs_f64()
     );
 }

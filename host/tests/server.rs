@@ -4,20 +4,13 @@
 mod common;
 
 use common::daemon::{
-    Daemon, TOKEN, alert, brief_loop_route, firing, free_addr, is_finished, raw_exchange,
-    reaper_approve_route, serve_config, webhook,
+    Daemon, ECHO_ROUTE, TOKEN, alert, brief_loop_route, firing, free_addr, is_finished,
+    raw_exchange, reaper_approve_route, serve_config, webhook,
 };
 use common::{DAY, aged_file, describe, remedy};
 use remedy::store::{RunFilter, RunStatus, Store};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-const ECHO_ROUTE: &str = r#"
-[[route]]
-name = "echo"
-matchers = ['alertname="Echo"']
-plugin = "echo"
-"#;
 
 /// A run that keeps executing until its plugin's 60 s deadline.
 const SLOW_ROUTE: &str = r#"

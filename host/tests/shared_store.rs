@@ -4,18 +4,11 @@
 
 mod common;
 
-use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+use common::daemon::{Daemon, ECHO_ROUTE, firing, free_addr, is_finished, serve_config, webhook};
 use common::postgres::{Cluster, fresh_database};
 use common::{describe, remedy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-const ECHO_ROUTE: &str = r#"
-[[route]]
-name = "echo"
-matchers = ['alertname="Echo"']
-plugin = "echo"
-"#;
 
 /// A receiver with its own state directory (its compiled plugins) and the
 /// shared store.

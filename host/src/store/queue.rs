@@ -674,17 +674,7 @@ mod tests {
     fn a_run_this_process_stopped_executing_is_interrupted_once() {
         super::super::each_backend(|open| {
             let store = open();
-            let a = alert("a", AlertStatus::Firing);
-            let b = alert("b", AlertStatus::Firing);
-            store
-                .admit(
-                    &[
-                        firing(&a, "1", Duration::ZERO),
-                        firing(&b, "2", Duration::ZERO),
-                    ],
-                    10,
-                )
-                .unwrap();
+            queue_two(&store);
             for id in ["1", "2"] {
                 store
                     .claim(id, None, |_| serde_json::json!({}))
@@ -703,6 +693,19 @@ mod tests {
         });
     }
 
+    /// Runs `1` and `2` queued, for alerts `a` and `b`.
+    fn queue_two(store: &Store) {
+        let (a, b) = (
+            alert("a", AlertStatus::Firing),
+            alert("b", AlertStatus::Firing),
+        );
+        let batch = [
+            firing(&a, "1", Duration::ZERO),
+            firing(&b, "2", Duration::ZERO),
+        ];
+        store.admit(&batch, 10).unwrap();
+    }
+
     /// The kind and body of run `id`'s newest audit record.
     fn last_record(store: &Store, id: &str) -> (String, serde_json::Value) {
         let records = store.audit_of_run(id).unwrap();
@@ -714,19 +717,7 @@ mod tests {
     fn every_change_of_a_run_is_audited_with_it() {
         super::super::each_backend(|open| {
             let store = open();
-            let (a, b) = (
-                alert("a", AlertStatus::Firing),
-                alert("b", AlertStatus::Firing),
-            );
-            store
-                .admit(
-                    &[
-                        firing(&a, "1", Duration::ZERO),
-                        firing(&b, "2", Duration::ZERO),
-                    ],
-                    10,
-                )
-                .unwrap();
+            queue_two(&store);
             assert_eq!(last_record(&store, "1").0, "run-created");
 
             // A resolved alert cancels its queued run, and says so in its trail.

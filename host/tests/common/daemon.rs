@@ -15,6 +15,14 @@ pub const TOKEN: &str = "test-token-7c1f";
 /// ([`alert`] adds it), so `instance` stays free for what a test wants.
 pub const NODE: &str = "test-node";
 
+/// A route `echo` sending `Echo` alerts to the echo plugin.
+pub const ECHO_ROUTE: &str = r#"
+[[route]]
+name = "echo"
+matchers = ['alertname="Echo"']
+plugin = "echo"
+"#;
+
 /// A free loopback port (bound and released; tests run on one machine).
 pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
