@@ -11,6 +11,8 @@ pub enum MigrateError {
     Refinery(#[from] refinery::Error),
     #[error("adding the columns of a store from before migrations: {0}")]
     Adopt(#[from] rusqlite::Error),
+    #[error("waiting for another remedy to finish migrating: {0}")]
+    Lock(#[from] ::postgres::Error),
 }
 
 mod sqlite {
@@ -28,16 +30,20 @@ pub(super) fn migrate_sqlite(conn: &mut rusqlite::Connection) -> Result<(), Migr
     Ok(())
 }
 
-/// Bring a PostgreSQL store up to this remedy's schema. refinery runs the
-/// pending migrations in one transaction, so two processes starting at
-/// once cannot both apply them: the second fails on the history's key
-/// and is started again by its supervisor.
+/// Bring a PostgreSQL store up to this remedy's schema. A fleet's
+/// processes often start together (a deploy, a reboot); they take turns
+/// under a session lock, so one applies the pending migrations (in one
+/// transaction) and the others find nothing left to do.
 pub(super) fn migrate_postgres(client: &mut ::postgres::Client) -> Result<(), MigrateError> {
-    postgres::migrations::runner()
-        .set_grouped(true)
-        .run(client)?;
+    client.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let migrated = postgres::migrations::runner().set_grouped(true).run(client);
+    client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+    migrated?;
     Ok(())
 }
+
+/// The advisory lock key migrations are applied under: "remedy" in ASCII.
+const MIGRATION_LOCK: i64 = 0x72_65_6d_65_64_79;
 
 /// Columns `runs` gained before remedy used migrations. A store from then
 /// has the tables (so V1's `CREATE TABLE IF NOT EXISTS` passes over them)
@@ -116,6 +122,29 @@ mod tests {
         assert_eq!(applied, 1);
         drop(store);
         Store::open(dir.path()).expect("opens again, with nothing left to apply");
+    }
+
+    #[test]
+    fn a_fleet_starting_at_once_migrates_a_new_database_once() {
+        let url = super::super::throwaway_postgres::fresh_database();
+        let postgres = super::super::Postgres::at(&url);
+        std::thread::scope(|s| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Store::connect(&postgres)))
+                .collect();
+            for start in starts {
+                start.join().unwrap().expect("every process starts");
+            }
+        });
+        let store = Store::connect(&postgres).unwrap();
+        let applied: i64 = store
+            .with(|c| {
+                c.query_row("SELECT count(*) FROM refinery_schema_history", &[], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap();
+        assert_eq!(applied, 1);
     }
 
     #[test]
