@@ -233,6 +233,14 @@ fn print_acceptance(alerts: usize, latencies: &[Duration], accepting: Duration) 
     );
 }
 
+fn print_remediation(finished: f64, drained: Duration, by: &str) {
+    println!(
+        "  remediated {:>8.0} runs/s     ({finished} runs{by} finished {:.2} s after the first alert)",
+        finished / drained.as_secs_f64(),
+        drained.as_secs_f64()
+    );
+}
+
 /// The runs this receiver carried to their end.
 fn finished_runs(addr: SocketAddr) -> f64 {
     ["succeeded", "nothing-to-do"]
@@ -298,11 +306,7 @@ fn one_receiver_on_sqlite(alerts: usize, clients: usize) {
         "remedy serve on SQLite, {alerts} alerts (one per request), {clients} keep-alive clients, disk-cleanup dry-run"
     );
     print_acceptance(alerts, &latencies, accepting);
-    println!(
-        "  remediated {:>8.0} runs/s     ({finished} runs finished {:.2} s after the first alert)",
-        finished / drained.as_secs_f64(),
-        drained.as_secs_f64()
-    );
+    print_remediation(finished, drained, "");
     println!(
         "  RSS idle {:.1} MiB, peak under load {:.1} MiB (VmHWM {:.1} MiB)",
         idle_rss as f64 / 1024.0,
@@ -327,9 +331,5 @@ fn two_receivers_on_postgresql(alerts: usize, clients: usize) {
         "remedy serve on PostgreSQL, two receivers, {alerts} alerts each posted to both, {clients} keep-alive clients"
     );
     print_acceptance(alerts, &latencies, accepting);
-    println!(
-        "  remediated {:>8.0} runs/s     ({finished} runs by both, finished {:.2} s after the first alert)",
-        finished / drained.as_secs_f64(),
-        drained.as_secs_f64()
-    );
+    print_remediation(finished, drained, " by both,");
 }

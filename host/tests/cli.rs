@@ -254,6 +254,14 @@ fn config_check_loads_every_plugin_and_reports_each_problem() {
         );
         assert!(stdout(&output).contains(&note), "{}", describe(&output));
     }
+    let inspect = ungranted.remedy(&["plugins", "inspect", "disk-cleanup"]);
+    assert!(
+        stdout(&inspect).contains(
+            r#"remedy:plugin/proc@0.1.0  (not granted: calls are denied; proc = ["read"] allows it)"#
+        ),
+        "{}",
+        describe(&inspect)
+    );
 
     let broken = Setup::with_config(
         "[[plugin]]\nname = \"x\"\nsource = \"missing.wasm\"\ntimeout = \"soon\"\n[plugin.grants]\nfs_remove = [\"/data\"]\n",

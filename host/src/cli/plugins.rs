@@ -115,17 +115,12 @@ fn inspect(
     out.push_str("\nimports:\n");
     let ungranted = plugin.ungranted();
     for import in &plugin.imports {
-        match ungranted.iter().find(|(name, _)| name == import) {
-            Some((_, grant)) => {
-                let _ = writeln!(
-                    out,
-                    "  {import}  (not granted: calls are denied; {grant} allows it)"
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  {import}");
-            }
-        }
+        let note = ungranted
+            .iter()
+            .find(|(name, _)| name == import)
+            .map(|(_, grant)| format!("  (not granted: calls are denied; {grant} allows it)"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {import}{note}");
     }
     out.push_str("\nparams:\n");
     let rows: Vec<Vec<String>> = info

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The environment variable holding the PostgreSQL password, where no
 /// `password_file` is set.
-pub const PASSWORD_ENV: &str = "REMEDY_STORE_PASSWORD";
+const PASSWORD_ENV: &str = "REMEDY_STORE_PASSWORD";
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

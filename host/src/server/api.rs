@@ -57,6 +57,18 @@ impl HttpError {
             ..HttpError::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
+
+    /// The refusal as JSON, its kind named by its status.
+    fn body(&self) -> ErrorBody {
+        let kind = ERROR_KINDS
+            .iter()
+            .find(|(status, _)| *status == self.status)
+            .map_or("internal", |(_, kind)| kind);
+        ErrorBody {
+            kind,
+            message: self.message.clone(),
+        }
+    }
 }
 
 /// Why a request was refused: a kind a program can branch on, and a
@@ -84,19 +96,6 @@ const ERROR_KINDS: [(StatusCode, &str); 9] = [
 
 fn error_kind() -> utoipa::openapi::schema::Object {
     crate::json::one_of(ERROR_KINDS.map(|(_, kind)| kind))
-}
-
-impl HttpError {
-    fn body(&self) -> ErrorBody {
-        let kind = ERROR_KINDS
-            .iter()
-            .find(|(status, _)| *status == self.status)
-            .map_or("internal", |(_, kind)| kind);
-        ErrorBody {
-            kind,
-            message: self.message.clone(),
-        }
-    }
 }
 
 impl IntoResponse for HttpError {

@@ -94,6 +94,17 @@ mod tests {
         INSERT INTO runs VALUES ('old-run', 'p', '0', '00', 'cli', 0, '{}', '[]',
                                  'succeeded', 'ok', 1, 2);";
 
+    /// How many migrations the store's history records.
+    fn migrations_applied(store: &Store) -> i64 {
+        store
+            .with(|c| {
+                c.query_row("SELECT count(*) FROM refinery_schema_history", &[], |r| {
+                    r.get(0)
+                })
+            })
+            .unwrap()
+    }
+
     #[test]
     fn a_store_from_before_migrations_is_adopted_and_keeps_its_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -112,14 +123,7 @@ mod tests {
             })
             .unwrap();
         assert!(columns.iter().any(|c| c == "node"), "{columns:?}");
-        let applied: i64 = store
-            .with(|c| {
-                c.query_row("SELECT count(*) FROM refinery_schema_history", &[], |r| {
-                    r.get(0)
-                })
-            })
-            .unwrap();
-        assert_eq!(applied, 1);
+        assert_eq!(migrations_applied(&store), 1);
         drop(store);
         Store::open(dir.path()).expect("opens again, with nothing left to apply");
     }
@@ -137,14 +141,7 @@ mod tests {
             }
         });
         let store = Store::connect(&postgres).unwrap();
-        let applied: i64 = store
-            .with(|c| {
-                c.query_row("SELECT count(*) FROM refinery_schema_history", &[], |r| {
-                    r.get(0)
-                })
-            })
-            .unwrap();
-        assert_eq!(applied, 1);
+        assert_eq!(migrations_applied(&store), 1);
     }
 
     #[test]
