@@ -60,6 +60,18 @@ pub struct NodeIdentity {
 
 pub const DEFAULT_LABEL: &str = "instance";
 
+/// Where a run is placed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// `remedy run` on this node: an alert that names no node is about this one.
+    ByHand,
+    /// A webhook on a store only this process uses: it executes every run.
+    Webhook,
+    /// A webhook on a store the fleet shares: each node's agent takes that
+    /// node's runs.
+    Fleet,
+}
+
 /// Where a run goes: the node it is for, and why it must not execute here.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Placement {
@@ -102,16 +114,15 @@ impl NodeIdentity {
         node.eq_ignore_ascii_case(&self.name)
     }
 
-    /// Where a run of a `runs_on` route for an alert with `labels` goes.
-    /// `by_hand` is `remedy run` on this node: an alert that names no node
-    /// is about this one.
-    pub fn place(&self, runs_on: RunsOn, labels: &[(String, String)], by_hand: bool) -> Placement {
+    /// Where a run of a `runs_on` route for an alert with `labels` goes,
+    /// when it is placed `from` here.
+    pub fn place(&self, runs_on: RunsOn, labels: &[(String, String)], from: From) -> Placement {
         if runs_on == RunsOn::AnyNode {
             return Placement::default();
         }
         let node = match self.about(labels) {
             Some(node) => node,
-            None if by_hand => self.name.clone(),
+            None if from == From::ByHand => self.name.clone(),
             None => {
                 return Placement {
                     node: None,
@@ -125,7 +136,11 @@ impl NodeIdentity {
             }
         };
         Placement {
-            refusal: self.elsewhere(&node),
+            refusal: match from {
+                // The fleet's queue takes it to the agent on that node.
+                From::Fleet => None,
+                From::ByHand | From::Webhook => self.elsewhere(&node),
+            },
             node: Some(node),
         }
     }
@@ -224,7 +239,7 @@ mod tests {
         let other = here.place(
             RunsOn::AlertNode,
             &labels(&[("instance", "node-7:9100")]),
-            false,
+            From::Webhook,
         );
         assert_eq!(other.node.as_deref(), Some("node-7"));
         let why = other.refusal.unwrap();
@@ -236,14 +251,36 @@ mod tests {
         let mine = here.place(
             RunsOn::AlertNode,
             &labels(&[("instance", "NODE-3:9100")]),
-            false,
+            From::Webhook,
         );
         assert_eq!(mine.refusal, None, "host names are not case-sensitive");
 
-        let unnamed = here.place(RunsOn::AlertNode, &labels(&[("alertname", "X")]), false);
+        let unnamed = here.place(
+            RunsOn::AlertNode,
+            &labels(&[("alertname", "X")]),
+            From::Webhook,
+        );
         assert!(unnamed.refusal.unwrap().contains("no `instance` label"));
+        let unnamed = here.place(RunsOn::AlertNode, &labels(&[]), From::Fleet);
+        assert!(
+            unnamed.refusal.unwrap().contains("no `instance` label"),
+            "a fleet cannot tell whose it is either"
+        );
 
-        let by_hand = here.place(RunsOn::AlertNode, &[], true);
+        let queued_for_its_agent = here.place(
+            RunsOn::AlertNode,
+            &labels(&[("instance", "node-7:9100")]),
+            From::Fleet,
+        );
+        assert_eq!(
+            queued_for_its_agent,
+            Placement {
+                node: Some("node-7".into()),
+                refusal: None
+            }
+        );
+
+        let by_hand = here.place(RunsOn::AlertNode, &[], From::ByHand);
         assert_eq!(
             by_hand,
             Placement {
@@ -252,7 +289,11 @@ mod tests {
             }
         );
 
-        let anywhere = here.place(RunsOn::AnyNode, &labels(&[("instance", "node-7")]), false);
+        let anywhere = here.place(
+            RunsOn::AnyNode,
+            &labels(&[("instance", "node-7")]),
+            From::Webhook,
+        );
         assert_eq!(anywhere, Placement::default());
     }
 }

@@ -139,7 +139,7 @@ fn an_alert_posted_to_alertmanager_becomes_one_run() {
     );
     assert_eq!(
         remedy
-            .metric("remedy_runs_total{plugin=\"echo\",route=\"echo\",outcome=\"nothing-to-do\"}"),
+            .metric("remedy_runs_total{plugin=\"echo\",route=\"echo\",outcome=\"nothing-to-do\",node=\"test-node\"}"),
         Some(1.0)
     );
     assert_eq!(

@@ -63,6 +63,11 @@ fn every_documented_operation_answers_as_documented() {
     assert_eq!(daemon.post_alerts(b"not a webhook").0, 400);
     let runs = daemon.wait_for_runs("route=reap", 2, is_finished);
     let ids: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(
+        runs.iter().all(|r| r["status"] == "awaiting-approval"),
+        "both runs should await approval: {runs:#?}\n{}",
+        daemon.log()
+    );
     assert_eq!(daemon.get(&format!("/v1/runs/{}", ids[0])).0, 200);
     assert_eq!(daemon.get("/v1/runs/0000dead").0, 404);
     assert_eq!(daemon.get("/v1/runs?outcome=bogus").0, 400);

@@ -497,7 +497,7 @@ fn an_approve_route_plans_and_waits_without_touching_anything() {
     assert!(old.exists(), "nothing runs before approval");
     assert_eq!(
         daemon.metric(
-            "remedy_runs_total{plugin=\"tmp-reaper\",route=\"reap\",outcome=\"awaiting-approval\"}"
+            "remedy_runs_total{plugin=\"tmp-reaper\",route=\"reap\",outcome=\"awaiting-approval\",node=\"test-node\"}"
         ),
         Some(1.0)
     );

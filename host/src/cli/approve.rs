@@ -6,7 +6,7 @@
 use super::run::{Output, print_report};
 use super::{Cli, UsageError, exit, load_plugin, plugin_config};
 use crate::run::{RunRequest, drive, started_record};
-use crate::store::{ApprovalError, ClaimedRun};
+use crate::store::{ApprovalError, Claim, ClaimRules, ClaimedRun};
 use anyhow::Result;
 use clap::Args;
 
@@ -74,6 +74,15 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
         &approved.plan_hash[..16],
         approved.actions
     );
+    if store.is_shared() {
+        // The fleet's agents take it from the shared queue: the one on the
+        // run's node executes it, with that node's own grants.
+        println!(
+            "run {} is queued; the remedy on its node executes it",
+            approved.id
+        );
+        return Ok(exit::SUCCESS);
+    }
     let plugin_config = plugin_config(&config, &approved.plugin)?;
     let engine = cli.engine(&config)?;
     let plugin = load_plugin(&engine, plugin_config)?;
@@ -86,7 +95,7 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             claimed.approved.as_deref(),
         )
     };
-    let Some(claimed) = store.claim(&approved.id, None, started)? else {
+    let Claim::Taken(claimed) = store.claim(&approved.id, &ClaimRules::default(), started)? else {
         println!(
             "run {} is being executed by a running remedy serve",
             approved.id

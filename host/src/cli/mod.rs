@@ -5,6 +5,7 @@ mod audit;
 mod config_cmd;
 mod docs;
 mod node;
+mod nodes;
 mod output;
 mod plugins;
 mod routes;
@@ -77,6 +78,8 @@ enum Command {
     Run(run::RunArgs),
     /// Receive Alertmanager webhooks: route, queue durably, remediate
     Serve(serve::ServeArgs),
+    /// On each node of a fleet: execute that node's runs from the shared store
+    Agent(serve::AgentArgs),
     /// List or inspect the configured plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -98,6 +101,8 @@ enum Command {
     Audit(audit::AuditCommand),
     /// This node's name, and which node an alert is about
     Node(node::NodeArgs),
+    /// The fleet's remedy processes: node, role, last heartbeat, plugins
+    Nodes(nodes::NodesArgs),
     /// Print shell completions (remedy completions bash > /etc/bash_completion.d/remedy)
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -135,7 +140,7 @@ pub fn main() -> ExitCode {
         }
     };
     // The daemon reports what it does; one-shot commands only warn.
-    let quiet = !matches!(cli.command, Command::Serve(_));
+    let quiet = !matches!(cli.command, Command::Serve(_) | Command::Agent(_));
     init_tracing(cli.verbose + u8::from(!quiet), cli.log_format);
     match dispatch(&cli) {
         Ok(code) => ExitCode::from(code),
@@ -152,6 +157,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Run(args) => run::run(cli, args),
         Command::Serve(args) => serve::serve(cli, args),
+        Command::Agent(args) => serve::agent(cli, args),
         Command::Plugins(command) => plugins::plugins(cli, command),
         Command::Config(command) => config_cmd::config(cli, command),
         Command::Runs(command) => runs::runs(cli, command),
@@ -160,6 +166,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Approve(args) => approve::approve(cli, args),
         Command::Reject(args) => approve::reject(cli, args),
         Command::Node(args) => node::node(cli, args),
+        Command::Nodes(args) => nodes::nodes(cli, args),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Man => docs::man(),
     }

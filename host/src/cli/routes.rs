@@ -150,7 +150,7 @@ fn reset(cli: &Cli, route: &str) -> Result<u8> {
 
 /// Where a run of `route` for an alert with `labels` would execute.
 fn runs_where(node: &NodeIdentity, route: &RouteConfig, labels: &[(String, String)]) -> String {
-    let placement = node.place(route.runs_on, labels, false);
+    let placement = node.place(route.runs_on, labels, crate::node::From::Webhook);
     match (placement.node, placement.refusal) {
         (None, None) => "any node".into(),
         (Some(node), None) => format!("{node} (here)"),

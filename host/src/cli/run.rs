@@ -93,7 +93,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             max_rounds: args.max_rounds.unwrap_or(plugin_config.max_rounds),
             approval: false,
             approved: None,
-            node: config.node.place(runs_on, &alert_labels, true),
+            node: config
+                .node
+                .place(runs_on, &alert_labels, crate::node::From::ByHand),
         },
     );
     let report = match result {

@@ -26,7 +26,7 @@ use plugin::{RawPlugin, validate_plugin};
 pub use route::{DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_WINDOW, Mode, RouteConfig};
 use route::{RawRoute, validate_route};
 pub use server::{AuthConfig, DEFAULT_LISTEN, ServerConfig, TlsConfig};
-pub use store::StoreConfig;
+pub use store::{FleetTimes, StoreConfig};
 pub use units::{parse_duration, parse_since, parse_size};
 
 #[derive(Debug, thiserror::Error)]

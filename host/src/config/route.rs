@@ -5,6 +5,7 @@ use super::parse_duration;
 use super::plugin::PluginConfig;
 use crate::matcher::{Matcher, parse_matchers};
 use crate::node::RunsOn;
+use crate::store::BlastRadius;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub(super) struct RawRoute {
     breaker_failures: Option<u32>,
     breaker_window: Option<String>,
     runs_on: Option<RunsOn>,
+    max_nodes: Option<u32>,
+    max_nodes_per_window: Option<u32>,
+    node_window: Option<String>,
 }
 
 /// What a route does with the plan its plugin makes.
@@ -73,10 +77,13 @@ pub struct RouteConfig {
     pub breaker_window: Duration,
     /// Whether runs execute only on the node the alert is about.
     pub runs_on: RunsOn,
+    /// How many nodes the route may change at once and per window.
+    pub radius: BlastRadius,
 }
 
 pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
 pub const DEFAULT_BREAKER_WINDOW: Duration = Duration::from_secs(3600);
+pub const DEFAULT_NODE_WINDOW: Duration = Duration::from_secs(3600);
 
 pub(super) fn validate_route(
     raw: RawRoute,
@@ -110,6 +117,7 @@ pub(super) fn validate_route(
     };
     let cooldown = duration("cooldown", raw.cooldown, Duration::ZERO);
     let breaker_window = duration("breaker_window", raw.breaker_window, DEFAULT_BREAKER_WINDOW);
+    let node_window = duration("node_window", raw.node_window, DEFAULT_NODE_WINDOW);
     if raw.group_by.iter().any(String::is_empty) {
         problems.push(format!("{at}: group_by names an empty label"));
     }
@@ -120,6 +128,11 @@ pub(super) fn validate_route(
             "{at}: max_rounds = {rounds}: must be between 1 and 100"
         ));
     }
+    let radius =
+        blast_radius(raw.max_nodes, raw.max_nodes_per_window, node_window).unwrap_or_else(|why| {
+            problems.push(format!("{at}: {why}"));
+            BlastRadius::default()
+        });
     let on_this_node = configured
         .iter()
         .find(|p| p.name == raw.plugin)
@@ -143,6 +156,32 @@ pub(super) fn validate_route(
         breaker_failures: raw.breaker_failures.unwrap_or(DEFAULT_BREAKER_FAILURES),
         breaker_window,
         runs_on,
+        radius,
+    })
+}
+
+/// A route's blast radius; zero nodes would hold every run back forever.
+fn blast_radius(
+    max_nodes: Option<u32>,
+    per_window: Option<u32>,
+    window: Duration,
+) -> Result<BlastRadius, String> {
+    for (key, value) in [
+        ("max_nodes", max_nodes),
+        ("max_nodes_per_window", per_window),
+    ] {
+        if value == Some(0) {
+            return Err(format!(
+                "{key} = 0 would hold every run back; remove it for no limit"
+            ));
+        }
+    }
+    if window.is_zero() {
+        return Err("node_window must be longer than zero".into());
+    }
+    Ok(BlastRadius {
+        max_nodes,
+        per_window: per_window.map(|n| (n, window)),
     })
 }
 

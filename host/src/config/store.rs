@@ -3,8 +3,10 @@
 //! one, a PostgreSQL database that every receiver and agent of a fleet
 //! shares.
 
+use super::parse_duration;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The environment variable holding the PostgreSQL password, where no
 /// `password_file` is set.
@@ -22,6 +24,12 @@ pub(super) struct RawStore {
     /// A client certificate and its key, where PostgreSQL asks for one.
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
+    /// How often a remedy process says it is alive (default 5s).
+    heartbeat: Option<String>,
+    /// How long a run stays its process's without a heartbeat (default 30s).
+    lease: Option<String>,
+    /// How long a run for a node waits for a remedy there (default 2m).
+    unattended_after: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -32,6 +40,27 @@ pub struct StoreConfig {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    pub fleet: FleetTimes,
+}
+
+/// The fleet's clocks, for a shared store: how often each process says it
+/// is alive, how long its runs stay its own without that, and how long a
+/// run waits for a remedy on its node before it escalates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FleetTimes {
+    pub heartbeat: Duration,
+    pub lease: Duration,
+    pub unattended_after: Duration,
+}
+
+impl Default for FleetTimes {
+    fn default() -> Self {
+        FleetTimes {
+            heartbeat: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            unattended_after: Duration::from_secs(120),
+        }
+    }
 }
 
 pub(super) fn validate_store(
@@ -68,14 +97,54 @@ pub(super) fn validate_store(
     if raw.cert_file.is_some() != raw.key_file.is_some() {
         problems.push("[store] cert_file and key_file go together: set both or neither".into());
     }
+    let fleet = fleet_times(&raw, problems);
     let relative = |file: Option<PathBuf>| file.map(|file| base.join(file));
     StoreConfig {
+        fleet,
         url: raw.url,
         password_file: relative(raw.password_file),
         ca_file: relative(raw.ca_file),
         cert_file: relative(raw.cert_file),
         key_file: relative(raw.key_file),
     }
+}
+
+/// The fleet's clocks as configured; a lease must outlast a few missed
+/// heartbeats, or a busy process would lose runs it is executing.
+fn fleet_times(raw: &RawStore, problems: &mut Vec<String>) -> FleetTimes {
+    let default = FleetTimes::default();
+    let mut read = |key: &str, text: &Option<String>, fallback: Duration| match text {
+        None => fallback,
+        Some(text) => match parse_duration(text) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                problems.push(format!("[store] {key} must be longer than zero"));
+                fallback
+            }
+            Err(e) => {
+                problems.push(format!("[store] {key} = {text:?}: {e}"));
+                fallback
+            }
+        },
+    };
+    let times = FleetTimes {
+        heartbeat: read("heartbeat", &raw.heartbeat, default.heartbeat),
+        lease: read("lease", &raw.lease, default.lease),
+        unattended_after: read(
+            "unattended_after",
+            &raw.unattended_after,
+            default.unattended_after,
+        ),
+    };
+    if times.lease < times.heartbeat * 3 {
+        problems.push(format!(
+            "[store] lease ({}) must be at least three heartbeats ({} each), so a slow \
+             heartbeat never loses a run that is executing",
+            humantime::format_duration(times.lease),
+            humantime::format_duration(times.heartbeat)
+        ));
+    }
+    times
 }
 
 impl StoreConfig {

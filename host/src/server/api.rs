@@ -3,7 +3,7 @@
 //! `webhook.rs`, the runs API in `runs_api.rs`.
 
 use super::metrics::RouteLabels;
-use super::{Shared, openapi, runs_api, webhook};
+use super::{Role, Shared, openapi, runs_api, webhook};
 use crate::store::StoreError;
 use axum::Json;
 use axum::Router;
@@ -15,17 +15,23 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/v1/alerts", post(webhook::post_alerts))
-        .route("/v1/runs", get(runs_api::list_runs))
-        .route("/v1/runs/{id}", get(runs_api::get_run))
-        .route("/v1/runs/{id}/approve", post(runs_api::approve_run))
-        .route("/v1/runs/{id}/reject", post(runs_api::reject_run))
+    // An agent takes no alerts and decides nothing: health and metrics only.
+    let probes = Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy).head(healthy))
-        .route("/-/ready", get(ready).head(ready))
-        .route("/-/reload", post(reload).put(reload))
-        .route("/v1/openapi.json", get(openapi::document))
+        .route("/-/ready", get(ready).head(ready));
+    let routes = match shared.role {
+        Role::Agent => probes,
+        Role::Receiver => probes
+            .route("/v1/alerts", post(webhook::post_alerts))
+            .route("/v1/runs", get(runs_api::list_runs))
+            .route("/v1/runs/{id}", get(runs_api::get_run))
+            .route("/v1/runs/{id}/approve", post(runs_api::approve_run))
+            .route("/v1/runs/{id}/reject", post(runs_api::reject_run))
+            .route("/-/reload", post(reload).put(reload))
+            .route("/v1/openapi.json", get(openapi::document)),
+    };
+    routes
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)

@@ -2,14 +2,16 @@
 //! `per_plugin` per plugin, one at a time per target. Each run executes on a
 //! blocking thread; its end frees its slots and wakes the loop.
 //!
-//! A route whose circuit breaker is open still runs, but in dry-run.
+//! A route whose circuit breaker is open still runs, but in dry-run. On a
+//! shared store this process takes only its own node's runs and the
+//! cluster-wide ones, each under a lease, within its route's blast radius.
 
 use super::Shared;
-use super::metrics::{ActionLabels, PluginLabels, RunLabels, observe};
+use super::metrics::{ActionLabels, PluginLabels, RouteLabels, RunLabels, observe};
 use super::notify::{Event, EventKind};
 use crate::config::DEFAULT_MAX_ROUNDS;
 use crate::run::{RunReport, RunRequest, drive, started_record};
-use crate::store::{ClaimedRun, QueuedRun, RunStatus};
+use crate::store::{Claim, ClaimRules, ClaimedRun, QueuedRun, RunStatus};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,14 +89,17 @@ async fn fill(
     if executing.len() >= server.workers {
         return;
     }
+    let live = shared.live();
     let queued = {
         let shared = shared.clone();
         let running: Vec<String> = executing.keys().cloned().collect();
+        // On a shared store, only this node's runs and the cluster-wide ones.
+        let node = shared.fleet.map(|_| live.config.node.name.clone());
         tokio::task::spawn_blocking(move || {
             for id in shared.work.interrupt_abandoned(&running)? {
                 tracing::warn!(run = %id, "run stopped when the store failed; marked interrupted");
             }
-            shared.work.queued(1000)
+            shared.work.queued(1000, node.as_deref())
         })
         .await
     };
@@ -103,9 +108,17 @@ async fn fill(
         Ok(Err(e)) => return tracing::error!("cannot read the queue: {e}"),
         Err(e) => return tracing::error!("cannot read the queue: {e}"),
     };
+    let mut held: HashMap<String, i64> = HashMap::new();
     for candidate in queued {
         if executing.len() >= server.workers {
             break;
+        }
+        // A cluster-wide run for a plugin this process lacks is left to one that has it.
+        if shared.fleet.is_some()
+            && candidate.node.is_none()
+            && !live.plugins.contains_key(&candidate.plugin)
+        {
+            continue;
         }
         let busy = |slot: &Slot| candidate.target.is_some() && slot.target == candidate.target;
         let of_plugin = executing
@@ -121,8 +134,16 @@ async fn fill(
             let candidate = candidate.clone();
             tokio::task::spawn_blocking(move || claim(&shared, &candidate)).await
         };
-        let Ok(Some(claimed)) = claimed else {
-            continue;
+        let claimed = match claimed {
+            Ok(Some(Claim::Taken(claimed))) => claimed,
+            Ok(Some(Claim::Held(why))) => {
+                tracing::debug!(run = %candidate.id, "{why}");
+                *held
+                    .entry(candidate.route.clone().unwrap_or_default())
+                    .or_default() += 1;
+                continue;
+            }
+            _ => continue,
         };
         executing.insert(
             claimed.id.clone(),
@@ -139,10 +160,22 @@ async fn fill(
             let _ = done.send(id);
         });
     }
+    for route in &live.routes {
+        let name = &route.config.name;
+        let count = held.get(name).copied().unwrap_or(0);
+        shared
+            .metrics
+            .held
+            .get_or_create(&RouteLabels {
+                route: name.clone(),
+            })
+            .set(count);
+    }
 }
 
-/// Take `candidate` for this process, in dry-run if its route's breaker is open.
-fn claim(shared: &Shared, candidate: &QueuedRun) -> Option<ClaimedRun> {
+/// Take `candidate` for this process, in dry-run if its route's breaker is
+/// open, unless its route's blast radius holds it back.
+fn claim(shared: &Shared, candidate: &QueuedRun) -> Option<Claim> {
     let store = &shared.work;
     let breaker = match &candidate.route {
         Some(route) => match store.breaker(route) {
@@ -167,8 +200,18 @@ fn claim(shared: &Shared, candidate: &QueuedRun) -> Option<ClaimedRun> {
             claimed.approved.as_deref(),
         )
     };
-    match store.claim(&candidate.id, breaker.as_deref(), started) {
-        Ok(claimed) => claimed,
+    let rules = ClaimRules {
+        force_dry_run: breaker.as_deref(),
+        lease: shared.fleet.map(|fleet| fleet.lease),
+        radius: candidate
+            .route
+            .as_deref()
+            .and_then(|route| live.route(route))
+            .map(|route| route.config.radius)
+            .unwrap_or_default(),
+    };
+    match store.claim(&candidate.id, &rules, started) {
+        Ok(claim) => Some(claim),
         Err(e) => {
             tracing::error!(run = %candidate.id, "cannot take the run from the queue: {e}");
             None
@@ -243,6 +286,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             plugin: plugin.name.clone(),
             route: route_name.clone(),
             outcome: status.as_str(),
+            node: live.config.node.name.clone(),
         })
         .inc();
     if status.is_failure()

@@ -24,6 +24,8 @@ pub struct RunLabels {
     pub plugin: String,
     pub route: String,
     pub outcome: &'static str,
+    /// The node the run executed on: this one.
+    pub node: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +66,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub executing: Gauge,
     pub breaker_open: Family<RouteLabels, Gauge>,
+    /// Queued runs the route's blast radius held back when last looked at.
+    pub held: Family<RouteLabels, Gauge>,
     pub notifications: Family<NotifyLabels, Counter>,
     /// 1 when the last config reload worked, 0 when it was refused.
     pub reload_ok: Gauge,
@@ -102,6 +106,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             executing: Gauge::default(),
             breaker_open: Family::default(),
+            held: Family::default(),
             notifications: Family::default(),
             reload_ok: Gauge::default(),
             reload_success_at: Gauge::default(),
@@ -139,7 +144,7 @@ impl Metrics {
         );
         registry.register(
             "runs",
-            "Finished runs by plugin, route and outcome",
+            "Finished runs by plugin, route, outcome and the node they executed on",
             metrics.runs.clone(),
         );
         registry.register(
@@ -161,6 +166,11 @@ impl Metrics {
             "circuit_breaker_open",
             "1 while a route's circuit breaker holds it in dry-run",
             metrics.breaker_open.clone(),
+        );
+        registry.register(
+            "runs_held",
+            "Queued runs of a route held back by its blast radius (max_nodes, max_nodes_per_window)",
+            metrics.held.clone(),
         );
         registry.register(
             "webhook_accept_seconds",

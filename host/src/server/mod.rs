@@ -9,6 +9,7 @@
 mod api;
 pub mod auth;
 mod dispatch;
+mod fleet;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
@@ -16,7 +17,7 @@ mod runs_api;
 mod tls;
 mod webhook;
 
-use crate::config::{Config, RouteConfig, ServerConfig};
+use crate::config::{Config, FleetTimes, RouteConfig, ServerConfig};
 use crate::engine::{LoadedPlugin, PluginEngine};
 use crate::run::resolve_params;
 use crate::store::{Location, Store, StoreError};
@@ -40,6 +41,11 @@ pub enum ServeError {
     Route { route: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "remedy agent executes a fleet's runs from a shared store; set [store] url to the \
+         fleet's PostgreSQL (with one remedy on one host, use remedy serve)"
+    )]
+    AgentAlone,
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -120,9 +126,34 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Escalations, approvals needed, failures and breaker trips go out here.
     pub notifier: notify::Notifier,
-    /// Rung after every admission and every finished run.
+    /// Rung after every admission and every finished run, and when another
+    /// process queued a run (PostgreSQL's `NOTIFY`).
     pub wake: Notify,
     pub stopping: AtomicBool,
+    pub role: Role,
+    /// The fleet's clocks, on a store other processes share; `None` when
+    /// this process has its store to itself.
+    pub fleet: Option<FleetTimes>,
+}
+
+/// What a remedy process is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `remedy serve`: Alertmanager's webhook target and the runs API; it
+    /// also executes runs for its own node and cluster-wide ones.
+    Receiver,
+    /// `remedy agent`: executes the shared queue's runs for its node; it
+    /// serves only health and metrics.
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Receiver => "serve",
+            Role::Agent => "agent",
+        }
+    }
 }
 
 impl Shared {
@@ -201,6 +232,7 @@ impl Server {
         reloader: Option<Reloader>,
         store: &Location,
         listen: SocketAddr,
+        role: Role,
     ) -> Result<Server, ServeError> {
         let credentials = Credentials::load(&config.server.auth)?;
         let tls = config
@@ -216,6 +248,10 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let ingest = Store::open_at(store)?;
         let work = Store::open_at(store)?;
+        if role == Role::Agent && !work.is_shared() {
+            return Err(ServeError::AgentAlone);
+        }
+        let fleet = work.is_shared().then_some(live.config.store.fleet);
         for id in work.interrupt_orphans()? {
             tracing::warn!(run = %id, "run was executing when remedy stopped; marked interrupted");
         }
@@ -244,6 +280,8 @@ impl Server {
                 metrics,
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
+                role,
+                fleet,
             }),
             listener,
             tls,
@@ -260,6 +298,7 @@ impl Server {
         let shared = self.shared;
         shared.notifier.start(self.sinks);
         let app = api::router(shared.clone());
+        let fleet = fleet::start(shared.clone());
         let handle = axum_server::Handle::new();
         let (stop_tx, stop_rx) = watch::channel(false);
         let dispatcher = tokio::spawn(dispatch::until_stopped(shared.clone(), stop_rx));
@@ -284,7 +323,7 @@ impl Server {
                 ),
             }
         };
-        tracing::info!(%addr, tls = shared.server.tls.is_some(), "remedy is listening");
+        tracing::info!(%addr, tls = shared.server.tls.is_some(), role = shared.role.as_str(), "remedy is listening");
         shared.metrics.reload_ok.set(1);
         shared.metrics.reload_success_at.set(unix_now());
         let reloads = tokio::spawn(reload_on_sighup(shared.clone()));
@@ -297,6 +336,7 @@ impl Server {
         let _ = stop_tx.send(true);
         reloads.abort();
         let _ = dispatcher.await;
+        fleet.stop().await;
         match serving.await {
             Ok(result) => result,
             Err(join) => Err(std::io::Error::other(join)),

@@ -143,9 +143,13 @@ fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Accepted, HttpError>
         let labels: BTreeMap<String, String> = alert.labels.iter().cloned().collect();
         alert.fingerprint = fingerprint(&labels);
     }
+    let from = match shared.fleet {
+        Some(_) => crate::node::From::Fleet,
+        None => crate::node::From::Webhook,
+    };
     let placed: Vec<Vec<Placed<'_>>> = alerts
         .iter()
-        .map(|alert| place(&live, &shared.server.target_labels, alert))
+        .map(|alert| place(&live, &shared.server.target_labels, alert, from))
         .collect();
     let batch: Vec<Incoming<'_>> = alerts
         .iter()
@@ -180,7 +184,12 @@ struct Placed<'r> {
 }
 
 /// The runs `alert` would start: one per matching route; none once resolved.
-fn place<'r>(live: &'r super::Live, target_labels: &[String], alert: &Alert) -> Vec<Placed<'r>> {
+fn place<'r>(
+    live: &'r super::Live,
+    target_labels: &[String],
+    alert: &Alert,
+    from: crate::node::From,
+) -> Vec<Placed<'r>> {
     if alert.status == AlertStatus::Resolved {
         return Vec::new();
     }
@@ -193,7 +202,7 @@ fn place<'r>(live: &'r super::Live, target_labels: &[String], alert: &Alert) -> 
             node: live
                 .config
                 .node
-                .place(route.config.runs_on, &alert.labels, false),
+                .place(route.config.runs_on, &alert.labels, from),
             placement: RunPlacement {
                 fingerprint: Some(alert.fingerprint.clone()),
                 group_key: Some(label_key(&picked(&alert.labels, &route.config.group_by))),

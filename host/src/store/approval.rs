@@ -111,6 +111,7 @@ impl Store {
                 .map_or(0, |a| a.len());
             let body = serde_json::json!({ "by": by, "plan_hash": hash });
             audit::append(tx, "approved", Some(&id), &body)?;
+            tx.notify(super::QUEUE_CHANNEL)?;
             Ok(Ok(Approved {
                 id: id.clone(),
                 plugin,

@@ -5,6 +5,7 @@
 
 use super::crash_test;
 use super::sql::{self, Db, Lite, Pg, Statements};
+use fallible_iterator::FallibleIterator;
 use std::sync::{Mutex, MutexGuard};
 
 pub(super) enum Backend {
@@ -50,6 +51,42 @@ impl PgConnection {
     }
 }
 
+/// A connection of its own that waits for `NOTIFY`s on one channel, made
+/// again when lost.
+pub struct Listener {
+    channel: &'static str,
+    config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    client: Option<postgres::Client>,
+}
+
+impl Listener {
+    /// Wait up to `timeout` for a notification; true if one came. A lost
+    /// connection is an error, and the next call connects again.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Result<bool, postgres::Error> {
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            self.client = None;
+            let mut client = self.config.connect(self.tls.clone())?;
+            client.batch_execute(&format!("LISTEN {}", self.channel))?;
+            self.client = Some(client);
+        }
+        let client = self.client.as_mut().expect("connected just now");
+        let mut notifications = client.notifications();
+        let woken = notifications.timeout_iter(timeout).next()?.is_some();
+        // Several at once need one wake-up.
+        while notifications.iter().next()?.is_some() {}
+        Ok(woken)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 impl Drop for PgConnection {
     fn drop(&mut self) {
         // Closing a postgres::Client blocks on its own runtime, which panics
@@ -57,6 +94,25 @@ impl Drop for PgConnection {
         // on a thread of its own.
         if let Some(client) = self.client.take() {
             let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+impl Backend {
+    /// A listener on `channel`, where there are other processes to hear
+    /// from (PostgreSQL).
+    pub(super) fn listener(&self, channel: &'static str) -> Option<Listener> {
+        match self {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(conn) => {
+                let conn = lock(conn);
+                Some(Listener {
+                    channel,
+                    config: conn.config.clone(),
+                    tls: conn.tls.clone(),
+                    client: None,
+                })
+            }
         }
     }
 }

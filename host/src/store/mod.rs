@@ -21,6 +21,7 @@ mod approval;
 mod audit;
 mod backend;
 mod breakers;
+mod fleet;
 mod history;
 mod queue;
 mod runs;
@@ -28,8 +29,13 @@ mod schema;
 mod sql;
 pub use approval::{ApprovalError, Approved, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
+pub use backend::Listener;
+pub use fleet::{Member, QUEUE_CHANNEL, Seen, Unattended};
 pub use history::{ActionRecord, LoggedLine, RoundRecord, RunDetail, RunFilter, RunSummary};
-pub use queue::{Admission, AdmitError, Candidate, ClaimedRun, Incoming, QueuedRun, RunPlacement};
+pub use queue::{
+    Admission, AdmitError, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun, Incoming,
+    QueuedRun, RunPlacement,
+};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +56,11 @@ pub enum StoreError {
     Corrupt { store: String, detail: String },
     #[error("state store {store}: {detail}")]
     Config { store: String, detail: String },
+    #[error(
+        "run {run} is {status} and no longer this process's to execute (its lease ran out); \
+         nothing more of it executes"
+    )]
+    NotExecuting { run: String, status: String },
     #[error("no run matches {0:?}")]
     UnknownRun(String),
     #[error("{0:?} matches more than one run; give more of the id")]
@@ -283,6 +294,12 @@ impl Store {
             location,
             backend: Backend::Postgres(Box::new(Mutex::new(connection))),
         })
+    }
+
+    /// Something to wait on for runs queued by other processes; `None`
+    /// where this process is the only one (SQLite).
+    pub fn queue_listener(&self) -> Option<Listener> {
+        self.backend.listener(QUEUE_CHANNEL)
     }
 
     /// Whether other machines may use this store too (PostgreSQL).

@@ -104,6 +104,89 @@ pub struct QueuedRun {
     pub plugin: String,
     pub route: Option<String>,
     pub target: Option<String>,
+    /// The node it is for; `None` for a cluster-wide run.
+    pub node: Option<String>,
+}
+
+/// How a run is taken from the queue.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimRules<'a> {
+    /// Set when the route's circuit breaker is open: the run only plans.
+    pub force_dry_run: Option<&'a str>,
+    /// How long the run is held without a heartbeat renewing it; `None`
+    /// for a store only this process uses, which judges its runs by pid.
+    pub lease: Option<Duration>,
+    pub radius: BlastRadius,
+}
+
+/// How many nodes one route may change at once, and per window, as
+/// kured's `--concurrency` or SSM's `MaxConcurrency` bound a fleet change.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BlastRadius {
+    /// At most this many nodes executing the route's runs at once.
+    pub max_nodes: Option<u32>,
+    /// At most this many nodes starting the route's runs per window.
+    pub per_window: Option<(u32, Duration)>,
+}
+
+/// What became of a claim.
+#[derive(Debug)]
+pub enum Claim {
+    Taken(ClaimedRun),
+    /// No longer queued: cancelled, or taken by another worker.
+    Gone,
+    /// Left queued: the route's blast radius is reached; why.
+    Held(String),
+}
+
+impl Claim {
+    /// The run, if this process took it.
+    pub fn taken(self) -> Option<ClaimedRun> {
+        match self {
+            Claim::Taken(run) => Some(run),
+            Claim::Gone | Claim::Held(_) => None,
+        }
+    }
+}
+
+/// Why a run of `route` for `node` must wait: the nodes other than `node`
+/// now executing the route's runs, or that started one within the window.
+fn held_back(
+    c: &mut dyn Db,
+    route: &str,
+    node: &str,
+    radius: &BlastRadius,
+) -> DbResult<Option<String>> {
+    const OTHER_NODES: &str = "SELECT count(DISTINCT lower(node)) FROM runs
+         WHERE route = ?1 AND node IS NOT NULL AND lower(node) != lower(CAST(?2 AS TEXT)) AND dry_run = FALSE";
+    if let Some(max) = radius.max_nodes {
+        let busy: i64 = c.query_row(
+            &format!("{OTHER_NODES} AND status = 'running'"),
+            args![route, node],
+            |r| r.get(0),
+        )?;
+        if busy >= i64::from(max) {
+            return Ok(Some(format!(
+                "held back: route `{route}` is executing on {busy} other nodes and max_nodes is {max}"
+            )));
+        }
+    }
+    if let Some((max, window)) = radius.per_window {
+        let since = now_ms() - window.as_millis() as i64;
+        let started: i64 = c.query_row(
+            &format!("{OTHER_NODES} AND started_ms >= ?3"),
+            args![route, node, since],
+            |r| r.get(0),
+        )?;
+        if started >= i64::from(max) {
+            let window = humantime::format_duration(window);
+            return Ok(Some(format!(
+                "held back: route `{route}` started on {started} other nodes within {window} \
+                 and max_nodes_per_window is {max}"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// A run a worker has taken from the queue.
@@ -220,6 +303,13 @@ impl Store {
                 super::audit::append(tx, "alert", None, &body)?;
                 admitted.push(admissions);
             }
+            let queued = admitted
+                .iter()
+                .flatten()
+                .any(|a| matches!(a, Admission::Queued { .. }));
+            if queued {
+                tx.notify(super::QUEUE_CHANNEL)?;
+            }
             Ok(admitted)
         });
         if let Some(depth) = full {
@@ -231,19 +321,22 @@ impl Store {
         Ok(admitted?)
     }
 
-    /// Queued runs, oldest first.
-    pub fn queued(&self, limit: u32) -> Result<Vec<QueuedRun>, StoreError> {
+    /// Queued runs, oldest first: with `node`, only those for that node
+    /// and those any node may execute.
+    pub fn queued(&self, limit: u32, node: Option<&str>) -> Result<Vec<QueuedRun>, StoreError> {
         self.with(|c| {
             c.query_map(
-                "SELECT id, plugin, route, target FROM runs WHERE status = 'queued'
+                "SELECT id, plugin, route, target, node FROM runs WHERE status = 'queued'
+                   AND (CAST(?2 AS TEXT) IS NULL OR node IS NULL OR lower(node) = lower(CAST(?2 AS TEXT)))
                  ORDER BY created_ms, id LIMIT ?1",
-                args![limit],
+                args![limit, node],
                 |r| {
                     Ok(QueuedRun {
                         id: r.get(0)?,
                         plugin: r.get(1)?,
                         route: r.get(2)?,
                         target: r.get(3)?,
+                        node: r.get(4)?,
                     })
                 },
             )
@@ -254,35 +347,54 @@ impl Store {
         self.with(count_queued)
     }
 
-    /// Take a queued run for this process; `None` if it is no longer queued
-    /// (cancelled by its resolved alert, or taken by another worker).
-    /// `force_dry_run` is set when the route's circuit breaker is open.
-    /// The run's `run-started` record, whose body `started` makes from the
-    /// claimed run, is written in the same transaction as the claim.
+    /// Take a queued run for this process under `rules`, writing its
+    /// `run-started` record (whose body `started` makes from the claimed
+    /// run) in the same transaction. Every claim in the fleet takes the
+    /// store's write lock, so the blast radius is counted and the run taken
+    /// atomically: two agents never both take the last place.
     pub fn claim(
         &self,
         id: &str,
-        force_dry_run: Option<&str>,
+        rules: &ClaimRules<'_>,
         started: impl FnOnce(&ClaimedRun) -> serde_json::Value,
-    ) -> Result<Option<ClaimedRun>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         self.in_tx(|c| {
+            let Some((route, node, dry_run)) = c.query_opt(
+                "SELECT route, node, dry_run FROM runs WHERE id = ?1 AND status = 'queued'",
+                args![id],
+                |r| {
+                    Ok((
+                        r.get::<Option<String>>(0)?,
+                        r.get::<Option<String>>(1)?,
+                        r.get::<bool>(2)?,
+                    ))
+                },
+            )?
+            else {
+                return Ok(Claim::Gone);
+            };
+            let executes = !dry_run && rules.force_dry_run.is_none();
+            if let (true, Some(route), Some(node)) = (executes, &route, &node) {
+                if let Some(why) = held_back(c, route, node, &rules.radius)? {
+                    // Shown as the queued run's reason until it is taken.
+                    c.execute("UPDATE runs SET reason = ?2 WHERE id = ?1", args![id, why])?;
+                    return Ok(Claim::Held(why));
+                }
+            }
             let now = now_ms();
-            let changed = c.execute(
+            c.execute(
                 "UPDATE runs SET status = 'running', owner = ?2, started_ms = ?3,
-                        dry_run = dry_run OR ?4,
-                        reason = ?5
+                        dry_run = dry_run OR ?4, reason = ?5, lease_ms = ?6
                  WHERE id = ?1 AND status = 'queued'",
                 args![
                     id,
                     crate::sys::this_process(),
                     now,
-                    force_dry_run.is_some(),
-                    force_dry_run
+                    rules.force_dry_run.is_some(),
+                    rules.force_dry_run,
+                    rules.lease.map(|lease| now + lease.as_millis() as i64)
                 ],
             )?;
-            if changed == 0 {
-                return Ok(None);
-            }
             let claimed = c.query_row(
                 "SELECT plugin, route, alert, params, dry_run, approval, started_ms - created_ms,
                         CASE WHEN approved_by IS NOT NULL THEN approval_plan END, node
@@ -305,7 +417,7 @@ impl Store {
                 },
             )?;
             super::audit::append(c, "run-started", Some(id), &started(&claimed))?;
-            Ok(Some(claimed))
+            Ok(Claim::Taken(claimed))
         })
     }
 
@@ -537,11 +649,11 @@ fn insert_escalated(tx: &mut dyn Db, candidate: &Candidate<'_>, reason: &str) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::contract::AlertStatus;
 
-    fn alert(fingerprint: &str, status: AlertStatus) -> Alert {
+    pub(in crate::store) fn alert(fingerprint: &str, status: AlertStatus) -> Alert {
         Alert {
             status,
             labels: vec![("alertname".into(), "A".into())],
@@ -552,7 +664,22 @@ mod tests {
         }
     }
 
-    fn candidate<'a>(id: &'a str, alert: &'a Alert, cooldown: Duration) -> Candidate<'a> {
+    pub(in crate::store) fn take(
+        store: &Store,
+        id: &str,
+        rules: &ClaimRules<'_>,
+    ) -> Option<ClaimedRun> {
+        store
+            .claim(id, rules, |_| serde_json::json!({}))
+            .unwrap()
+            .taken()
+    }
+
+    pub(in crate::store) fn candidate<'a>(
+        id: &'a str,
+        alert: &'a Alert,
+        cooldown: Duration,
+    ) -> Candidate<'a> {
         Candidate {
             run: NewRun {
                 id,
@@ -646,25 +773,20 @@ mod tests {
                 }
             );
             assert!(
-                store
-                    .claim("1", None, |_| serde_json::json!({}))
-                    .unwrap()
-                    .is_none(),
+                take(&store, "1", &ClaimRules::default()).is_none(),
                 "a cancelled run never starts"
             );
 
             let b = alert("b", AlertStatus::Firing);
             store.admit(&[firing(&b, "4", Duration::ZERO)], 10).unwrap();
-            let claimed = store
-                .claim("4", Some("breaker open"), |_| serde_json::json!({}))
-                .unwrap()
-                .unwrap();
+            let breaker = ClaimRules {
+                force_dry_run: Some("breaker open"),
+                ..ClaimRules::default()
+            };
+            let claimed = take(&store, "4", &breaker).unwrap();
             assert!(claimed.dry_run);
             assert!(
-                store
-                    .claim("4", None, |_| serde_json::json!({}))
-                    .unwrap()
-                    .is_none(),
+                take(&store, "4", &ClaimRules::default()).is_none(),
                 "claimed once only"
             );
         });
@@ -676,10 +798,7 @@ mod tests {
             let store = open();
             queue_two(&store);
             for id in ["1", "2"] {
-                store
-                    .claim(id, None, |_| serde_json::json!({}))
-                    .unwrap()
-                    .unwrap();
+                take(&store, id, &ClaimRules::default()).unwrap();
             }
             let executing = vec!["2".to_string()];
             assert_eq!(store.interrupt_abandoned(&executing).unwrap(), ["1"]);
@@ -734,8 +853,9 @@ mod tests {
             // The claim and its run-started record are one transaction.
             let started = serde_json::json!({ "plugin": "p", "marker": 7 });
             store
-                .claim("2", None, |_| started.clone())
+                .claim("2", &ClaimRules::default(), |_| started.clone())
                 .unwrap()
+                .taken()
                 .unwrap();
             assert_eq!(last_record(&store, "2"), ("run-started".into(), started));
 

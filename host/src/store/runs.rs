@@ -54,7 +54,18 @@ impl Store {
         action: &Action,
     ) -> Result<i64, StoreError> {
         let json = to_json(action);
-        self.in_tx(|c| {
+        let owner = crate::sys::this_process();
+        let recorded = self.in_tx(|c| {
+            // A run whose lease ran out was ended `interrupted` by another
+            // process; not one more action of it may execute.
+            let (status, holder): (String, Option<String>) = c.query_row(
+                "SELECT status, owner FROM runs WHERE id = ?1",
+                args![run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if status != "running" || holder.as_deref() != Some(owner.as_str()) {
+                return Ok(Err(status));
+            }
             let id: i64 = c.query_row(
                 "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6) RETURNING id",
@@ -68,7 +79,11 @@ impl Store {
                 "action": crate::json::action(action),
             });
             audit::append(c, "intent", Some(run_id), &body)?;
-            Ok(id)
+            Ok(Ok(id))
+        })?;
+        recorded.map_err(|status| StoreError::NotExecuting {
+            run: run_id.to_string(),
+            status,
         })
     }
 
@@ -180,6 +195,8 @@ impl Store {
                  WHERE id = ?1",
                 args![run_id, status.as_str(), reason, now_ms()],
             )?;
+            // A run held back by its route's blast radius may go now.
+            c.notify(super::QUEUE_CHANNEL)?;
             audit::append_finished(c, run_id, status, reason)
         })
     }

@@ -62,6 +62,10 @@ pub trait Db {
     fn rows(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>>;
     /// Run statements without arguments, one after another.
     fn batch(&mut self, sql: &str) -> Result<()>;
+    /// Wake the processes listening on `channel` once the transaction
+    /// commits (PostgreSQL's `NOTIFY`). One SQLite file has one process,
+    /// which wakes itself.
+    fn notify(&mut self, channel: &str) -> Result<()>;
 }
 
 impl dyn Db + '_ {

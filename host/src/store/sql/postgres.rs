@@ -120,6 +120,11 @@ impl<C: GenericClient> Db for Pg<'_, C> {
     fn batch(&mut self, sql: &str) -> Result<()> {
         Ok(self.client.batch_execute(sql)?)
     }
+
+    fn notify(&mut self, channel: &str) -> Result<()> {
+        self.execute("SELECT pg_notify(?1, '')", &[Value::Text(channel.into())])
+            .map(drop)
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ impl Db for Lite<'_> {
         Ok(self.0.execute_batch(sql)?)
     }
 
+    fn notify(&mut self, _channel: &str) -> Result<()> {
+        Ok(())
+    }
+
     fn rows(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>> {
         let mut statement = self.0.prepare_cached(sql)?;
         let width = statement.column_count();
