@@ -254,7 +254,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
         RunRequest {
             plugin,
             alert: claimed.alert,
-            params: claimed.params,
+            params: node_params(shared, route, &claimed.id, claimed.params),
             dry_run: claimed.dry_run,
             approval: claimed.approval,
             approved: claimed.approved,
@@ -294,6 +294,34 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     {
         trip_breaker_if_due(shared, route);
     }
+}
+
+/// The params a run executes with. In a fleet, the receiver that queued it
+/// resolved them from its own config; this node's config says what they are
+/// here (which directories, which jobs), as its grants say what may be
+/// touched. The change is recorded and audited with the run.
+fn node_params(
+    shared: &Shared,
+    route: Option<&super::ReadyRoute>,
+    id: &str,
+    queued_with: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let (Some(_), Some(route)) = (shared.fleet, route) else {
+        return queued_with;
+    };
+    let changed: BTreeMap<String, String> = route
+        .params
+        .iter()
+        .filter(|pair| !queued_with.contains(pair))
+        .cloned()
+        .collect();
+    if !changed.is_empty()
+        && let Err(e) = shared.work.record_params_used(id, &route.params, &changed)
+    {
+        tracing::error!("cannot record this node's params; the run keeps its queued ones: {e}");
+        return queued_with;
+    }
+    route.params.clone()
 }
 
 /// How a run ended.

@@ -128,6 +128,18 @@ pub struct Daemon {
 impl Daemon {
     /// Start `remedy serve` and wait until `/-/ready` answers 200.
     pub fn start(state: &Path, config: &Path, addr: SocketAddr) -> Daemon {
+        Daemon::launch(state, config, addr, &["serve".to_string()])
+    }
+
+    /// Start `remedy agent` with health and metrics on `addr`, and wait
+    /// until it is ready.
+    pub fn agent(state: &Path, config: &Path, addr: SocketAddr) -> Daemon {
+        let args = ["agent".to_string(), format!("--listen={addr}")];
+        Daemon::launch(state, config, addr, &args)
+    }
+
+    fn launch(state: &Path, config: &Path, addr: SocketAddr, args: &[String]) -> Daemon {
+        let role = &args[0];
         let log = state.with_extension(format!("{}.log", addr.port()));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -135,11 +147,11 @@ impl Daemon {
             .open(&log)
             .unwrap();
         let child = remedy(state, config)
-            .arg("serve")
+            .args(args)
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
-            .expect("remedy serve starts");
+            .expect("remedy starts");
         let mut daemon = Daemon {
             addr,
             state: state.to_path_buf(),
@@ -150,14 +162,14 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = daemon.child().try_wait().unwrap() {
-                panic!("remedy serve exited with {status}:\n{}", daemon.log());
+                panic!("remedy {role} exited with {status}:\n{}", daemon.log());
             }
             if let Ok((200, _)) = try_request(addr, "GET", "/-/ready", &[], b"") {
                 return daemon;
             }
             assert!(
                 Instant::now() < deadline,
-                "remedy serve not ready in 60 s:\n{}",
+                "remedy {role} not ready in 60 s:\n{}",
                 daemon.log()
             );
             std::thread::sleep(Duration::from_millis(50));

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, SystemTime};
 
+pub mod alertmanager;
 pub mod certs;
 pub mod daemon;
 pub mod dockerd;
