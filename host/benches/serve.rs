@@ -110,6 +110,16 @@ impl Drop for Daemon {
 /// A `remedy serve` on a free port with the bench's route, and `store`
 /// appended to its config (empty: SQLite in its own state directory).
 fn start_daemon(dir: &std::path::Path, store: &str) -> (SocketAddr, Daemon) {
+    start_remedy(dir, "serve", "bench-node", store)
+}
+
+/// `remedy serve` or `remedy agent` (`role`) as node `node`.
+fn start_remedy(
+    dir: &std::path::Path,
+    role: &str,
+    node: &str,
+    store: &str,
+) -> (SocketAddr, Daemon) {
     let addr = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -122,7 +132,7 @@ fn start_daemon(dir: &std::path::Path, store: &str) -> (SocketAddr, Daemon) {
         format!(
             r#"
 [node]
-name = "bench-node"
+name = "{node}"
 label = "node"
 
 [server]
@@ -163,7 +173,8 @@ mode = "dry-run"
         .arg(&config)
         .arg("--state-dir")
         .arg(dir.join("state"))
-        .args(["serve"])
+        .arg(role)
+        .args((role == "agent").then(|| format!("--listen={addr}")))
         .env("RUST_LOG", "warn")
         .stderr(Stdio::inherit())
         .spawn()
@@ -171,7 +182,7 @@ mode = "dry-run"
     let daemon = Daemon(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "remedy serve did not start");
+        assert!(Instant::now() < deadline, "remedy {role} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(1));
@@ -249,7 +260,7 @@ fn finished_runs(addr: SocketAddr) -> f64 {
             metric(
                 addr,
                 &format!(
-                    "remedy_runs_total{{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"{outcome}\"}}"
+                    "remedy_runs_total{{plugin=\"disk-cleanup\",route=\"disk\",outcome=\"{outcome}\",node=\"bench-node\"}}"
                 ),
             )
         })
@@ -275,6 +286,48 @@ fn main() {
     let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
     one_receiver_on_sqlite(alerts, clients);
     two_receivers_on_postgresql(alerts, clients);
+    receiver_to_agent(env_or("REMEDY_BENCH_AGENT_ALERTS", 500));
+}
+
+/// A receiver and an agent on one PostgreSQL: alerts about the agent's node
+/// posted one at a time, 20 a second, as a fleet sees them outside a storm.
+/// How long from admission (the 202) to the agent starting the run, woken
+/// by `NOTIFY`: each run's recorded `queue_ms`.
+fn receiver_to_agent(alerts: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("[store]\nurl = \"{}\"\n", postgres::fresh_database());
+    let (receiver, _r) = start_remedy(&dir.path().join("r"), "serve", "receiver", &store);
+    let (agent, _a) = start_remedy(&dir.path().join("a"), "agent", "bench-node", &store);
+    let mut connection = Connection::open(receiver);
+    let started = Instant::now();
+    for n in 0..alerts {
+        let body = format!(
+            r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}]}}"#
+        );
+        let (status, answer) = connection.request("POST", "/v1/alerts", body.as_bytes());
+        assert_eq!(status, 202, "{answer}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drain(receiver, started);
+    drain(agent, started);
+    let (status, listing) = connection.request("GET", &format!("/v1/runs?limit={alerts}"), b"");
+    assert_eq!(status, 200, "{listing}");
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let mut waits: Vec<Duration> = listing["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| Duration::from_millis(run["queue_ms"].as_u64().expect("every run started")))
+        .collect();
+    assert_eq!(waits.len(), alerts, "every alert must become one run");
+    waits.sort();
+    println!("a receiver and an agent on PostgreSQL, {alerts} alerts about the agent's node, 20/s");
+    println!(
+        "  202 to the agent starting the run  p50 {} ms  p99 {} ms  max {} ms",
+        percentile(&waits, 0.50).as_millis(),
+        percentile(&waits, 0.99).as_millis(),
+        waits.last().unwrap().as_millis()
+    );
 }
 
 fn one_receiver_on_sqlite(alerts: usize, clients: usize) {

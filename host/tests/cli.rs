@@ -763,9 +763,27 @@ fn the_config_schema_accepts_the_examples_and_refuses_a_misspelt_key() {
             .output()
             .unwrap(),
     );
+    // The configs the fleet's Nomad jobs render, their template values filled in.
+    let fleet = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/deploy/fleet.nomad.hcl"),
+    )
+    .unwrap();
+    let template = regex::Regex::new(r"\{\{[^}]*\}\}").unwrap();
+    let rendered: Vec<String> = fleet
+        .split("<<-EOT\n")
+        .skip(1)
+        .map(|rest| {
+            template
+                .replace_all(rest.split("EOT").next().unwrap(), "x")
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(rendered.len(), 2, "the receivers' config and the agents'");
     for (name, text) in [
         ("examples/remedy.toml", &example),
         ("built-in default", &builtin),
+        ("examples/deploy/fleet.nomad.hcl, receivers", &rendered[0]),
+        ("examples/deploy/fleet.nomad.hcl, agents", &rendered[1]),
     ] {
         let errors: Vec<String> = validator
             .iter_errors(&as_json(text))

@@ -328,21 +328,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     // 2: mapped by this process, its descriptor already closed.
     let _mapping = common::Mapping::of(&path_of(&actions[2]), MIB);
 
-    let alert = remedy::alert::manual_alert(BTreeMap::new());
-    host.store
-        .create_run(&remedy::store::NewRun {
-            id: "apply-later",
-            plugin: "disk-cleanup",
-            plugin_version: "0",
-            plugin_sha256: "0",
-            trigger: "test",
-            route: None,
-            dry_run: false,
-            alert: &alert,
-            params: &[],
-            node: None,
-        })
-        .unwrap();
+    common::running_run(&host.store, "apply-later");
     let kinds = ["remove-path".to_string()];
     let executor = Executor {
         store: &host.store,

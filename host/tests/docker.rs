@@ -107,10 +107,8 @@ fn restarting_a_container_outside_the_selector_is_denied_and_recorded() {
     let granted = engine.running("granted-running", &[GRANTED]);
     let dir = tempfile::tempdir().unwrap();
     let config = config(&engine, dir.path(), "");
-    let (_, dry) = run(dir.path(), &config, "docker-prune", &["--dry-run"]);
-    let run_id = dry["id"].as_str().unwrap().to_string();
-
     let store = remedy::store::Store::open(&dir.path().join("state")).unwrap();
+    let run_id = common::running_run(&store, "restarts");
     let grants = remedy::caps::Grants {
         docker: remedy::caps::docker::DockerGrant {
             rights: vec![

@@ -15,7 +15,7 @@ use remedy::contract::{
     Action, ActionResult, ActionStatus, KmodLoad, NbdDisconnect, NetnsDelete, ProcessSignal,
 };
 use remedy::executor::Executor;
-use remedy::store::{NewRun, Store};
+use remedy::store::Store;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,21 +23,7 @@ use std::process::Command;
 /// A store with one run to hang action records on.
 fn store_with_run(dir: &Path) -> Store {
     let store = Store::open(dir).unwrap();
-    let alert = remedy::alert::manual_alert(Default::default());
-    store
-        .create_run(&NewRun {
-            id: "run",
-            plugin: "test",
-            plugin_version: "0",
-            plugin_sha256: "0",
-            trigger: "cli",
-            route: None,
-            dry_run: false,
-            alert: &alert,
-            params: &[],
-            node: None,
-        })
-        .unwrap();
+    common::running_run(&store, "run");
     store
 }
 

@@ -326,8 +326,11 @@ fn a_deploy_newer_than_the_plan_is_not_reverted() {
         "action=revert",
     ]);
     let store = remedy::store::Store::open(&state).unwrap();
-    let run_id = run["id"].as_str().unwrap();
-    let action = store.get_run(run_id).unwrap().actions[0].action.clone();
+    let action = store.get_run(run["id"].as_str().unwrap()).unwrap().actions[0]
+        .action
+        .clone();
+    // The planned action, applied later by a run of its own.
+    let run_id = &common::running_run(&store, "apply-later");
     cluster.nomad.change(|w| {
         w.deploy("default", "api", "v3-hotfix", false);
     });
@@ -385,8 +388,7 @@ fn executor_checks_rights_scope_and_identity_before_touching_nomad() {
         })
     };
     // Records need a run to belong to.
-    let (_, run) = cluster.run(&["--dry-run", "--label", "job=orchestrator"]);
-    let run_id = run["id"].as_str().unwrap().to_string();
+    let run_id = common::running_run(&store, "forged");
     let once = |action: Action| {
         let results = executor.execute(&run_id, 7, &[action], false).unwrap();
         (results[0].status, results[0].detail.clone())

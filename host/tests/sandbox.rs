@@ -11,7 +11,7 @@ use remedy::engine::limits::PluginLimits;
 use remedy::engine::{LoadError, LoadedPlugin, PluginSpec};
 use remedy::executor::Executor;
 use remedy::run::{RunAborted, RunReport, RunRequest, run_by_hand};
-use remedy::store::{NewRun, RunStatus};
+use remedy::store::RunStatus;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -424,29 +424,11 @@ fn removal_of(path: &Path) -> Action {
     })
 }
 
-fn new_run<'a>(id: &'a str, alert: &'a remedy::contract::Alert) -> NewRun<'a> {
-    NewRun {
-        id,
-        plugin: "test",
-        plugin_version: "0",
-        plugin_sha256: "0",
-        trigger: "test",
-        route: None,
-        dry_run: false,
-        alert,
-        params: &[],
-        node: None,
-    }
-}
-
 #[test]
 fn undeclared_action_kinds_are_denied() {
     let place = Playground::new();
     let host = Host::new();
-    let alert = remedy::alert::manual_alert(Default::default());
-    host.store
-        .create_run(&new_run("undeclared", &alert))
-        .unwrap();
+    common::running_run(&host.store, "undeclared");
     let grants = grants_under(&place.granted());
     let executor = Executor {
         store: &host.store,
@@ -485,14 +467,13 @@ fn two_runs_racing_for_the_same_files_remove_each_once() {
         .collect();
     // Two alerts about one disk: both plugins planned the same files.
     let plan: Vec<Action> = files.iter().map(|p| removal_of(p)).collect();
-    let alert = remedy::alert::manual_alert(Default::default());
     let grants = grants_under(&place.granted());
     let kinds = ["remove-path".to_string()];
     let results: Vec<Vec<remedy::contract::ActionResult>> = std::thread::scope(|scope| {
         let racers: Vec<_> = ["race-a", "race-b"]
             .into_iter()
             .map(|id| {
-                host.store.create_run(&new_run(id, &alert)).unwrap();
+                common::running_run(&host.store, id);
                 let (host, grants, plan, kinds) = (&host, &grants, &plan, &kinds);
                 scope.spawn(move || {
                     let executor = Executor {
@@ -524,8 +505,7 @@ fn two_runs_racing_for_the_same_files_remove_each_once() {
 fn one_denied_action_stops_the_whole_plan() {
     let place = Playground::new();
     let host = Host::new();
-    let alert = remedy::alert::manual_alert(Default::default());
-    host.store.create_run(&new_run("mixed", &alert)).unwrap();
+    common::running_run(&host.store, "mixed");
     let grants = grants_under(&place.granted());
     let kinds = ["remove-path".to_string()];
     let executor = Executor {
@@ -553,10 +533,9 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
     let place = Playground::new();
     let host = Host::new();
     let file = place.granted().join("file");
-    let alert = remedy::alert::manual_alert(Default::default());
 
     // Mid-run: the run exists, then the disk fills or turns read-only.
-    host.store.create_run(&new_run("failing", &alert)).unwrap();
+    common::running_run(&host.store, "failing");
     host.store.simulate_write_failure().unwrap();
     let grants = grants_under(&place.granted());
     let kinds = ["remove-path".to_string()];
@@ -584,7 +563,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
         &host.store,
         RunRequest {
             plugin: &plugin,
-            alert,
+            alert: remedy::alert::manual_alert(Default::default()),
             params,
             dry_run: false,
             max_rounds: 1,

@@ -339,3 +339,24 @@ proc = ["read"]
         reap = reap.display()
     )
 }
+
+/// Record run `id` as running in this process, for tests that hand actions
+/// to the executor directly: its intents and results belong to a run.
+pub fn running_run(store: &Store, id: &str) -> String {
+    let alert = remedy::alert::manual_alert(Default::default());
+    store
+        .create_run(&remedy::store::NewRun {
+            id,
+            plugin: "test",
+            plugin_version: "0",
+            plugin_sha256: "0",
+            trigger: "test",
+            route: None,
+            dry_run: false,
+            alert: &alert,
+            params: &[],
+            node: None,
+        })
+        .unwrap();
+    id.to_string()
+}
