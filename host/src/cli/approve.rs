@@ -6,7 +6,7 @@
 use super::run::{Output, print_report};
 use super::{Cli, UsageError, exit, load_plugin, plugin_config};
 use crate::run::{RunRequest, drive, started_record};
-use crate::store::{ApprovalError, Claim, ClaimRules, ClaimedRun};
+use crate::store::{ApprovalError, ClaimRules, ClaimedRun};
 use anyhow::Result;
 use clap::Args;
 
@@ -95,7 +95,10 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             claimed.approved.as_deref(),
         )
     };
-    let Claim::Taken(claimed) = store.claim(&approved.id, &ClaimRules::default(), started)? else {
+    let Some(claimed) = store
+        .claim(&approved.id, &ClaimRules::default(), started)?
+        .taken()
+    else {
         println!(
             "run {} is being executed by a running remedy serve",
             approved.id

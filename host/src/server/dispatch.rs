@@ -135,7 +135,7 @@ async fn fill(
             tokio::task::spawn_blocking(move || claim(&shared, &candidate)).await
         };
         let claimed = match claimed {
-            Ok(Some(Claim::Taken(claimed))) => claimed,
+            Ok(Some(Claim::Taken(claimed))) => *claimed,
             Ok(Some(Claim::Held(why))) => {
                 tracing::debug!(run = %candidate.id, "{why}");
                 *held

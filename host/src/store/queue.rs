@@ -132,7 +132,7 @@ pub struct BlastRadius {
 /// What became of a claim.
 #[derive(Debug)]
 pub enum Claim {
-    Taken(ClaimedRun),
+    Taken(Box<ClaimedRun>),
     /// No longer queued: cancelled, or taken by another worker.
     Gone,
     /// Left queued: the route's blast radius is reached; why.
@@ -143,7 +143,7 @@ impl Claim {
     /// The run, if this process took it.
     pub fn taken(self) -> Option<ClaimedRun> {
         match self {
-            Claim::Taken(run) => Some(run),
+            Claim::Taken(run) => Some(*run),
             Claim::Gone | Claim::Held(_) => None,
         }
     }
@@ -374,12 +374,12 @@ impl Store {
                 return Ok(Claim::Gone);
             };
             let executes = !dry_run && rules.force_dry_run.is_none();
-            if let (true, Some(route), Some(node)) = (executes, &route, &node) {
-                if let Some(why) = held_back(c, route, node, &rules.radius)? {
-                    // Shown as the queued run's reason until it is taken.
-                    c.execute("UPDATE runs SET reason = ?2 WHERE id = ?1", args![id, why])?;
-                    return Ok(Claim::Held(why));
-                }
+            if let (true, Some(route), Some(node)) = (executes, &route, &node)
+                && let Some(why) = held_back(c, route, node, &rules.radius)?
+            {
+                // Shown as the queued run's reason until it is taken.
+                c.execute("UPDATE runs SET reason = ?2 WHERE id = ?1", args![id, why])?;
+                return Ok(Claim::Held(why));
             }
             let now = now_ms();
             c.execute(
@@ -417,7 +417,7 @@ impl Store {
                 },
             )?;
             super::audit::append(c, "run-started", Some(id), &started(&claimed))?;
-            Ok(Claim::Taken(claimed))
+            Ok(Claim::Taken(Box::new(claimed)))
         })
     }
 
