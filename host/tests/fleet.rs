@@ -9,7 +9,7 @@ mod common;
 
 use common::alertmanager::Alertmanager;
 use common::daemon::{Daemon, TOKEN, firing, free_addr, is_finished, webhook};
-use common::postgres::fresh_database;
+use common::postgres::{Cluster, fresh_database};
 use common::{DAY, PLUGIN_DIR, Tmpfs, aged_file, describe, reaper_plugin, remedy};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -298,6 +298,59 @@ fn five_nodes_alerting_at_once_on_a_route_limited_to_two_never_run_more_than_two
     for agent in agents {
         agent.stop();
     }
+    receiver.stop();
+    audit_verifies(dir.path(), "receiver");
+}
+
+#[test]
+fn while_postgresql_is_down_agents_wait_and_after_it_returns_every_alert_runs_once() {
+    let cluster = Cluster::start();
+    let url = cluster.fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("nothing-old");
+    std::fs::create_dir_all(&empty).unwrap();
+    let routes = reaper_routes(&empty);
+    let agent = agent(dir.path(), "node-q", &url, &routes);
+    let receiver = receiver(dir.path(), "receiver", &url, &routes);
+    let about_q = |n: usize| {
+        let alert = firing(
+            &[
+                ("alertname", "TmpFull"),
+                ("instance", "node-q"),
+                ("n", &n.to_string()),
+            ],
+            "2026-11-26T10:00:00Z",
+        );
+        webhook("r", &[alert])
+    };
+    for n in 0..3 {
+        assert_eq!(receiver.post_alerts(&about_q(n)).0, 202);
+    }
+    receiver.wait_for_runs("route=reap", 3, is_finished);
+
+    cluster.stop();
+    let (status, answer) = receiver.post_alerts(&about_q(3));
+    assert_eq!(status, 503, "Alertmanager retries a 503: {answer}");
+    std::thread::sleep(Duration::from_secs(4)); // longer than a lease
+    assert_eq!(
+        agent.request("GET", "/-/healthy", &[], b"").0,
+        200,
+        "the agent waits"
+    );
+
+    cluster.restart();
+    for n in 3..6 {
+        let (status, answer) = receiver.post_alerts(&about_q(n));
+        assert_eq!(status, 202, "{answer}");
+    }
+    let runs = receiver.wait_for_runs("route=reap&limit=100", 6, is_finished);
+    assert_eq!(runs.len(), 6, "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "nothing-to-do" && r["node"] == "node-q"),
+        "{runs:#?}"
+    );
+    agent.stop();
     receiver.stop();
     audit_verifies(dir.path(), "receiver");
 }
