@@ -227,10 +227,17 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     let live = shared.live();
     let route = live.route(&route_name);
     let Some(plugin) = live.plugins.get(&claimed.plugin) else {
-        let reason = format!(
-            "plugin `{}` is no longer configured; the run was accepted under an earlier config",
-            claimed.plugin
-        );
+        let reason = match shared.fleet {
+            Some(_) => format!(
+                "plugin `{}` is not configured on {}, the node this run is for: add it, with \
+                 the grants this node allows, to this node's config",
+                claimed.plugin, live.config.node.name
+            ),
+            None => format!(
+                "plugin `{}` is no longer configured; the run was accepted under an earlier config",
+                claimed.plugin
+            ),
+        };
         tracing::error!("{reason}");
         if let Err(e) = shared
             .work
