@@ -21,7 +21,7 @@ lease = "3s"
 unattended_after = "4s""#;
 
 /// A remedy's home: its config (node `node`, the shared store at `url`,
-/// the test token, and `rest`), and its state directory.
+/// and `rest`), and its state directory.
 fn home(dir: &Path, node: &str, url: &str, rest: &str) -> (PathBuf, PathBuf) {
     let home = dir.join(node);
     std::fs::create_dir_all(&home).unwrap();
@@ -29,10 +29,7 @@ fn home(dir: &Path, node: &str, url: &str, rest: &str) -> (PathBuf, PathBuf) {
     let config = home.join("remedy.toml");
     std::fs::write(
         &config,
-        format!(
-            "[node]\nname = \"{node}\"\n\n[store]\nurl = \"{url}\"\n{FLEET_TIMES}\n\n\
-             [server]\ntoken_file = \"token\"\n{rest}"
-        ),
+        format!("[node]\nname = \"{node}\"\n\n[store]\nurl = \"{url}\"\n{FLEET_TIMES}\n\n{rest}"),
     )
     .unwrap();
     (config, home.join("state"))
@@ -40,7 +37,7 @@ fn home(dir: &Path, node: &str, url: &str, rest: &str) -> (PathBuf, PathBuf) {
 
 fn receiver(dir: &Path, name: &str, url: &str, routes: &str) -> Daemon {
     let addr = free_addr();
-    let rest = format!("listen = \"{addr}\"\n{routes}");
+    let rest = format!("[server]\nlisten = \"{addr}\"\ntoken_file = \"token\"\n{routes}");
     let (config, state) = home(dir, name, url, &rest);
     Daemon::start(&state, &config, addr)
 }
@@ -353,4 +350,75 @@ fn while_postgresql_is_down_agents_wait_and_after_it_returns_every_alert_runs_on
     agent.stop();
     receiver.stop();
     audit_verifies(dir.path(), "receiver");
+}
+
+#[test]
+fn a_plan_planned_on_its_node_is_approved_from_another_host_and_executed_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database();
+    let disk = Tmpfs::mount("4m");
+    aged_file(&disk.path.join("old.log"), 4096, 30 * DAY);
+    let approve =
+        |reap: &Path| reaper_routes(reap).replace("mode = \"apply\"", "mode = \"approve\"");
+    let agent = agent(dir.path(), "node-p", &url, &approve(&disk.path));
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let receiver = receiver(dir.path(), "receiver", &url, &approve(&elsewhere));
+
+    let alert = firing(
+        &[("alertname", "TmpFull"), ("instance", "node-p:9100")],
+        "2026-11-26T10:00:00Z",
+    );
+    assert_eq!(receiver.post_alerts(&webhook("r", &[alert])).0, 202);
+    let waiting = receiver.wait_for_runs("route=reap", 1, is_finished);
+    assert_eq!(waiting[0]["status"], "awaiting-approval", "{waiting:#?}");
+    let id = waiting[0]["id"].as_str().unwrap().to_string();
+    let planned = run(&receiver, &id);
+    let path = planned["rounds"][0]["plan"]["actions"][0]["path"]
+        .as_str()
+        .unwrap();
+    assert!(
+        path.starts_with(disk.path.to_str().unwrap()),
+        "planned on node-p's disk: {planned:#}"
+    );
+    assert!(
+        disk.path.join("old.log").exists(),
+        "nothing before approval"
+    );
+
+    // From the receiver's host, which is not node-p: it approves, node-p executes.
+    let home = dir.path().join("receiver");
+    let approved = remedy(&home.join("state"), &home.join("remedy.toml"))
+        .args(["approve", &id, "--by", "alice"])
+        .output()
+        .unwrap();
+    assert_eq!(approved.status.code(), Some(0), "{}", describe(&approved));
+    let said = String::from_utf8_lossy(&approved.stdout);
+    assert!(
+        said.contains("the remedy on its node executes it"),
+        "{said}"
+    );
+    wait_for("the approved run's end", || {
+        is_finished(&run(&receiver, &id))
+    });
+    let done = run(&receiver, &id);
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    assert!(!disk.path.join("old.log").exists(), "removed on node-p");
+    agent.stop();
+    receiver.stop();
+    audit_verifies(dir.path(), "receiver");
+}
+
+#[test]
+fn an_agent_without_a_shared_store_refuses_to_start_and_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("remedy.toml");
+    std::fs::write(&config, "[node]\nname = \"node-1\"\n").unwrap();
+    let alone = remedy(&dir.path().join("state"), &config)
+        .args(["agent", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(alone.status.code(), Some(2), "{}", describe(&alone));
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(said.contains("[store] url"), "{said}");
 }

@@ -54,6 +54,16 @@ fn read_secret(key: &'static str, path: &Path) -> Result<String, AuthError> {
 }
 
 impl Credentials {
+    /// Credentials no caller has: for `remedy agent`, whose endpoints
+    /// (health and metrics) ask for none.
+    pub fn nobody() -> Credentials {
+        Credentials {
+            token: None,
+            basic: None,
+            open: false,
+        }
+    }
+
     pub fn load(config: &AuthConfig) -> Result<Credentials, AuthError> {
         let token = match &config.token_file {
             Some(path) => Some(digest(read_secret("token_file", path)?.as_bytes())),
