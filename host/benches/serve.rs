@@ -286,9 +286,18 @@ fn main() {
     }
     let alerts = env_or("REMEDY_BENCH_ALERTS", 20_000);
     let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
-    one_receiver_on_sqlite(alerts, clients);
-    two_receivers_on_postgresql(alerts, clients);
-    receiver_to_agent(env_or("REMEDY_BENCH_AGENT_ALERTS", 500));
+    // REMEDY_BENCH_ONLY=sqlite|postgresql|agent runs one of the three.
+    let only = std::env::var("REMEDY_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only == name;
+    if wanted("sqlite") {
+        one_receiver_on_sqlite(alerts, clients);
+    }
+    if wanted("postgresql") {
+        two_receivers_on_postgresql(alerts, clients);
+    }
+    if wanted("agent") {
+        receiver_to_agent(env_or("REMEDY_BENCH_AGENT_ALERTS", 500));
+    }
 }
 
 /// A receiver and an agent on one PostgreSQL: alerts about the agent's node
