@@ -422,3 +422,52 @@ fn an_agent_without_a_shared_store_refuses_to_start_and_says_what_to_set() {
     let said = String::from_utf8_lossy(&alone.stderr);
     assert!(said.contains("[store] url"), "{said}");
 }
+
+#[test]
+fn failures_on_different_nodes_open_the_route_breaker_for_the_whole_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database();
+    let routes = sleeper_routes("1s", "").replace("breaker_failures = 0", "breaker_failures = 2");
+    let agents: Vec<Daemon> = ["node-1", "node-2", "node-3"]
+        .iter()
+        .map(|node| agent(dir.path(), node, &url, &routes))
+        .collect();
+    let receiver = receiver(dir.path(), "receiver", &url, &routes);
+    let sleep_on = |node: &str| {
+        let alert = firing(
+            &[("alertname", "Sleep"), ("instance", node)],
+            "2026-11-26T10:00:00Z",
+        );
+        webhook("r", &[alert])
+    };
+    for node in ["node-1", "node-2"] {
+        assert_eq!(receiver.post_alerts(&sleep_on(node)).0, 202);
+    }
+    let failed = receiver.wait_for_runs("route=sleep", 2, is_finished);
+    assert!(
+        failed.iter().all(|r| r["status"] == "timed-out"),
+        "{failed:#?}"
+    );
+
+    // Two failures, each on its own node: the route is held in dry-run everywhere.
+    let home = dir.path().join("receiver");
+    wait_for("the route's breaker to open", || {
+        let open = remedy(&home.join("state"), &home.join("remedy.toml"))
+            .args(["routes", "breakers"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&open.stdout).contains("sleep")
+    });
+    assert_eq!(receiver.post_alerts(&sleep_on("node-3")).0, 202);
+    let third = receiver.wait_for_runs("route=sleep&node=node-3", 1, is_finished);
+    assert_eq!(third[0]["dry_run"], true, "{third:#?}");
+    let why = third[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("circuit breaker of route `sleep` is open"),
+        "{why}"
+    );
+    for agent in agents {
+        agent.stop();
+    }
+    receiver.stop();
+}
