@@ -80,6 +80,20 @@ breaker_failures = 0
     )
 }
 
+/// A firing `alertname` alert about `node` (its `instance`), with `more` labels.
+fn about(alertname: &str, node: &str, more: &[(&str, &str)]) -> Value {
+    let mut labels = vec![("alertname", alertname), ("instance", node)];
+    labels.extend_from_slice(more);
+    firing(&labels, "2026-11-26T10:00:00Z")
+}
+
+/// One delivery of `about(alertname, node, more)` to `receiver`; its status.
+fn deliver(receiver: &Daemon, alertname: &str, node: &str, more: &[(&str, &str)]) -> u16 {
+    let (status, answer) = receiver.post_alerts(&webhook("r", &[about(alertname, node, more)]));
+    assert!(matches!(status, 202 | 503), "{status} {answer}");
+    status
+}
+
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -199,11 +213,7 @@ fn an_agent_killed_mid_run_leaves_it_interrupted_when_the_lease_runs_out_never_r
     let doomed = agent(dir.path(), "node-k", &url, &routes);
     let receiver = receiver(dir.path(), "receiver", &url, &routes);
 
-    let alert = firing(
-        &[("alertname", "Sleep"), ("instance", "node-k:9100")],
-        "2026-11-26T10:00:00Z",
-    );
-    assert_eq!(receiver.post_alerts(&webhook("r", &[alert])).0, 202);
+    assert_eq!(deliver(&receiver, "Sleep", "node-k:9100", &[]), 202);
     let running = receiver.wait_for_runs("route=sleep", 1, |r| r["status"] == "running");
     let id = running[0]["id"].as_str().unwrap().to_string();
     doomed.kill_9();
@@ -243,15 +253,7 @@ fn five_nodes_alerting_at_once_on_a_route_limited_to_two_never_run_more_than_two
         .collect();
     let receiver = receiver(dir.path(), "receiver", &url, &routes);
 
-    let alerts: Vec<Value> = nodes
-        .iter()
-        .map(|node| {
-            firing(
-                &[("alertname", "Sleep"), ("instance", node)],
-                "2026-11-26T10:00:00Z",
-            )
-        })
-        .collect();
+    let alerts: Vec<Value> = nodes.iter().map(|node| about("Sleep", node, &[])).collect();
     assert_eq!(receiver.post_alerts(&webhook("r", &alerts)).0, 202);
     wait_for("a run held back", || {
         receiver.runs("route=sleep").iter().any(|r| {
@@ -309,25 +311,14 @@ fn while_postgresql_is_down_agents_wait_and_after_it_returns_every_alert_runs_on
     let routes = reaper_routes(&empty);
     let agent = agent(dir.path(), "node-q", &url, &routes);
     let receiver = receiver(dir.path(), "receiver", &url, &routes);
-    let about_q = |n: usize| {
-        let alert = firing(
-            &[
-                ("alertname", "TmpFull"),
-                ("instance", "node-q"),
-                ("n", &n.to_string()),
-            ],
-            "2026-11-26T10:00:00Z",
-        );
-        webhook("r", &[alert])
-    };
+    let about_q = |n: usize| deliver(&receiver, "TmpFull", "node-q", &[("n", &n.to_string())]);
     for n in 0..3 {
-        assert_eq!(receiver.post_alerts(&about_q(n)).0, 202);
+        assert_eq!(about_q(n), 202);
     }
     receiver.wait_for_runs("route=reap", 3, is_finished);
 
     cluster.stop();
-    let (status, answer) = receiver.post_alerts(&about_q(3));
-    assert_eq!(status, 503, "Alertmanager retries a 503: {answer}");
+    assert_eq!(about_q(3), 503, "Alertmanager retries a 503");
     std::thread::sleep(Duration::from_secs(4)); // longer than a lease
     assert_eq!(
         agent.request("GET", "/-/healthy", &[], b"").0,
@@ -337,8 +328,7 @@ fn while_postgresql_is_down_agents_wait_and_after_it_returns_every_alert_runs_on
 
     cluster.restart();
     for n in 3..6 {
-        let (status, answer) = receiver.post_alerts(&about_q(n));
-        assert_eq!(status, 202, "{answer}");
+        assert_eq!(about_q(n), 202);
     }
     let runs = receiver.wait_for_runs("route=reap&limit=100", 6, is_finished);
     assert_eq!(runs.len(), 6, "{runs:#?}");
@@ -365,11 +355,7 @@ fn a_plan_planned_on_its_node_is_approved_from_another_host_and_executed_there()
     std::fs::create_dir_all(&elsewhere).unwrap();
     let receiver = receiver(dir.path(), "receiver", &url, &approve(&elsewhere));
 
-    let alert = firing(
-        &[("alertname", "TmpFull"), ("instance", "node-p:9100")],
-        "2026-11-26T10:00:00Z",
-    );
-    assert_eq!(receiver.post_alerts(&webhook("r", &[alert])).0, 202);
+    assert_eq!(deliver(&receiver, "TmpFull", "node-p:9100", &[]), 202);
     let waiting = receiver.wait_for_runs("route=reap", 1, is_finished);
     assert_eq!(waiting[0]["status"], "awaiting-approval", "{waiting:#?}");
     let id = waiting[0]["id"].as_str().unwrap().to_string();
@@ -433,15 +419,8 @@ fn failures_on_different_nodes_open_the_route_breaker_for_the_whole_fleet() {
         .map(|node| agent(dir.path(), node, &url, &routes))
         .collect();
     let receiver = receiver(dir.path(), "receiver", &url, &routes);
-    let sleep_on = |node: &str| {
-        let alert = firing(
-            &[("alertname", "Sleep"), ("instance", node)],
-            "2026-11-26T10:00:00Z",
-        );
-        webhook("r", &[alert])
-    };
     for node in ["node-1", "node-2"] {
-        assert_eq!(receiver.post_alerts(&sleep_on(node)).0, 202);
+        assert_eq!(deliver(&receiver, "Sleep", node, &[]), 202);
     }
     let failed = receiver.wait_for_runs("route=sleep", 2, is_finished);
     assert!(
@@ -458,7 +437,7 @@ fn failures_on_different_nodes_open_the_route_breaker_for_the_whole_fleet() {
             .unwrap();
         String::from_utf8_lossy(&open.stdout).contains("sleep")
     });
-    assert_eq!(receiver.post_alerts(&sleep_on("node-3")).0, 202);
+    assert_eq!(deliver(&receiver, "Sleep", "node-3", &[]), 202);
     let third = receiver.wait_for_runs("route=sleep&node=node-3", 1, is_finished);
     assert_eq!(third[0]["dry_run"], true, "{third:#?}");
     let why = third[0]["reason"].as_str().unwrap();
