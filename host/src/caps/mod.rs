@@ -20,6 +20,7 @@ registry! {
     docker: Docker,
     netns: Netns,
     kmod: Kmod,
+    http: Http,
 }
 
 use crate::contract::ApiError;
@@ -121,6 +122,8 @@ pub struct HostEnv {
     pub netns: netns::NetnsSettings,
     /// Where sysfs is, and the programs that load modules and disconnect nbd devices.
     pub kmod: kmod::KmodSettings,
+    /// The client granted HTTP reads go through.
+    pub http: Arc<http::HttpClient>,
     /// This node's name, as plugins see it through the `node` interface.
     pub node_name: Arc<str>,
 }
@@ -134,6 +137,7 @@ impl HostEnv {
             bridge,
             netns: Default::default(),
             kmod: Default::default(),
+            http: Default::default(),
             node_name: crate::node::host_name().into(),
         }
     }

@@ -120,7 +120,9 @@ macro_rules! registry {
             }
         }
 
-        /// An action as the capability that carries it out.
+        /// An action as the capability that carries it out. A read-only
+        /// capability's case holds `Infallible`: it is never made.
+        #[allow(dead_code)]
         pub(crate) enum CapAction<'a> {
             $($cap(<$cap as Act>::Action<'a>),)*
         }

@@ -72,6 +72,7 @@ pub use bindings::remedy::plugin::types::{
 pub mod docker;
 pub mod fs;
 pub mod grants;
+pub mod http;
 pub mod kmod;
 pub mod log;
 pub mod netns;

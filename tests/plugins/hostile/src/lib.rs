@@ -4,8 +4,8 @@
 //! see both that it was refused and that nothing leaked.
 
 use remedy_sdk::{
-    Action, Check, Error, FileIdentity, Incident, Plan, Plugin, PluginInfo, RemovePath, fs, log,
-    params, proc,
+    Action, Check, Error, FileIdentity, Incident, Plan, Plugin, PluginInfo, RemovePath, fs, http,
+    log, params, proc,
 };
 
 struct Hostile;
@@ -215,6 +215,21 @@ impl Plugin for Hostile {
                         },
                     ))
             }
+            // GET each of the space-separated URLs in `target`: what came back.
+            "http" => target.split_whitespace().fold(plan, |plan, url| {
+                plan.check(match http::get(url, size(&incident) as u32) {
+                    Ok(got) => Check::pass(
+                        url,
+                        format!(
+                            "status {} body {} bytes truncated {}",
+                            got.status,
+                            got.body.len(),
+                            got.truncated
+                        ),
+                    ),
+                    Err(error) => Check::fail(url, format!("{error:?}")),
+                })
+            }),
             other => return Err(Error::Invalid(format!("unknown attack {other:?}"))),
         })
     }
