@@ -16,6 +16,7 @@ pub mod builtin;
 pub mod caps;
 pub mod cli;
 pub mod config;
+pub mod confirm;
 pub mod contract;
 pub mod engine;
 pub mod executor;

@@ -32,6 +32,9 @@ pub struct RunRequest<'a> {
     /// The node the run is for, and why this node must not execute it: then
     /// the run ends escalated before the plugin is called.
     pub node: crate::node::Placement,
+    /// Set on a route that requires its alert to be firing: asked before
+    /// each round's actions execute.
+    pub confirm: Option<crate::confirm::Confirm>,
 }
 
 #[derive(Debug)]
@@ -457,6 +460,9 @@ impl<'a> Driver<'a> {
         plan: &Plan,
         report: &mut RoundReport,
     ) -> Result<Option<Verdict>, StoreError> {
+        if let Some(verdict) = self.alert_gone() {
+            return Ok(Some(verdict));
+        }
         let started = std::time::Instant::now();
         let executed = self
             .executor
@@ -471,6 +477,32 @@ impl<'a> Driver<'a> {
         self.history.extend(results.iter().cloned());
         report.results = results;
         Ok(verdict)
+    }
+}
+
+impl Driver<'_> {
+    /// Why the run must end before acting: its route requires the alert to
+    /// be firing, and Alertmanager says it is not, or cannot say and the
+    /// route refuses to guess. A plan that only looks is never held back.
+    fn alert_gone(&self) -> Option<Verdict> {
+        use crate::confirm::{Firing, Unconfirmed};
+        let confirm = self.request.confirm.as_ref().filter(|_| !self.dry_run)?;
+        match confirm.alertmanager.firing(&self.request.alert) {
+            Firing::Yes => None,
+            Firing::No(why) => Some((RunStatus::Cancelled, format!("{why}; nothing was executed"))),
+            Firing::Unknown(why) => match confirm.unconfirmed {
+                Unconfirmed::Refuse => Some((
+                    RunStatus::Escalated,
+                    format!(
+                        "{why}; the route refuses to act unconfirmed (unconfirmed = \"refuse\")"
+                    ),
+                )),
+                Unconfirmed::Proceed => {
+                    tracing::warn!("{why}; acting anyway (unconfirmed = \"proceed\")");
+                    None
+                }
+            },
+        }
     }
 }
 

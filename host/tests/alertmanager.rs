@@ -6,9 +6,12 @@ mod common;
 
 use common::alertmanager::Alertmanager;
 use common::daemon::{
-    Daemon, NODE, brief_loop_route, firing, free_addr, is_finished, serve_config, webhook,
+    Daemon, NODE, TOKEN, brief_loop_route, firing, free_addr, is_finished, serve_config, webhook,
 };
+use common::{DAY, aged_file};
 use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ECHO_ROUTE: &str = r#"
@@ -86,4 +89,103 @@ fn alertmanager_retries_through_503s_and_the_alert_still_runs_once() {
     assert_eq!(runs_after.len(), 1, "{runs_after:#?}");
     assert_eq!(runs[0]["id"], runs_after[0]["id"]);
     assert_eq!(runs_after[0]["status"], "nothing-to-do");
+}
+
+/// tmp-reaper on `reap` in `mode`, routed `TmpFull`, with Alertmanager at
+/// `alertmanager` and `route` lines added to the route.
+fn reaper_asking(
+    dir: &Path,
+    addr: SocketAddr,
+    reap: &Path,
+    mode: &str,
+    alertmanager: &str,
+    route: &str,
+) -> PathBuf {
+    let routes = format!("{}{route}\n", common::daemon::reaper_route(reap, mode));
+    let config = serve_config(dir, addr, "", &routes);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[alertmanager]\nurl = \"{alertmanager}\"\n{text}"),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn an_approved_plan_whose_alert_resolved_meanwhile_is_cancelled_not_executed() {
+    let dir = tempfile::tempdir().unwrap();
+    let reap = dir.path().join("reap");
+    aged_file(&reap.join("old.log"), 4096, 30 * DAY);
+    let addr = free_addr();
+    let alertmanager = Alertmanager::start(dir.path(), &[addr]);
+    let url = format!("http://{}", alertmanager.addr);
+    let config = reaper_asking(dir.path(), addr, &reap, "approve", &url, "");
+    let remedy = Daemon::start(&dir.path().join("state"), &config, addr);
+    let token = format!("Bearer {TOKEN}");
+    let approve = |id: &str| {
+        let path = format!("/v1/runs/{id}/approve");
+        remedy.request("POST", &path, &[("Authorization", &token)], b"")
+    };
+
+    let gone = json!({"alertname": "TmpFull", "node": NODE, "n": "1"});
+    alertmanager.post_alert(gone.clone());
+    let waiting = remedy.wait_for_runs("route=reap", 1, is_finished);
+    assert_eq!(waiting[0]["status"], "awaiting-approval", "{waiting:#?}");
+    // Fixed by hand meanwhile: Prometheus resolves the alert, then someone approves.
+    alertmanager.resolve_alert(gone);
+    assert_eq!(approve(waiting[0]["id"].as_str().unwrap()).0, 200);
+    let ended = remedy.wait_for_runs("route=reap", 1, is_finished);
+    assert_eq!(ended[0]["status"], "cancelled", "{ended:#?}");
+    let why = ended[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("no longer fires") && why.contains("nothing was executed"),
+        "{why}"
+    );
+    assert!(reap.join("old.log").exists(), "nothing was removed");
+
+    // The same, approved while its alert still fires: it runs.
+    alertmanager.post_alert(json!({"alertname": "TmpFull", "node": NODE, "n": "2"}));
+    let both = remedy.wait_for_runs("route=reap", 2, is_finished);
+    let second = both
+        .iter()
+        .find(|r| r["status"] == "awaiting-approval")
+        .unwrap();
+    assert_eq!(approve(second["id"].as_str().unwrap()).0, 200);
+    let done = remedy.wait_for_runs("route=reap&outcome=succeeded", 1, is_finished);
+    assert_eq!(done.len(), 1, "{done:#?}");
+    assert!(
+        !reap.join("old.log").exists(),
+        "removed while the alert fired"
+    );
+}
+
+#[test]
+fn when_alertmanager_cannot_be_asked_a_route_refuses_unless_it_says_proceed() {
+    let dir = tempfile::tempdir().unwrap();
+    let reap = dir.path().join("reap");
+    aged_file(&reap.join("old.log"), 4096, 30 * DAY);
+    let nobody = format!("http://{}", free_addr());
+    for (policy, status, kept) in [
+        ("", "escalated", true),
+        ("unconfirmed = \"proceed\"", "succeeded", false),
+    ] {
+        let home = dir.path().join(if kept { "refuse" } else { "proceed" });
+        std::fs::create_dir_all(&home).unwrap();
+        let addr = free_addr();
+        let config = reaper_asking(&home, addr, &reap, "apply", &nobody, policy);
+        let remedy = Daemon::start(&home.join("state"), &config, addr);
+        let alert = firing(&[("alertname", "TmpFull")], "2026-11-26T10:00:00Z");
+        assert_eq!(remedy.post_alerts(&webhook("r", &[alert])).0, 202);
+        let runs = remedy.wait_for_runs("route=reap", 1, is_finished);
+        assert_eq!(runs[0]["status"], status, "{policy}: {runs:#?}");
+        if kept {
+            let why = runs[0]["reason"].as_str().unwrap();
+            assert!(
+                why.contains("cannot ask Alertmanager") && why.contains("refuses"),
+                "{why}"
+            );
+        }
+        assert_eq!(reap.join("old.log").exists(), kept, "{policy}");
+    }
 }

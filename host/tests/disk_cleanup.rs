@@ -307,6 +307,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             dry_run: true,
             max_rounds: 1,
             node: Default::default(),
+            confirm: None,
             approval: false,
             approved: None,
         },

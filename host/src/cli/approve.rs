@@ -105,12 +105,19 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
         );
         return Ok(exit::SUCCESS);
     };
-    let max_rounds = claimed
+    let route = claimed
         .route
         .as_deref()
-        .and_then(|name| config.routes.iter().find(|r| r.name == name))
+        .and_then(|name| config.routes.iter().find(|r| r.name == name));
+    let max_rounds = route
         .and_then(|r| r.max_rounds)
         .unwrap_or(plugin_config.max_rounds);
+    let alertmanager = crate::confirm::Alertmanager::from_settings(
+        &config.alertmanager,
+        engine.env().bridge.clone(),
+    );
+    let confirm =
+        route.and_then(|route| crate::confirm::Confirm::for_route(route, alertmanager.as_ref()));
     let report = drive(
         &engine,
         &store,
@@ -124,6 +131,7 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             approved: claimed.approved,
             max_rounds,
             node: config.node.recheck(claimed.node),
+            confirm,
         },
     )?;
     print_report(args.output, &plugin, &report, &store)

@@ -96,6 +96,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             node: config
                 .node
                 .place(runs_on, &alert_labels, crate::node::From::ByHand),
+            // By hand, the operator is the judge of whether the alert holds.
+            confirm: None,
         },
     );
     let report = match result {

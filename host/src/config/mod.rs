@@ -54,6 +54,8 @@ struct RawConfig {
     #[serde(default)]
     store: store::RawStore,
     #[serde(default)]
+    alertmanager: crate::confirm::AlertmanagerSettings,
+    #[serde(default)]
     nomad: NomadSettings,
     #[serde(default)]
     docker: DockerSettings,
@@ -97,6 +99,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where runs and the audit trail are kept (`[store]`).
     pub store: StoreConfig,
+    /// Where remedy asks whether an alert still fires (`[alertmanager]`).
+    pub alertmanager: crate::confirm::AlertmanagerSettings,
     /// How to reach Nomad, for plugins granted `nomad`.
     pub nomad: NomadSettings,
     /// How to reach the Docker engine, for plugins granted `docker`.
@@ -167,10 +171,20 @@ impl Config {
                 plugins.push(plugin);
             }
         }
+        let alertmanager = raw.alertmanager.validated(base, &mut problems);
+        let knows_alertmanager = alertmanager.url.is_some();
         let mut routes: Vec<RouteConfig> = Vec::new();
         for (index, raw) in raw.routes.into_iter().enumerate() {
             let index = raw_place(&raw_places.1, index);
-            if let Some(route) = validate_route(raw, index, &names, &plugins, &mut problems) {
+            let route = validate_route(
+                raw,
+                index,
+                &names,
+                &plugins,
+                knows_alertmanager,
+                &mut problems,
+            );
+            if let Some(route) = route {
                 // Dedup, cooldown and breakers are kept per route name.
                 if routes.iter().any(|r| r.name == route.name) {
                     problems.push(format!(
@@ -218,6 +232,7 @@ impl Config {
             node,
             server,
             store,
+            alertmanager,
             nomad: raw.nomad,
             docker: raw.docker,
             netns: raw.netns,
@@ -359,6 +374,42 @@ mod tests {
             ("route-2", Mode::DryRun)
         );
         assert!(fallback.matchers.is_empty());
+    }
+
+    #[test]
+    fn routes_that_act_require_a_firing_alert_where_alertmanager_is_known() {
+        let routes = r#"
+            [[route]]
+            name = "acts"
+            plugin = "p"
+            mode = "apply"
+            [[route]]
+            name = "looks"
+            plugin = "p"
+            [[route]]
+            name = "trusts"
+            plugin = "p"
+            mode = "approve"
+            require_firing = false
+            "#;
+        let required = |config: &Config| -> Vec<bool> {
+            config.routes.iter().map(|r| r.require_firing).collect()
+        };
+        let alone = parse(&format!("{ONE_PLUGIN}{routes}")).unwrap();
+        assert_eq!(required(&alone), [false, false, false], "nothing to ask");
+        let asking = parse(&format!(
+            "[alertmanager]\nurl = \"http://127.0.0.1:9093\"\n{ONE_PLUGIN}{routes}"
+        ))
+        .unwrap();
+        assert_eq!(required(&asking), [true, false, false]);
+
+        let unaskable = format!("{ONE_PLUGIN}[[route]]\nplugin = \"p\"\nrequire_firing = true\n");
+        let error = parse(&unaskable).unwrap_err().to_string();
+        assert!(error.contains("[alertmanager] url"), "{error}");
+        let error = parse("[alertmanager]\nurl = \"ftp://am\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("http or https"), "{error}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::parse_duration;
 use super::plugin::PluginConfig;
+use crate::confirm::Unconfirmed;
 use crate::matcher::{Matcher, parse_matchers};
 use crate::node::RunsOn;
 use crate::store::BlastRadius;
@@ -29,6 +30,8 @@ pub(super) struct RawRoute {
     breaker_failures: Option<u32>,
     breaker_window: Option<String>,
     runs_on: Option<RunsOn>,
+    require_firing: Option<bool>,
+    unconfirmed: Option<Unconfirmed>,
     max_nodes: Option<u32>,
     max_nodes_per_window: Option<u32>,
     node_window: Option<String>,
@@ -79,6 +82,10 @@ pub struct RouteConfig {
     pub runs_on: RunsOn,
     /// How many nodes the route may change at once and per window.
     pub radius: BlastRadius,
+    /// Act only while Alertmanager says the alert still fires.
+    pub require_firing: bool,
+    /// What to do when Alertmanager cannot say.
+    pub unconfirmed: Unconfirmed,
 }
 
 pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
@@ -90,6 +97,7 @@ pub(super) fn validate_route(
     index: usize,
     plugins: &HashSet<String>,
     configured: &[PluginConfig],
+    alertmanager: bool,
     problems: &mut Vec<String>,
 ) -> Option<RouteConfig> {
     let name = raw.name.unwrap_or_else(|| format!("route-{}", index + 1));
@@ -142,12 +150,26 @@ pub(super) fn validate_route(
         problems.push(format!("{at}: {why}"));
         RunsOn::AlertNode
     });
+    // Safe by default: a route executes nothing unless it says apply.
+    let mode = raw.mode.unwrap_or(Mode::DryRun);
+    let require_firing = match raw.require_firing {
+        Some(true) if !alertmanager => {
+            problems.push(format!(
+                "{at}: require_firing = true needs [alertmanager] url, where remedy asks whether \
+                 the alert still fires"
+            ));
+            false
+        }
+        Some(required) => required,
+        // Where remedy knows its Alertmanager, a route that acts does so
+        // only on an alert that still fires.
+        None => alertmanager && mode != Mode::DryRun,
+    };
     (problems.len() == before).then(|| RouteConfig {
         name,
         matchers,
         plugin: raw.plugin,
-        // Safe by default: a route executes nothing unless it says apply.
-        mode: raw.mode.unwrap_or(Mode::DryRun),
+        mode,
         params: raw.params,
         cooldown,
         group_by: raw.group_by,
@@ -157,6 +179,8 @@ pub(super) fn validate_route(
         breaker_window,
         runs_on,
         radius,
+        require_firing,
+        unconfirmed: raw.unconfirmed.unwrap_or_default(),
     })
 }
 

@@ -267,6 +267,9 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             approved: claimed.approved,
             max_rounds,
             node: live.config.node.recheck(claimed.node),
+            confirm: route.and_then(|route| {
+                crate::confirm::Confirm::for_route(&route.config, shared.alertmanager.as_ref())
+            }),
         },
     );
     let (status, reason) = match &outcome {

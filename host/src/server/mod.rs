@@ -131,6 +131,8 @@ pub struct Shared {
     pub wake: Notify,
     pub stopping: AtomicBool,
     pub role: Role,
+    /// Where runs confirm their alert still fires (`[alertmanager]`).
+    pub alertmanager: Option<Arc<crate::confirm::Alertmanager>>,
     /// The fleet's clocks, on a store other processes share; `None` when
     /// this process has its store to itself.
     pub fleet: Option<FleetTimes>,
@@ -248,6 +250,10 @@ impl Server {
             .map_err(ServeError::Tls)?;
         let server = config.server.clone();
         let sinks = config.notify.clone();
+        let alertmanager = crate::confirm::Alertmanager::from_settings(
+            &config.alertmanager,
+            engine.env().bridge.clone(),
+        );
         let live = Live::build(config, plugins)?;
         let metrics = Arc::new(Metrics::new());
         let ingest = Store::open_at(store)?;
@@ -285,6 +291,7 @@ impl Server {
                 wake: Notify::new(),
                 stopping: AtomicBool::new(false),
                 role,
+                alertmanager,
                 fleet,
             }),
             listener,

@@ -76,12 +76,26 @@ receivers:
 
     /// Post one alert to Alertmanager's API, as Prometheus would.
     pub fn post_alert(&self, labels: serde_json::Value) {
-        let body = serde_json::to_vec(&json!([{
+        self.post(json!({
             "labels": labels,
             "annotations": {"summary": "posted by remedy's test"},
             "generatorURL": "http://prometheus.test/graph",
-        }]))
-        .unwrap();
+        }));
+    }
+
+    /// Post the alert with `labels` as resolved a second ago, as Prometheus
+    /// does once its rule stops firing.
+    pub fn resolve_alert(&self, labels: serde_json::Value) {
+        let ended = std::time::SystemTime::now() - Duration::from_secs(1);
+        self.post(json!({
+            "labels": labels,
+            "annotations": {"summary": "posted by remedy's test"},
+            "endsAt": humantime::format_rfc3339_seconds(ended).to_string(),
+        }));
+    }
+
+    fn post(&self, alert: serde_json::Value) {
+        let body = serde_json::to_vec(&json!([alert])).unwrap();
         let (status, answer) = try_request(
             self.addr,
             "POST",
