@@ -867,3 +867,39 @@ fn http_reads_past_the_granted_urls_are_denied_recorded_and_never_sent() {
     );
     trial.audit_verifies(&config);
 }
+
+#[test]
+fn prometheus_queries_past_the_granted_metrics_are_refused_before_they_are_sent() {
+    let trial = Trial::new();
+    let prometheus = common::prometheus::Prometheus::start(trial.dir.path());
+    let grants = format!(
+        "prometheus = [\"read\"]\nprometheus_metrics = [\"up\"]\n\n[prometheus]\nurl = \"{}\"\n",
+        prometheus.url()
+    );
+    let config = trial.config("10s", "64MiB", &grants);
+    let granted = "up{job=\"prometheus\"}";
+    let refused = [
+        "prometheus_build_info",
+        "{job=\"prometheus\"}",
+        "{__name__=~\"prom.*\"}",
+        "up + on() group_left prometheus_build_info",
+    ];
+    let target = format!("target={granted};{}", refused.join(";"));
+    let (_, run, _) = trial.attack(&config, "prometheus", &["--param", &target]);
+
+    assert_eq!(check_detail(&run, granted), "1 series", "{run:#}");
+    for query in refused {
+        let detail = check_detail(&run, query);
+        assert!(detail.contains("Denied("), "{query}: {detail}");
+    }
+    let asked = prometheus.queries();
+    assert!(
+        asked.contains("up{job=\\\"prometheus\\\"}"),
+        "the granted query was sent: {asked}"
+    );
+    assert!(
+        !asked.contains("prometheus_build_info"),
+        "a refused one never: {asked}"
+    );
+    trial.audit_verifies(&config);
+}

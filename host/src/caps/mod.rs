@@ -21,6 +21,7 @@ registry! {
     netns: Netns,
     kmod: Kmod,
     http: Http,
+    prometheus: Prometheus,
 }
 
 use crate::contract::ApiError;
@@ -124,6 +125,8 @@ pub struct HostEnv {
     pub kmod: kmod::KmodSettings,
     /// The client granted HTTP reads go through.
     pub http: Arc<http::HttpClient>,
+    /// The operator's Prometheus (`[prometheus]`).
+    pub prometheus: Arc<prometheus::PrometheusApi>,
     /// This node's name, as plugins see it through the `node` interface.
     pub node_name: Arc<str>,
 }
@@ -134,6 +137,10 @@ impl HostEnv {
         HostEnv {
             nomad: Arc::new(nomad::NomadApi::new(nomad, bridge.clone())),
             docker: Arc::new(docker::DockerEngine::new(docker, bridge.clone())),
+            prometheus: Arc::new(prometheus::PrometheusApi::new(
+                Default::default(),
+                bridge.clone(),
+            )),
             bridge,
             netns: Default::default(),
             kmod: Default::default(),
@@ -145,6 +152,15 @@ impl HostEnv {
     /// The same, on the node called `name`.
     pub fn named(mut self, name: &str) -> Self {
         self.node_name = name.into();
+        self
+    }
+
+    /// The same, querying the Prometheus `settings` name.
+    pub fn with_prometheus(mut self, settings: prometheus::PrometheusSettings) -> Self {
+        self.prometheus = Arc::new(prometheus::PrometheusApi::new(
+            settings,
+            self.bridge.clone(),
+        ));
         self
     }
 

@@ -274,6 +274,7 @@ impl Cli {
         let env = || {
             crate::caps::HostEnv::new(config.nomad.clone(), config.docker.clone())
                 .with_paths(config.netns.clone(), config.kmod.clone())
+                .with_prometheus(config.prometheus.clone())
                 .named(&config.node.name)
         };
         let engine = match PluginEngine::new(Some(cache)) {

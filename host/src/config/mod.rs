@@ -56,6 +56,8 @@ struct RawConfig {
     #[serde(default)]
     alertmanager: crate::confirm::AlertmanagerSettings,
     #[serde(default)]
+    prometheus: crate::caps::prometheus::PrometheusSettings,
+    #[serde(default)]
     nomad: NomadSettings,
     #[serde(default)]
     docker: DockerSettings,
@@ -101,6 +103,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Where remedy asks whether an alert still fires (`[alertmanager]`).
     pub alertmanager: crate::confirm::AlertmanagerSettings,
+    /// The Prometheus plugins granted `prometheus` query (`[prometheus]`).
+    pub prometheus: crate::caps::prometheus::PrometheusSettings,
     /// How to reach Nomad, for plugins granted `nomad`.
     pub nomad: NomadSettings,
     /// How to reach the Docker engine, for plugins granted `docker`.
@@ -223,6 +227,11 @@ impl Config {
             }
         };
         let notify = notify::validate_notify(raw.notify, base, &mut problems);
+        problems.extend(raw.prometheus.problems());
+        let prometheus = crate::caps::prometheus::PrometheusSettings {
+            token_file: raw.prometheus.token_file.map(|file| base.join(file)),
+            ..raw.prometheus
+        };
         problems.extend(raw.nomad.problems());
         problems.extend(raw.docker.problems());
         let config = Config {
@@ -233,6 +242,7 @@ impl Config {
             server,
             store,
             alertmanager,
+            prometheus,
             nomad: raw.nomad,
             docker: raw.docker,
             netns: raw.netns,

@@ -23,6 +23,7 @@ pub mod netns;
 pub mod nomad_double;
 pub mod openapi;
 pub mod postgres;
+pub mod prometheus;
 
 /// Config sections that point Nomad and Docker at nothing, so a test never
 /// reaches a real agent or engine the machine happens to run.

@@ -80,6 +80,7 @@ pub mod node;
 pub mod nomad;
 pub mod params;
 pub mod proc;
+pub mod prometheus;
 
 mod helpers;
 pub use helpers::{parse_duration, parse_percent};

@@ -5,7 +5,7 @@
 
 use remedy_sdk::{
     Action, Check, Error, FileIdentity, Incident, Plan, Plugin, PluginInfo, RemovePath, fs, http,
-    log, params, proc,
+    log, params, proc, prometheus,
 };
 
 struct Hostile;
@@ -228,6 +228,13 @@ impl Plugin for Hostile {
                         ),
                     ),
                     Err(error) => Check::fail(url, format!("{error:?}")),
+                })
+            }),
+            // Each of the `;`-separated PromQL queries in `target`: what came back.
+            "prometheus" => target.split(';').fold(plan, |plan, promql| {
+                plan.check(match prometheus::query(promql) {
+                    Ok(series) => Check::pass(promql, format!("{} series", series.len())),
+                    Err(error) => Check::fail(promql, format!("{error:?}")),
                 })
             }),
             other => return Err(Error::Invalid(format!("unknown attack {other:?}"))),
