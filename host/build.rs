@@ -15,6 +15,7 @@ const PLUGINS: &[&str] = &[
     "docker-prune",
     "nbd-reload",
     "netns-gc",
+    "diagnose",
     "echo",
     "hostile",
     "tmp-reaper",

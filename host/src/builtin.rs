@@ -5,12 +5,13 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "disk-cleanup",
     "nomad-restart",
     "docker-prune",
     "nbd-reload",
     "netns-gc",
+    "diagnose",
 ];
 
 macro_rules! plugin_wasm {
@@ -26,6 +27,7 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "docker-prune" => Some(plugin_wasm!("docker_prune.wasm")),
         "nbd-reload" => Some(plugin_wasm!("nbd_reload.wasm")),
         "netns-gc" => Some(plugin_wasm!("netns_gc.wasm")),
+        "diagnose" => Some(plugin_wasm!("diagnose.wasm")),
         _ => None,
     }
 }

@@ -1,0 +1,210 @@
+//! The first users' twelve alerts (`examples/e2b/`): each goes to the route
+//! its runbook calls for, the config is valid, and the rules and the
+//! Alertmanager config pass Prometheus's and Alertmanager's own checkers.
+//! diagnose, the route for what only a human decides, runs its checks
+//! against a real Prometheus and a health endpoint, and escalates with them.
+
+mod common;
+
+use common::{describe, remedy};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn example(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/e2b")
+        .join(file)
+}
+
+/// The routes an alert with `labels` matches, in order.
+fn routes_for(state: &Path, labels: &[(&str, &str)]) -> Vec<String> {
+    let mut command = remedy(state, &example("remedy.toml"));
+    command.args(["routes", "test"]);
+    for (name, value) in labels {
+        command.arg("--label").arg(format!("{name}={value}"));
+    }
+    let output = command.output().unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "{}",
+        describe(&output)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells.get(2) == Some(&"MATCH")).then(|| cells[1].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn each_of_the_twelve_alerts_goes_to_the_route_its_runbook_calls_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let node = ("instance", "node-7:9100");
+    let table: [(&str, &[(&str, &str)], &[&str]); 12] = [
+        ("APIHighCPU", &[("job", "api")], &["api-pressure-report"]),
+        ("APIHighMemory", &[("job", "api")], &["api-high-memory"]),
+        ("APIHighErrorRate", &[("job", "api")], &["api-error-rate"]),
+        (
+            "APISlowResponse",
+            &[("job", "api")],
+            &["api-pressure-report"],
+        ),
+        ("APIDown", &[("job", "api")], &["api-down"]),
+        (
+            "OrchestratorHighCPU",
+            &[("job", "orchestrator")],
+            &["orchestrator-pressure-gc", "orchestrator-pressure-report"],
+        ),
+        (
+            "OrchestratorHighMemory",
+            &[("job", "orchestrator")],
+            &["orchestrator-pressure-gc", "orchestrator-pressure-report"],
+        ),
+        (
+            "OrchestratorDown",
+            &[("job", "orchestrator")],
+            &["orchestrator-down"],
+        ),
+        ("SandboxHighFailureRate", &[], &["sandbox-report"]),
+        ("TooManySandboxes", &[], &["sandbox-report"]),
+        ("DiskSpaceLow", &[("mountpoint", "/")], &["disk-space-low"]),
+        (
+            "DiskSpaceCritical",
+            &[("mountpoint", "/")],
+            &["disk-space-critical"],
+        ),
+    ];
+    for (alertname, extra, expected) in table {
+        let mut labels = vec![("alertname", alertname), node];
+        labels.extend_from_slice(extra);
+        assert_eq!(routes_for(&state, &labels), expected, "{alertname}");
+    }
+    assert!(
+        routes_for(&state, &[("alertname", "SomethingElse"), node]).is_empty(),
+        "an alert of no runbook goes nowhere"
+    );
+}
+
+#[test]
+fn the_examples_pass_remedys_prometheuss_and_alertmanagers_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = remedy(&dir.path().join("state"), &example("remedy.toml"))
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
+    let rules = std::fs::read_to_string(example("rules.yml")).unwrap();
+    assert_eq!(rules.matches("- alert: ").count(), 12, "twelve rules");
+    for (tool, args) in [
+        ("promtool", vec!["check", "rules"]),
+        ("amtool", vec!["check-config"]),
+    ] {
+        let file = if tool == "promtool" {
+            example("rules.yml")
+        } else {
+            example("alertmanager.yml")
+        };
+        let output = Command::new(tool)
+            .args(&args)
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {tool}: {e}; scripts/test installs prometheus and prometheus-alertmanager")
+            });
+        assert!(output.status.success(), "{tool}: {}", describe(&output));
+    }
+}
+
+/// A health endpoint answering `status` to every request.
+fn health_server(status: &'static str) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            while reader.read_line(&mut String::new()).unwrap_or(0) > 2 {}
+            let answer =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn diagnose_runs_the_runbooks_checks_and_escalates_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = common::prometheus::Prometheus::start(dir.path());
+    let (healthy, failing) = (
+        health_server("200 OK"),
+        health_server("503 Service Unavailable"),
+    );
+    let config = dir.path().join("remedy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[prometheus]
+url = "{url}"
+
+[[plugin]]
+name = "diagnose"
+source = "builtin:diagnose"
+params = {{ health = "http://{healthy}/health,http://{failing}/health", queries = 'up=up{{job="prometheus"}};missing=up{{job="nothing"}}', disks = "/", runbook = "page the API owner" }}
+[plugin.grants]
+http_urls = ["http://{healthy}/health", "http://{failing}/health"]
+prometheus = ["read"]
+prometheus_metrics = ["up"]
+fs_read = ["{dir}"]
+"#,
+            url = prometheus.url(),
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, run) = common::run_json(
+        &dir.path().join("state"),
+        &config,
+        "diagnose",
+        &["--label", "alertname=APIHighCPU"],
+    );
+    assert_eq!(code, 4, "escalated: {run:#}");
+    let why = run["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("APIHighCPU: 5 checks, 2 not passing")
+            && why.contains("page the API owner"),
+        "{why}"
+    );
+    let checks = &run["rounds"][0]["plan"]["checks"];
+    let status_of = |name: &str| -> String {
+        let check = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {checks:#}"));
+        format!(
+            "{} {}",
+            check["status"].as_str().unwrap(),
+            check["detail"].as_str().unwrap()
+        )
+    };
+    assert!(status_of(&format!("health http://{healthy}/health")).starts_with("pass status 200"));
+    assert!(status_of(&format!("health http://{failing}/health")).starts_with("fail status 503"));
+    assert!(
+        status_of("up").starts_with(r#"pass up{job="prometheus"}: {instance="#),
+        "{checks:#}"
+    );
+    assert!(status_of("missing").starts_with("warn"), "{checks:#}");
+    assert!(status_of("disk /").contains("% used"), "{checks:#}");
+    assert!(
+        run["rounds"][0]["plan"]["actions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
