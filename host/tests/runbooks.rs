@@ -38,12 +38,19 @@ fn routes_for(state: &Path, labels: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
+/// An alert's name, its other labels, and the routes it should take.
+type Expected = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[test]
 fn each_of_the_twelve_alerts_goes_to_the_route_its_runbook_calls_for() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let node = ("instance", "node-7:9100");
-    let table: [(&str, &[(&str, &str)], &[&str]); 12] = [
+    let table: [Expected; 12] = [
         ("APIHighCPU", &[("job", "api")], &["api-pressure-report"]),
         ("APIHighMemory", &[("job", "api")], &["api-high-memory"]),
         ("APIHighErrorRate", &[("job", "api")], &["api-error-rate"]),
