@@ -6,6 +6,7 @@
 
 use crate::contract::Alert;
 use crate::sys::bridge::Bridge;
+use crate::sys::tls::LazyHttpClient;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -98,7 +99,7 @@ pub struct Alertmanager {
     url: String,
     token_file: Option<PathBuf>,
     bridge: Arc<Bridge>,
-    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    client: LazyHttpClient,
 }
 
 /// An alert as `GET /api/v2/alerts` lists it.
@@ -128,24 +129,8 @@ impl Alertmanager {
             url: url.trim_end_matches('/').to_string(),
             token_file,
             bridge,
-            client: Default::default(),
+            client: LazyHttpClient::new(TIMEOUT),
         }
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.client
-            .get_or_init(|| {
-                let tls = crate::sys::tls::client_config(Default::default())
-                    .map_err(|problem| problem.to_string())?;
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(TIMEOUT)
-                    .use_preconfigured_tls(tls)
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     /// Whether `alert` (by its exact label set) is firing now.
@@ -184,7 +169,7 @@ impl Alertmanager {
     /// The alerts Alertmanager lists with `alert`'s labels, whatever their
     /// silencing or inhibition.
     fn listed(&self, alert: &Alert) -> Result<Vec<Listed>, String> {
-        let client = self.client()?.clone();
+        let client = self.client.get()?.clone();
         let token = match &self.token_file {
             Some(file) => Some(
                 std::fs::read_to_string(file)

@@ -10,6 +10,37 @@ pub mod log;
 #[macro_use]
 mod registry;
 
+/// The [`Act`] of a read-only capability: it has no actions, so its action
+/// type has no values and the executor never reaches it.
+macro_rules! read_only {
+    ($cap:ty) => {
+        impl $crate::caps::Act for $cap {
+            type Action<'a> = std::convert::Infallible;
+
+            fn allowed_kinds(_: &Self::Grant) -> Vec<&'static str> {
+                Vec::new()
+            }
+
+            fn check_grant(
+                never: &std::convert::Infallible,
+                _: &Self::Grant,
+                _: &$crate::caps::HostEnv,
+            ) -> Result<(), String> {
+                match *never {}
+            }
+
+            fn perform(
+                never: &std::convert::Infallible,
+                _: &Self::Grant,
+                _: &$crate::caps::HostEnv,
+                _: bool,
+            ) -> Result<String, $crate::caps::Refusal> {
+                match *never {}
+            }
+        }
+    };
+}
+
 pub use registry::HasReaders;
 
 // Every capability: its folder, and the type that implements it.

@@ -1,6 +1,7 @@
 //! TLS as a client (to Nomad, to PostgreSQL, to notification webhooks):
 //! rustls with ring, the roots of a CA file or else the system's, and a
-//! client certificate when one is given.
+//! client certificate when one is given. Also the plain HTTP client for the
+//! services remedy reads (granted URLs, Prometheus, Alertmanager).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -70,5 +71,41 @@ pub fn client_config(files: ClientFiles<'_>) -> Result<rustls::ClientConfig, Fil
                 .map_err(|e| problem("cert_file", cert, e))
         }
         _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// An HTTP client made on first use, for requests to a service remedy
+/// reads (a granted URL, Prometheus, Alertmanager): it follows no redirect
+/// and uses no proxy, so each request goes to the host its URL names, and
+/// `timeout` bounds each request from connecting to its last byte.
+pub struct LazyHttpClient {
+    timeout: std::time::Duration,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl LazyHttpClient {
+    pub const fn new(timeout: std::time::Duration) -> Self {
+        LazyHttpClient {
+            timeout,
+            client: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                let tls = client_config(ClientFiles::default()).map_err(|p| p.to_string())?;
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout)
+                    .user_agent(concat!("remedy/", env!("CARGO_PKG_VERSION")))
+                    .use_preconfigured_tls(tls)
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }

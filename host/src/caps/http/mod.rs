@@ -7,8 +7,7 @@ mod read;
 pub use grant::{HttpGrant, UrlPrefix, check_url};
 pub use read::{HttpClient, HttpReader, MAX_BODY, REQUEST_TIMEOUT};
 
-use super::{Act, Capability, HostEnv, Refusal};
-use std::convert::Infallible;
+use super::{Capability, HostEnv};
 use wasmtime::component::{HasSelf, Linker};
 
 /// HTTP reads of granted URLs.
@@ -50,18 +49,4 @@ impl Capability for Http {
     }
 }
 
-impl Act for Http {
-    type Action<'a> = Infallible;
-
-    fn allowed_kinds(_: &HttpGrant) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn check_grant(never: &Infallible, _: &HttpGrant, _: &HostEnv) -> Result<(), String> {
-        match *never {}
-    }
-
-    fn perform(never: &Infallible, _: &HttpGrant, _: &HostEnv, _: bool) -> Result<String, Refusal> {
-        match *never {}
-    }
-}
+read_only!(Http);

@@ -8,8 +8,9 @@ use crate::caps::Denials;
 use crate::contract::ApiError;
 use crate::contract::http::{Header, Response, Sample};
 use crate::sys::bridge::Bridge;
+use crate::sys::tls::LazyHttpClient;
 use reqwest::Method;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -22,29 +23,11 @@ const MAX_SAMPLES: usize = 10_000;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The client every plugin instance's requests go through, made on first use.
-#[derive(Default)]
-pub struct HttpClient {
-    client: OnceLock<Result<reqwest::Client, String>>,
-}
+pub struct HttpClient(LazyHttpClient);
 
-impl HttpClient {
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.client
-            .get_or_init(|| {
-                let tls = crate::sys::tls::client_config(Default::default())
-                    .map_err(|problem| problem.to_string())?;
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .no_proxy()
-                    .timeout(REQUEST_TIMEOUT)
-                    .connect_timeout(REQUEST_TIMEOUT)
-                    .user_agent(concat!("remedy/", env!("CARGO_PKG_VERSION")))
-                    .use_preconfigured_tls(tls)
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient(LazyHttpClient::new(REQUEST_TIMEOUT))
     }
 }
 
@@ -86,7 +69,7 @@ impl HttpReader {
     fn fetch(&mut self, call: &str, method: Method, text: &str, keep: usize) -> Result<Response, ApiError> {
         let url = self.granted(call, text)?;
         let token = self.token(&url)?;
-        let client = self.client.client().map_err(ApiError::Unavailable)?.clone();
+        let client = self.client.0.get().map_err(ApiError::Unavailable)?.clone();
         let started = Instant::now();
         let exchange = exchange(client, method, url.clone(), token, keep.min(MAX_BODY));
         match self.bridge.block_on(exchange) {

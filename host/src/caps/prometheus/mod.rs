@@ -7,9 +7,8 @@ mod read;
 pub use grant::{PrometheusGrant, PrometheusRight, check_query};
 pub use read::{MAX_SAMPLES, MAX_SERIES, PrometheusApi, PrometheusReader};
 
-use super::{Act, Capability, HostEnv, Refusal};
+use super::{Capability, HostEnv};
 use serde::Deserialize;
-use std::convert::Infallible;
 use std::path::PathBuf;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -51,21 +50,7 @@ impl Capability for Prometheus {
     }
 }
 
-impl Act for Prometheus {
-    type Action<'a> = Infallible;
-
-    fn allowed_kinds(_: &PrometheusGrant) -> Vec<&'static str> {
-        Vec::new()
-    }
-
-    fn check_grant(never: &Infallible, _: &PrometheusGrant, _: &HostEnv) -> Result<(), String> {
-        match *never {}
-    }
-
-    fn perform(never: &Infallible, _: &PrometheusGrant, _: &HostEnv, _: bool) -> Result<String, Refusal> {
-        match *never {}
-    }
-}
+read_only!(Prometheus);
 
 /// `[prometheus]` in the config: the Prometheus plugins granted
 /// `prometheus` query.

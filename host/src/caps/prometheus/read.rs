@@ -7,9 +7,10 @@ use crate::caps::Denials;
 use crate::contract::ApiError;
 use crate::contract::prometheus::Series;
 use crate::sys::bridge::Bridge;
+use crate::sys::tls::LazyHttpClient;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const MAX_SERIES: usize = 1_000;
@@ -24,7 +25,7 @@ const MAX_RANGE_SECS: u32 = 7 * 24 * 3600;
 pub struct PrometheusApi {
     settings: PrometheusSettings,
     bridge: Arc<Bridge>,
-    client: OnceLock<Result<reqwest::Client, String>>,
+    client: LazyHttpClient,
 }
 
 /// Prometheus's answer to a query.
@@ -63,24 +64,8 @@ impl PrometheusApi {
         PrometheusApi {
             settings,
             bridge,
-            client: OnceLock::new(),
+            client: LazyHttpClient::new(TIMEOUT),
         }
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.client
-            .get_or_init(|| {
-                let tls = crate::sys::tls::client_config(Default::default())
-                    .map_err(|problem| problem.to_string())?;
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(TIMEOUT)
-                    .use_preconfigured_tls(tls)
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     /// Ask `path` (`query` or `query_range`) with `params`.
@@ -96,7 +81,7 @@ impl PrometheusApi {
             })?),
             None => None,
         };
-        let client = self.client().map_err(unavailable)?.clone();
+        let client = self.client.get().map_err(unavailable)?.clone();
         let exchange = async move {
             let mut request = client.post(url).form(&params);
             if let Some(token) = token {
