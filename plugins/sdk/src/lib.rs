@@ -81,6 +81,7 @@ pub mod nomad;
 pub mod params;
 pub mod proc;
 pub mod prometheus;
+pub mod watch;
 
 mod helpers;
 pub use helpers::{parse_duration, parse_percent};
