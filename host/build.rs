@@ -16,6 +16,7 @@ const PLUGINS: &[&str] = &[
     "nbd-reload",
     "netns-gc",
     "diagnose",
+    "sandbox-reaper",
     "echo",
     "hostile",
     "tmp-reaper",

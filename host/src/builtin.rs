@@ -5,13 +5,14 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "disk-cleanup",
     "nomad-restart",
     "docker-prune",
     "nbd-reload",
     "netns-gc",
     "diagnose",
+    "sandbox-reaper",
 ];
 
 macro_rules! plugin_wasm {
@@ -28,6 +29,7 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "nbd-reload" => Some(plugin_wasm!("nbd_reload.wasm")),
         "netns-gc" => Some(plugin_wasm!("netns_gc.wasm")),
         "diagnose" => Some(plugin_wasm!("diagnose.wasm")),
+        "sandbox-reaper" => Some(plugin_wasm!("sandbox_reaper.wasm")),
         _ => None,
     }
 }

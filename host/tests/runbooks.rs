@@ -76,7 +76,7 @@ fn each_of_the_twelve_alerts_goes_to_the_route_its_runbook_calls_for() {
             &["orchestrator-down"],
         ),
         ("SandboxHighFailureRate", &[], &["sandbox-report"]),
-        ("TooManySandboxes", &[], &["sandbox-report"]),
+        ("TooManySandboxes", &[], &["too-many-sandboxes"]),
         ("DiskSpaceLow", &[("mountpoint", "/")], &["disk-space-low"]),
         (
             "DiskSpaceCritical",
@@ -214,4 +214,100 @@ fs_read = ["{dir}"]
             .unwrap()
             .is_empty()
     );
+}
+
+/// `count` processes of a copy of `sleep` at `exe`, as sandboxes would run.
+fn sandboxes(exe: &Path, count: usize) -> Vec<common::Reaped> {
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    let sleep =
+        String::from_utf8(Command::new("which").arg("sleep").output().unwrap().stdout).unwrap();
+    std::fs::copy(sleep.trim(), exe).unwrap();
+    (0..count)
+        .map(|_| common::Reaped(Command::new(exe).arg("600").spawn().unwrap()))
+        .collect()
+}
+
+fn alive(processes: &mut [common::Reaped]) -> usize {
+    let mut running = 0;
+    for process in processes {
+        if process.0.try_wait().unwrap().is_none() {
+            running += 1;
+        }
+    }
+    running
+}
+
+#[test]
+fn sandbox_reaper_stops_expired_sandboxes_a_share_a_round_and_pages_above_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fc = dir.path().join("fc-versions/v1/firecracker");
+    let mut fleet = sandboxes(&fc, 4);
+    let mut decoy = sandboxes(&dir.path().join("bin/other"), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // a second old, past 0s
+    let config = |escalate_above: usize| {
+        let path = dir.path().join("remedy.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+[[plugin]]
+name = "sandbox-reaper"
+source = "builtin:sandbox-reaper"
+params = {{ exes = "{pattern}", max_lifetime = "0s", share = "50", settle = "1", escalate_above = "{escalate_above}" }}
+[plugin.grants]
+proc = ["read"]
+proc_signals = ["TERM"]
+proc_exes = ["{pattern}"]
+"#,
+                pattern = dir.path().join("fc-versions/*/firecracker").display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let state = dir.path().join("state");
+
+    let (code, paged) = common::run_json(&state, &config(3), "sandbox-reaper", &["--apply"]);
+    assert_eq!(code, 4, "four active, above three: {paged:#}");
+    assert!(
+        paged["reason"]
+            .as_str()
+            .unwrap()
+            .contains("4 sandboxes active, above 3")
+    );
+    assert_eq!(alive(&mut fleet), 4, "nothing stopped when paging");
+
+    let (_, planned) = common::run_json(&state, &config(200), "sandbox-reaper", &["--dry-run"]);
+    let actions = planned["rounds"][0]["plan"]["actions"].as_array().unwrap();
+    assert_eq!(
+        actions.len(),
+        2,
+        "half of four in the first round: {planned:#}"
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["kind"] == "process-signal" && a["signal"] == "TERM")
+    );
+    assert_eq!(alive(&mut fleet), 4, "a dry-run stops nothing");
+
+    let (code, run) = common::run_json(&state, &config(200), "sandbox-reaper", &["--apply"]);
+    assert_eq!(
+        (code, run["status"].as_str()),
+        (0, Some("succeeded")),
+        "{run:#}"
+    );
+    let rounds = run["rounds"].as_array().unwrap().len();
+    let stopped: Vec<usize> = (0..rounds)
+        .map(|round| {
+            let actions = run["actions"].as_array().unwrap();
+            actions
+                .iter()
+                .filter(|a| a["round"] == round && a["status"] == "done")
+                .count()
+        })
+        .collect();
+    assert_eq!(stopped, [2, 1, 1, 0], "a share of what is left each round: {run:#}");
+    assert_eq!(alive(&mut fleet), 0, "every expired sandbox stopped");
+    assert_eq!(alive(&mut decoy), 1, "another program is never touched");
 }

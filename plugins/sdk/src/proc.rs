@@ -40,6 +40,7 @@ mod tests {
             pid,
             ppid,
             start_time: 1,
+            age_secs: 0,
             exe: exe.into(),
             cmdline: Vec::new(),
             netns_inode: 0,

@@ -92,8 +92,9 @@ fn unavailable(error: io::Error) -> ApiError {
 
 pub fn processes(root: &Path) -> io::Result<Vec<Process>> {
     let mut found = Vec::new();
+    let clock = Clock::of(root);
     for pid in pids(root)? {
-        match process(root, pid) {
+        match process(root, pid, clock) {
             Ok(process) => found.push(process),
             Err(error) if vanished(&error) => continue,
             Err(error) => return Err(error),
@@ -105,7 +106,33 @@ pub fn processes(root: &Path) -> io::Result<Vec<Process>> {
     Ok(found)
 }
 
-fn process(root: &Path, pid: u32) -> io::Result<Process> {
+/// How long processes have run: the host's uptime, and the clock ticks a
+/// second that start times count in.
+#[derive(Clone, Copy)]
+struct Clock {
+    uptime_secs: f64,
+    ticks_per_sec: u64,
+}
+
+impl Clock {
+    fn of(root: &Path) -> Clock {
+        let uptime_secs = fs::read_to_string(root.join("uptime"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        Clock {
+            uptime_secs,
+            ticks_per_sec: rustix::param::clock_ticks_per_second().max(1),
+        }
+    }
+
+    fn age_secs(self, start_time: u64) -> u64 {
+        let started = start_time as f64 / self.ticks_per_sec as f64;
+        (self.uptime_secs - started).max(0.0) as u64
+    }
+}
+
+fn process(root: &Path, pid: u32, clock: Clock) -> io::Result<Process> {
     let dir = root.join(pid.to_string());
     let (ppid, start_time) = parse_stat(&fs::read_to_string(dir.join("stat"))?)
         .ok_or_else(|| io::Error::other(format!("unreadable {}/stat", dir.display())))?;
@@ -125,6 +152,7 @@ fn process(root: &Path, pid: u32) -> io::Result<Process> {
         pid,
         ppid,
         start_time,
+        age_secs: clock.age_secs(start_time),
         exe,
         cmdline,
         netns_inode,
