@@ -307,7 +307,11 @@ proc_exes = ["{pattern}"]
                 .count()
         })
         .collect();
-    assert_eq!(stopped, [2, 1, 1, 0], "a share of what is left each round: {run:#}");
+    assert_eq!(
+        stopped,
+        [2, 1, 1, 0],
+        "a share of what is left each round: {run:#}"
+    );
     assert_eq!(alive(&mut fleet), 0, "every expired sandbox stopped");
     assert_eq!(alive(&mut decoy), 1, "another program is never touched");
 }
