@@ -72,8 +72,15 @@ pub(super) fn remove_file(
     unchanged(&seen)?;
     // Two runs planning the same file (two alerts about one disk): the first
     // to get here removes it, the other finds it stale. Claimed before the
-    // open, since each one's open would deny the other its lease.
-    let _claim = InFlight::claim(&seen)
+    // open, since each one's open would deny the other its lease. A dry-run
+    // removes nothing, so it waits its turn instead of reporting the other
+    // run's check as its own answer.
+    let patience = if dry_run {
+        DRY_RUN_PATIENCE
+    } else {
+        std::time::Duration::ZERO
+    };
+    let _claim = InFlight::claim_within(&seen, patience)
         .ok_or_else(|| stale(format!("{path} is being removed by another run right now")))?;
 
     let mut options = cap_std::fs::OpenOptions::new();
@@ -194,6 +201,10 @@ struct InFlight((u64, u64));
 
 static IN_FLIGHT: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
 
+/// How long a dry-run waits for another run's check of the same file: that
+/// check holds the file for the time of an open, a lease and an unlink.
+const DRY_RUN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl InFlight {
     fn claim(meta: &Metadata) -> Option<InFlight> {
         let file = (meta.dev(), meta.ino());
@@ -203,6 +214,20 @@ impl InFlight {
         }
         taken.push(file);
         Some(InFlight(file))
+    }
+
+    /// The claim, once no other run holds it, within `patience`.
+    fn claim_within(meta: &Metadata, patience: std::time::Duration) -> Option<InFlight> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(claim) = InFlight::claim(meta) {
+                return Some(claim);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 
@@ -228,4 +253,44 @@ fn describe_change(then: &FileIdentity, now: &FileIdentity) -> String {
         changes.push("modified".into());
     }
     changes.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A removal of `name` in a fresh granted directory, as planned now.
+    fn planned(dir: &std::path::Path, name: &str) -> (RemovePath, Metadata) {
+        std::fs::write(dir.join(name), b"old").unwrap();
+        let meta = Dir::open_ambient_dir(dir, ambient_authority())
+            .unwrap()
+            .symlink_metadata(name)
+            .unwrap();
+        let remove = RemovePath {
+            path: dir.join(name).display().to_string(),
+            identity: identity(&meta),
+            reason: "test".into(),
+        };
+        (remove, meta)
+    }
+
+    #[test]
+    fn a_dry_run_waits_for_another_runs_check_where_a_removal_finds_it_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = [dir.path().to_path_buf()];
+        let (remove, meta) = planned(dir.path(), "old.log");
+        let other_run = InFlight::claim(&meta).unwrap();
+
+        let refused = remove_file(&remove, &roots, false).unwrap_err();
+        assert!(refused.to_string().contains("being removed by another run"), "{refused}");
+
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(other_run);
+        });
+        let planned = remove_file(&remove, &roots, true).unwrap();
+        released.join().unwrap();
+        assert!(planned.starts_with("would free"), "{planned}");
+        assert!(dir.path().join("old.log").exists());
+    }
 }
