@@ -171,12 +171,7 @@ impl Alertmanager {
     fn listed(&self, alert: &Alert) -> Result<Vec<Listed>, String> {
         let client = self.client.get()?.clone();
         let token = match &self.token_file {
-            Some(file) => Some(
-                std::fs::read_to_string(file)
-                    .map_err(|e| format!("[alertmanager] token_file {}: {e}", file.display()))?
-                    .trim()
-                    .to_string(),
-            ),
+            Some(file) => Some(crate::sys::read_token("[alertmanager] token_file", file)?),
             None => None,
         };
         let mut query: Vec<(&str, String)> = ["active", "silenced", "inhibited", "unprocessed"]

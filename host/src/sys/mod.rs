@@ -64,6 +64,19 @@ fn boot_id() -> &'static str {
     })
 }
 
+/// The bearer token in `path`, the config key `key` names (for errors):
+/// the file's text without surrounding whitespace, which `echo` leaves.
+/// An unreadable or empty file is an error naming the key and the file.
+pub fn read_token(key: &str, path: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("{key} {} is empty", path.display()));
+    }
+    Ok(token.to_string())
+}
+
 /// Create `dir` (and parents) with mode 0700 for the last component.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

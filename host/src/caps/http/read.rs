@@ -60,10 +60,9 @@ impl HttpReader {
         let Some(file) = token_file(&self.grant, url) else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            ApiError::Unavailable(format!("http_credentials {}: {e}", file.display()))
-        })?;
-        Ok(Some(text.lines().next().unwrap_or("").trim().to_string()))
+        crate::sys::read_token("http_credentials", file)
+            .map(Some)
+            .map_err(ApiError::Unavailable)
     }
 
     fn fetch(&mut self, call: &str, method: Method, text: &str, keep: usize) -> Result<Response, ApiError> {

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4646";
@@ -116,7 +116,9 @@ impl NomadClient {
             .trim_end_matches('/')
             .to_string();
         let token = match &settings.token_file {
-            Some(path) => Some(read_secret(path)?),
+            Some(path) => Some(
+                crate::sys::read_token("[nomad] token_file", path).map_err(NomadError::Setup)?,
+            ),
             None => env("NOMAD_TOKEN"),
         };
         let timeout = settings
@@ -277,19 +279,6 @@ fn error_body(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     }
-}
-
-fn read_secret(path: &Path) -> Result<String, NomadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| NomadError::Setup(format!("[nomad] token_file {}: {e}", path.display())))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(NomadError::Setup(format!(
-            "[nomad] token_file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(token.to_string())
 }
 
 fn tls_config(settings: &NomadSettings) -> Result<rustls::ClientConfig, NomadError> {

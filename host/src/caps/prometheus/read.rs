@@ -76,16 +76,16 @@ impl PrometheusApi {
         })?;
         let url = format!("{}/api/v1/{path}", base.trim_end_matches('/'));
         let token = match &self.settings.token_file {
-            Some(file) => Some(std::fs::read_to_string(file).map_err(|e| {
-                unavailable(format!("[prometheus] token_file {}: {e}", file.display()))
-            })?),
+            Some(file) => Some(
+                crate::sys::read_token("[prometheus] token_file", file).map_err(unavailable)?,
+            ),
             None => None,
         };
         let client = self.client.get().map_err(unavailable)?.clone();
         let exchange = async move {
             let mut request = client.post(url).form(&params);
             if let Some(token) = token {
-                request = request.bearer_auth(token.trim());
+                request = request.bearer_auth(token);
             }
             let mut answer = request.send().await?;
             let mut body = Vec::new();
