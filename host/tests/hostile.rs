@@ -798,35 +798,10 @@ fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
     }
 }
 
-/// A server answering `ok` to anything, keeping the paths it was asked for.
-fn recording_server() -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = asked.clone();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut first = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            reader.read_line(&mut first).unwrap();
-            while reader.read_line(&mut String::new()).unwrap_or(0) > 2 {}
-            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
-            seen.lock().unwrap().push(path);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (addr, asked)
-}
-
 #[test]
 fn http_reads_past_the_granted_urls_are_denied_recorded_and_never_sent() {
     let trial = Trial::new();
-    let (addr, asked) = recording_server();
+    let (addr, asked) = common::answering("200 OK");
     let granted = format!("http://{addr}/health");
     let config = trial.config("10s", "64MiB", &format!("http_urls = [\"{granted}\"]"));
     let attempts = [

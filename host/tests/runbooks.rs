@@ -125,31 +125,12 @@ fn the_examples_pass_remedys_prometheuss_and_alertmanagers_checks() {
     }
 }
 
-/// A health endpoint answering `status` to every request.
-fn health_server(status: &'static str) -> std::net::SocketAddr {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            while reader.read_line(&mut String::new()).unwrap_or(0) > 2 {}
-            let answer =
-                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
-            let _ = stream.write_all(answer.as_bytes());
-        }
-    });
-    addr
-}
-
 #[test]
 fn diagnose_runs_the_runbooks_checks_and_escalates_with_them() {
     let dir = tempfile::tempdir().unwrap();
     let prometheus = common::prometheus::Prometheus::start(dir.path());
-    let (healthy, failing) = (
-        health_server("200 OK"),
-        health_server("503 Service Unavailable"),
-    );
+    let (healthy, _) = common::answering("200 OK");
+    let (failing, _) = common::answering("503 Service Unavailable");
     let config = dir.path().join("remedy.toml");
     std::fs::write(
         &config,

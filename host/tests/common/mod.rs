@@ -361,3 +361,32 @@ pub fn running_run(store: &Store, id: &str) -> String {
         .unwrap();
     id.to_string()
 }
+
+/// A tiny HTTP server answering `status` (body `ok`) to every request, and
+/// keeping the paths it was asked for: a health endpoint a test controls.
+pub fn answering(
+    status: &'static str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut first = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut first).unwrap_or(0);
+            while reader.read_line(&mut String::new()).unwrap_or(0) > 2 {}
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            seen.lock().unwrap().push(path);
+            let answer =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (addr, asked)
+}
