@@ -22,6 +22,8 @@ pub struct TaskState {
     pub state: String,
     pub failed: bool,
     pub restarts: u64,
+    /// Ended by the OOM killer: shown as a `Terminated` event, as Nomad does.
+    pub oom_killed: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +194,7 @@ impl World {
                             state: "running".into(),
                             failed: false,
                             restarts: 0,
+                            oom_killed: false,
                         },
                     )
                 })
@@ -241,7 +244,7 @@ impl World {
                 (
                     name.clone(),
                     json!({"State": t.state, "Failed": t.failed, "Restarts": t.restarts,
-                           "LastRestart": null, "Events": []}),
+                           "LastRestart": null, "Events": task_events(t)}),
                 )
             })
             .collect();
@@ -771,5 +774,17 @@ fn route(
             Ok(None)
         }
         _ => Err(not_found("404 page not found")),
+    }
+}
+
+/// The events Nomad keeps for a task: an OOM kill is a `Terminated` event
+/// whose details say `oom_killed`.
+fn task_events(task: &TaskState) -> Value {
+    if task.oom_killed {
+        json!([{"Type": "Terminated", "ExitCode": 137,
+                "Details": {"exit_code": "137", "signal": "0", "oom_killed": "true"},
+                "DisplayMessage": "Exit Code: 137, Exit Message: \"OOM Killed\""}])
+    } else {
+        json!([])
     }
 }

@@ -12,6 +12,27 @@ pub struct TaskState {
     pub state: String,
     pub failed: bool,
     pub restarts: u64,
+    pub events: Option<Vec<TaskEvent>>,
+}
+
+/// One of the recent events Nomad keeps for a task.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TaskEvent {
+    pub details: Option<BTreeMap<String, String>>,
+}
+
+impl TaskState {
+    /// Whether an event it still keeps says the OOM killer ended it.
+    fn oom_killed(&self) -> bool {
+        self.events.iter().flatten().any(|event| {
+            event
+                .details
+                .as_ref()
+                .and_then(|d| d.get("oom_killed"))
+                .is_some_and(|v| v == "true")
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +82,7 @@ impl From<Allocation> for wit::Allocation {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(name, t)| wit::TaskState {
+                    oom_killed: t.oom_killed(),
                     name,
                     state: t.state,
                     failed: t.failed,

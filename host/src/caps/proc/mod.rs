@@ -6,7 +6,8 @@ mod read;
 
 pub use grant::{ProcGrant, ProcRight};
 pub use read::{
-    InUseScan, ProcReader, file_locks, files_in_use, parse_lock_line, parse_maps_line, processes,
+    InUseScan, ProcReader, file_locks, files_in_use, listeners, parse_listen_line, parse_lock_line,
+    parse_maps_line, processes,
 };
 
 use super::{Act, Capability, allowed, HostEnv, Refusal};
@@ -226,5 +227,45 @@ mod tests {
         let scan = files_in_use(Path::new("/proc"), meta.dev()).unwrap();
         assert_eq!(scan.held.get(&meta.ino()), Some(&std::process::id()));
         assert!(!scan.uninspected.contains(&std::process::id()));
+    }
+
+    #[test]
+    fn listen_lines_of_both_families() {
+        let v4 = "   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 123456 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(
+            parse_listen_line(v4, 3000),
+            Some((123456, "127.0.0.1:3000".into()))
+        );
+        assert_eq!(parse_listen_line(v4, 3001), None, "another port");
+        let established = v4.replacen(" 0A ", " 01 ", 1);
+        assert_eq!(parse_listen_line(&established, 3000), None, "not listening");
+        let v6 = "   1: 00000000000000000000000000000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(parse_listen_line(v6, 3000), Some((777, "[::]:3000".into())));
+        assert_eq!(parse_listen_line("  sl  local_address rem_address   st", 3000), None);
+    }
+
+    #[test]
+    fn finds_who_listens_on_a_port_and_only_with_the_grant() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let mut reader = ProcReader::new(PROC_ROOT, true, vec![]);
+        let found = crate::contract::proc::Host::listeners(&mut reader, port).unwrap();
+        let me = std::process::id();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].pid, me);
+        assert_eq!(found[0].address, format!("127.0.0.1:{port}"));
+        assert_eq!(
+            Some(found[0].start_time),
+            crate::sys::procfs::start_time(Path::new(PROC_ROOT), me)
+        );
+        drop(socket);
+        let gone = crate::contract::proc::Host::listeners(&mut reader, port).unwrap();
+        assert!(gone.is_empty(), "{gone:?}");
+
+        let mut ungranted = ProcReader::new(PROC_ROOT, false, vec![]);
+        assert!(matches!(
+            crate::contract::proc::Host::listeners(&mut ungranted, port),
+            Err(ApiError::Denied(_))
+        ));
     }
 }

@@ -2,7 +2,7 @@
 //! mapped, and the locks on granted lock files.
 
 use crate::contract::ApiError;
-use crate::contract::proc::{FileInUse, FileLock, InUse, Process};
+use crate::contract::proc::{FileInUse, FileLock, InUse, Listener, Process};
 use crate::sys::procfs::{self, namespace_inode, parse_stat, pids, vanished};
 use std::collections::HashMap;
 use std::fs;
@@ -56,6 +56,11 @@ impl crate::contract::proc::Host for ProcReader {
                 .collect(),
             uninspected_pids: scan.uninspected,
         })
+    }
+
+    fn listeners(&mut self, port: u16) -> Result<Vec<Listener>, ApiError> {
+        self.require_read("proc.listeners")?;
+        listeners(&self.root, port).map_err(unavailable)
     }
 
     fn file_locks(&mut self, path: String) -> Result<Vec<FileLock>, ApiError> {
@@ -157,6 +162,72 @@ fn process(root: &Path, pid: u32, clock: Clock) -> io::Result<Process> {
         cmdline,
         netns_inode,
     })
+}
+
+/// The processes with a TCP socket listening on `port`: the listening
+/// sockets' inodes from `net/tcp` and `net/tcp6`, then the processes whose
+/// descriptors point at one of them.
+pub fn listeners(root: &Path, port: u16) -> io::Result<Vec<Listener>> {
+    let mut sockets: HashMap<u64, String> = HashMap::new();
+    for table in ["net/tcp", "net/tcp6"] {
+        match fs::read_to_string(root.join(table)) {
+            Ok(text) => sockets.extend(text.lines().filter_map(|l| parse_listen_line(l, port))),
+            // A kernel without IPv6 has no tcp6 table.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let mut found = Vec::new();
+    if sockets.is_empty() {
+        return Ok(found);
+    }
+    for pid in pids(root)? {
+        let Ok(fds) = fs::read_dir(root.join(pid.to_string()).join("fd")) else {
+            continue; // gone, or not ours to read
+        };
+        let held = fds
+            .flatten()
+            .filter_map(|fd| fs::read_link(fd.path()).ok())
+            .find_map(|link| socket_inode(&link.to_string_lossy()).and_then(|i| sockets.get(&i)));
+        if let Some(address) = held
+            && let Some(start_time) = procfs::start_time(root, pid)
+        {
+            found.push(Listener {
+                pid,
+                start_time,
+                exe: procfs::exe(root, pid),
+                address: address.clone(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// `(inode, address)` of a `/proc/net/tcp{,6}` line for a socket listening
+/// (state `0A`) on `port`. Addresses are the kernel's words in host order.
+pub fn parse_listen_line(line: &str, port: u16) -> Option<(u64, String)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (address, hex_port) = fields.get(1)?.split_once(':')?;
+    if *fields.get(3)? != "0A" || u16::from_str_radix(hex_port, 16).ok()? != port {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(16);
+    for word in address.as_bytes().chunks(8) {
+        let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+        bytes.extend_from_slice(&word.to_ne_bytes());
+    }
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok()?.into(),
+        16 => <[u8; 16]>::try_from(bytes).ok()?.into(),
+        _ => return None,
+    };
+    let inode = fields.get(9)?.parse().ok()?;
+    Some((inode, std::net::SocketAddr::new(ip, port).to_string()))
+}
+
+/// The inode of a descriptor link such as `socket:[123456]`.
+fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// What a scan of procfs found on one device.
