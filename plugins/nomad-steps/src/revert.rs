@@ -1,6 +1,7 @@
-//! The decisions, apart from the host calls, so they can be tested natively.
+//! Whether and where to revert a job: decided apart from the host calls,
+//! so it is tested natively.
 
-use remedy_sdk::nomad::{Allocation, Deployment, Job};
+use remedy_sdk::nomad::{Deployment, Job};
 use remedy_sdk::{Action, PastAction};
 
 #[derive(Debug, PartialEq)]
@@ -57,22 +58,6 @@ pub fn revert_decision(
             job.id, job.version
         )),
     }
-}
-
-/// The next `size` allocations not yet restarted, in a stable order.
-pub fn next_batch<'a>(
-    running: &[&'a Allocation],
-    done: &[String],
-    size: usize,
-) -> Vec<&'a Allocation> {
-    let mut pending: Vec<&Allocation> = running
-        .iter()
-        .copied()
-        .filter(|a| !done.contains(&a.id))
-        .collect();
-    pending.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    pending.truncate(size);
-    pending
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! seen (pid, start time, executable). Above the escalation count a human
 //! is paged instead: that many sandboxes is a fault, not an expiry.
 
-use remedy_sdk::proc::{self, Process};
+use remedy_sdk::proc::{self, Process, exe_matches};
 use remedy_sdk::{
     Action, Check, Error, Incident, Plan, Plugin, PluginInfo, parse_duration, parse_percent,
 };
@@ -124,28 +124,6 @@ pub fn choose<'p>(sandboxes: &'p [Process], rules: &Rules) -> Vec<&'p Process> {
     expired
 }
 
-/// `pattern` matches `exe` path segment by segment, `*` within one segment.
-/// A binary replaced since the process started (`… (deleted)`) still matches.
-pub fn exe_matches(pattern: &str, exe: &str) -> bool {
-    let exe = exe.strip_suffix(" (deleted)").unwrap_or(exe);
-    let (pattern, exe): (Vec<&str>, Vec<&str>) =
-        (pattern.split('/').collect(), exe.split('/').collect());
-    pattern.len() == exe.len() && pattern.iter().zip(&exe).all(|(p, e)| segment_matches(p, e))
-}
-
-fn segment_matches(pattern: &str, segment: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == segment,
-        Some((head, tail)) => {
-            segment.len() >= head.len()
-                && segment.starts_with(head)
-                && (0..=segment.len() - head.len())
-                    .filter(|&i| segment.is_char_boundary(head.len() + i))
-                    .any(|i| segment_matches(tail, &segment[head.len() + i..]))
-        }
-    }
-}
-
 remedy_sdk::export_plugin!(SandboxReaper);
 
 #[cfg(test)]
@@ -186,30 +164,5 @@ mod tests {
         assert_eq!(pids(100.0), [3, 2, 5, 4], "never the young one");
         assert_eq!(pids(1.0), [3], "at least one when any expired");
         assert!(choose(&all[..1], &rules(100.0)).is_empty());
-    }
-
-    #[test]
-    fn executables_match_by_segment() {
-        assert!(exe_matches(
-            "/fc-versions/*/firecracker",
-            "/fc-versions/v1.7/firecracker"
-        ));
-        assert!(exe_matches(
-            "/fc-versions/*/firecracker",
-            "/fc-versions/v1.7/firecracker (deleted)"
-        ));
-        assert!(exe_matches("/usr/bin/fire*", "/usr/bin/firecracker"));
-        assert!(!exe_matches(
-            "/fc-versions/*/firecracker",
-            "/fc-versions/a/b/firecracker"
-        ));
-        assert!(!exe_matches(
-            "/fc-versions/*/firecracker",
-            "/usr/bin/firecracker"
-        ));
-        assert!(!exe_matches(
-            "/usr/bin/firecracker",
-            "/usr/bin/firecracker-jailer"
-        ));
     }
 }

@@ -305,6 +305,22 @@ impl Action {
         })
     }
 
+    /// Signal the process seen listening on a port (`TERM`, `KILL`, ...).
+    pub fn signal_listener(
+        listener: &proc::Listener,
+        signal: &str,
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::ProcessSignal(ProcessSignal {
+            pid: listener.pid,
+            start_time: listener.start_time,
+            exe: listener.exe.clone(),
+            signal: signal.into(),
+            process_group: false,
+            reason: reason.into(),
+        })
+    }
+
     pub fn load_module(
         module: &str,
         parameters: &[(&str, &str)],

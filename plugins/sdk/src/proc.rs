@@ -1,7 +1,7 @@
 //! Read-only view of this host's processes (grant `proc = ["read"]`).
 
 pub use crate::bindings::remedy::plugin::proc::{
-    FileInUse, FileLock, Process, file_locks, files_in_use, processes,
+    FileInUse, FileLock, Listener, Process, file_locks, files_in_use, listeners, processes,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -29,6 +29,28 @@ pub fn descendants(processes: &[Process], roots: &[u32]) -> HashSet<u32> {
         }
     }
     found
+}
+
+/// `pattern` matches `exe` path segment by segment, `*` within one segment.
+/// A binary replaced since the process started (`… (deleted)`) still matches.
+pub fn exe_matches(pattern: &str, exe: &str) -> bool {
+    let exe = exe.strip_suffix(" (deleted)").unwrap_or(exe);
+    let (pattern, exe): (Vec<&str>, Vec<&str>) =
+        (pattern.split('/').collect(), exe.split('/').collect());
+    pattern.len() == exe.len() && pattern.iter().zip(&exe).all(|(p, e)| segment_matches(p, e))
+}
+
+fn segment_matches(pattern: &str, segment: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == segment,
+        Some((head, tail)) => {
+            segment.len() >= head.len()
+                && segment.starts_with(head)
+                && (0..=segment.len() - head.len())
+                    .filter(|&i| segment.is_char_boundary(head.len() + i))
+                    .any(|i| segment_matches(tail, &segment[head.len() + i..]))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -70,5 +92,30 @@ mod tests {
         ];
         let tree = descendants(&all, &[10]);
         assert_eq!(tree, HashSet::from([10, 11, 12]));
+    }
+
+    #[test]
+    fn executables_match_by_segment() {
+        assert!(exe_matches(
+            "/fc-versions/*/firecracker",
+            "/fc-versions/v1.7/firecracker"
+        ));
+        assert!(exe_matches(
+            "/fc-versions/*/firecracker",
+            "/fc-versions/v1.7/firecracker (deleted)"
+        ));
+        assert!(exe_matches("/usr/bin/fire*", "/usr/bin/firecracker"));
+        assert!(!exe_matches(
+            "/fc-versions/*/firecracker",
+            "/fc-versions/a/b/firecracker"
+        ));
+        assert!(!exe_matches(
+            "/fc-versions/*/firecracker",
+            "/usr/bin/firecracker"
+        ));
+        assert!(!exe_matches(
+            "/usr/bin/firecracker",
+            "/usr/bin/firecracker-jailer"
+        ));
     }
 }
