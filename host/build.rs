@@ -17,6 +17,8 @@ const PLUGINS: &[&str] = &[
     "netns-gc",
     "diagnose",
     "sandbox-reaper",
+    "service-restart",
+    "rollback",
     "echo",
     "hostile",
     "tmp-reaper",

@@ -5,7 +5,7 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 9] = [
     "disk-cleanup",
     "nomad-restart",
     "docker-prune",
@@ -13,6 +13,8 @@ pub const NAMES: [&str; 7] = [
     "netns-gc",
     "diagnose",
     "sandbox-reaper",
+    "service-restart",
+    "rollback",
 ];
 
 macro_rules! plugin_wasm {
@@ -30,6 +32,8 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "netns-gc" => Some(plugin_wasm!("netns_gc.wasm")),
         "diagnose" => Some(plugin_wasm!("diagnose.wasm")),
         "sandbox-reaper" => Some(plugin_wasm!("sandbox_reaper.wasm")),
+        "service-restart" => Some(plugin_wasm!("service_restart.wasm")),
+        "rollback" => Some(plugin_wasm!("rollback.wasm")),
         _ => None,
     }
 }
