@@ -19,6 +19,7 @@ pub mod alertmanager;
 pub mod certs;
 pub mod daemon;
 pub mod dockerd;
+pub mod fake_api;
 pub mod netns;
 pub mod nomad_double;
 pub mod openapi;
