@@ -13,32 +13,24 @@
 
 use remedy_nomad_steps::{self as steps, JobRef, describe_alloc, restarted, short, unhealthy};
 use remedy_sdk::nomad::{self, Allocation};
-use remedy_sdk::{Action, Check, Error, Incident, Plan, Plugin, PluginInfo, parse_duration};
+use remedy_sdk::{
+    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, parse_count, parse_duration,
+};
 
 struct NomadRestart;
 
 impl Plugin for NomadRestart {
     fn describe() -> PluginInfo {
-        PluginInfo::new(
+        steps::job_params(PluginInfo::new(
             "nomad-restart",
             env!("CARGO_PKG_VERSION"),
             "Restarts a Nomad job's allocation on this node, rolls a service job in batches, \
              or reverts a bad deploy to the last stable version, then confirms it is healthy.",
-        )
+        ))
         .param(
             "action",
             "restart (this node's allocation), rolling-restart, or revert.",
             Some("restart"),
-        )
-        .param(
-            "job",
-            "Job id; the alert's `job` label takes precedence.",
-            None,
-        )
-        .param(
-            "namespace",
-            "Nomad namespace; the alert's `namespace` label takes precedence.",
-            Some("default"),
         )
         .param(
             "task",
@@ -144,12 +136,7 @@ fn rolling_restart(
     job_ref: &JobRef,
     confirm_after: u32,
 ) -> Result<Plan, Error> {
-    let batch_size: usize = incident.param_with("batch_size", |s| {
-        s.parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| "expected a whole number of at least 1".into())
-    })?;
+    let batch_size = incident.param_with("batch_size", parse_count)? as usize;
     let job = nomad::get_job(&job_ref.namespace, &job_ref.id)?;
     if matches!(job.job_type.as_str(), "system" | "sysbatch") {
         return Ok(Plan::new(format!("{} is a {} job", job.id, job.job_type)).escalate(format!(

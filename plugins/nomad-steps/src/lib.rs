@@ -9,7 +9,7 @@ mod revert;
 pub use revert::{Revert, revert_decision};
 
 use remedy_sdk::nomad::{self, Allocation, Node};
-use remedy_sdk::{Action, ActionStatus, Check, Error, Incident, Plan, parse_duration};
+use remedy_sdk::{Action, ActionStatus, Check, Error, Incident, Plan, PluginInfo, parse_duration};
 
 /// The Nomad job an alert is about: its `job` and `namespace` labels, or
 /// the params of the same names.
@@ -35,6 +35,20 @@ impl JobRef {
             .to_string();
         Ok(JobRef { namespace, id })
     }
+}
+
+/// Declare the `job` and `namespace` params [`JobRef::of`] reads.
+pub fn job_params(info: PluginInfo) -> PluginInfo {
+    info.param(
+        "job",
+        "Nomad job id; the alert's `job` label takes precedence.",
+        None,
+    )
+    .param(
+        "namespace",
+        "Nomad namespace; the alert's `namespace` label takes precedence.",
+        Some("default"),
+    )
 }
 
 /// An id as Nomad's CLI shows it.

@@ -13,31 +13,19 @@ pub mod decide;
 use decide::{After, First, Thresholds, first_look, later_look, percent};
 use remedy_nomad_steps::{self as steps, JobRef};
 use remedy_sdk::watch::Watch;
-use remedy_sdk::{
-    Check, Error, Incident, Plan, Plugin, PluginInfo, parse_duration, parse_percent, prometheus,
-};
+use remedy_sdk::{Check, Error, Incident, Plan, Plugin, PluginInfo, parse_percent, prometheus};
 
 struct Rollback;
 
 impl Plugin for Rollback {
     fn describe() -> PluginInfo {
-        PluginInfo::new(
+        steps::job_params(PluginInfo::new(
             "rollback",
             env!("CARGO_PKG_VERSION"),
             "Confirms a high share of failing requests from Prometheus, reverts the Nomad job \
              to its last stable version, and watches the share fall; pages past the \
              escalation threshold or the deadline.",
-        )
-        .param(
-            "job",
-            "Nomad job; the alert's `job` label takes precedence.",
-            None,
-        )
-        .param(
-            "namespace",
-            "Nomad namespace; the alert's `namespace` label takes precedence.",
-            Some("default"),
-        )
+        ))
         .param(
             "error_ratio",
             "PromQL for the share of failing requests, 0 to 1 (the largest series counts). \
@@ -62,21 +50,7 @@ impl Plugin for Rollback {
             "Do not revert the job again within this long after remedy last reverted it.",
             Some("1h"),
         )
-        .param(
-            "confirm_every",
-            "After reverting, look again this often.",
-            Some("30s"),
-        )
-        .param(
-            "confirm_in_a_row",
-            "Looks in a row below the threshold that confirm recovery.",
-            Some("3"),
-        )
-        .param(
-            "confirm_within",
-            "Not below the threshold within this long after the revert: page.",
-            Some("10m"),
-        )
+        .confirm_params("30s", "10m")
         .action_kind("nomad-revert-job")
     }
 
@@ -115,14 +89,6 @@ struct Rules {
 impl Rules {
     fn of(incident: &Incident) -> Result<Rules, Error> {
         let fraction = |name| incident.param_with(name, parse_percent).map(|p| p / 100.0);
-        let every = incident.param_with("confirm_every", parse_duration)?.max(1);
-        let within = incident.param_with("confirm_within", parse_duration)?;
-        let in_a_row = incident.param_with("confirm_in_a_row", |s| {
-            s.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| "expected a whole number of at least 1".into())
-        })?;
         Ok(Rules {
             query: incident
                 .param("error_ratio")
@@ -132,12 +98,7 @@ impl Rules {
                 act_above: fraction("act_above")?,
                 escalate_above: fraction("escalate_above")?,
             },
-            watch: Watch {
-                name: "error ratio",
-                in_a_row,
-                every_secs: u32::try_from(every).unwrap_or(u32::MAX),
-                looks: u32::try_from((within / every).max(1)).unwrap_or(u32::MAX),
-            },
+            watch: Watch::from_params(incident, "error ratio")?,
         })
     }
 }

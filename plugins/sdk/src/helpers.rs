@@ -403,6 +403,15 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         .ok_or_else(|| "duration too large".to_string())
 }
 
+/// Parse a whole number of at least 1: a count of rounds, looks, items.
+pub fn parse_count(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "expected a whole number of at least 1".into())
+}
+
 /// Parse a percentage between 0 and 100, with or without a trailing `%`.
 pub fn parse_percent(text: &str) -> Result<f64, String> {
     let value: f64 = text
@@ -429,6 +438,14 @@ mod tests {
         assert!(parse_duration("7w").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count(" 3 "), Ok(3));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-1").is_err());
+        assert!(parse_count("many").is_err());
     }
 
     #[test]

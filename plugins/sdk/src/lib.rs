@@ -84,7 +84,7 @@ pub mod prometheus;
 pub mod watch;
 
 mod helpers;
-pub use helpers::{parse_duration, parse_percent};
+pub use helpers::{parse_count, parse_duration, parse_percent};
 /// A byte count as remedy shows it everywhere: `1.5 KiB`, `3.0 GiB`.
 pub use remedy_contract::format_bytes;
 

@@ -14,7 +14,7 @@
 //! }
 //! ```
 
-use crate::{Check, Incident, Plan};
+use crate::{Check, Error, Incident, Plan, PluginInfo, parse_count, parse_duration};
 
 /// What to confirm, how often to look, and for how long.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +65,43 @@ impl Streak {
 
     pub fn to_memo(self) -> String {
         format!("{MEMO_PREFIX}:{}:{}", self.looks, self.in_a_row)
+    }
+}
+
+impl PluginInfo {
+    /// Declare the params [`Watch::from_params`] reads: `confirm_every`,
+    /// `confirm_in_a_row` (3) and `confirm_within`, with these defaults.
+    pub fn confirm_params(self, every: &str, within: &str) -> Self {
+        self.param(
+            "confirm_every",
+            "After acting, look again this often.",
+            Some(every),
+        )
+        .param(
+            "confirm_in_a_row",
+            "Good looks in a row that confirm recovery.",
+            Some("3"),
+        )
+        .param(
+            "confirm_within",
+            "Not confirmed within this long after acting: page.",
+            Some(within),
+        )
+    }
+}
+
+impl<'a> Watch<'a> {
+    /// The watch the operator configured through the params
+    /// [`PluginInfo::confirm_params`] declares.
+    pub fn from_params(incident: &Incident, name: &'a str) -> Result<Watch<'a>, Error> {
+        let every = incident.param_with("confirm_every", parse_duration)?.max(1);
+        let within = incident.param_with("confirm_within", parse_duration)?;
+        Ok(Watch {
+            name,
+            in_a_row: incident.param_with("confirm_in_a_row", parse_count)?,
+            every_secs: u32::try_from(every).unwrap_or(u32::MAX),
+            looks: u32::try_from((within / every).max(1)).unwrap_or(u32::MAX),
+        })
     }
 }
 
@@ -146,6 +183,24 @@ mod tests {
             true,
         );
         assert_eq!(confirmed, Seen::Confirmed);
+    }
+
+    #[test]
+    fn the_operator_sets_how_often_and_how_long() {
+        let incident = Incident::for_test(
+            &[],
+            &[
+                ("confirm_every", "10s"),
+                ("confirm_in_a_row", "3"),
+                ("confirm_within", "5m"),
+            ],
+        );
+        let watch = Watch::from_params(&incident, "health").unwrap();
+        assert_eq!((watch.every_secs, watch.in_a_row, watch.looks), (10, 3, 30));
+        let mut zero = incident.clone();
+        zero.params.retain(|(name, _)| name != "confirm_in_a_row");
+        zero.params.push(("confirm_in_a_row".into(), "0".into()));
+        assert!(Watch::from_params(&zero, "health").is_err());
     }
 
     #[test]

@@ -18,31 +18,20 @@ use remedy_nomad_steps::{self as steps, JobRef, describe_alloc, restarted, short
 use remedy_sdk::nomad::Allocation;
 use remedy_sdk::watch::Watch;
 use remedy_sdk::{
-    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, grants, http, parse_duration, proc,
-    prometheus,
+    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, grants, http, proc, prometheus,
 };
 
 struct ServiceRestart;
 
 impl Plugin for ServiceRestart {
     fn describe() -> PluginInfo {
-        PluginInfo::new(
+        steps::job_params(PluginInfo::new(
             "service-restart",
             env!("CARGO_PKG_VERSION"),
             "Restarts this node's allocation of a service that does not answer its health \
              check or outgrew its memory, stops an allowed stale holder of its port, then \
              confirms it answers again; pages past the memory or OOM limit.",
-        )
-        .param(
-            "job",
-            "Nomad job of the service; the alert's `job` label takes precedence.",
-            None,
-        )
-        .param(
-            "namespace",
-            "Nomad namespace; the alert's `namespace` label takes precedence.",
-            Some("default"),
-        )
+        ))
         .param(
             "health",
             "Health endpoint; 2xx means it answers. Needs an `http_urls` grant.",
@@ -80,21 +69,7 @@ impl Plugin for ServiceRestart {
             "The port the service listens on. Empty: the health endpoint's.",
             Some(""),
         )
-        .param(
-            "confirm_every",
-            "After restarting, look again this often.",
-            Some("10s"),
-        )
-        .param(
-            "confirm_in_a_row",
-            "Good looks in a row that confirm recovery.",
-            Some("3"),
-        )
-        .param(
-            "confirm_within",
-            "Not back within this long after the restart: page.",
-            Some("5m"),
-        )
+        .confirm_params("10s", "5m")
         .action_kind("nomad-restart-alloc")
         .action_kind("process-signal")
     }
@@ -152,9 +127,7 @@ struct Rules {
     memory_limits: Memory,
     holders: Vec<String>,
     port: u16,
-    watch_every: u32,
-    watch_in_a_row: u32,
-    watch_looks: u32,
+    watch: Watch<'static>,
 }
 
 impl Rules {
@@ -185,14 +158,6 @@ impl Rules {
                 ))
             })?,
         };
-        let every = incident.param_with("confirm_every", parse_duration)?.max(1);
-        let within = incident.param_with("confirm_within", parse_duration)?;
-        let in_a_row = incident.param_with("confirm_in_a_row", |s| {
-            s.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| "expected a whole number of at least 1".into())
-        })?;
         Ok(Rules {
             health,
             memory: incident
@@ -202,9 +167,7 @@ impl Rules {
             memory_limits,
             holders: incident.param_list("holders"),
             port,
-            watch_every: u32::try_from(every).unwrap_or(u32::MAX),
-            watch_in_a_row: in_a_row,
-            watch_looks: u32::try_from((within / every).max(1)).unwrap_or(u32::MAX),
+            watch: Watch::from_params(incident, "recovery")?,
         })
     }
 }
@@ -272,24 +235,19 @@ fn resident_memory(query: &str) -> Rss {
 impl Rss {
     fn check(&self, limits: Memory) -> Check {
         match (self.bytes, &self.error) {
-            (Some(rss), _) if rss > limits.restart_above => Check::fail(
-                "memory",
-                format!(
+            (Some(rss), _) => {
+                let saw = format!(
                     "{}: {} (restart above {})",
                     self.query,
                     bytes(rss),
                     bytes(limits.restart_above)
-                ),
-            ),
-            (Some(rss), _) => Check::pass(
-                "memory",
-                format!(
-                    "{}: {} (restart above {})",
-                    self.query,
-                    bytes(rss),
-                    bytes(limits.restart_above)
-                ),
-            ),
+                );
+                if rss > limits.restart_above {
+                    Check::fail("memory", saw)
+                } else {
+                    Check::pass("memory", saw)
+                }
+            }
             (None, Some(error)) => Check::warn("memory", format!("{}: {error}", self.query)),
             (None, None) => Check::warn("memory", format!("{}: no result", self.query)),
         }
@@ -358,7 +316,7 @@ fn restart(
             missing.join(" and ")
         )));
     }
-    Ok(plan.recheck_after(rules.watch_every))
+    Ok(plan.recheck_after(rules.watch.every_secs))
 }
 
 fn port_check(port: u16, holder: &proc::Listener) -> Check {
@@ -381,18 +339,12 @@ fn confirm(
     checks: Vec<Check>,
 ) -> Plan {
     let memory_ok = rss.is_none_or(|rss| rss <= rules.memory_limits.restart_above);
-    let watch = Watch {
-        name: "recovery",
-        in_a_row: rules.watch_in_a_row,
-        every_secs: rules.watch_every,
-        looks: rules.watch_looks,
-    };
     let saw = match (answers, memory_ok) {
         (true, true) => "answers, memory below the threshold",
         (true, false) => "answers, memory still above the threshold",
         (false, _) => "does not answer",
     };
-    let mut plan = watch.round(incident, answers && memory_ok, saw);
+    let mut plan = rules.watch.round(incident, answers && memory_ok, saw);
     plan.checks.splice(0..0, checks);
     plan
 }
@@ -422,7 +374,7 @@ mod tests {
         assert_eq!(rules.memory_limits.restart_above, 3_400_000_000);
         assert_eq!(rules.memory_limits.escalate_above, 3_800_000_000);
         assert_eq!(rules.port, 3000);
-        assert_eq!((rules.watch_every, rules.watch_looks), (10, 30));
+        assert_eq!((rules.watch.every_secs, rules.watch.looks), (10, 30));
         assert!(rules.memory.is_none());
 
         let mut bad = incident.clone();
