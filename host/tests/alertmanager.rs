@@ -6,7 +6,7 @@ mod common;
 
 use common::alertmanager::Alertmanager;
 use common::daemon::{
-    Daemon, NODE, TOKEN, brief_loop_route, firing, free_addr, is_finished, serve_config, webhook,
+    Daemon, NODE, brief_loop_route, firing, free_addr, is_finished, serve_config, webhook,
 };
 use common::{DAY, aged_file};
 use serde_json::json;
@@ -122,11 +122,7 @@ fn an_approved_plan_whose_alert_resolved_meanwhile_is_cancelled_not_executed() {
     let url = format!("http://{}", alertmanager.addr);
     let config = reaper_asking(dir.path(), addr, &reap, "approve", &url, "");
     let remedy = Daemon::start(&dir.path().join("state"), &config, addr);
-    let token = format!("Bearer {TOKEN}");
-    let approve = |id: &str| {
-        let path = format!("/v1/runs/{id}/approve");
-        remedy.request("POST", &path, &[("Authorization", &token)], b"")
-    };
+    let approve = |id: &str| remedy.decide(&format!("/v1/runs/{id}/approve"), b"");
 
     let gone = json!({"alertname": "TmpFull", "node": NODE, "n": "1"});
     alertmanager.post_alert(gone.clone());

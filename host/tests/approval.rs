@@ -6,8 +6,8 @@
 mod common;
 
 use common::daemon::{
-    Daemon, TOKEN, firing, free_addr, is_finished, reaper_approve_route, serve_config, try_request,
-    webhook,
+    Daemon, ONCALL, TOKEN, VIEWER, basic_auth, firing, free_addr, is_finished,
+    reaper_approve_route, serve_config, try_request, webhook,
 };
 use common::{DAY, aged_file, describe, remedy};
 use serde_json::Value;
@@ -187,12 +187,12 @@ fn approving_over_http_needs_credentials_and_then_runs_in_the_daemon() {
     assert_eq!(status, 401, "{body}");
     assert!(scene.reap.join("old-1.log").exists());
 
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = basic_auth(ONCALL);
     let (status, body) = scene.post(&approve, Some(&bearer), r#"{"by": "bob"}"#);
     assert_eq!(status, 200, "{body}");
     let approved: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(approved["status"], "queued");
-    assert_eq!(approved["approved_by"], "bob via HTTP with bearer token");
+    assert_eq!(approved["approved_by"], "bob via user oncall");
     assert_eq!(approved["plan_hash"].as_str().unwrap().len(), 64);
 
     let runs = scene.daemon().wait_for_runs("route=reap", 1, is_finished);
@@ -208,9 +208,69 @@ fn approving_over_http_needs_credentials_and_then_runs_in_the_daemon() {
 }
 
 #[test]
+fn only_a_user_with_the_decide_role_decides_and_alertmanagers_token_never_does() {
+    let mut scene = Scene::awaiting("", "");
+    let approve = format!("/v1/runs/{}/approve", scene.run_id);
+    let reject = format!("/v1/runs/{}/reject", scene.run_id);
+    let token = format!("Bearer {TOKEN}");
+    let viewer = basic_auth(VIEWER);
+    for path in [approve.as_str(), reject.as_str(), "/-/reload"] {
+        for (who, authorization) in [("the token", &token), ("the viewer", &viewer)] {
+            let (status, body) = scene.post(path, Some(authorization), r#"{"by": "mallory"}"#);
+            assert_eq!(status, 403, "{who} on {path}: {body}");
+            assert!(body.contains("`decide` role"), "{who} on {path}: {body}");
+        }
+    }
+    let read = |authorization: &str| {
+        try_request(
+            scene.daemon().addr,
+            "GET",
+            "/v1/runs",
+            &[("Authorization", authorization)],
+            b"",
+        )
+        .unwrap()
+    };
+    let (status, body) = read(&token);
+    assert_eq!(status, 403, "the token only posts alerts: {body}");
+    let (status, body) = read(&viewer);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&scene.run_id), "{body}");
+    let (status, _) = read(&basic_auth((VIEWER.0, "guess")));
+    assert_eq!(status, 401);
+    let alert = firing(
+        &[("alertname", "TmpFull"), ("n", "2")],
+        "2026-11-21T10:00:00Z",
+    );
+    let (status, body) = scene.post(
+        "/v1/alerts",
+        Some(&viewer),
+        &String::from_utf8(webhook("r", &[alert])).unwrap(),
+    );
+    assert_eq!(status, 403, "reading is not posting: {body}");
+
+    // Nothing the refused callers sent changed anything.
+    let runs = scene.daemon().runs("route=reap");
+    assert_eq!(runs[0]["status"], "awaiting-approval", "{:#}", runs[0]);
+    assert!(scene.reap.join("old-1.log").exists());
+
+    let (status, body) = scene.post(&approve, Some(&basic_auth(ONCALL)), "");
+    assert_eq!(status, 200, "{body}");
+    let runs = scene.daemon().wait_for_runs("route=reap", 1, is_finished);
+    assert_eq!(runs[0]["status"], "succeeded", "{:#}", runs[0]);
+    scene.stop_daemon();
+    let audit = scene.remedy(&["audit", "show", &scene.run_id]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        text.contains("oncall") && !text.contains("mallory"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_rejected_plan_executes_nothing() {
     let scene = Scene::awaiting("", "");
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = basic_auth(ONCALL);
     let reject = format!("/v1/runs/{}/reject", scene.run_id);
     let (status, body) = scene.post(&reject, None, "");
     assert_eq!(status, 401, "{body}");

@@ -802,3 +802,35 @@ fn the_config_schema_accepts_the_examples_and_refuses_a_misspelt_key() {
         );
     }
 }
+
+#[test]
+fn hash_password_hashes_stdin_for_the_users_file_and_refuses_nothing() {
+    use std::io::Write;
+    let hash = |input: &str, args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_remedy"))
+            .arg("hash-password")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = hash("correct horse\n", &["--cost", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let hashed = String::from_utf8(out.stdout).unwrap();
+    assert!(hashed.starts_with("$2b$04$"), "{hashed}");
+    assert!(bcrypt::verify("correct horse", hashed.trim()).unwrap());
+    assert!(!bcrypt::verify("correct horse\n", hashed.trim()).unwrap());
+    let empty = hash("\n", &[]);
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no password"));
+    assert_eq!(hash("x\n", &["--cost", "3"]).status.code(), Some(2));
+}

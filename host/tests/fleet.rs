@@ -26,6 +26,7 @@ fn home(dir: &Path, node: &str, url: &str, rest: &str) -> (PathBuf, PathBuf) {
     let home = dir.join(node);
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join("token"), format!("{TOKEN}\n")).unwrap();
+    common::daemon::write_users(&home);
     let config = home.join("remedy.toml");
     std::fs::write(
         &config,
@@ -37,7 +38,9 @@ fn home(dir: &Path, node: &str, url: &str, rest: &str) -> (PathBuf, PathBuf) {
 
 fn receiver(dir: &Path, name: &str, url: &str, routes: &str) -> Daemon {
     let addr = free_addr();
-    let rest = format!("[server]\nlisten = \"{addr}\"\ntoken_file = \"token\"\n{routes}");
+    let rest = format!(
+        "[server]\nlisten = \"{addr}\"\ntoken_file = \"token\"\nusers_file = \"users.toml\"\n{routes}"
+    );
     let (config, state) = home(dir, name, url, &rest);
     Daemon::start(&state, &config, addr)
 }

@@ -127,11 +127,7 @@ impl Chain {
     }
 
     fn approve(&self, id: &str) {
-        let path = format!("/v1/runs/{id}/approve");
-        let token = format!("Bearer {TOKEN}");
-        let (status, body) = self
-            .remedy
-            .request("POST", &path, &[("Authorization", &token)], b"");
+        let (status, body) = self.remedy.decide(&format!("/v1/runs/{id}/approve"), b"");
         assert_eq!(status, 200, "{body}");
     }
 
@@ -153,6 +149,7 @@ fn config(
     prometheus: &Prometheus,
 ) -> PathBuf {
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    common::daemon::write_users(dir);
     let d = disk.display();
     let text = format!(
         r#"
@@ -163,6 +160,7 @@ label = "instance"
 [server]
 listen = "{addr}"
 token_file = "token"
+users_file = "users.toml"
 
 [alertmanager]
 url = "http://{am}"

@@ -7,7 +7,8 @@
 mod common;
 
 use common::daemon::{
-    Daemon, TOKEN, firing, free_addr, is_finished, reaper_approve_route, serve_config, webhook,
+    Daemon, ONCALL, basic_auth, firing, free_addr, is_finished, reaper_approve_route, serve_config,
+    webhook,
 };
 use common::openapi::{SEEN, check_answer, document, operations};
 use common::{DAY, aged_file};
@@ -48,8 +49,8 @@ fn every_documented_operation_answers_as_documented() {
     let addr = free_addr();
     let config = serve_config(dir.path(), addr, "", &reaper_approve_route(&reap));
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
-    let bearer = format!("Bearer {TOKEN}");
-    let auth: &[(&str, &str)] = &[("Authorization", &bearer)];
+    let oncall = basic_auth(ONCALL);
+    let auth: &[(&str, &str)] = &[("Authorization", &oncall)];
 
     let alerts: Vec<Value> = ["a", "b"]
         .map(|n| {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::daemon::{Daemon, TOKEN, firing, free_addr, serve_config, try_request, webhook};
+use common::daemon::{Daemon, firing, free_addr, serve_config, try_request, webhook};
 use common::remedy;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ fn reload_switches_routes_refuses_a_bad_config_and_keeps_serving() {
         "unrouted"
     );
 
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = common::daemon::basic_auth(common::daemon::ONCALL);
     let (status, body) = reload(&daemon, Some(&bearer));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"second\""), "{body}");

@@ -12,6 +12,7 @@ mod routes;
 mod run;
 mod runs;
 mod serve;
+mod users;
 
 use crate::config::{Config, PluginConfig, Source};
 use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec};
@@ -103,6 +104,8 @@ enum Command {
     Node(node::NodeArgs),
     /// The fleet's remedy processes: node, role, last heartbeat, plugins
     Nodes(nodes::NodesArgs),
+    /// Hash a password (read from stdin) for a user of [server] users_file
+    HashPassword(users::HashPasswordArgs),
     /// Print shell completions (remedy completions bash > /etc/bash_completion.d/remedy)
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -167,6 +170,7 @@ fn dispatch(cli: &Cli) -> Result<u8> {
         Command::Reject(args) => approve::reject(cli, args),
         Command::Node(args) => node::node(cli, args),
         Command::Nodes(args) => nodes::nodes(cli, args),
+        Command::HashPassword(args) => users::hash_password(args),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Man => docs::man(),
     }

@@ -28,9 +28,10 @@ remedy answers 202 once the alerts are durably queued, 4xx for requests it
 will never accept, and 503 (which Alertmanager retries) when it cannot accept
 now. Routes run in their mode: dry-run (the default), apply, or approve.
 
-Endpoints: POST /v1/alerts, GET /v1/runs, GET /v1/runs/ID, GET /metrics,
-POST /v1/runs/ID/approve and /reject, GET /-/healthy, GET /-/ready,
-POST /-/reload. SIGHUP or POST /-/reload load the config again: routes,
+Endpoints: POST /v1/alerts (role post: Alertmanager's credentials), GET
+/v1/runs and /v1/runs/ID (role read), POST /v1/runs/ID/approve and /reject
+and POST /-/reload (role decide), GET /metrics, /-/healthy, /-/ready. People
+and their roles are the users of [server] users_file (remedy hash-password). SIGHUP or POST /-/reload load the config again: routes,
 plugins and their grants switch over only if all of it is valid (the running
 config stays otherwise); [server], [nomad] and [docker] need a restart.
 SIGTERM or SIGINT stop it gracefully.

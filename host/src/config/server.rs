@@ -13,6 +13,9 @@ pub(super) struct RawServer {
     listen: Option<String>,
     token_file: Option<PathBuf>,
     basic_auth: Option<RawBasicAuth>,
+    /// People and their roles: `[basic_auth_users]` (name = bcrypt hash)
+    /// and `[roles]` (name = ["read", "decide"]).
+    users_file: Option<PathBuf>,
     #[serde(default)]
     insecure_no_auth: bool,
     tls: Option<RawTls>,
@@ -46,6 +49,8 @@ struct RawTls {
 pub struct AuthConfig {
     pub token_file: Option<PathBuf>,
     pub basic: Option<(String, PathBuf)>,
+    /// The people who may read runs or decide on plans, with their roles.
+    pub users_file: Option<PathBuf>,
     /// Explicitly accept unauthenticated webhooks (tests on loopback only).
     pub insecure_no_auth: bool,
 }
@@ -118,6 +123,7 @@ pub(super) fn validate_server(
         basic: raw
             .basic_auth
             .map(|b| (b.username, base.join(b.password_file))),
+        users_file: raw.users_file.map(|f| base.join(f)),
         insecure_no_auth: raw.insecure_no_auth,
     };
     if let Some((username, _)) = &server.auth.basic

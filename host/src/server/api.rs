@@ -2,6 +2,7 @@
 //! reload and the Prometheus-style health endpoints. The webhook is in
 //! `webhook.rs`, the runs API in `runs_api.rs`.
 
+use super::auth::{self, Caller};
 use super::metrics::RouteLabels;
 use super::{Role, Shared, openapi, runs_api, webhook};
 use crate::store::StoreError;
@@ -157,22 +158,55 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
-pub(super) fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), HttpError> {
+/// The caller, when their credentials hold `role`: 401 for missing or
+/// wrong credentials, 403 for a caller without the role.
+pub(super) fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    role: auth::Role,
+) -> Result<Caller, HttpError> {
     let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    if shared.credentials.allows(given) {
-        return Ok(());
+    let Some(caller) = shared.credentials.identify(given) else {
+        return Err(HttpError {
+            challenge: Some(shared.credentials.challenge()),
+            ..HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                if given.is_some() {
+                    "the credentials are not valid"
+                } else {
+                    "credentials required: Alertmanager's token or basic auth from [server], \
+                     or a user of [server] users_file"
+                },
+            )
+        });
+    };
+    if caller.may(role) {
+        return Ok(caller);
     }
-    Err(HttpError {
-        challenge: Some(shared.credentials.challenge()),
-        ..HttpError::new(
-            StatusCode::UNAUTHORIZED,
-            if given.is_some() {
-                "the credentials are not valid"
-            } else {
-                "credentials required: send the bearer token or basic auth set in remedy's [server] config"
-            },
-        )
-    })
+    Err(HttpError::new(
+        StatusCode::FORBIDDEN,
+        match &caller {
+            Caller::User { name, .. } => format!(
+                "user {name} may not {what}: that takes the `{role}` role in [server] users_file",
+                what = role_does(role),
+                role = role.name()
+            ),
+            _ => format!(
+                "{} may only post alerts; to {} use a user of [server] users_file with the `{}` role",
+                caller.describe(),
+                role_does(role),
+                role.name()
+            ),
+        },
+    ))
+}
+
+fn role_does(role: auth::Role) -> &'static str {
+    match role {
+        auth::Role::Post => "post alerts",
+        auth::Role::Read => "read runs",
+        auth::Role::Decide => "decide on plans or reload the config",
+    }
 }
 
 pub(super) async fn blocking<T: Send + 'static>(
@@ -234,13 +268,14 @@ pub(super) struct Reloaded {
     responses(
         (status = 200, description = "The new config is in force", body = Reloaded),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 403, description = "The caller does not have the `decide` role", body = ErrorBody),
         (status = 500, description = "The new config is invalid; the running one stays", body = ErrorBody),
     ))]
 pub(super) async fn reload(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Json<Reloaded>, HttpError> {
-    authenticate(&shared, &headers)?;
+    authorize(&shared, &headers, auth::Role::Decide)?;
     blocking(move || {
         shared
             .reload("POST /-/reload")

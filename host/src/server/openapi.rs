@@ -35,15 +35,36 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-/// The credentials `[server]` takes: a bearer token or basic auth.
+/// The credentials `[server]` takes: Alertmanager's bearer token or basic
+/// auth, which post alerts only, and the users of `users_file`.
 struct Credentials;
 
 impl Modify for Credentials {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let scheme = |scheme| SecurityScheme::Http(HttpBuilder::new().scheme(scheme).build());
-        components.add_security_scheme("bearer", scheme(HttpAuthScheme::Bearer));
-        components.add_security_scheme("basic", scheme(HttpAuthScheme::Basic));
+        let scheme = |scheme, about: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(scheme)
+                    .description(Some(about))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "bearer",
+            scheme(
+                HttpAuthScheme::Bearer,
+                "Alertmanager's token (`[server] token_file`): posts alerts, nothing else.",
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            scheme(
+                HttpAuthScheme::Basic,
+                "Alertmanager's basic auth (`[server] basic_auth`, posts alerts only), or a user \
+                 of `[server] users_file` with the roles post, read or decide.",
+            ),
+        );
     }
 }
 

@@ -2,13 +2,13 @@
 //! rejecting a plan that waits for a human.
 
 use super::Shared;
-use super::api::{ErrorBody, HttpError, authenticate, blocking};
+use super::api::{ErrorBody, HttpError, authorize, blocking};
+use super::auth::{Caller, Role};
 use crate::config::parse_since;
 use crate::store::{ApprovalError, RunDetail, RunFilter, RunStatus, RunSummary};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use base64::Engine as _;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -46,6 +46,7 @@ pub(super) struct RunList {
         (status = 200, description = "Runs matching the filters, newest first", body = RunList),
         (status = 400, description = "An unknown filter or a value that does not parse", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 403, description = "The caller does not have the `read` role", body = ErrorBody),
         (status = 503, description = "The state store cannot be read", body = ErrorBody),
     ))]
 pub(super) async fn list_runs(
@@ -53,7 +54,7 @@ pub(super) async fn list_runs(
     headers: HeaderMap,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RunList>, HttpError> {
-    authenticate(&shared, &headers)?;
+    authorize(&shared, &headers, Role::Read)?;
     let Query(query) = query.map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let status = match query.outcome.as_deref() {
         None => None,
@@ -91,6 +92,7 @@ pub(super) async fn list_runs(
         (status = 200, description = "The run in full: alert, params used, every round's plan, actions and logs", body = RunDetail),
         (status = 400, description = "The prefix names more than one run", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 403, description = "The caller does not have the `read` role", body = ErrorBody),
         (status = 404, description = "No run has that id", body = ErrorBody),
         (status = 503, description = "The state store cannot be read", body = ErrorBody),
     ))]
@@ -99,7 +101,7 @@ pub(super) async fn get_run(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<RunDetail>, HttpError> {
-    authenticate(&shared, &headers)?;
+    authorize(&shared, &headers, Role::Read)?;
     let run = blocking(move || Ok(shared.ingest.get_run(&id)?)).await?;
     Ok(Json(run))
 }
@@ -145,6 +147,9 @@ pub(super) enum DecisionRefused {
     /// Missing or wrong credentials
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// The caller does not have the `decide` role
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
     /// No run has that id
     #[response(status = 404)]
     NotFound(ErrorBody),
@@ -159,32 +164,19 @@ pub(super) enum DecisionRefused {
     Unavailable(ErrorBody),
 }
 
-/// Who is deciding: the name given, and the credentials it came with.
-fn approver(headers: &HeaderMap, decision: &Decision) -> String {
-    let credentials = match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(value) if value.starts_with("Bearer ") => "bearer token".to_string(),
-        Some(value) => value
-            .strip_prefix("Basic ")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|pair| {
-                pair.split_once(':')
-                    .map(|(user, _)| format!("basic auth user {user}"))
-            })
-            .unwrap_or_else(|| "credentials".to_string()),
-        None => "no credentials (insecure_no_auth)".to_string(),
-    };
-    match decision
+/// Who is deciding: the user their credentials prove, and the name they
+/// gave when it is another (a shared account, a bot acting for someone).
+fn approver(caller: &Caller, decision: &Decision) -> String {
+    let given = decision
         .by
         .as_deref()
         .map(str::trim)
-        .filter(|b| !b.is_empty())
-    {
-        Some(name) => format!("{name} via HTTP with {credentials}"),
-        None => format!("HTTP with {credentials}"),
+        .filter(|b| !b.is_empty());
+    match (caller, given) {
+        (Caller::User { name, .. }, Some(by)) if by != name => format!("{by} via user {name}"),
+        (Caller::User { name, .. }, _) => name.clone(),
+        (caller, Some(by)) => format!("{by} via {}", caller.describe()),
+        (caller, None) => caller.describe(),
     }
 }
 
@@ -194,9 +186,9 @@ fn decider(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Decision, String), HttpError> {
-    authenticate(shared, headers)?;
+    let caller = authorize(shared, headers, Role::Decide)?;
     let decision = decision(body)?;
-    let by = approver(headers, &decision);
+    let by = approver(&caller, &decision);
     Ok((decision, by))
 }
 

@@ -3,7 +3,8 @@
 //! transaction before the 202.
 
 use super::Shared;
-use super::api::{ErrorBody, HttpError, authenticate, blocking};
+use super::api::{ErrorBody, HttpError, authorize, blocking};
+use super::auth::Role;
 use super::dispatch::{Ended, notify};
 use super::metrics::{AlertLabels, CodeLabels, observe};
 use crate::alert::{PayloadLimits, fingerprint, parse_webhook};
@@ -51,6 +52,7 @@ fn accepted() -> utoipa::openapi::schema::Object {
         (status = 202, description = "Every alert is admitted durably: queued, escalated, or recorded as a duplicate, cooling down, unrouted or resolved", body = Accepted),
         (status = 400, description = "The body is not an Alertmanager webhook payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong credentials", body = ErrorBody),
+        (status = 403, description = "The caller does not have the `post` role", body = ErrorBody),
         (status = 413, description = "The body is larger than max_body", body = ErrorBody),
         (status = 503, description = "Shutting down, the queue is full, or the state store cannot be written; Alertmanager retries", body = ErrorBody),
     ))]
@@ -92,7 +94,7 @@ async fn accept(
         return Err(HttpError::unavailable("remedy is shutting down"));
     }
     // Credentials before the body: a stranger cannot make remedy read megabytes.
-    authenticate(&shared, headers)?;
+    authorize(&shared, headers, Role::Post)?;
     let limit = shared.server.max_body;
     let too_large = || {
         HttpError::new(

@@ -23,6 +23,40 @@ matchers = ['alertname="Echo"']
 plugin = "echo"
 "#;
 
+/// A person on call, who may read runs and decide on plans.
+pub const ONCALL: (&str, &str) = ("oncall", "pager-at-3am");
+/// A person who may only read.
+pub const VIEWER: (&str, &str) = ("viewer", "look-dont-touch");
+
+/// The `Authorization` value of a user's basic auth.
+pub fn basic_auth((user, password): (&str, &str)) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `users.toml` in `dir` with ONCALL (read, decide) and VIEWER (read),
+/// hashed at bcrypt's lowest cost so the tests stay quick.
+pub fn write_users(dir: &Path) {
+    let hash = |(_, password): (&str, &str)| bcrypt::hash(password, 4).unwrap();
+    std::fs::write(
+        dir.join("users.toml"),
+        format!(
+            "[basic_auth_users]\n{} = \"{}\"\n{} = \"{}\"\n\n[roles]\n{} = [\"read\", \"decide\"]\n{} = [\"read\"]\n",
+            ONCALL.0,
+            hash(ONCALL),
+            VIEWER.0,
+            hash(VIEWER),
+            ONCALL.0,
+            VIEWER.0
+        ),
+    )
+    .unwrap();
+}
+
 /// A free loopback port (bound and released; tests run on one machine).
 pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -35,6 +69,7 @@ pub fn free_addr() -> SocketAddr {
 /// file, and `server` lines added to the `[server]` table.
 pub fn serve_config(dir: &Path, addr: SocketAddr, server: &str, routes: &str) -> PathBuf {
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    write_users(dir);
     let config = format!(
         r#"
 [node]
@@ -44,6 +79,7 @@ label = "node"
 [server]
 listen = "{addr}"
 token_file = "token"
+users_file = "users.toml"
 {server}
 
 [[plugin]]
@@ -222,12 +258,18 @@ impl Daemon {
         )
     }
 
+    /// GET as the person on call.
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, &[("Authorization", &basic_auth(ONCALL))], b"")
+    }
+
+    /// POST as the person on call: approve, reject, reload.
+    pub fn decide(&self, path: &str, body: &[u8]) -> (u16, String) {
         self.request(
-            "GET",
+            "POST",
             path,
-            &[("Authorization", &format!("Bearer {TOKEN}"))],
-            b"",
+            &[("Authorization", &basic_auth(ONCALL))],
+            body,
         )
     }
 
