@@ -30,7 +30,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
             .route("/v1/runs/{id}/approve", post(runs_api::approve_run))
             .route("/v1/runs/{id}/reject", post(runs_api::reject_run))
             .route("/-/reload", post(reload).put(reload))
-            .route("/v1/openapi.json", get(openapi::document)),
+            .route("/v1/openapi.json", get(openapi::document))
+            .merge(super::console::routes()),
     };
     routes
         .fallback(no_such_endpoint)

@@ -254,6 +254,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
     observe(&shared.metrics.queue_wait_seconds, claimed.queued_for);
     let labels = claimed.alert.labels.iter().cloned().collect();
     tracing::info!(plugin = %plugin.name, route = %route_name, dry_run = claimed.dry_run, "run started");
+    shared.changed();
     let outcome = drive(
         &shared.engine,
         &shared.work,
@@ -289,6 +290,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
         status,
     };
     notify(shared, &ended, reason, labels);
+    shared.changed();
     shared
         .metrics
         .runs

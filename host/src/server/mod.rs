@@ -8,6 +8,7 @@
 
 mod api;
 pub mod auth;
+mod console;
 mod dispatch;
 mod fleet;
 pub mod metrics;
@@ -51,6 +52,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot draw a random key for the console's form tokens: {0}")]
+    Random(std::io::Error),
 }
 
 /// A configured route with its plugin loaded and its params resolved.
@@ -136,6 +139,19 @@ pub struct Shared {
     /// The fleet's clocks, on a store other processes share; `None` when
     /// this process has its store to itself.
     pub fleet: Option<FleetTimes>,
+    /// The key of the console's form tokens, drawn at start.
+    pub csrf: console::csrf::CsrfKey,
+    /// Told whenever a run is admitted, starts, ends or is decided on: the
+    /// console's live updates.
+    pub changes: tokio::sync::broadcast::Sender<()>,
+}
+
+impl Shared {
+    /// Tell whoever watches (the console) that runs changed.
+    pub fn changed(&self) {
+        // Nobody watching is fine.
+        let _ = self.changes.send(());
+    }
 }
 
 /// What a remedy process is for.
@@ -293,6 +309,8 @@ impl Server {
                 role,
                 alertmanager,
                 fleet,
+                csrf: console::csrf::CsrfKey::new().map_err(ServeError::Random)?,
+                changes: tokio::sync::broadcast::channel(16).0,
             }),
             listener,
             tls,

@@ -233,11 +233,7 @@ pub(super) async fn approve_run(
     body: axum::body::Bytes,
 ) -> Result<Json<ApprovedRun>, HttpError> {
     let (_, by) = decider(&shared, &headers, &body)?;
-    let ttl = shared.live().config.approval_ttl;
-    let worker = shared.clone();
-    let approver = by.clone();
-    let approved = blocking(move || Ok(worker.ingest.approve(&id, &approver, ttl)?)).await?;
-    shared.wake.notify_one();
+    let approved = approve(&shared, &id, &by).await?;
     Ok(Json(ApprovedRun {
         id: approved.id,
         status: RunStatus::Queued,
@@ -263,11 +259,42 @@ pub(super) async fn reject_run(
 ) -> Result<Json<RejectedRun>, HttpError> {
     let (decision, by) = decider(&shared, &headers, &body)?;
     let why = decision.reason.unwrap_or_else(|| "no reason given".into());
-    let worker = shared.clone();
-    let rejected_id = id.clone();
-    blocking(move || Ok(worker.ingest.reject(&rejected_id, &by, &why)?)).await?;
+    reject(&shared, &id, &by, &why).await?;
     Ok(Json(RejectedRun {
         id,
         status: RunStatus::Cancelled,
     }))
+}
+
+/// Approve run `id` for `by` within the approval's time limit, and wake a
+/// worker to execute it: for the API and the console alike.
+pub(super) async fn approve(
+    shared: &Arc<Shared>,
+    id: &str,
+    by: &str,
+) -> Result<crate::store::Approved, HttpError> {
+    let ttl = shared.live().config.approval_ttl;
+    let (worker, id, by) = (shared.clone(), id.to_string(), by.to_string());
+    let approved = blocking(move || Ok(worker.ingest.approve(&id, &by, ttl)?)).await?;
+    shared.wake.notify_one();
+    shared.changed();
+    Ok(approved)
+}
+
+/// Reject run `id` for `by`, saying `why`: nothing of its plan runs.
+pub(super) async fn reject(
+    shared: &Arc<Shared>,
+    id: &str,
+    by: &str,
+    why: &str,
+) -> Result<(), HttpError> {
+    let (worker, id, by, why) = (
+        shared.clone(),
+        id.to_string(),
+        by.to_string(),
+        why.to_string(),
+    );
+    blocking(move || Ok(worker.ingest.reject(&id, &by, &why)?)).await?;
+    shared.changed();
+    Ok(())
 }

@@ -133,6 +133,7 @@ async fn accept(
         blocking(move || admit(&shared, alerts)).await?
     };
     shared.wake.notify_one();
+    shared.changed();
     Ok(admitted)
 }
 

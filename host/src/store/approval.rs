@@ -32,6 +32,15 @@ pub enum ApprovalError {
     },
 }
 
+/// A plan waiting for a decision: what it would execute, its hash, and
+/// since when it waits (the approval expires `approval_ttl` after).
+#[derive(Debug)]
+pub struct Awaiting {
+    pub plan_hash: String,
+    pub actions: Vec<Action>,
+    pub since_ms: i64,
+}
+
 /// A run approved and queued, and the plan it may execute.
 #[derive(Debug)]
 pub struct Approved {
@@ -49,6 +58,28 @@ impl Store {
                 ApprovalError::NotFound(id.into())
             }
             store => ApprovalError::Store(store),
+        })
+    }
+
+    /// The plan run `id` waits to have approved; `None` once it waits no more.
+    pub fn awaiting(&self, id: &str) -> Result<Option<Awaiting>, StoreError> {
+        type Row = (String, Option<i64>, Option<String>, Option<String>);
+        let row: Option<Row> = self.with(|c| {
+            c.query_opt(
+                "SELECT status, finished_ms, approval_hash, approval_plan FROM runs WHERE id = ?1",
+                args![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+        })?;
+        Ok(match row {
+            Some((status, since, Some(hash), Some(plan))) if status == "awaiting-approval" => {
+                Some(Awaiting {
+                    plan_hash: hash,
+                    actions: serde_json::from_str(&plan).unwrap_or_default(),
+                    since_ms: since.unwrap_or(0),
+                })
+            }
+            _ => None,
         })
     }
 

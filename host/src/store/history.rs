@@ -24,6 +24,8 @@ pub struct RunSummary {
     pub queue_ms: Option<u64>,
     /// From start (or creation, if it never started) to finish.
     pub duration_ms: Option<u64>,
+    /// Who approved its plan, on an `approve` route.
+    pub approved_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -135,6 +137,7 @@ impl Store {
             duration_ms: row
                 .finished_ms
                 .map(|f| (f - row.started_ms.unwrap_or(row.created_ms)).max(0) as u64),
+            approved_by: row.approved_by,
         })
     }
 
@@ -262,8 +265,8 @@ impl Store {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms, node";
-const SUMMARY_WIDTH: usize = 11;
+const SUMMARY_COLUMNS: &str = "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms, node, approved_by";
+const SUMMARY_WIDTH: usize = 12;
 
 struct SummaryRow {
     id: String,
@@ -277,6 +280,7 @@ struct SummaryRow {
     started_ms: Option<i64>,
     finished_ms: Option<i64>,
     node: Option<String>,
+    approved_by: Option<String>,
 }
 
 fn summary_row(r: &Row) -> DbResult<SummaryRow> {
@@ -292,5 +296,6 @@ fn summary_row(r: &Row) -> DbResult<SummaryRow> {
         started_ms: r.get(8)?,
         finished_ms: r.get(9)?,
         node: r.get(10)?,
+        approved_by: r.get(11)?,
     })
 }

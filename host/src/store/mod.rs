@@ -27,7 +27,7 @@ mod queue;
 mod runs;
 mod schema;
 mod sql;
-pub use approval::{ApprovalError, Approved, plan_hash};
+pub use approval::{ApprovalError, Approved, Awaiting, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
 pub use backend::Listener;
 pub use fleet::{Member, QUEUE_CHANNEL, Seen, Unattended};
@@ -213,7 +213,8 @@ pub struct Store {
     backend: Backend,
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, as the store records times.
+pub fn now_ms() -> i64 {
     system_ms(SystemTime::now())
 }
 

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, SystemTime};
 
 pub mod alertmanager;
+pub mod browser;
 pub mod certs;
 pub mod daemon;
 pub mod dockerd;

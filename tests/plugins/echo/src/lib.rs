@@ -14,10 +14,14 @@ impl Plugin for Echo {
         )
         .param("say", "Summary to answer with.", Some("echo"))
         .param("escalate", "When not empty, escalate with this.", Some(""))
+        .param("log", "When not empty, log this line too.", Some(""))
     }
 
     fn plan(incident: Incident) -> Result<Plan, Error> {
         log::info(&format!("round {}", incident.round));
+        if let Some(line) = incident.param("log").filter(|l| !l.is_empty()) {
+            log::warn(line);
+        }
         let mut plan = Plan::new(incident.param("say").unwrap_or("echo"));
         if let Some(why) = incident.param("escalate").filter(|w| !w.is_empty()) {
             plan = plan.escalate(why);

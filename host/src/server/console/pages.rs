@@ -1,0 +1,241 @@
+//! The console's pages: askama templates (`host/templates/`, HTML-escaped
+//! by askama) and the views they show. Every string a plugin or an alert
+//! wrote goes through [`shown`] first, so it reaches the page as one line of
+//! text; askama then escapes it, so markup in it is shown, never obeyed.
+
+use crate::contract::{Action, Check};
+use crate::store::{ActionRecord, Awaiting, RunDetail, RunStatus, RunSummary};
+use crate::text::one_line;
+use askama::Template;
+use std::time::Duration;
+
+/// What every page shows around its content.
+pub struct Frame {
+    pub user: String,
+    /// Plans awaiting a decision, for the navigation's count.
+    pub pending: usize,
+}
+
+fn shown(text: &str) -> String {
+    one_line(text).into_owned()
+}
+
+fn took(ms: Option<u64>) -> String {
+    match ms {
+        None => String::new(),
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) => humantime::format_duration(Duration::from_secs(ms / 1000)).to_string(),
+    }
+}
+
+pub struct RunRow {
+    pub id: String,
+    pub created_at: String,
+    pub status: &'static str,
+    pub dry_run: bool,
+    pub route: String,
+    pub plugin: String,
+    pub node: String,
+    pub reason: String,
+    pub took: String,
+    pub approved_by: String,
+}
+
+impl RunRow {
+    pub fn of(run: &RunSummary) -> RunRow {
+        RunRow {
+            id: run.id.clone(),
+            created_at: run.created_at.clone(),
+            status: run.status.as_str(),
+            dry_run: run.dry_run && run.status != RunStatus::AwaitingApproval,
+            route: run.route.clone().unwrap_or_default(),
+            plugin: run.plugin.clone(),
+            node: run.node.clone().unwrap_or_default(),
+            reason: run.reason.as_deref().map(shown).unwrap_or_default(),
+            took: took(run.duration_ms),
+            approved_by: run.approved_by.as_deref().map(shown).unwrap_or_default(),
+        }
+    }
+}
+
+/// The filters of the runs page, as the form shows them.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    pub route: String,
+    pub plugin: String,
+    pub node: String,
+    pub outcome: String,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+pub struct RunsPage {
+    pub frame: Frame,
+    pub filter: Filter,
+    pub outcomes: Vec<&'static str>,
+    pub problem: Option<String>,
+    pub runs: Vec<RunRow>,
+}
+
+pub struct CheckView {
+    pub status: &'static str,
+    pub name: String,
+    pub detail: String,
+}
+
+impl CheckView {
+    fn of(check: &Check) -> CheckView {
+        CheckView {
+            status: check.status.as_str(),
+            name: shown(&check.name),
+            detail: shown(&check.detail),
+        }
+    }
+}
+
+pub struct ActionView {
+    pub number: usize,
+    pub kind: &'static str,
+    pub target: String,
+    pub reason: String,
+    pub status: String,
+    pub detail: String,
+    pub took: String,
+}
+
+impl ActionView {
+    fn planned(number: usize, action: &Action) -> ActionView {
+        ActionView {
+            number,
+            kind: action.kind(),
+            target: shown(&action.target()),
+            reason: shown(action.reason()),
+            status: "planned".into(),
+            detail: String::new(),
+            took: String::new(),
+        }
+    }
+
+    fn recorded(record: &ActionRecord) -> ActionView {
+        ActionView {
+            status: record.status.clone(),
+            detail: shown(&record.detail),
+            took: record
+                .duration_us
+                .map(|us| format!("{:.1} ms", us as f64 / 1000.0))
+                .unwrap_or_default(),
+            ..ActionView::planned(record.seq as usize + 1, &record.action)
+        }
+    }
+}
+
+pub struct RoundView {
+    pub number: u32,
+    pub summary: String,
+    pub checks: Vec<CheckView>,
+    pub actions: Vec<ActionView>,
+    pub escalate: Option<String>,
+    pub timing: String,
+}
+
+/// A plan awaiting a decision, and what deciding on it takes.
+pub struct Decision {
+    pub run_id: String,
+    pub plan_hash: String,
+    pub expires_in: String,
+    pub actions: Vec<ActionView>,
+    /// The user's form token; `None` when they may only read.
+    pub csrf: Option<String>,
+}
+
+impl Decision {
+    pub fn of(run_id: &str, awaiting: &Awaiting, ttl: Duration, csrf: Option<String>) -> Decision {
+        let now = crate::store::now_ms();
+        let left = (awaiting.since_ms + ttl.as_millis() as i64 - now).max(0) as u64;
+        Decision {
+            run_id: run_id.to_string(),
+            plan_hash: awaiting.plan_hash.clone(),
+            expires_in: humantime::format_duration(Duration::from_secs(left / 1000)).to_string(),
+            actions: awaiting
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ActionView::planned(i + 1, a))
+                .collect(),
+            csrf,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+pub struct RunPage {
+    pub frame: Frame,
+    pub run: RunRow,
+    pub plugin_version: String,
+    pub plugin_sha256: String,
+    pub labels: Vec<(String, String)>,
+    pub params: Vec<(String, String)>,
+    pub rounds: Vec<RoundView>,
+    pub logs: Vec<(u32, String, String)>,
+    pub decision: Option<Decision>,
+}
+
+impl RunPage {
+    pub fn of(frame: Frame, run: &RunDetail, decision: Option<Decision>) -> RunPage {
+        let pairs = |pairs: &[(String, String)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (shown(k), shown(v))).collect()
+        };
+        let rounds = run
+            .rounds
+            .iter()
+            .map(|round| RoundView {
+                number: round.round + 1,
+                summary: shown(&round.plan.summary),
+                checks: round.plan.checks.iter().map(CheckView::of).collect(),
+                actions: run
+                    .actions
+                    .iter()
+                    .filter(|a| a.round == round.round)
+                    .map(ActionView::recorded)
+                    .collect(),
+                escalate: round.plan.escalate.as_deref().map(shown),
+                timing: format!(
+                    "instantiate {} µs, plan {} µs",
+                    round.instantiate_us, round.plan_us
+                ),
+            })
+            .collect();
+        RunPage {
+            frame,
+            run: RunRow::of(&run.summary),
+            plugin_version: shown(&run.plugin_version),
+            plugin_sha256: run.plugin_sha256.clone(),
+            labels: pairs(&run.alert.labels),
+            params: pairs(&run.params),
+            rounds,
+            logs: run
+                .logs
+                .iter()
+                .map(|l| (l.round + 1, l.level.clone(), shown(&l.message)))
+                .collect(),
+            decision,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "approvals.html")]
+pub struct ApprovalsPage {
+    pub frame: Frame,
+    pub waiting: Vec<(RunRow, Decision)>,
+}
+
+#[derive(Template)]
+#[template(path = "refused.html")]
+pub struct RefusedPage {
+    pub status: u16,
+    pub message: String,
+}
