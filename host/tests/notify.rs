@@ -116,7 +116,12 @@ breaker_failures = 2
         slack = slack.addr,
     ) + &reaper_approve_route(&reap);
     let addr = free_addr();
-    let config = serve_config(dir.path(), addr, "", &routes);
+    let config = serve_config(
+        dir.path(),
+        addr,
+        "external_url = \"https://remedy.example/\"",
+        &routes,
+    );
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     let alerts = [
         firing(
@@ -163,7 +168,10 @@ breaker_failures = 2
     assert_eq!(e["status"], "escalated");
     assert_eq!(e["reason"], "disk still full after cleanup");
     assert_eq!(e["labels"]["instance"], "node-1:9100");
-    assert!(e["run_id"].as_str().is_some_and(|id| !id.is_empty()), "{e}");
+    let run_id = e["run_id"].as_str().unwrap();
+    assert!(!run_id.is_empty(), "{e}");
+    let page = format!("https://remedy.example/ui/runs/{run_id}");
+    assert_eq!(e["url"], page.as_str(), "the run's page in the console");
     assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
     let breaker = of("breaker-opened");
     assert_eq!(breaker.len(), 1, "{bodies:#?}");
@@ -179,6 +187,10 @@ breaker_failures = 2
     assert_eq!(chat.len(), 1, "only escalations go to the chat: {chat:#?}");
     let text = chat[0]["text"].as_str().unwrap();
     assert!(text.starts_with("remedy: escalated on route stuck (echo) for node-1:9100: disk still full after cleanup (run "), "{text}");
+    assert!(
+        text.ends_with(&format!(" <{page}|open in remedy>")),
+        "{text}"
+    );
     drop(dead);
 }
 

@@ -574,6 +574,35 @@ mod tests {
     }
 
     #[test]
+    fn external_url_is_an_http_address_that_cannot_break_a_chat_link() {
+        let with = |url: &str| {
+            Config::parse(
+                &format!("[server]\nexternal_url = {url:?}\n"),
+                "test",
+                Path::new("/"),
+            )
+        };
+        let config = with("https://remedy.example.com/").unwrap();
+        assert_eq!(
+            config.server.external_url.as_deref(),
+            Some("https://remedy.example.com")
+        );
+        for refused in [
+            "ftp://remedy.example.com",
+            "remedy.example.com",
+            "https://remedy.example.com/a|b",
+            "https://remedy.example.com/<x>",
+            "https://remedy.example.com/?next=1",
+        ] {
+            let error = with(refused).unwrap_err().to_string();
+            assert!(
+                error.contains("[server] external_url"),
+                "{refused}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn server_defaults_and_relative_files() {
         let config = Config::parse(
             "[server]\ntoken_file = \"token\"\n",

@@ -26,6 +26,9 @@ pub(super) struct RawServer {
     per_plugin: Option<usize>,
     target_labels: Option<Vec<String>>,
     shutdown_grace: Option<String>,
+    /// Where people reach this remedy (`https://remedy.example.com`), for
+    /// links to a run's page in notifications.
+    external_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -82,6 +85,8 @@ pub struct ServerConfig {
     pub target_labels: Vec<String>,
     /// How long shutdown waits for executing runs.
     pub shutdown_grace: Duration,
+    /// Where people reach this remedy, without a trailing `/`.
+    pub external_url: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9095";
@@ -99,6 +104,7 @@ impl Default for ServerConfig {
             per_plugin: 2,
             target_labels: vec!["instance".into()],
             shutdown_grace: Duration::from_secs(30),
+            external_url: None,
         }
     }
 }
@@ -175,6 +181,21 @@ pub(super) fn validate_server(
             problems.push("[server] target_labels names an empty label".into());
         }
         server.target_labels = labels;
+    }
+    if let Some(text) = raw.external_url {
+        match url::Url::parse(&text) {
+            // No `<`, `>` or `|`: the link goes into chat messages as `<url|text>`.
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.query().is_none()
+                    && !text.contains(['<', '>', '|', ' ']) =>
+            {
+                server.external_url = Some(text.trim_end_matches('/').to_string());
+            }
+            _ => problems.push(format!(
+                "[server] external_url = {text:?}: expected an http(s) address such as \"https://remedy.example.com\""
+            )),
+        }
     }
     if let Some(text) = raw.shutdown_grace {
         match parse_duration(&text) {

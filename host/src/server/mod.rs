@@ -325,7 +325,9 @@ impl Server {
     /// runs the configured grace, and return.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let shared = self.shared;
-        shared.notifier.start(self.sinks);
+        shared
+            .notifier
+            .start(self.sinks, shared.server.external_url.clone());
         let app = api::router(shared.clone());
         let fleet = fleet::start(shared.clone());
         let handle = axum_server::Handle::new();

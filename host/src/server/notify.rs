@@ -28,6 +28,9 @@ pub struct Event {
     pub status: Option<String>,
     pub reason: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The run's page in the console, when `[server] external_url` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Event {
@@ -41,6 +44,7 @@ impl Event {
             status: None,
             reason: reason.into(),
             labels: Default::default(),
+            url: None,
         }
     }
 
@@ -66,7 +70,14 @@ impl Event {
     fn body(&self, format: NotifyFormat) -> serde_json::Value {
         match format {
             NotifyFormat::Json => serde_json::to_value(self).unwrap_or_default(),
-            NotifyFormat::Slack => serde_json::json!({ "text": crate::text::slack(&self.text()) }),
+            NotifyFormat::Slack => {
+                let mut text = crate::text::slack(&self.text());
+                // remedy's own link, after the escaping that keeps plugin text from linking.
+                if let Some(url) = &self.url {
+                    text.push_str(&format!(" <{url}|open in remedy>"));
+                }
+                serde_json::json!({ "text": text })
+            }
         }
     }
 }
@@ -85,8 +96,9 @@ impl Notifier {
         }
     }
 
-    /// Start delivering to `sinks` on the current tokio runtime.
-    pub fn start(&self, sinks: Vec<NotifyConfig>) {
+    /// Start delivering to `sinks` on the current tokio runtime; events
+    /// about a run link to its page under `external_url`.
+    pub fn start(&self, sinks: Vec<NotifyConfig>, external_url: Option<String>) {
         if sinks.is_empty() {
             return;
         }
@@ -108,7 +120,10 @@ impl Notifier {
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-            while let Some(event) = events.recv().await {
+            while let Some(mut event) = events.recv().await {
+                if let (Some(base), Some(run)) = (&external_url, &event.run_id) {
+                    event.url = Some(format!("{base}/ui/runs/{run}"));
+                }
                 for sink in sinks.iter().filter(|s| s.events.contains(&event.event)) {
                     let Ok(slot) = slots.clone().acquire_owned().await else {
                         return;

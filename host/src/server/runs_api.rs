@@ -56,31 +56,13 @@ pub(super) async fn list_runs(
 ) -> Result<Json<RunList>, HttpError> {
     authorize(&shared, &headers, Role::Read)?;
     let Query(query) = query.map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let status = match query.outcome.as_deref() {
-        None => None,
-        Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
-            let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
-            HttpError::new(
-                StatusCode::BAD_REQUEST,
-                format!("outcome={text:?}: expected one of {}", known.join(", ")),
-            )
-        })?),
-    };
-    let since = match query.since.as_deref() {
-        None => None,
-        Some(text) => Some(
-            parse_since(text)
-                .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?,
-        ),
-    };
-    let filter = RunFilter {
-        plugin: query.plugin,
-        route: query.route,
-        node: query.node,
-        status,
-        since,
-        limit: query.limit.unwrap_or(100).min(1000),
-    };
+    let filter = run_filter(
+        [&query.plugin, &query.route, &query.node].map(Option::as_deref),
+        query.outcome.as_deref(),
+        query.since.as_deref(),
+        query.limit.unwrap_or(100).min(1000),
+    )
+    .map_err(|why| HttpError::new(StatusCode::BAD_REQUEST, why))?;
     let runs = blocking(move || Ok(shared.ingest.list_runs(&filter)?)).await?;
     Ok(Json(RunList { runs }))
 }
@@ -104,6 +86,39 @@ pub(super) async fn get_run(
     authorize(&shared, &headers, Role::Read)?;
     let run = blocking(move || Ok(shared.ingest.get_run(&id)?)).await?;
     Ok(Json(run))
+}
+
+/// The store's filter for what a caller typed: `[plugin, route, node]`, an
+/// outcome and a `since`; blank means no filter. `Err` names what does not
+/// parse. For the API and the console alike.
+pub(super) fn run_filter(
+    [plugin, route, node]: [Option<&str>; 3],
+    outcome: Option<&str>,
+    since: Option<&str>,
+    limit: u32,
+) -> Result<RunFilter, String> {
+    fn given(text: Option<&str>) -> Option<&str> {
+        text.map(str::trim).filter(|t| !t.is_empty())
+    }
+    let status = match given(outcome) {
+        None => None,
+        Some(text) => Some(RunStatus::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            format!("outcome={text:?}: expected one of {}", known.join(", "))
+        })?),
+    };
+    let since = match given(since) {
+        None => None,
+        Some(text) => Some(parse_since(text).map_err(|e| format!("since: {e}"))?),
+    };
+    Ok(RunFilter {
+        plugin: given(plugin).map(str::to_string),
+        route: given(route).map(str::to_string),
+        node: given(node).map(str::to_string),
+        status,
+        since,
+        limit,
+    })
 }
 
 /// What an approver may say: who they are (beyond the credentials) and why.

@@ -15,7 +15,7 @@ mod pages;
 use super::Shared;
 use super::api::{HttpError, authorize, blocking};
 use super::auth::{Caller, Role};
-use super::runs_api;
+use super::runs_api::{self, run_filter};
 use crate::store::{RunFilter, RunStatus};
 use askama::Template;
 use axum::Router;
@@ -124,49 +124,43 @@ fn csrf_for(shared: &Shared, caller: &Caller) -> Option<String> {
         .then(|| shared.csrf.token(&user_name(caller)))
 }
 
+/// A page for a caller with `role`: `build` makes it from the store, off
+/// the async workers; any refusal is a page too.
+async fn page<T: Template + Send + 'static>(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    build: impl FnOnce(&Shared, &Caller) -> Result<T, HttpError> + Send + 'static,
+) -> Result<Html<String>, Refused> {
+    let caller = authorize(&shared, headers, Role::Read)?;
+    let page = blocking(move || build(&shared, &caller)).await?;
+    Ok(html(page.render()))
+}
+
 async fn runs_page(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Query(filter): Query<Filter>,
 ) -> Result<Html<String>, Refused> {
-    let caller = authorize(&shared, &headers, Role::Read)?;
-    let page = blocking(move || {
-        let (runs, problem) = match run_filter(&filter) {
-            Ok(run_filter) => (shared.ingest.list_runs(&run_filter)?, None),
+    page(shared, &headers, move |shared, caller| {
+        let chosen = run_filter(
+            [&filter.plugin, &filter.route, &filter.node].map(|f| Some(f.as_str())),
+            Some(&filter.outcome),
+            Some(&filter.since),
+            PAGE_SIZE,
+        );
+        let (runs, problem) = match chosen {
+            Ok(chosen) => (shared.ingest.list_runs(&chosen)?, None),
             Err(problem) => (Vec::new(), Some(problem)),
         };
         Ok(RunsPage {
-            frame: frame(&shared, &caller),
+            frame: frame(shared, caller),
             filter,
             outcomes: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
             problem,
             runs: runs.iter().map(RunRow::of).collect(),
         })
     })
-    .await?;
-    Ok(html(page.render()))
-}
-
-fn run_filter(filter: &Filter) -> Result<RunFilter, String> {
-    let some = |text: &str| Some(text.trim().to_string()).filter(|t| !t.is_empty());
-    let status = match some(&filter.outcome) {
-        None => None,
-        Some(text) => {
-            Some(RunStatus::parse(&text).ok_or_else(|| format!("no outcome is called {text}"))?)
-        }
-    };
-    let since = match some(&filter.since) {
-        None => None,
-        Some(text) => Some(crate::config::parse_since(&text).map_err(|e| format!("since: {e}"))?),
-    };
-    Ok(RunFilter {
-        plugin: some(&filter.plugin),
-        route: some(&filter.route),
-        node: some(&filter.node),
-        status,
-        since,
-        limit: PAGE_SIZE,
-    })
+    .await
 }
 
 async fn run_page(
@@ -174,45 +168,41 @@ async fn run_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Html<String>, Refused> {
-    let caller = authorize(&shared, &headers, Role::Read)?;
-    let page = blocking(move || {
+    page(shared, &headers, move |shared, caller| {
         let run = shared.ingest.get_run(&id)?;
         let decision = shared.ingest.awaiting(&run.summary.id)?.map(|awaiting| {
             Decision::of(
                 &run.summary.id,
                 &awaiting,
                 shared.live().config.approval_ttl,
-                csrf_for(&shared, &caller),
+                csrf_for(shared, caller),
             )
         });
-        Ok(RunPage::of(frame(&shared, &caller), &run, decision))
+        Ok(RunPage::of(frame(shared, caller), &run, decision))
     })
-    .await?;
-    Ok(html(page.render()))
+    .await
 }
 
 async fn approvals_page(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Html<String>, Refused> {
-    let caller = authorize(&shared, &headers, Role::Read)?;
-    let page = blocking(move || {
+    page(shared, &headers, |shared, caller| {
         let ttl = shared.live().config.approval_ttl;
-        let csrf = csrf_for(&shared, &caller);
+        let csrf = csrf_for(shared, caller);
         let mut listed = Vec::new();
-        for run in waiting(&shared, PAGE_SIZE)? {
+        for run in waiting(shared, PAGE_SIZE)? {
             if let Some(awaiting) = shared.ingest.awaiting(&run.id)? {
                 let decision = Decision::of(&run.id, &awaiting, ttl, csrf.clone());
                 listed.push((RunRow::of(&run), decision));
             }
         }
         Ok(ApprovalsPage {
-            frame: frame(&shared, &caller),
+            frame: frame(shared, caller),
             waiting: listed,
         })
     })
-    .await?;
-    Ok(html(page.render()))
+    .await
 }
 
 /// What a decision form sends.
