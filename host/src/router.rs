@@ -14,6 +14,43 @@ pub enum Verdict<'c> {
     NotTried,
 }
 
+impl Verdict<'_> {
+    /// `MATCH`, `no`, or `-` (not tried).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Matched => "MATCH",
+            Verdict::Rejected(_) => "no",
+            Verdict::NotTried => "-",
+        }
+    }
+
+    /// Why, for a person: which matcher said no and what the label held.
+    pub fn explain(&self, route: &RouteConfig, labels: &[(String, String)]) -> String {
+        match self {
+            Verdict::Matched if route.matchers.is_empty() => {
+                "no matchers: takes every alert".to_string()
+            }
+            Verdict::Matched => format!(
+                "all {} matchers match{}",
+                route.matchers.len(),
+                if route.continue_matching {
+                    "; continue = true"
+                } else {
+                    ""
+                }
+            ),
+            Verdict::Rejected(matcher) => {
+                let actual = labels
+                    .iter()
+                    .find(|(name, _)| *name == matcher.name)
+                    .map_or("(absent)".to_string(), |(_, v)| format!("{v:?}"));
+                format!("{matcher} does not match {} = {actual}", matcher.name)
+            }
+            Verdict::NotTried => "not tried: an earlier route matched".to_string(),
+        }
+    }
+}
+
 /// Every route with its verdict, in config order.
 pub fn evaluate<'c>(
     routes: &'c [RouteConfig],

@@ -279,3 +279,118 @@ fn every_console_answer_is_guarded_and_alertmanagers_token_is_not_a_person() {
     assert!(css.to_ascii_lowercase().contains("content-type: text/css"));
     assert_eq!(get("/ui/static/../token", &[]).0, 404);
 }
+
+#[test]
+fn routes_and_plugins_are_shown_and_only_a_decider_closes_a_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = r#"
+[[route]]
+name = "crashy"
+matchers = ['alertname="Crashy"']
+plugin = "hostile"
+params = { attack = "panic" }
+breaker_failures = 1
+"#;
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", routes);
+    let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
+    let get = |who: (&str, &str), path: &str| {
+        let auth = basic_auth(who);
+        try_request(addr, "GET", path, &[("Authorization", &auth)], b"").unwrap()
+    };
+    let alert = firing(&[("alertname", "Crashy")], "2026-11-21T10:00:00Z");
+    assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
+    daemon.wait_for_runs("route=crashy", 1, is_finished);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !get(VIEWER, "/ui/routes").1.contains("status failed\">open") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never opened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A reader sees the open breaker, but no way to close it, and cannot forge one.
+    let (status, page) = get(VIEWER, "/ui/routes");
+    assert_eq!(status, 200);
+    assert!(!page.contains("/ui/routes/crashy/reset"), "{page}");
+    let viewer = basic_auth(VIEWER);
+    let reset = "/ui/routes/crashy/reset";
+    assert_eq!(
+        post_form(&daemon, reset, &[("Authorization", &viewer)], "csrf=x"),
+        403
+    );
+
+    // The on-call user closes it with their form's token.
+    let (_, page) = get(ONCALL, "/ui/routes");
+    let csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#)
+        .unwrap()
+        .captures(&page)
+        .unwrap_or_else(|| panic!("no reset form: {page}"))[1]
+        .to_string();
+    let oncall = basic_auth(ONCALL);
+    let origin = format!("http://{addr}");
+    let headers = [("Authorization", oncall.as_str()), ("Origin", &origin)];
+    assert_eq!(
+        post_form(
+            &daemon,
+            "/ui/routes/nothing/reset",
+            &headers,
+            &format!("csrf={csrf}")
+        ),
+        404
+    );
+    assert_eq!(
+        post_form(&daemon, reset, &headers, &format!("csrf={csrf}")),
+        303
+    );
+    assert!(get(VIEWER, "/ui/routes").1.contains("status pass\">closed"));
+    drop(daemon);
+    let audit = remedy(&dir.path().join("state"), &config)
+        .args(["audit", "export", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("breaker-reset") && l.contains("oncall")),
+        "{audit}"
+    );
+}
+
+#[test]
+fn the_route_test_box_and_the_plugins_page_answer_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes =
+        "[[route]]\nname = \"echo\"\nmatchers = ['alertname=\"Echo\"']\nplugin = \"echo\"\n";
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", routes);
+    let _daemon = Daemon::start(&dir.path().join("state"), &config, addr);
+    let get = |path: &str| {
+        let auth = basic_auth(VIEWER);
+        try_request(addr, "GET", path, &[("Authorization", &auth)], b"").unwrap()
+    };
+    let (status, page) = get("/ui/routes?labels=alertname%3DEcho%0Ainstance%3Dnode-1");
+    assert_eq!(status, 200);
+    assert!(page.contains("<td>echo</td><td>MATCH</td>"), "{page}");
+    let (_, page) = get("/ui/routes?labels=alertname%3DOther");
+    assert!(
+        page.contains("<td>no</td>") && page.contains("does not match alertname = &#34;Other&#34;"),
+        "{page}"
+    );
+    let (_, page) = get("/ui/routes?labels=just-a-name");
+    assert!(page.contains("line 1: expected name=value"), "{page}");
+
+    let (status, page) = get("/ui/plugins");
+    assert_eq!(status, 200);
+    for shown in [
+        "echo",
+        "hostile",
+        "remedy:plugin/log",
+        "not granted",
+        "sha256",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+}

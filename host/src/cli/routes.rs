@@ -61,41 +61,14 @@ pub fn routes(cli: &Cli, command: &RoutesCommand) -> Result<u8> {
         .iter()
         .enumerate()
         .map(|(index, (route, verdict))| {
-            let why = match verdict {
-                Verdict::Matched if route.matchers.is_empty() => {
-                    "no matchers: takes every alert".to_string()
-                }
-                Verdict::Matched => format!(
-                    "all {} matchers match{}",
-                    route.matchers.len(),
-                    if route.continue_matching {
-                        "; continue = true"
-                    } else {
-                        ""
-                    }
-                ),
-                Verdict::Rejected(matcher) => {
-                    let actual = all
-                        .iter()
-                        .find(|(name, _)| *name == matcher.name)
-                        .map_or("(absent)".to_string(), |(_, v)| format!("{v:?}"));
-                    format!("{matcher} does not match {} = {actual}", matcher.name)
-                }
-                Verdict::NotTried => "not tried: an earlier route matched".to_string(),
-            };
             vec![
                 (index + 1).to_string(),
                 route.name.clone(),
-                match verdict {
-                    Verdict::Matched => "MATCH",
-                    Verdict::Rejected(_) => "no",
-                    Verdict::NotTried => "-",
-                }
-                .to_string(),
+                verdict.word().to_string(),
                 route.plugin.clone(),
                 route.mode.as_str().to_string(),
                 runs_where(&config.node, route, &all),
-                why,
+                verdict.explain(route, &all),
             ]
         })
         .collect();
@@ -140,7 +113,10 @@ fn reset(cli: &Cli, route: &str) -> Result<u8> {
         ))
         .into());
     }
-    if cli.open_store(&config)?.reset_breaker(route)? {
+    if cli
+        .open_store(&config)?
+        .reset_breaker(route, "remedy routes reset")?
+    {
         println!("circuit breaker of route `{route}` closed: its runs use the route's mode again");
     } else {
         println!("circuit breaker of route `{route}` was not open");

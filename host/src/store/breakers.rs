@@ -75,8 +75,8 @@ impl Store {
         })
     }
 
-    /// Close `route`'s breaker; false if it was not open.
-    pub fn reset_breaker(&self, route: &str) -> Result<bool, StoreError> {
+    /// Close `route`'s breaker for `by`; false if it was not open.
+    pub fn reset_breaker(&self, route: &str, by: &str) -> Result<bool, StoreError> {
         self.in_tx(|c| {
             let closed = c.execute("DELETE FROM breakers WHERE route = ?1", args![route])? == 1;
             if closed {
@@ -84,7 +84,7 @@ impl Store {
                     c,
                     "breaker-reset",
                     None,
-                    &serde_json::json!({ "route": route }),
+                    &serde_json::json!({ "route": route, "by": by }),
                 )?;
             }
             Ok(closed)

@@ -24,7 +24,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use pages::{ApprovalsPage, Decision, Filter, Frame, RefusedPage, RunPage, RunRow, RunsPage};
+use pages::{
+    ApprovalsPage, Decision, Filter, Frame, PluginView, PluginsPage, RefusedPage, RouteView,
+    RoutesPage, RunPage, RunRow, RunsPage, Tried,
+};
 use std::sync::Arc;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -41,6 +44,9 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/ui/approvals", get(approvals_page))
         .route("/ui/runs/{id}/approve", post(approve))
         .route("/ui/runs/{id}/reject", post(reject))
+        .route("/ui/routes", get(routes_page))
+        .route("/ui/routes/{name}/reset", post(reset_breaker))
+        .route("/ui/plugins", get(plugins_page))
         .route("/ui/events", get(events))
         .route("/ui/static/{file}", get(asset))
         .layer(axum::middleware::map_response(guard_headers))
@@ -200,6 +206,124 @@ async fn approvals_page(
         Ok(ApprovalsPage {
             frame: frame(shared, caller),
             waiting: listed,
+        })
+    })
+    .await
+}
+
+/// The routes page's test box: labels, one `name=value` a line.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct TryLabels {
+    labels: String,
+}
+
+async fn routes_page(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<TryLabels>,
+) -> Result<Html<String>, Refused> {
+    page(shared, &headers, move |shared, caller| {
+        let live = shared.live();
+        let open: std::collections::HashMap<String, (String, String)> = shared
+            .ingest
+            .breakers()?
+            .into_iter()
+            .map(|(route, since, why)| (route, (since, why)))
+            .collect();
+        let routes = live
+            .config
+            .routes
+            .iter()
+            .map(|route| RouteView::of(route, open.get(&route.name).cloned()))
+            .collect();
+        let (tried, problem) = match parse_labels(&query.labels) {
+            Ok(labels) if labels.is_empty() => (Vec::new(), None),
+            Ok(labels) => (
+                crate::router::evaluate(&live.config.routes, &labels)
+                    .iter()
+                    .map(|(route, verdict)| Tried {
+                        route: route.name.clone(),
+                        verdict: verdict.word(),
+                        why: crate::text::one_line(&verdict.explain(route, &labels)).into_owned(),
+                    })
+                    .collect(),
+                None,
+            ),
+            Err(problem) => (Vec::new(), Some(problem)),
+        };
+        Ok(RoutesPage {
+            frame: frame(shared, caller),
+            routes,
+            csrf: csrf_for(shared, caller),
+            labels: query.labels,
+            tried,
+            problem,
+        })
+    })
+    .await
+}
+
+/// `name=value` lines; blank lines are skipped.
+fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut labels = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                labels.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: expected name=value, got {line:?}",
+                    number + 1
+                ));
+            }
+        }
+    }
+    labels.sort();
+    Ok(labels)
+}
+
+async fn reset_breaker(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Result<Redirect, Refused> {
+    let user = decider(&shared, &headers, &form)?;
+    if shared.live().route(&name).is_none() {
+        return Err(Refused(HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("no route is called {name}"),
+        )));
+    }
+    let worker = shared.clone();
+    blocking(move || Ok(worker.ingest.reset_breaker(&name, &user)?)).await?;
+    Ok(Redirect::to("/ui/routes"))
+}
+
+async fn plugins_page(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Html<String>, Refused> {
+    page(shared, &headers, |shared, caller| {
+        let live = shared.live();
+        let plugins = live
+            .config
+            .plugins
+            .iter()
+            .filter_map(|config| {
+                let loaded = live.plugins.get(&config.name)?;
+                Some(PluginView::of(loaded, &config.params))
+            })
+            .collect();
+        Ok(PluginsPage {
+            frame: frame(shared, caller),
+            plugins,
         })
     })
     .await

@@ -239,3 +239,139 @@ pub struct RefusedPage {
     pub status: u16,
     pub message: String,
 }
+
+/// One configured route, as the routes page shows it.
+pub struct RouteView {
+    pub name: String,
+    pub matchers: String,
+    pub plugin: String,
+    pub mode: &'static str,
+    pub cooldown: String,
+    pub group_by: String,
+    pub limits: String,
+    /// When its breaker is open: since when, and why.
+    pub breaker: Option<(String, String)>,
+}
+
+impl RouteView {
+    pub fn of(route: &crate::config::RouteConfig, breaker: Option<(String, String)>) -> RouteView {
+        let matchers: Vec<String> = route.matchers.iter().map(|m| m.to_string()).collect();
+        let mut limits = vec![format!(
+            "breaker after {} failures in {}",
+            route.breaker_failures,
+            humantime::format_duration(route.breaker_window)
+        )];
+        if let Some(rounds) = route.max_rounds {
+            limits.push(format!("{rounds} rounds"));
+        }
+        if route.require_firing {
+            limits.push("acts only while the alert fires".into());
+        }
+        RouteView {
+            name: route.name.clone(),
+            matchers: if matchers.is_empty() {
+                "every alert".into()
+            } else {
+                matchers.join(", ")
+            },
+            plugin: route.plugin.clone(),
+            mode: route.mode.as_str(),
+            cooldown: humantime::format_duration(route.cooldown).to_string(),
+            group_by: route.group_by.join(", "),
+            limits: limits.join("; "),
+            breaker: breaker.map(|(since, why)| (since, shown(&why))),
+        }
+    }
+}
+
+/// How one route judged the labels typed into the test box.
+pub struct Tried {
+    pub route: String,
+    pub verdict: &'static str,
+    pub why: String,
+}
+
+#[derive(Template)]
+#[template(path = "routes.html")]
+pub struct RoutesPage {
+    pub frame: Frame,
+    pub routes: Vec<RouteView>,
+    /// The user's form token, when they may reset a breaker.
+    pub csrf: Option<String>,
+    /// The labels typed into the test box, one `name=value` a line.
+    pub labels: String,
+    pub tried: Vec<Tried>,
+    pub problem: Option<String>,
+}
+
+pub struct PluginView {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub about: String,
+    pub actions: String,
+    pub limits: String,
+    /// Each import, and the grant that would allow it when it has none.
+    pub imports: Vec<(String, String)>,
+    pub grants: String,
+    pub params: Vec<(String, String, String)>,
+}
+
+impl PluginView {
+    pub fn of(
+        plugin: &crate::engine::LoadedPlugin,
+        configured: &std::collections::BTreeMap<String, String>,
+    ) -> PluginView {
+        let info = &plugin.info;
+        let ungranted = plugin.ungranted();
+        PluginView {
+            name: plugin.name.clone(),
+            version: shown(&info.version),
+            sha256: plugin.sha256.clone(),
+            about: shown(&info.description),
+            actions: if info.action_kinds.is_empty() {
+                "none (read-only)".into()
+            } else {
+                info.action_kinds.join(", ")
+            },
+            limits: format!(
+                "timeout {}, memory {} MiB",
+                humantime::format_duration(plugin.limits.timeout),
+                plugin.limits.memory >> 20
+            ),
+            imports: plugin
+                .imports
+                .iter()
+                .filter(|i| i.starts_with("remedy:"))
+                .map(|import| {
+                    let missing = ungranted
+                        .iter()
+                        .find(|(name, _)| name == import)
+                        .map(|(_, grant)| format!("not granted: {grant} allows it"))
+                        .unwrap_or_else(|| "granted".into());
+                    (import.clone(), missing)
+                })
+                .collect(),
+            grants: serde_json::to_string_pretty(&plugin.grants).unwrap_or_default(),
+            params: info
+                .params
+                .iter()
+                .map(|p| {
+                    let value = configured
+                        .get(&p.name)
+                        .or(p.default.as_ref())
+                        .map(|v| shown(v))
+                        .unwrap_or_else(|| "-".into());
+                    (shown(&p.name), value, shown(&p.description))
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "plugins.html")]
+pub struct PluginsPage {
+    pub frame: Frame,
+    pub plugins: Vec<PluginView>,
+}
