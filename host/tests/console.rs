@@ -394,3 +394,54 @@ fn the_route_test_box_and_the_plugins_page_answer_readers() {
         assert!(page.contains(shown), "{shown}: {page}");
     }
 }
+
+#[test]
+fn the_audit_page_verifies_the_chain_and_says_where_it_was_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes =
+        "[[route]]\nname = \"echo\"\nmatchers = ['alertname=\"Echo\"']\nplugin = \"echo\"\n";
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", routes);
+    let state = dir.path().join("state");
+    let daemon = Daemon::start(&state, &config, addr);
+    let alert = firing(&[("alertname", "Echo")], "2026-11-21T10:00:00Z");
+    assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
+    let runs = daemon.wait_for_runs("route=echo", 1, is_finished);
+    let get = |who: &str, path: &str| {
+        try_request(addr, "GET", path, &[("Authorization", who)], b"").unwrap()
+    };
+    let viewer = basic_auth(VIEWER);
+    let (status, page) = get(&viewer, "/ui/audit");
+    assert_eq!(status, 200);
+    assert!(page.contains("status pass\">intact"), "{page}");
+    assert!(page.contains("run-created"), "{page}");
+    let (status, export) = get(&viewer, "/ui/audit/export");
+    assert_eq!(status, 200);
+    let lines: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|r| r["kind"] == "finished"), "{export}");
+    let (_, run_page) = get(
+        &viewer,
+        &format!("/ui/runs/{}", runs[0]["id"].as_str().unwrap()),
+    );
+    assert!(
+        run_page.contains("run-started") && run_page.contains("<code>finished</code>"),
+        "{run_page}"
+    );
+    assert_eq!(get(&format!("Bearer {TOKEN}"), "/ui/audit/export").0, 403);
+
+    // Someone who can write the database rewrites a record: the page says so.
+    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    db.execute(
+        "UPDATE audit SET body = replace(body, 'echo', 'ekko') WHERE seq = 2",
+        [],
+    )
+    .unwrap();
+    let (_, page) = get(&viewer, "/ui/audit");
+    assert!(
+        page.contains("status failed\">broken") && page.contains("record 2"),
+        "{page}"
+    );
+}

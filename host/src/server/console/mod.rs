@@ -25,8 +25,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use pages::{
-    ApprovalsPage, Decision, Filter, Frame, PluginView, PluginsPage, RefusedPage, RouteView,
-    RoutesPage, RunPage, RunRow, RunsPage, Tried,
+    ApprovalsPage, AuditPage, Decision, Filter, Frame, PluginView, PluginsPage, RecordView,
+    RefusedPage, RouteView, RoutesPage, RunPage, RunRow, RunsPage, Tried,
 };
 use std::sync::Arc;
 
@@ -47,6 +47,8 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/ui/routes", get(routes_page))
         .route("/ui/routes/{name}/reset", post(reset_breaker))
         .route("/ui/plugins", get(plugins_page))
+        .route("/ui/audit", get(audit_page))
+        .route("/ui/audit/export", get(audit_export))
         .route("/ui/events", get(events))
         .route("/ui/static/{file}", get(asset))
         .layer(axum::middleware::map_response(guard_headers))
@@ -98,7 +100,10 @@ impl IntoResponse for Refused {
 }
 
 fn html(rendered: askama::Result<String>) -> Html<String> {
-    Html(rendered.unwrap_or_else(|e| format!("<!doctype html><p>cannot render the page: {e}")))
+    Html(rendered.unwrap_or_else(|e| {
+        tracing::error!("cannot render a console page: {e}");
+        "<!doctype html><p>remedy cannot render this page; its log says why.".into()
+    }))
 }
 
 fn user_name(caller: &Caller) -> String {
@@ -184,7 +189,8 @@ async fn run_page(
                 csrf_for(shared, caller),
             )
         });
-        Ok(RunPage::of(frame(shared, caller), &run, decision))
+        let records = shared.ingest.audit_of_run(&run.summary.id)?;
+        Ok(RunPage::of(frame(shared, caller), &run, decision, &records))
     })
     .await
 }
@@ -327,6 +333,60 @@ async fn plugins_page(
         })
     })
     .await
+}
+
+/// Records shown on the audit page, newest first.
+const AUDIT_SHOWN: usize = 100;
+
+async fn audit_page(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Html<String>, Refused> {
+    page(shared, &headers, |shared, caller| {
+        let verdict = match shared.ingest.verify_audit()? {
+            Ok(intact) => Ok((intact.records, intact.head.unwrap_or_default())),
+            Err(broken) => Err(format!("at {broken}")),
+        };
+        let day_ago = crate::store::now_ms() - 86_400_000;
+        let records = shared.ingest.audit_since(day_ago)?;
+        Ok(AuditPage {
+            frame: frame(shared, caller),
+            verdict,
+            records_shown: records
+                .iter()
+                .rev()
+                .take(AUDIT_SHOWN)
+                .map(RecordView::of)
+                .collect(),
+        })
+    })
+    .await
+}
+
+/// The last day's records as JSON lines, a download.
+async fn audit_export(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, Refused> {
+    authorize(&shared, &headers, Role::Read)?;
+    let day_ago = crate::store::now_ms() - 86_400_000;
+    let records = blocking(move || Ok(shared.ingest.audit_since(day_ago)?)).await?;
+    let mut lines = String::new();
+    for record in &records {
+        lines.push_str(&serde_json::to_string(record).unwrap_or_default());
+        lines.push('\n');
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"remedy-audit.jsonl\"",
+            ),
+        ],
+        lines,
+    )
+        .into_response())
 }
 
 /// What a decision form sends.

@@ -181,10 +181,17 @@ pub struct RunPage {
     pub rounds: Vec<RoundView>,
     pub logs: Vec<(u32, String, String)>,
     pub decision: Option<Decision>,
+    /// The run's audit records, oldest first.
+    pub records_shown: Vec<RecordView>,
 }
 
 impl RunPage {
-    pub fn of(frame: Frame, run: &RunDetail, decision: Option<Decision>) -> RunPage {
+    pub fn of(
+        frame: Frame,
+        run: &RunDetail,
+        decision: Option<Decision>,
+        records: &[crate::store::AuditRecord],
+    ) -> RunPage {
         let pairs = |pairs: &[(String, String)]| -> Vec<(String, String)> {
             pairs.iter().map(|(k, v)| (shown(k), shown(v))).collect()
         };
@@ -222,6 +229,7 @@ impl RunPage {
                 .map(|l| (l.round + 1, l.level.clone(), shown(&l.message)))
                 .collect(),
             decision,
+            records_shown: records.iter().map(RecordView::of).collect(),
         }
     }
 }
@@ -374,4 +382,34 @@ impl PluginView {
 pub struct PluginsPage {
     pub frame: Frame,
     pub plugins: Vec<PluginView>,
+}
+
+/// One audit record, its body as one line of JSON.
+pub struct RecordView {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub run_id: Option<String>,
+    pub body: String,
+}
+
+impl RecordView {
+    pub fn of(record: &crate::store::AuditRecord) -> RecordView {
+        RecordView {
+            seq: record.seq,
+            at: record.at.clone(),
+            kind: shown(&record.kind),
+            run_id: record.run_id.clone(),
+            body: shown(&record.body.to_string()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub frame: Frame,
+    /// Intact: how many records and the head's hash; broken: where and why.
+    pub verdict: Result<(u64, String), String>,
+    pub records_shown: Vec<RecordView>,
 }
