@@ -107,13 +107,7 @@ impl Rules {
 /// 0/0) cannot confirm anything.
 fn error_ratio(query: &str) -> Result<f64, String> {
     let series = prometheus::query(query).map_err(|e| e.describe())?;
-    series
-        .iter()
-        .filter_map(|s| s.samples.last())
-        .map(|(_, value)| *value)
-        .filter(|v| v.is_finite())
-        .reduce(f64::max)
-        .ok_or_else(|| "no result: no requests to measure".into())
+    prometheus::largest(&series).ok_or_else(|| "no result: no requests to measure".into())
 }
 
 fn ratio_check(rules: &Rules, ratio: &Result<f64, String>) -> Check {

@@ -2,3 +2,38 @@
 //! grant names (`prometheus = ["read"]`, `prometheus_metrics`).
 
 pub use crate::bindings::remedy::plugin::prometheus::{Series, query, query_range};
+
+/// The largest of the series' latest values, ignoring NaN and infinities
+/// (a ratio with no traffic is 0/0); `None` when no series has one.
+pub fn largest(series: &[Series]) -> Option<f64> {
+    series
+        .iter()
+        .filter_map(|s| s.samples.last())
+        .map(|(_, value)| *value)
+        .filter(|v| v.is_finite())
+        .reduce(f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[f64]) -> Series {
+        Series {
+            labels: Vec::new(),
+            samples: values.iter().map(|v| (0.0, *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_largest_latest_finite_value() {
+        assert_eq!(
+            largest(&[series(&[9.0, 1.0]), series(&[2.0]), series(&[f64::NAN])]),
+            Some(2.0),
+            "the latest sample of each series counts"
+        );
+        assert_eq!(largest(&[series(&[f64::INFINITY])]), None);
+        assert_eq!(largest(&[series(&[])]), None);
+        assert_eq!(largest(&[]), None);
+    }
+}

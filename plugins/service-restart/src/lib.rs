@@ -212,14 +212,8 @@ struct Rss {
 fn resident_memory(query: &str) -> Rss {
     let (bytes, error) = match prometheus::query(query) {
         Ok(series) => (
-            series
-                .iter()
-                .filter_map(|s| s.samples.last())
-                .map(|(_, value)| *value)
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .fold(None, |most: Option<f64>, v| {
-                    Some(most.map_or(v, |m| m.max(v)))
-                })
+            prometheus::largest(&series)
+                .filter(|v| *v >= 0.0)
                 .map(|v| v as u64),
             None,
         ),
