@@ -97,28 +97,12 @@ fn inspect(
         }
     );
     let _ = writeln!(out, "about:       {}", one_line(&info.description));
-    let _ = writeln!(
-        out,
-        "limits:      timeout {}, memory {} MiB",
-        humantime::format_duration(plugin.limits.timeout),
-        plugin.limits.memory >> 20
-    );
-    let _ = writeln!(
-        out,
-        "actions:     {}",
-        if info.action_kinds.is_empty() {
-            "none (read-only)".into()
-        } else {
-            info.action_kinds.join(", ")
-        }
-    );
+    let _ = writeln!(out, "limits:      {}", plugin.limits);
+    let _ = writeln!(out, "actions:     {}", plugin.proposes());
     out.push_str("\nimports:\n");
-    let ungranted = plugin.ungranted();
-    for import in &plugin.imports {
-        let note = ungranted
-            .iter()
-            .find(|(name, _)| name == import)
-            .map(|(_, grant)| format!("  (not granted: calls are denied; {grant} allows it)"))
+    for (import, missing) in plugin.imports_and_grants() {
+        let note = missing
+            .map(|grant| format!("  (not granted: calls are denied; {grant} allows it)"))
             .unwrap_or_default();
         let _ = writeln!(out, "  {import}{note}");
     }

@@ -44,6 +44,17 @@ pub struct PluginLimits {
     pub log: LogLimits,
 }
 
+impl std::fmt::Display for PluginLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "timeout {}, memory {} MiB",
+            humantime::format_duration(self.timeout),
+            self.memory >> 20
+        )
+    }
+}
+
 impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {

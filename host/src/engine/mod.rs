@@ -107,6 +107,27 @@ impl LoadedPlugin {
             })
             .collect()
     }
+
+    /// Every import, with the grant line that would allow it when it has
+    /// none (see [`LoadedPlugin::ungranted`]).
+    pub fn imports_and_grants(&self) -> Vec<(&str, Option<&'static str>)> {
+        let ungranted = self.ungranted();
+        self.imports
+            .iter()
+            .map(|import| {
+                let missing = ungranted.iter().find(|(name, _)| name == import);
+                (import.as_str(), missing.map(|(_, grant)| *grant))
+            })
+            .collect()
+    }
+
+    /// The action kinds it says it may propose, for a person.
+    pub fn proposes(&self) -> String {
+        match self.info.action_kinds.as_slice() {
+            [] => "none (read-only)".into(),
+            kinds => kinds.join(", "),
+        }
+    }
 }
 
 pub struct PluginEngine {

@@ -331,33 +331,22 @@ impl PluginView {
         configured: &std::collections::BTreeMap<String, String>,
     ) -> PluginView {
         let info = &plugin.info;
-        let ungranted = plugin.ungranted();
         PluginView {
             name: plugin.name.clone(),
             version: shown(&info.version),
             sha256: plugin.sha256.clone(),
             about: shown(&info.description),
-            actions: if info.action_kinds.is_empty() {
-                "none (read-only)".into()
-            } else {
-                info.action_kinds.join(", ")
-            },
-            limits: format!(
-                "timeout {}, memory {} MiB",
-                humantime::format_duration(plugin.limits.timeout),
-                plugin.limits.memory >> 20
-            ),
+            actions: plugin.proposes(),
+            limits: plugin.limits.to_string(),
             imports: plugin
-                .imports
-                .iter()
-                .filter(|i| i.starts_with("remedy:"))
-                .map(|import| {
-                    let missing = ungranted
-                        .iter()
-                        .find(|(name, _)| name == import)
-                        .map(|(_, grant)| format!("not granted: {grant} allows it"))
+                .imports_and_grants()
+                .into_iter()
+                .filter(|(import, _)| import.starts_with("remedy:"))
+                .map(|(import, missing)| {
+                    let state = missing
+                        .map(|grant| format!("not granted: {grant} allows it"))
                         .unwrap_or_else(|| "granted".into());
-                    (import.clone(), missing)
+                    (import.to_string(), state)
                 })
                 .collect(),
             grants: serde_json::to_string_pretty(&plugin.grants).unwrap_or_default(),
