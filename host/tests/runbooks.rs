@@ -132,6 +132,10 @@ fn diagnose_runs_the_runbooks_checks_and_escalates_with_them() {
     let prometheus = common::prometheus::Prometheus::start(dir.path());
     let (healthy, _) = common::answering("200 OK");
     let (failing, _) = common::answering("503 Service Unavailable");
+    // Disks of known usage, not this machine's root, whose fill varies.
+    let roomy = common::Tmpfs::mount("4m");
+    let full = common::Tmpfs::mount("4m");
+    std::fs::write(full.path.join("ballast"), vec![1u8; 3_800_000]).unwrap();
     let config = dir.path().join("remedy.toml");
     std::fs::write(
         &config,
@@ -143,15 +147,16 @@ url = "{url}"
 [[plugin]]
 name = "diagnose"
 source = "builtin:diagnose"
-params = {{ health = "http://{healthy}/health,http://{failing}/health", queries = 'up=up{{job="prometheus"}};missing=up{{job="nothing"}}', disks = "/", runbook = "page the API owner" }}
+params = {{ health = "http://{healthy}/health,http://{failing}/health", queries = 'up=up{{job="prometheus"}};missing=up{{job="nothing"}}', disks = "{roomy},{full}", runbook = "page the API owner" }}
 [plugin.grants]
 http_urls = ["http://{healthy}/health", "http://{failing}/health"]
 prometheus = ["read"]
 prometheus_metrics = ["up"]
-fs_read = ["{dir}"]
+fs_read = ["{roomy}", "{full}"]
 "#,
             url = prometheus.url(),
-            dir = dir.path().display()
+            roomy = roomy.path.display(),
+            full = full.path.display(),
         ),
     )
     .unwrap();
@@ -164,7 +169,7 @@ fs_read = ["{dir}"]
     assert_eq!(code, 4, "escalated: {run:#}");
     let why = run["reason"].as_str().unwrap();
     assert!(
-        why.starts_with("APIHighCPU: 5 checks, 2 not passing")
+        why.starts_with("APIHighCPU: 6 checks, 3 not passing")
             && why.contains("page the API owner"),
         "{why}"
     );
@@ -189,7 +194,9 @@ fs_read = ["{dir}"]
         "{checks:#}"
     );
     assert!(status_of("missing").starts_with("warn"), "{checks:#}");
-    assert!(status_of("disk /").contains("% used"), "{checks:#}");
+    let disk = |tmpfs: &common::Tmpfs| status_of(&format!("disk {}", tmpfs.path.display()));
+    assert!(disk(&roomy).starts_with("pass 0.0 % used"), "{checks:#}");
+    assert!(disk(&full).starts_with("warn 9"), "{checks:#}");
     assert!(
         run["rounds"][0]["plan"]["actions"]
             .as_array()
