@@ -274,7 +274,11 @@ mod tests {
             }
         }
         let mut out = stream;
-        let head = |status: &str, extra: &str| format!("HTTP/1.1 {status}\r\n{extra}\r\n");
+        // One request a connection, said so: a client must not reuse it
+        // (a reused one, closed under it, fails the next request at random).
+        let head = |status: &str, extra: &str| {
+            format!("HTTP/1.1 {status}\r\nConnection: close\r\n{extra}\r\n")
+        };
         let _ = match path.as_str() {
             "/redirect" => {
                 let to = redirect_to.unwrap();
