@@ -125,11 +125,15 @@ fn approving_in_the_browser_runs_the_plan_shown_and_a_reader_or_a_forgery_cannot
     browser.goto(&page(&daemon, ONCALL, &format!("/ui/runs/{id}")));
     browser.wait_for_text("succeeded");
     browser.screenshot(&screenshots().join("run.png"));
-    assert!(
-        browser.text().contains("approved by oncall"),
-        "{}",
-        browser.text()
-    );
+    let text = browser.text();
+    assert!(text.contains("approved by oncall"), "{text}");
+    // The timeline: the round, the wait for a decision, both removals.
+    assert!(browser.count("figure.timeline rect.round") >= 1, "{text}");
+    assert_eq!(browser.count("figure.timeline rect.waiting"), 1, "{text}");
+    assert_eq!(browser.count("figure.timeline rect.mark.done"), 2, "{text}");
+    for moment in ["asked for approval of 2 actions", "(remove-path): done"] {
+        assert!(text.contains(moment), "{moment}: {text}");
+    }
     drop(browser);
 
     let state = dir.path().join("state");
@@ -202,11 +206,9 @@ fn a_run_started_after_the_page_opened_appears_without_a_reload() {
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     let browser = Browser::start(dir.path());
     browser.goto(&page(&daemon, VIEWER, "/ui/"));
-    assert!(
-        browser.text().contains("No runs match"),
-        "{}",
-        browser.text()
-    );
+    let text = browser.text();
+    assert!(text.contains("No runs match"), "{text}");
+    assert_eq!(browser.count("#chart rect"), 0, "{text}");
     browser.eval("window.stayed = true; return null");
     let alert = firing(
         &[("alertname", "Echo"), ("seen", "live")],
@@ -221,6 +223,9 @@ fn a_run_started_after_the_page_opened_appears_without_a_reload() {
     browser.wait_for(&link);
     // Echo proposes nothing: its run ends nothing-to-do.
     browser.wait_for("#runs .status.nothing-to-do");
+    // The chart follows too: one bar, of that outcome.
+    browser.wait_for("#chart rect.nothing-to-do");
+    assert_eq!(browser.count("#chart rect"), 1);
     assert_eq!(
         browser.eval("return window.stayed"),
         true,

@@ -1,7 +1,7 @@
 //! Reading runs back: the history list with its filters, one run in full,
 //! and run ids by prefix.
 
-use super::sql::{Result as DbResult, Row, args};
+use super::sql::{Result as DbResult, Row, ToValue, Value, args};
 use super::{RunStatus, Store, StoreError, rfc3339, system_ms};
 use crate::contract::{Action, Alert, Plan};
 use serde::Serialize;
@@ -91,38 +91,83 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
+/// The runs a [`RunFilter`] chooses: ?1 plugin, ?2 status, ?3 route,
+/// ?4 created since (ms), ?5 node. Each query adds its own ?6.
+const CHOSEN: &str = "(CAST(?1 AS TEXT) IS NULL OR plugin = ?1)
+    AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+    AND (CAST(?3 AS TEXT) IS NULL OR route = ?3) AND created_ms >= ?4
+    AND (CAST(?5 AS TEXT) IS NULL OR node = ?5)";
+
+/// How many runs of one outcome were created in one slice of time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunCount {
+    /// Which slice, counted from the filter's `since`.
+    pub slice: u32,
+    pub status: RunStatus,
+    pub runs: u64,
+}
+
 impl Store {
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
-        let since = filter.since.map_or(0, system_ms);
         let rows = self.with(|c| {
             c.query_map(
                 &format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM runs
-                     WHERE (CAST(?1 AS TEXT) IS NULL OR plugin = ?1)
-                       AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
-                       AND (CAST(?3 AS TEXT) IS NULL OR route = ?3) AND created_ms >= ?4
-                       AND (CAST(?6 AS TEXT) IS NULL OR node = ?6)
-                     ORDER BY created_ms DESC, id DESC LIMIT ?5"
+                    "SELECT {SUMMARY_COLUMNS} FROM runs WHERE {CHOSEN}
+                     ORDER BY created_ms DESC, id DESC LIMIT ?6"
                 ),
-                args![
-                    filter.plugin,
-                    filter.status.map(RunStatus::as_str),
-                    filter.route,
-                    since,
-                    filter.limit,
-                    filter.node
-                ],
+                &chosen(filter, i64::from(filter.limit)),
                 summary_row,
             )
         })?;
         rows.into_iter().map(|row| self.summary(row)).collect()
     }
 
-    fn summary(&self, row: SummaryRow) -> Result<RunSummary, StoreError> {
-        let status = RunStatus::parse(&row.status).ok_or_else(|| StoreError::Corrupt {
-            store: self.location.clone(),
-            detail: format!("run {} has unknown status {:?}", row.id, row.status),
+    /// How many runs `filter` chooses, its limit aside.
+    pub fn count_runs(&self, filter: &RunFilter) -> Result<u64, StoreError> {
+        // One slice longer than any store's history.
+        let all_time = std::time::Duration::from_millis(i64::MAX as u64);
+        let counts = self.runs_over_time(filter, all_time)?;
+        Ok(counts.iter().map(|count| count.runs).sum())
+    }
+
+    /// The runs `filter` chooses (its limit aside), counted by outcome in
+    /// slices of `slice` from its `since`: what a chart of runs over time shows.
+    pub fn runs_over_time(
+        &self,
+        filter: &RunFilter,
+        slice: std::time::Duration,
+    ) -> Result<Vec<RunCount>, StoreError> {
+        let width = (slice.as_millis() as i64).max(1);
+        let rows = self.with(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT (created_ms - ?4) / ?6 AS slice, status, COUNT(*) FROM runs
+                     WHERE {CHOSEN} GROUP BY slice, status ORDER BY slice"
+                ),
+                &chosen(filter, width),
+                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
+            )
         })?;
+        rows.into_iter()
+            .map(|(slice, status, runs)| {
+                Ok(RunCount {
+                    slice: slice.max(0) as u32,
+                    status: self.status(&status, "a counted run")?,
+                    runs: runs.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    fn status(&self, text: &str, whose: &str) -> Result<RunStatus, StoreError> {
+        RunStatus::parse(text).ok_or_else(|| StoreError::Corrupt {
+            store: self.location.clone(),
+            detail: format!("{whose} has unknown status {text:?}"),
+        })
+    }
+
+    fn summary(&self, row: SummaryRow) -> Result<RunSummary, StoreError> {
+        let status = self.status(&row.status, &format!("run {}", row.id))?;
         Ok(RunSummary {
             id: row.id,
             plugin: row.plugin,
@@ -263,6 +308,18 @@ impl Store {
             )
         })
     }
+}
+
+/// The arguments of [`CHOSEN`] for `filter`, and the query's own ?6.
+fn chosen(filter: &RunFilter, sixth: i64) -> [Value; 6] {
+    [
+        filter.plugin.to_value(),
+        filter.status.map(RunStatus::as_str).to_value(),
+        filter.route.to_value(),
+        filter.since.map_or(0, system_ms).to_value(),
+        filter.node.to_value(),
+        sixth.to_value(),
+    ]
 }
 
 const SUMMARY_COLUMNS: &str = "id, plugin, trigger, route, dry_run, status, reason, created_ms, started_ms, finished_ms, node, approved_by";

@@ -31,7 +31,9 @@ pub use approval::{ApprovalError, Approved, Awaiting, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
 pub use backend::Listener;
 pub use fleet::{Member, QUEUE_CHANNEL, Seen, Unattended};
-pub use history::{ActionRecord, LoggedLine, RoundRecord, RunDetail, RunFilter, RunSummary};
+pub use history::{
+    ActionRecord, LoggedLine, RoundRecord, RunCount, RunDetail, RunFilter, RunSummary,
+};
 pub use queue::{
     Admission, AdmitError, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun, Incoming,
     QueuedRun, RunPlacement,
@@ -523,6 +525,75 @@ mod tests {
                     .len(),
                 1
             );
+        });
+    }
+
+    #[test]
+    fn runs_are_counted_by_outcome_in_slices_of_time_as_filtered() {
+        super::each_backend(|open| {
+            let store = open();
+            let alert = alert();
+            let now = now_ms();
+            let minutes_ago = |m: i64| now - m * 60_000;
+            // (id, plugin, outcome, created)
+            let runs = [
+                (
+                    "too-old",
+                    "disk-cleanup",
+                    RunStatus::Succeeded,
+                    minutes_ago(150),
+                ),
+                ("a", "disk-cleanup", RunStatus::Succeeded, minutes_ago(110)),
+                ("b", "disk-cleanup", RunStatus::Failed, minutes_ago(100)),
+                ("c", "disk-cleanup", RunStatus::Succeeded, minutes_ago(10)),
+                ("d", "netns-gc", RunStatus::Succeeded, minutes_ago(1)),
+            ];
+            for (id, plugin, outcome, created) in runs {
+                let mut run = new_run(id, &alert);
+                run.plugin = plugin;
+                store.create_run(&run).unwrap();
+                store.finish_run(id, outcome, "").unwrap();
+                store
+                    .with(|c| {
+                        c.execute(
+                            "UPDATE runs SET created_ms = ?2 WHERE id = ?1",
+                            sql::args![id, created],
+                        )
+                    })
+                    .unwrap();
+            }
+            let since = std::time::UNIX_EPOCH + Duration::from_millis(minutes_ago(120) as u64);
+            let filter = RunFilter {
+                since: Some(since),
+                ..Default::default()
+            };
+            let hour = Duration::from_secs(3600);
+            let count = |slice, status, runs| RunCount {
+                slice,
+                status,
+                runs,
+            };
+            let mut counts = store.runs_over_time(&filter, hour).unwrap();
+            counts.sort_by_key(|c| (c.slice, c.status.as_str()));
+            assert_eq!(
+                counts,
+                [
+                    count(0, RunStatus::Failed, 1),
+                    count(0, RunStatus::Succeeded, 1),
+                    count(1, RunStatus::Succeeded, 2),
+                ]
+            );
+            let one_plugin = RunFilter {
+                plugin: Some("disk-cleanup".into()),
+                ..filter.clone()
+            };
+            assert_eq!(store.count_runs(&one_plugin).unwrap(), 3);
+            let failed = RunFilter {
+                status: Some(RunStatus::Failed),
+                ..filter.clone()
+            };
+            assert_eq!(store.count_runs(&failed).unwrap(), 1);
+            assert_eq!(store.count_runs(&RunFilter::default()).unwrap(), 5);
         });
     }
 

@@ -9,8 +9,10 @@
 //!   script or style, nothing from another origin, never framed. The one
 //!   script, like the stylesheet, is embedded in the binary.
 
+mod chart;
 pub mod csrf;
 mod pages;
+mod timeline;
 
 use super::Shared;
 use super::api::{HttpError, authorize, blocking};
@@ -24,11 +26,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use chart::Chart;
 use pages::{
     ApprovalsPage, AuditPage, Decision, Filter, Frame, PluginView, PluginsPage, RecordView,
     RefusedPage, RouteView, RoutesPage, RunPage, RunRow, RunsPage, Tried,
 };
 use std::sync::Arc;
+use std::time::SystemTime;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -116,16 +120,17 @@ fn user_name(caller: &Caller) -> String {
 fn frame(shared: &Shared, caller: &Caller) -> Frame {
     Frame {
         user: user_name(caller),
-        pending: waiting(shared, 1000).map_or(0, |runs| runs.len()),
+        pending: shared.ingest.count_runs(&waiting(0)).unwrap_or(0),
     }
 }
 
-fn waiting(shared: &Shared, limit: u32) -> Result<Vec<crate::store::RunSummary>, HttpError> {
-    Ok(shared.ingest.list_runs(&RunFilter {
+/// The runs whose plans await a decision, `limit` of them when listed.
+fn waiting(limit: u32) -> RunFilter {
+    RunFilter {
         status: Some(RunStatus::AwaitingApproval),
         limit,
         ..RunFilter::default()
-    })?)
+    }
 }
 
 /// The caller's form token, when they may decide.
@@ -159,19 +164,37 @@ async fn runs_page(
             Some(&filter.since),
             PAGE_SIZE,
         );
-        let (runs, problem) = match chosen {
-            Ok(chosen) => (shared.ingest.list_runs(&chosen)?, None),
-            Err(problem) => (Vec::new(), Some(problem)),
+        let (runs, chart, problem) = match chosen {
+            Ok(chosen) => (
+                shared.ingest.list_runs(&chosen)?,
+                Some(chart_of(shared, &chosen)?),
+                None,
+            ),
+            Err(problem) => (Vec::new(), None, Some(problem)),
         };
         Ok(RunsPage {
             frame: frame(shared, caller),
             filter,
             outcomes: RunStatus::ALL.iter().map(|s| s.as_str()).collect(),
             problem,
+            chart,
             runs: runs.iter().map(RunRow::of).collect(),
         })
     })
     .await
+}
+
+/// The chart of the runs `chosen` picks, over its window or the last day.
+fn chart_of(shared: &Shared, chosen: &RunFilter) -> Result<Chart, HttpError> {
+    let now = SystemTime::now();
+    let from = chosen.since.unwrap_or(now - chart::DEFAULT_WINDOW);
+    let slice = chart::slice_of(now.duration_since(from).unwrap_or_default());
+    let window = RunFilter {
+        since: Some(from),
+        ..chosen.clone()
+    };
+    let counts = shared.ingest.runs_over_time(&window, slice)?;
+    Ok(Chart::of(&counts, from, slice))
 }
 
 async fn run_page(
@@ -203,7 +226,7 @@ async fn approvals_page(
         let ttl = shared.live().config.approval_ttl;
         let csrf = csrf_for(shared, caller);
         let mut listed = Vec::new();
-        for run in waiting(shared, PAGE_SIZE)? {
+        for run in shared.ingest.list_runs(&waiting(PAGE_SIZE))? {
             if let Some(awaiting) = shared.ingest.awaiting(&run.id)? {
                 let decision = Decision::of(&run.id, &awaiting, ttl, csrf.clone());
                 listed.push((RunRow::of(&run), decision));

@@ -3,6 +3,8 @@
 //! wrote goes through [`shown`] first, so it reaches the page as one line of
 //! text; askama then escapes it, so markup in it is shown, never obeyed.
 
+use super::chart::Chart;
+use super::timeline::Timeline;
 use crate::contract::{Action, Check};
 use crate::store::{ActionRecord, Awaiting, RunDetail, RunStatus, RunSummary};
 use crate::text::one_line;
@@ -13,10 +15,10 @@ use std::time::Duration;
 pub struct Frame {
     pub user: String,
     /// Plans awaiting a decision, for the navigation's count.
-    pub pending: usize,
+    pub pending: u64,
 }
 
-fn shown(text: &str) -> String {
+pub(super) fn shown(text: &str) -> String {
     one_line(text).into_owned()
 }
 
@@ -76,6 +78,8 @@ pub struct RunsPage {
     pub filter: Filter,
     pub outcomes: Vec<&'static str>,
     pub problem: Option<String>,
+    /// Runs over time; `None` when the filter is refused.
+    pub chart: Option<Chart>,
     pub runs: Vec<RunRow>,
 }
 
@@ -183,6 +187,7 @@ pub struct RunPage {
     pub decision: Option<Decision>,
     /// The run's audit records, oldest first.
     pub records_shown: Vec<RecordView>,
+    pub timeline: Option<Timeline>,
 }
 
 impl RunPage {
@@ -230,6 +235,7 @@ impl RunPage {
                 .collect(),
             decision,
             records_shown: records.iter().map(RecordView::of).collect(),
+            timeline: Timeline::of(records, crate::store::now_ms()),
         }
     }
 }
