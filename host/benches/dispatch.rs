@@ -71,8 +71,9 @@ fn dispatch(c: &mut Criterion) {
     );
     let no_grants = Grants::default();
     let limits = Default::default();
+    let live = remedy::caps::journal::Journal::live();
     c.bench_function("context/new", |b| {
-        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits, engine.env()))
+        b.iter(|| remedy::engine::RunContext::new(&no_grants, &limits, engine.env(), &live))
     });
     c.bench_function("plan/echo", |b| {
         b.iter(|| engine.plan(&echo, &echo_incident).result.unwrap())

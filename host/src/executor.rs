@@ -22,26 +22,43 @@ pub struct Executor<'a> {
     pub approved: Option<&'a [Action]>,
 }
 
+/// Why `action` may not run at all, or `None` when it may: it must be in
+/// the `approved` plan when there is one, of a kind the plugin declared,
+/// and covered by `grants`.
+pub fn denial(
+    action: &Action,
+    grants: &Grants,
+    env: &HostEnv,
+    declared_kinds: &[String],
+    approved: Option<&[Action]>,
+) -> Option<String> {
+    if let Some(approved) = approved
+        && !approved.contains(action)
+    {
+        return Some(format!(
+            "not in the approved plan (plan {}); approve a new plan for it",
+            &crate::store::plan_hash(approved)[..16]
+        ));
+    }
+    if !declared_kinds.iter().any(|k| k == action.kind()) {
+        return Some(format!(
+            "the plugin did not declare `{}` actions in describe()",
+            action.kind()
+        ));
+    }
+    CapAction::of(action).check_grant(grants, env).err()
+}
+
 impl Executor<'_> {
     /// Why `action` may not run at all, or `None` when it is granted.
     pub fn denial(&self, action: &Action) -> Option<String> {
-        if let Some(approved) = self.approved
-            && !approved.contains(action)
-        {
-            return Some(format!(
-                "not in the approved plan (plan {}); approve a new plan for it",
-                &crate::store::plan_hash(approved)[..16]
-            ));
-        }
-        if !self.declared_kinds.iter().any(|k| k == action.kind()) {
-            return Some(format!(
-                "the plugin did not declare `{}` actions in describe()",
-                action.kind()
-            ));
-        }
-        CapAction::of(action)
-            .check_grant(self.grants, self.env)
-            .err()
+        denial(
+            action,
+            self.grants,
+            self.env,
+            self.declared_kinds,
+            self.approved,
+        )
     }
 
     /// Re-check the target of a granted `action` and, unless `dry_run`, act.

@@ -29,3 +29,4 @@ pub mod server;
 pub mod store;
 pub mod sys;
 pub mod text;
+pub mod world;

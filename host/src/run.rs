@@ -2,6 +2,7 @@
 //! and the plugin is asked again with what happened, until it has nothing left
 //! to do, escalates, fails, or reaches the round limit. Every step is recorded.
 
+use crate::caps::journal::{Journal, Kept};
 use crate::caps::log::LogLine;
 use crate::contract::{Action, ActionResult, ActionStatus, Alert, Incident, PastAction, Plan};
 use crate::engine::{Call, Failure, LoadedPlugin, PluginEngine};
@@ -35,6 +36,8 @@ pub struct RunRequest<'a> {
     /// Set on a route that requires its alert to be firing: asked before
     /// each round's actions execute.
     pub confirm: Option<crate::confirm::Confirm>,
+    /// Keep what the plugin saw each round, for a recorded world.
+    pub record: bool,
 }
 
 #[derive(Debug)]
@@ -48,6 +51,17 @@ pub struct RoundReport {
     pub planning: Duration,
     /// Time the executor spent on this round's actions.
     pub executing: Duration,
+    /// What the plugin was given and read, when the run is recorded.
+    pub seen: Option<Seen>,
+}
+
+/// One round as the plugin saw it: the incident, and its read calls.
+#[derive(Debug)]
+pub struct Seen {
+    pub incident: Incident,
+    pub reads: Kept,
+    /// Why the plugin made no plan, when it made none.
+    pub failure: Option<String>,
 }
 
 #[derive(Debug)]
@@ -327,7 +341,10 @@ impl<'a> Driver<'a> {
     fn round(&mut self) -> Result<Step, StoreError> {
         let round = self.rounds.len() as u32;
         let recorded = self.first_round + round;
-        let call = self.plan(round);
+        let (call, mut seen) = self.plan(round);
+        if let (Some(seen), Err(failure)) = (&mut seen, &call.result) {
+            seen.failure = Some(failure.to_string());
+        }
         self.record_params_used(call.used_params)?;
         let mut report = RoundReport {
             round,
@@ -337,6 +354,7 @@ impl<'a> Driver<'a> {
             instantiate: call.instantiate,
             planning: call.call,
             executing: Duration::ZERO,
+            seen,
         };
         let step =
             self.record_plan(recorded, call.result, &report)
@@ -372,11 +390,11 @@ impl<'a> Driver<'a> {
             .record_params_used(self.id, &self.params, &changed)
     }
 
-    /// This round's plan. An approved run starts with exactly the approved
-    /// plan, not a new one.
-    fn plan(&mut self, round: u32) -> Call<Plan> {
+    /// This round's plan, and what the plugin saw when the run is recorded.
+    /// An approved run starts with exactly the approved plan, not a new one.
+    fn plan(&mut self, round: u32) -> (Call<Plan>, Option<Seen>) {
         if let (0, Some(approved)) = (round, &self.request.approved) {
-            return Call {
+            let call = Call {
                 result: Ok(Plan {
                     summary: format!(
                         "the approved plan ({})",
@@ -393,6 +411,7 @@ impl<'a> Driver<'a> {
                 instantiate: Duration::ZERO,
                 call: Duration::ZERO,
             };
+            return (call, None);
         }
         let request = self.request;
         let incident = Incident {
@@ -405,7 +424,20 @@ impl<'a> Driver<'a> {
             recent: self.recent.clone(),
             memo: self.memo.take(),
         };
-        self.engine.plan(request.plugin, &incident)
+        if !request.record {
+            return (self.engine.plan(request.plugin, &incident), None);
+        }
+        let journal = Journal::recording();
+        let call = self
+            .engine
+            .plan_through(request.plugin, &incident, &journal);
+        let reads = journal.kept();
+        let seen = Seen {
+            incident,
+            reads,
+            failure: None,
+        };
+        (call, Some(seen))
     }
 
     /// Record the round's logs and its plan; a plugin that could not plan

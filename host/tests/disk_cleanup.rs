@@ -308,6 +308,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
             max_rounds: 1,
             node: Default::default(),
             confirm: None,
+            record: false,
             approval: false,
             approved: None,
         },

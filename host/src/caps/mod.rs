@@ -6,6 +6,8 @@
 //! that is no capability (procfs, patterns, the async bridge) is in
 //! [`crate::sys`].
 
+#[macro_use]
+pub mod journal;
 pub mod log;
 #[macro_use]
 mod registry;
@@ -91,7 +93,8 @@ pub trait Capability {
     fn missing(grant: &Self::Grant) -> Option<&'static str>;
     /// What is wrong with `grant`, each problem naming its key.
     fn problems(grant: &Self::Grant) -> Vec<String>;
-    fn reader(grant: &Self::Grant, env: &HostEnv) -> Self::Reader;
+    /// Its reader for one instance, whose calls go through `journal`.
+    fn reader(grant: &Self::Grant, env: &HostEnv, journal: journal::Journal) -> Self::Reader;
     /// Link the read interface; `get` finds this capability's reader.
     fn link<T: Send + 'static>(
         linker: &mut Linker<T>,

@@ -39,6 +39,15 @@ macro_rules! registry {
                 None
             }
 
+            /// The capabilities whose read interface these grants open.
+            pub fn readable(&self) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $(if $cap::missing(&self.$field).is_none() {
+                    names.push($cap::NAME);
+                })*
+                names
+            }
+
             /// The capabilities these grants give on this node's own things:
             /// a plugin holding any of them runs only on its alert's node.
             pub fn on_this_node(&self) -> Vec<&'static str> {
@@ -100,8 +109,9 @@ macro_rules! registry {
         }
 
         impl Readers {
-            pub fn new(grants: &Grants, env: &HostEnv) -> Self {
-                Readers { $($field: $cap::reader(&grants.$field, env),)* }
+            /// Readers scoped by `grants`, their calls going through `journal`.
+            pub fn new(grants: &Grants, env: &HostEnv, journal: &journal::Journal) -> Self {
+                Readers { $($field: $cap::reader(&grants.$field, env, journal.clone()),)* }
             }
 
             /// Link every capability's read interface.

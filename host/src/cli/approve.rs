@@ -132,6 +132,7 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             max_rounds,
             node: config.node.recheck(claimed.node),
             confirm,
+            record: false,
         },
     )?;
     print_report(args.output, &plugin, &report, &store)

@@ -8,6 +8,7 @@ mod node;
 mod nodes;
 mod output;
 mod plugins;
+mod replay;
 mod routes;
 mod run;
 mod runs;
@@ -81,8 +82,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// On each node of a fleet: execute that node's runs from the shared store
     Agent(serve::AgentArgs),
-    /// List or inspect the configured plugins
-    #[command(subcommand)]
+    /// List or inspect the configured plugins; test them on recorded worlds
+    #[command(subcommand, visible_alias = "plugin")]
     Plugins(plugins::PluginsCommand),
     /// Validate or print the config
     #[command(subcommand)]

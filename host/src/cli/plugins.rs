@@ -1,4 +1,5 @@
-//! `remedy plugins list` and `remedy plugins inspect NAME`.
+//! `remedy plugins list` and `remedy plugins inspect NAME`; `test` and
+//! `diff` are in `replay.rs`.
 
 use super::{Cli, load_plugin, output::table, plugin_config};
 use crate::caps::Grants;
@@ -18,58 +19,72 @@ pub enum PluginsCommand {
         /// Plugin name, as in the config
         name: String,
     },
+    /// Replay a world recorded with `remedy run --record`: the real plugin in
+    /// the real engine, every read answered from the recording
+    Test(super::replay::TestArgs),
+    /// How two versions of a plugin plan on the same recorded world
+    Diff(super::replay::DiffArgs),
 }
 
 pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<u8> {
+    match command {
+        PluginsCommand::List => list(cli),
+        PluginsCommand::Inspect { name } => inspect_one(cli, name),
+        PluginsCommand::Test(args) => super::replay::test(cli, args),
+        PluginsCommand::Diff(args) => super::replay::diff(cli, args),
+    }
+}
+
+fn list(cli: &Cli) -> Result<u8> {
     let config = cli.load_config()?;
     let engine = cli.engine(&config)?;
-    match command {
-        PluginsCommand::List => {
-            let mut rows = Vec::new();
-            for plugin_config in &config.plugins {
-                let row = match load_plugin(&engine, plugin_config) {
-                    Ok(plugin) => vec![
-                        plugin.name.clone(),
-                        plugin.info.version.clone(),
-                        plugin_config.source.to_string(),
-                        plugin.info.action_kinds.join(","),
-                        plugin
-                            .info
-                            .description
-                            .split(". ")
-                            .next()
-                            .unwrap_or("")
-                            .to_string(),
-                    ],
-                    Err(error) => vec![
-                        plugin_config.name.clone(),
-                        "-".into(),
-                        plugin_config.source.to_string(),
-                        "-".into(),
-                        format!("NOT LOADABLE: {error:#}"),
-                    ],
-                };
-                rows.push(row);
-            }
-            println!("plugins in the {} config:", config.origin);
-            print!(
-                "{}",
-                table(&["NAME", "VERSION", "SOURCE", "ACTIONS", "ABOUT"], &rows)
-            );
-        }
-        PluginsCommand::Inspect { name } => {
-            let plugin_config = plugin_config(&config, name)?;
-            let plugin = load_plugin(&engine, plugin_config)?;
-            print!(
-                "{}",
-                inspect(
-                    &plugin,
-                    &plugin_config.source.to_string(),
-                    &plugin_config.params
-                )
-            );
-        }
+    let mut rows = Vec::new();
+    for plugin_config in &config.plugins {
+        let row = match load_plugin(&engine, plugin_config) {
+            Ok(plugin) => vec![
+                plugin.name.clone(),
+                plugin.info.version.clone(),
+                plugin_config.source.to_string(),
+                plugin.info.action_kinds.join(","),
+                plugin
+                    .info
+                    .description
+                    .split(". ")
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ],
+            Err(error) => vec![
+                plugin_config.name.clone(),
+                "-".into(),
+                plugin_config.source.to_string(),
+                "-".into(),
+                format!("NOT LOADABLE: {error:#}"),
+            ],
+        };
+        rows.push(row);
     }
+    println!("plugins in the {} config:", config.origin);
+    print!(
+        "{}",
+        table(&["NAME", "VERSION", "SOURCE", "ACTIONS", "ABOUT"], &rows)
+    );
+    Ok(super::exit::SUCCESS)
+}
+
+fn inspect_one(cli: &Cli, name: &str) -> Result<u8> {
+    let config = cli.load_config()?;
+    let engine = cli.engine(&config)?;
+    let plugin_config = plugin_config(&config, name)?;
+    let plugin = load_plugin(&engine, plugin_config)?;
+    print!(
+        "{}",
+        inspect(
+            &plugin,
+            &plugin_config.source.to_string(),
+            &plugin_config.params
+        )
+    );
     Ok(super::exit::SUCCESS)
 }
 

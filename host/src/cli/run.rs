@@ -7,6 +7,7 @@ use crate::alert::{fingerprint, manual_alert};
 use crate::node::RunsOn;
 use crate::run::{RunRequest, resolve_params, run_by_hand};
 use crate::store::RunStatus;
+use crate::world::{Redaction, World};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -18,7 +19,9 @@ Examples:
   remedy run disk-cleanup                      plan only (same as --dry-run)
   remedy run disk-cleanup --param target_used_percent=70 --label mountpoint=/data
   remedy run disk-cleanup --alert alert.json --apply
-  remedy run disk-cleanup --output json | jq .actions")]
+  remedy run disk-cleanup --output json | jq .actions
+  remedy run disk-cleanup --record incident.json    keep what it saw, to replay with
+                                                    remedy plugins test")]
 pub struct RunArgs {
     /// Plugin to run, as named in the config
     plugin: String,
@@ -50,6 +53,14 @@ pub struct RunArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+
+    /// Record the world as the plugin saw it (each round's incident and every read with its answer) and its plans, to replay with `remedy plugins test`
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+
+    /// In the recording, hide the values of labels, annotations and params whose names match this regex
+    #[arg(long, value_name = "REGEX", default_value = Redaction::DEFAULT, requires = "record")]
+    redact: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,6 +89,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let given: BTreeMap<String, String> = args.params.iter().cloned().collect();
     let params = resolve_params(&plugin, &plugin_config.params, &given).map_err(UsageError)?;
 
+    let redaction = Redaction::new(&args.redact)
+        .map_err(|e| UsageError(format!("--redact {:?}: {e}", args.redact)))?;
     let dry_run = !args.apply;
     // A plugin granted anything on this node acts only for alerts about it.
     let runs_on = RunsOn::for_plugin(&plugin_config.grants.on_this_node());
@@ -98,6 +111,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
                 .place(runs_on, &alert_labels, crate::node::From::ByHand),
             // By hand, the operator is the judge of whether the alert holds.
             confirm: None,
+            record: args.record.is_some(),
         },
     );
     let report = match result {
@@ -109,6 +123,19 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             return Err(aborted.into());
         }
     };
+    if let Some(path) = &args.record {
+        let node = engine.env().node_name.to_string();
+        let world = World::of_run(&plugin, &node, &report.rounds, &redaction);
+        world.save(path)?;
+        eprintln!(
+            "recorded {} rounds and {} reads to {}; replay with: remedy plugins test {} --world {}",
+            world.rounds.len(),
+            world.reads(),
+            path.display(),
+            plugin.name,
+            path.display()
+        );
+    }
     print_report(args.output, &plugin, &report, &store)
 }
 

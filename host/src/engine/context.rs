@@ -2,6 +2,7 @@
 //! and randomness, and the remedy read interfaces scoped by its grants.
 
 use super::limits::{MemoryLimiter, PluginLimits};
+use crate::caps::journal::Journal;
 use crate::caps::log::LogSink;
 use crate::caps::{Grants, HasReaders, HostEnv, Readers};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -53,13 +54,9 @@ impl GrantsView {
     const ALWAYS: [&'static str; 3] = ["log", "node", "grants"];
 
     fn of(grants: &Grants) -> Self {
-        let granted = Grants::CAPABILITIES
-            .iter()
-            .copied()
-            .filter(|name| grants.missing_for(name).is_none());
         GrantsView {
             allowed_kinds: grants.allowed_kinds(),
-            readable: Self::ALWAYS.into_iter().chain(granted).collect(),
+            readable: Self::ALWAYS.into_iter().chain(grants.readable()).collect(),
         }
     }
 }
@@ -101,7 +98,8 @@ impl RunContext {
 }
 
 impl RunContext {
-    pub fn new(grants: &Grants, limits: &PluginLimits, env: &HostEnv) -> Self {
+    /// An instance's context; its read calls go through `journal`.
+    pub fn new(grants: &Grants, limits: &PluginLimits, env: &HostEnv, journal: &Journal) -> Self {
         let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
         // No preopened directories, no environment, no arguments, no sockets.
         let wasi = WasiCtxBuilder::new()
@@ -116,7 +114,7 @@ impl RunContext {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory),
             stderr,
-            readers: Readers::new(grants, env),
+            readers: Readers::new(grants, env, journal),
             log: LogSink::new(limits.log),
             node: NodeName(env.node_name.clone()),
             grants: GrantsView::of(grants),

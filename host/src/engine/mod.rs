@@ -6,6 +6,7 @@ pub mod cache;
 mod context;
 pub mod limits;
 
+use crate::caps::journal::Journal;
 use crate::caps::log::LogLine;
 use crate::caps::{Grants, HostEnv};
 use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
@@ -241,7 +242,7 @@ impl PluginEngine {
             pre,
         };
         let described = self
-            .call(&loaded, async |bindings, store| {
+            .call(&loaded, &Journal::live(), async |bindings, store| {
                 bindings.call_describe(store).await
             })
             .result
@@ -259,13 +260,24 @@ impl PluginEngine {
 
     /// One round of planning in a fresh instance.
     pub fn plan(&self, plugin: &LoadedPlugin, incident: &Incident) -> Call<Plan> {
+        self.plan_through(plugin, incident, &Journal::live())
+    }
+
+    /// The same, its read calls going through `journal`: kept, or answered
+    /// from a recording.
+    pub fn plan_through(
+        &self,
+        plugin: &LoadedPlugin,
+        incident: &Incident,
+        journal: &Journal,
+    ) -> Call<Plan> {
         let Call {
             result,
             logs,
             used_params,
             instantiate,
             call,
-        } = self.call(plugin, async |bindings, store| {
+        } = self.call(plugin, journal, async |bindings, store| {
             bindings.call_plan(store, incident).await
         });
         let result = match result {
@@ -294,11 +306,12 @@ impl PluginEngine {
     fn call<T>(
         &self,
         plugin: &LoadedPlugin,
+        journal: &Journal,
         work: impl AsyncFnOnce(&PluginBindings, &mut Store<RunContext>) -> wasmtime::Result<T>,
     ) -> Call<T> {
         let mut store = Store::new(
             &self.engine,
-            RunContext::new(&plugin.grants, &plugin.limits, &self.env),
+            RunContext::new(&plugin.grants, &plugin.limits, &self.env, journal),
         );
         store.limiter(|ctx| &mut ctx.limiter);
         store.set_epoch_deadline(plugin.limits.deadline_ticks());

@@ -271,6 +271,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             confirm: route.and_then(|route| {
                 crate::confirm::Confirm::for_route(&route.config, shared.alertmanager.as_ref())
             }),
+            record: false,
         },
     );
     let (status, reason) = match &outcome {

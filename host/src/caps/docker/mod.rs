@@ -13,6 +13,7 @@ use client::{container_name, tags};
 pub use grant::{DockerGrant, DockerRight};
 pub use read::DockerReader;
 
+use crate::caps::journal::Journal;
 use super::{Act, Capability, allowed, HostEnv, Refusal};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
@@ -34,8 +35,10 @@ impl Capability for Docker {
         grant.problems()
     }
 
-    fn reader(grant: &DockerGrant, env: &HostEnv) -> DockerReader {
-        DockerReader::new(env.docker.clone(), grant.clone())
+    fn reader(grant: &DockerGrant, env: &HostEnv, journal: Journal) -> DockerReader {
+        let mut reader = DockerReader::new(env.docker.clone(), grant.clone());
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

@@ -22,6 +22,8 @@ pub struct DockerReader {
     docker: Arc<DockerEngine>,
     grant: DockerGrant,
     pub denials: Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl DockerReader {
@@ -30,6 +32,7 @@ impl DockerReader {
             docker,
             grant,
             denials: Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -47,40 +50,42 @@ impl DockerReader {
     }
 }
 
-impl crate::contract::docker::Host for DockerReader {
-    fn containers(&mut self, all: bool) -> Result<Vec<Container>, ApiError> {
-        self.read("docker.containers", |d, g| container_records(d, g, all))
+journaled! {
+    "docker", DockerReader: crate::contract::docker::Host {
+        fn containers(&mut self, all: bool) -> Result<Vec<Container>, ApiError> {
+            self.read("docker.containers", |d, g| container_records(d, g, all))
     }
 
-    fn images(&mut self) -> Result<Vec<Image>, ApiError> {
-        self.read("docker.images", |d, _| {
-            let used: HashSet<String> = d
-                .granted_containers(&DockerEngine::EVERY_CONTAINER, true, false)?
-                .into_iter()
-                .filter_map(|c| c.image_id)
-                .collect();
-            Ok(d.images()?
-                .into_iter()
-                .take(MAX_ITEMS)
-                .map(|i| Image {
-                    in_use: used.contains(&i.id),
-                    tags: tags(&i.repo_tags),
-                    size_bytes: i.size.max(0) as u64,
-                    created_secs: i.created,
-                    id: i.id,
-                })
-                .collect())
-        })
+        fn images(&mut self) -> Result<Vec<Image>, ApiError> {
+            self.read("docker.images", |d, _| {
+                let used: HashSet<String> = d
+                    .granted_containers(&DockerEngine::EVERY_CONTAINER, true, false)?
+                    .into_iter()
+                    .filter_map(|c| c.image_id)
+                    .collect();
+                Ok(d.images()?
+                    .into_iter()
+                    .take(MAX_ITEMS)
+                    .map(|i| Image {
+                        in_use: used.contains(&i.id),
+                        tags: tags(&i.repo_tags),
+                        size_bytes: i.size.max(0) as u64,
+                        created_secs: i.created,
+                        id: i.id,
+                    })
+                    .collect())
+            })
     }
 
-    fn prune_candidates(
-        &mut self,
-        target: DockerPruneTarget,
-        older_than_secs: u64,
-    ) -> Result<Vec<PruneCandidate>, ApiError> {
-        self.read("docker.prune-candidates", |d, g| {
-            d.prune_candidates(g, target, older_than_secs)
-        })
+        fn prune_candidates(
+            &mut self,
+            target: DockerPruneTarget,
+            older_than_secs: u64,
+        ) -> Result<Vec<PruneCandidate>, ApiError> {
+            self.read("docker.prune-candidates", |d, g| {
+                d.prune_candidates(g, target, older_than_secs)
+            })
+    }
     }
 }
 

@@ -12,6 +12,7 @@ mod read;
 pub use grant::FsGrant;
 pub use read::FsReader;
 
+use crate::caps::journal::Journal;
 use super::{Act, Capability, allowed, HostEnv, Refusal};
 use crate::contract::{FileIdentity, RemovePath};
 use cap_std::fs::{Metadata, MetadataExt};
@@ -38,8 +39,10 @@ impl Capability for Fs {
         grant.problems()
     }
 
-    fn reader(grant: &FsGrant, _: &HostEnv) -> FsReader {
-        FsReader::new(&grant.read)
+    fn reader(grant: &FsGrant, _: &HostEnv, journal: Journal) -> FsReader {
+        let mut reader = FsReader::new(&grant.read);
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

@@ -55,6 +55,8 @@ pub struct FsReader {
     roots: Vec<Root>,
     paths: Vec<PathBuf>,
     pub denials: crate::caps::Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl FsReader {
@@ -70,6 +72,7 @@ impl FsReader {
             roots,
             paths: read_roots.to_vec(),
             denials: crate::caps::Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -102,29 +105,32 @@ fn child_path(parent: &str, name: &str) -> String {
     }
 }
 
-impl crate::contract::fs::Host for FsReader {
-    fn roots(&mut self) -> Vec<String> {
-        self.paths.iter().map(|p| p.display().to_string()).collect()
+journaled! {
+    "fs", FsReader: crate::contract::fs::Host {
+        fn stat(&mut self, path: String) -> Result<Entry, ApiError> {
+            let result = self.stat_entry(path);
+            self.denials.note("fs.stat", result)
     }
 
-    fn stat(&mut self, path: String) -> Result<Entry, ApiError> {
-        let result = self.stat_entry(path);
-        self.denials.note("fs.stat", result)
+        fn read_dir(&mut self, path: String) -> Result<Vec<Entry>, ApiError> {
+            let result = self.list_dir(path);
+            self.denials.note("fs.read-dir", result)
     }
 
-    fn read_dir(&mut self, path: String) -> Result<Vec<Entry>, ApiError> {
-        let result = self.list_dir(path);
-        self.denials.note("fs.read-dir", result)
+        fn read_file(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
+            let result = self.read_bytes(path, max_bytes);
+            self.denials.note("fs.read-file", result)
     }
 
-    fn read_file(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
-        let result = self.read_bytes(path, max_bytes);
-        self.denials.note("fs.read-file", result)
+        fn usage(&mut self, path: String) -> Result<DiskUsage, ApiError> {
+            let result = self.disk_usage(path);
+            self.denials.note("fs.usage", result)
     }
-
-    fn usage(&mut self, path: String) -> Result<DiskUsage, ApiError> {
-        let result = self.disk_usage(path);
-        self.denials.note("fs.usage", result)
+    }
+    passing {
+        fn roots(&mut self) -> Vec<String> {
+            self.paths.iter().map(|p| p.display().to_string()).collect()
+    }
     }
 }
 

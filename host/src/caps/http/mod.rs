@@ -7,6 +7,7 @@ mod read;
 pub use grant::{HttpGrant, UrlPrefix, check_url};
 pub use read::{HttpClient, HttpReader, MAX_BODY, REQUEST_TIMEOUT};
 
+use crate::caps::journal::Journal;
 use super::{Capability, HostEnv};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -33,8 +34,10 @@ impl Capability for Http {
         grant::problems(grant)
     }
 
-    fn reader(grant: &HttpGrant, env: &HostEnv) -> HttpReader {
-        HttpReader::new(grant, env.http.clone(), env.bridge.clone())
+    fn reader(grant: &HttpGrant, env: &HostEnv, journal: Journal) -> HttpReader {
+        let mut reader = HttpReader::new(grant, env.http.clone(), env.bridge.clone());
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

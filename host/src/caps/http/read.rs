@@ -37,6 +37,8 @@ pub struct HttpReader {
     client: Arc<HttpClient>,
     bridge: Arc<Bridge>,
     pub denials: Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl HttpReader {
@@ -46,6 +48,7 @@ impl HttpReader {
             client,
             bridge,
             denials: Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -188,26 +191,28 @@ fn samples(body: &[u8]) -> Result<Vec<Sample>, String> {
     Ok(found)
 }
 
-impl crate::contract::http::Host for HttpReader {
-    fn get(&mut self, url: String, max_bytes: u32) -> Result<Response, ApiError> {
-        self.fetch("http.get", Method::GET, &url, max_bytes as usize)
+journaled! {
+    "http", HttpReader: crate::contract::http::Host {
+        fn get(&mut self, url: String, max_bytes: u32) -> Result<Response, ApiError> {
+            self.fetch("http.get", Method::GET, &url, max_bytes as usize)
     }
 
-    fn head(&mut self, url: String) -> Result<Response, ApiError> {
-        self.fetch("http.head", Method::HEAD, &url, 0)
+        fn head(&mut self, url: String) -> Result<Response, ApiError> {
+            self.fetch("http.head", Method::HEAD, &url, 0)
     }
 
-    fn scrape(&mut self, url: String) -> Result<Vec<Sample>, ApiError> {
-        let page = self.fetch("http.scrape", Method::GET, &url, MAX_BODY)?;
-        if page.status != 200 {
-            return Err(ApiError::Unavailable(format!("{url}: status {}", page.status)));
-        }
-        if page.truncated {
-            return Err(ApiError::Unavailable(format!(
-                "{url}: the page is larger than {MAX_BODY} bytes"
-            )));
-        }
-        samples(&page.body).map_err(|e| ApiError::Invalid(format!("{url}: not the Prometheus text format: {e}")))
+        fn scrape(&mut self, url: String) -> Result<Vec<Sample>, ApiError> {
+            let page = self.fetch("http.scrape", Method::GET, &url, MAX_BODY)?;
+            if page.status != 200 {
+                return Err(ApiError::Unavailable(format!("{url}: status {}", page.status)));
+            }
+            if page.truncated {
+                return Err(ApiError::Unavailable(format!(
+                    "{url}: the page is larger than {MAX_BODY} bytes"
+                )));
+            }
+            samples(&page.body).map_err(|e| ApiError::Invalid(format!("{url}: not the Prometheus text format: {e}")))
+    }
     }
 }
 

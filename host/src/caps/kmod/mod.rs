@@ -11,6 +11,7 @@ pub use act::KmodAction;
 pub use grant::{KmodGrant, KmodRight};
 pub use read::{KmodReader, module, nbd_devices};
 
+use crate::caps::journal::Journal;
 use super::{Act, Capability, allowed, HostEnv, Refusal};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -33,8 +34,10 @@ impl Capability for Kmod {
         Vec::new() // module names are checked against each action
     }
 
-    fn reader(grant: &KmodGrant, env: &HostEnv) -> KmodReader {
-        KmodReader::new(env.kmod.clone(), grant)
+    fn reader(grant: &KmodGrant, env: &HostEnv, journal: Journal) -> KmodReader {
+        let mut reader = KmodReader::new(env.kmod.clone(), grant);
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

@@ -109,6 +109,8 @@ pub struct KmodReader {
     settings: KmodSettings,
     granted: bool,
     pub denials: Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl KmodReader {
@@ -117,6 +119,7 @@ impl KmodReader {
             settings,
             granted: grant.rights.contains(&KmodRight::Read),
             denials: Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -125,16 +128,18 @@ impl KmodReader {
     }
 }
 
-impl crate::contract::kmod::Host for KmodReader {
-    fn loaded_module(&mut self, name: String) -> Result<Option<Module>, ApiError> {
-        self.require_read("kmod.module")?;
-        Ok(module(&self.settings.sysfs(), &name))
+journaled! {
+    "kmod", KmodReader: crate::contract::kmod::Host {
+        fn loaded_module(&mut self, name: String) -> Result<Option<Module>, ApiError> {
+            self.require_read("kmod.module")?;
+            Ok(module(&self.settings.sysfs(), &name))
     }
 
-    fn nbd_devices(&mut self) -> Result<Vec<NbdDevice>, ApiError> {
-        self.require_read("kmod.nbd-devices")?;
-        nbd_devices(&self.settings).map_err(|e| {
-            ApiError::NotFound(format!("{}/block: {e}", self.settings.sysfs().display()))
-        })
+        fn nbd_devices(&mut self) -> Result<Vec<NbdDevice>, ApiError> {
+            self.require_read("kmod.nbd-devices")?;
+            nbd_devices(&self.settings).map_err(|e| {
+                ApiError::NotFound(format!("{}/block: {e}", self.settings.sysfs().display()))
+            })
+    }
     }
 }

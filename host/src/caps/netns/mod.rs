@@ -8,6 +8,7 @@ mod read;
 pub use grant::{NetnsGrant, NetnsRight};
 pub use read::{NetnsReader, namespaces};
 
+use crate::caps::journal::Journal;
 use super::{Act, Capability, allowed, HostEnv, Refusal};
 use crate::contract::NetnsDelete;
 use crate::sys::procfs::PROC_ROOT;
@@ -33,8 +34,10 @@ impl Capability for Netns {
         Vec::new() // patterns that do not compile are refused as they are read
     }
 
-    fn reader(grant: &NetnsGrant, env: &HostEnv) -> NetnsReader {
-        NetnsReader::new(env.netns.dir(), PROC_ROOT, grant.clone())
+    fn reader(grant: &NetnsGrant, env: &HostEnv, journal: Journal) -> NetnsReader {
+        let mut reader = NetnsReader::new(env.netns.dir(), PROC_ROOT, grant.clone());
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

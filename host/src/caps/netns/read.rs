@@ -67,6 +67,8 @@ pub struct NetnsReader {
     proc_root: PathBuf,
     grant: NetnsGrant,
     pub denials: Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl NetnsReader {
@@ -76,6 +78,7 @@ impl NetnsReader {
             proc_root: proc_root.into(),
             grant,
             denials: Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -85,15 +88,17 @@ impl NetnsReader {
     }
 }
 
-impl crate::contract::netns::Host for NetnsReader {
-    fn namespaces(&mut self) -> Result<Vec<Namespace>, ApiError> {
-        self.require_read("netns.namespaces")?;
-        namespaces(&self.dir, &self.proc_root, &self.grant)
-            .map_err(|e| ApiError::Unavailable(format!("{}: {e}", self.dir.display())))
+journaled! {
+    "netns", NetnsReader: crate::contract::netns::Host {
+        fn namespaces(&mut self) -> Result<Vec<Namespace>, ApiError> {
+            self.require_read("netns.namespaces")?;
+            namespaces(&self.dir, &self.proc_root, &self.grant)
+                .map_err(|e| ApiError::Unavailable(format!("{}: {e}", self.dir.display())))
     }
 
-    fn links(&mut self) -> Result<Vec<String>, ApiError> {
-        self.require_read("netns.links")?;
-        links(&self.grant).map_err(|e| ApiError::Unavailable(format!("{SYS_CLASS_NET}: {e}")))
+        fn links(&mut self) -> Result<Vec<String>, ApiError> {
+            self.require_read("netns.links")?;
+            links(&self.grant).map_err(|e| ApiError::Unavailable(format!("{SYS_CLASS_NET}: {e}")))
+    }
     }
 }

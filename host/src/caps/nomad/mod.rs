@@ -15,6 +15,7 @@ pub use read::NomadReader;
 pub use service::NomadApi;
 use service::segment;
 
+use crate::caps::journal::Journal;
 use super::{Act, Capability, HostEnv, Refusal};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -35,8 +36,10 @@ impl Capability for Nomad {
         grant.problems()
     }
 
-    fn reader(grant: &NomadGrant, env: &HostEnv) -> NomadReader {
-        NomadReader::new(env.nomad.clone(), grant.clone())
+    fn reader(grant: &NomadGrant, env: &HostEnv, journal: Journal) -> NomadReader {
+        let mut reader = NomadReader::new(env.nomad.clone(), grant.clone());
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

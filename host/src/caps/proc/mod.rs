@@ -10,6 +10,7 @@ pub use read::{
     parse_maps_line, processes,
 };
 
+use crate::caps::journal::Journal;
 use super::{Act, Capability, allowed, HostEnv, Refusal};
 use crate::contract::ProcessSignal;
 use crate::sys::procfs::PROC_ROOT;
@@ -33,12 +34,14 @@ impl Capability for Proc {
         grant.problems()
     }
 
-    fn reader(grant: &ProcGrant, _: &HostEnv) -> ProcReader {
-        ProcReader::new(
+    fn reader(grant: &ProcGrant, _: &HostEnv, journal: Journal) -> ProcReader {
+        let mut reader = ProcReader::new(
             PROC_ROOT,
             grant.rights.contains(&ProcRight::Read),
             grant.locks.clone(),
-        )
+        );
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

@@ -22,6 +22,8 @@ pub struct ProcReader {
     /// Lock files whose locks may be reported (`proc_locks`).
     lock_files: Vec<PathBuf>,
     pub denials: crate::caps::Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl ProcReader {
@@ -31,6 +33,7 @@ impl ProcReader {
             granted,
             lock_files,
             denials: crate::caps::Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -39,55 +42,57 @@ impl ProcReader {
     }
 }
 
-impl crate::contract::proc::Host for ProcReader {
-    fn processes(&mut self) -> Result<Vec<Process>, ApiError> {
-        self.require_read("proc.processes")?;
-        processes(&self.root).map_err(unavailable)
+journaled! {
+    "proc", ProcReader: crate::contract::proc::Host {
+        fn processes(&mut self) -> Result<Vec<Process>, ApiError> {
+            self.require_read("proc.processes")?;
+            processes(&self.root).map_err(unavailable)
     }
 
-    fn files_in_use(&mut self, device: u64) -> Result<InUse, ApiError> {
-        self.require_read("proc.files-in-use")?;
-        let scan = files_in_use(&self.root, device).map_err(unavailable)?;
-        Ok(InUse {
-            files: scan
-                .held
-                .into_iter()
-                .map(|(inode, pid)| FileInUse { device, inode, pid })
-                .collect(),
-            uninspected_pids: scan.uninspected,
-        })
+        fn files_in_use(&mut self, device: u64) -> Result<InUse, ApiError> {
+            self.require_read("proc.files-in-use")?;
+            let scan = files_in_use(&self.root, device).map_err(unavailable)?;
+            Ok(InUse {
+                files: scan
+                    .held
+                    .into_iter()
+                    .map(|(inode, pid)| FileInUse { device, inode, pid })
+                    .collect(),
+                uninspected_pids: scan.uninspected,
+            })
     }
 
-    fn listeners(&mut self, port: u16) -> Result<Vec<Listener>, ApiError> {
-        self.require_read("proc.listeners")?;
-        listeners(&self.root, port).map_err(unavailable)
+        fn listeners(&mut self, port: u16) -> Result<Vec<Listener>, ApiError> {
+            self.require_read("proc.listeners")?;
+            listeners(&self.root, port).map_err(unavailable)
     }
 
-    fn file_locks(&mut self, path: String) -> Result<Vec<FileLock>, ApiError> {
-        self.require_read("proc.file-locks")?;
-        if !Path::new(&path).is_absolute() {
-            return Err(ApiError::Invalid(format!(
-                "{path:?} is not an absolute path"
-            )));
-        }
-        // Decided on the name alone, before the filesystem is asked anything,
-        // so the answer outside the grant says nothing of what exists there.
-        if !self
-            .lock_files
-            .iter()
-            .any(|granted| granted == Path::new(&path))
-        {
-            let refused = Err(ApiError::denied(format!(
-                "{path} is not granted; the operator adds it to proc_locks"
-            )));
-            return self.denials.note("proc.file-locks", refused);
-        }
-        match file_locks(&self.root, Path::new(&path)) {
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Err(ApiError::NotFound(format!("{path}: no such file")))
+        fn file_locks(&mut self, path: String) -> Result<Vec<FileLock>, ApiError> {
+            self.require_read("proc.file-locks")?;
+            if !Path::new(&path).is_absolute() {
+                return Err(ApiError::Invalid(format!(
+                    "{path:?} is not an absolute path"
+                )));
             }
-            result => result.map_err(unavailable),
-        }
+            // Decided on the name alone, before the filesystem is asked anything,
+            // so the answer outside the grant says nothing of what exists there.
+            if !self
+                .lock_files
+                .iter()
+                .any(|granted| granted == Path::new(&path))
+            {
+                let refused = Err(ApiError::denied(format!(
+                    "{path} is not granted; the operator adds it to proc_locks"
+                )));
+                return self.denials.note("proc.file-locks", refused);
+            }
+            match file_locks(&self.root, Path::new(&path)) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    Err(ApiError::NotFound(format!("{path}: no such file")))
+                }
+                result => result.map_err(unavailable),
+            }
+    }
     }
 }
 

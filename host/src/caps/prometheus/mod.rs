@@ -7,6 +7,7 @@ mod read;
 pub use grant::{PrometheusGrant, PrometheusRight, check_query};
 pub use read::{MAX_SAMPLES, MAX_SERIES, PrometheusApi, PrometheusReader};
 
+use crate::caps::journal::Journal;
 use super::{Capability, HostEnv};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -34,8 +35,10 @@ impl Capability for Prometheus {
         }
     }
 
-    fn reader(grant: &PrometheusGrant, env: &HostEnv) -> PrometheusReader {
-        PrometheusReader::new(grant, env.prometheus.clone())
+    fn reader(grant: &PrometheusGrant, env: &HostEnv, journal: Journal) -> PrometheusReader {
+        let mut reader = PrometheusReader::new(grant, env.prometheus.clone());
+        reader.journal = journal;
+        reader
     }
 
     fn link<T: Send + 'static>(

@@ -165,6 +165,8 @@ pub struct PrometheusReader {
     grant: PrometheusGrant,
     api: Arc<PrometheusApi>,
     pub denials: Denials,
+    /// Where its calls go: the world, kept or not, or a recording.
+    pub journal: crate::caps::journal::Journal,
 }
 
 impl PrometheusReader {
@@ -173,6 +175,7 @@ impl PrometheusReader {
             grant: grant.clone(),
             api,
             denials: Denials::default(),
+            journal: Default::default(),
         }
     }
 
@@ -191,33 +194,35 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-impl crate::contract::prometheus::Host for PrometheusReader {
-    fn query(&mut self, promql: String) -> Result<Vec<Series>, ApiError> {
-        self.allowed("prometheus.query", &promql)?;
-        let params = vec![("query", promql), ("time", unix_now().to_string())];
-        self.api.ask("query", params)
+journaled! {
+    "prometheus", PrometheusReader: crate::contract::prometheus::Host {
+        fn query(&mut self, promql: String) -> Result<Vec<Series>, ApiError> {
+            self.allowed("prometheus.query", &promql)?;
+            let params = vec![("query", promql), ("time", unix_now().to_string())];
+            self.api.ask("query", params)
     }
 
-    fn query_range(
-        &mut self,
-        promql: String,
-        range_secs: u32,
-        step_secs: u32,
-    ) -> Result<Vec<Series>, ApiError> {
-        self.allowed("prometheus.query-range", &promql)?;
-        if step_secs == 0 || range_secs > MAX_RANGE_SECS || range_secs / step_secs > MAX_SAMPLES as u32 {
-            return Err(ApiError::Invalid(format!(
-                "a range of at most {MAX_RANGE_SECS} s, and at most {MAX_SAMPLES} steps of at least 1 s"
-            )));
-        }
-        let end = unix_now();
-        let params = vec![
-            ("query", promql),
-            ("start", (end - f64::from(range_secs)).to_string()),
-            ("end", end.to_string()),
-            ("step", step_secs.to_string()),
-        ];
-        self.api.ask("query_range", params)
+        fn query_range(
+            &mut self,
+            promql: String,
+            range_secs: u32,
+            step_secs: u32,
+        ) -> Result<Vec<Series>, ApiError> {
+            self.allowed("prometheus.query-range", &promql)?;
+            if step_secs == 0 || range_secs > MAX_RANGE_SECS || range_secs / step_secs > MAX_SAMPLES as u32 {
+                return Err(ApiError::Invalid(format!(
+                    "a range of at most {MAX_RANGE_SECS} s, and at most {MAX_SAMPLES} steps of at least 1 s"
+                )));
+            }
+            let end = unix_now();
+            let params = vec![
+                ("query", promql),
+                ("start", (end - f64::from(range_secs)).to_string()),
+                ("end", end.to_string()),
+                ("step", step_secs.to_string()),
+            ];
+            self.api.ask("query_range", params)
+    }
     }
 }
 
