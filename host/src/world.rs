@@ -88,6 +88,7 @@ pub enum WorldError {
 
 /// Which label, annotation and parameter values a recording hides: those
 /// whose names match the rule.
+#[derive(Clone, Debug)]
 pub struct Redaction(Regex);
 
 impl Redaction {

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::daemon::{Daemon, firing, free_addr, is_finished, reaper_route, serve_config, webhook};
 use common::{DAY, OFFLINE_SERVICES, Tmpfs, aged_file, describe, reaper_plugin, remedy};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -257,5 +258,49 @@ fn a_tampered_recording_or_another_plugins_is_refused() {
         shown.contains("unavailable: proc.files-in-use(")
             && shown.contains("is not in the recording"),
         "{shown}"
+    );
+}
+
+#[test]
+fn a_route_records_each_runs_world_for_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let reap = tempfile::tempdir().unwrap();
+    aged_file(&reap.path().join("old.tmp"), 4096, 3 * DAY);
+    let worlds = dir.path().join("worlds");
+    let routes =
+        reaper_route(reap.path(), "dry-run") + &format!("record = \"{}\"\n", worlds.display());
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", &routes);
+    let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
+    let alert = firing(&[("alertname", "TmpFull")], "2026-11-26T10:00:00Z");
+    assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
+    let runs = daemon.wait_for_runs("route=reap", 1, is_finished);
+    let id = runs[0]["id"].as_str().unwrap();
+    let world = worlds.join(format!("{id}.json"));
+    assert!(world.exists(), "no recording at {}", world.display());
+    drop(daemon);
+
+    std::fs::remove_file(reap.path().join("old.tmp")).unwrap();
+    let world_arg = world.display().to_string();
+    let output = remedy_in(
+        dir.path(),
+        &config,
+        &[
+            "plugins",
+            "test",
+            "tmp-reaper",
+            "--world",
+            &world_arg,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let planned = paths(&json(&output)[0]["plan"]);
+    let old = reap.path().join("old.tmp").display().to_string();
+    assert_eq!(
+        planned,
+        BTreeSet::from([old]),
+        "the file as recorded, though gone now"
     );
 }

@@ -23,7 +23,7 @@ mod units;
 pub use notify::{EventKind, NotifyConfig, NotifyFormat};
 pub use plugin::{DEFAULT_MAX_ROUNDS, PluginConfig, Source};
 use plugin::{RawPlugin, validate_plugin};
-pub use route::{DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_WINDOW, Mode, RouteConfig};
+pub use route::{DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_WINDOW, Mode, Recording, RouteConfig};
 use route::{RawRoute, validate_route};
 pub use server::{AuthConfig, DEFAULT_LISTEN, ServerConfig, TlsConfig};
 pub use store::{FleetTimes, StoreConfig};
@@ -311,6 +311,26 @@ mod tests {
     }
 
     const ONE_PLUGIN: &str = "[[plugin]]\nname = \"p\"\nsource = \"builtin:disk-cleanup\"\n";
+
+    #[test]
+    fn a_route_records_to_an_absolute_directory_under_a_valid_redaction() {
+        let route = |keys: &str| format!("{ONE_PLUGIN}[[route]]\nplugin = \"p\"\n{keys}\n");
+        let config = parse(&route("record = \"/var/lib/remedy/worlds\"")).unwrap();
+        let recording = config.routes[0].record.as_ref().unwrap();
+        assert_eq!(recording.dir, Path::new("/var/lib/remedy/worlds"));
+        assert!(parse(&route("")).unwrap().routes[0].record.is_none());
+        for (keys, named) in [
+            ("record = \"worlds\"", "must be an absolute directory"),
+            ("record_redact = \"token\"", "record_redact needs record"),
+            (
+                "record = \"/w\"\nrecord_redact = \"(\"",
+                "record_redact = \"(\"",
+            ),
+        ] {
+            let error = parse(&route(keys)).unwrap_err().to_string();
+            assert!(error.contains(named), "{keys}: {error}");
+        }
+    }
 
     #[test]
     fn notify_receivers_and_approval_ttl() {

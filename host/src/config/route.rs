@@ -7,8 +7,10 @@ use crate::confirm::Unconfirmed;
 use crate::matcher::{Matcher, parse_matchers};
 use crate::node::RunsOn;
 use crate::store::BlastRadius;
+use crate::world::Redaction;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -35,6 +37,8 @@ pub(super) struct RawRoute {
     max_nodes: Option<u32>,
     max_nodes_per_window: Option<u32>,
     node_window: Option<String>,
+    record: Option<PathBuf>,
+    record_redact: Option<String>,
 }
 
 /// What a route does with the plan its plugin makes.
@@ -86,6 +90,15 @@ pub struct RouteConfig {
     pub require_firing: bool,
     /// What to do when Alertmanager cannot say.
     pub unconfirmed: Unconfirmed,
+    /// Where each run's recorded world goes, and what it hides.
+    pub record: Option<Recording>,
+}
+
+/// A route's recordings: one world per run, `<dir>/<run id>.json`.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub dir: std::path::PathBuf,
+    pub redaction: Redaction,
 }
 
 pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
@@ -165,6 +178,10 @@ pub(super) fn validate_route(
         // only on an alert that still fires.
         None => alertmanager && mode != Mode::DryRun,
     };
+    let record = recording(raw.record, raw.record_redact).unwrap_or_else(|why| {
+        problems.push(format!("{at}: {why}"));
+        None
+    });
     (problems.len() == before).then(|| RouteConfig {
         name,
         matchers,
@@ -181,7 +198,26 @@ pub(super) fn validate_route(
         radius,
         require_firing,
         unconfirmed: raw.unconfirmed.unwrap_or_default(),
+        record,
     })
+}
+
+fn recording(dir: Option<PathBuf>, redact: Option<String>) -> Result<Option<Recording>, String> {
+    let Some(dir) = dir else {
+        return match redact {
+            Some(_) => Err("record_redact needs record, the directory recordings go to".into()),
+            None => Ok(None),
+        };
+    };
+    if !dir.is_absolute() {
+        return Err(format!(
+            "record = {:?}: must be an absolute directory",
+            dir.display()
+        ));
+    }
+    let rule = redact.as_deref().unwrap_or(Redaction::DEFAULT);
+    let redaction = Redaction::new(rule).map_err(|e| format!("record_redact = {rule:?}: {e}"))?;
+    Ok(Some(Recording { dir, redaction }))
 }
 
 /// A route's blast radius; zero nodes would hold every run back forever.

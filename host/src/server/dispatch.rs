@@ -271,12 +271,15 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             confirm: route.and_then(|route| {
                 crate::confirm::Confirm::for_route(&route.config, shared.alertmanager.as_ref())
             }),
-            record: false,
+            record: route.is_some_and(|r| r.config.record.is_some()),
         },
     );
     let (status, reason) = match &outcome {
         Ok(report) => {
             account(shared, &plugin.name, report);
+            if let Some(recording) = route.and_then(|r| r.config.record.as_ref()) {
+                save_world(recording, plugin, &live.config.node.name, report);
+            }
             (report.status, report.reason.clone())
         }
         Err(aborted) => {
@@ -436,5 +439,26 @@ fn trip_breaker_if_due(shared: &Shared, route: &super::ReadyRoute) {
         }
         Ok(false) => {}
         Err(e) => tracing::error!(route = %config.name, "cannot open the circuit breaker: {e}"),
+    }
+}
+
+/// Keep the world a route's run saw, as `<dir>/<run id>.json`. A recording
+/// that cannot be written is logged; the run itself stands.
+fn save_world(
+    recording: &crate::config::Recording,
+    plugin: &crate::engine::LoadedPlugin,
+    node: &str,
+    report: &crate::run::RunReport,
+) {
+    let world = crate::world::World::of_run(plugin, node, &report.rounds, &recording.redaction);
+    let saved = std::fs::create_dir_all(&recording.dir)
+        .map_err(|e| format!("{}: {e}", recording.dir.display()))
+        .and_then(|()| {
+            let path = recording.dir.join(format!("{}.json", report.id));
+            world.save(&path).map_err(|e| e.to_string())
+        });
+    match saved {
+        Ok(()) => tracing::info!(reads = world.reads(), "recorded the run's world"),
+        Err(why) => tracing::error!("cannot record the run's world: {why}"),
     }
 }
