@@ -40,7 +40,7 @@ fn main() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(credentials)
     );
-    let (_, listing) = connection.request("GET", "/v1/runs?limit=1", b"");
+    let (_, listing) = connection.request_as(&reader, "GET", "/v1/runs?limit=1", b"");
     let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
     let newest = listing["runs"][0]["id"].as_str().unwrap().to_string();
 
