@@ -26,6 +26,7 @@ pub mod nomad_double;
 pub mod openapi;
 pub mod postgres;
 pub mod prometheus;
+pub mod python;
 
 /// Config sections that point Nomad and Docker at nothing, so a test never
 /// reaches a real agent or engine the machine happens to run.
