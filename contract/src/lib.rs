@@ -8,6 +8,25 @@
 /// The WIT package every remedy interface belongs to.
 pub const PACKAGE: &str = "remedy:plugin@0.1.0";
 
+/// The package's files, `(name, text)`: what `remedy plugins wit` prints,
+/// and what a plugin in another language is built against.
+pub const WIT_FILES: &[(&str, &str)] = &[
+    ("world.wit", include_str!("../wit/world.wit")),
+    ("types.wit", include_str!("../wit/types.wit")),
+    ("log.wit", include_str!("../wit/log.wit")),
+    ("node.wit", include_str!("../wit/node.wit")),
+    ("grants.wit", include_str!("../wit/grants.wit")),
+    ("params.wit", include_str!("../wit/params.wit")),
+    ("fs.wit", include_str!("../wit/fs.wit")),
+    ("proc.wit", include_str!("../wit/proc.wit")),
+    ("nomad.wit", include_str!("../wit/nomad.wit")),
+    ("docker.wit", include_str!("../wit/docker.wit")),
+    ("netns.wit", include_str!("../wit/netns.wit")),
+    ("kmod.wit", include_str!("../wit/kmod.wit")),
+    ("http.wit", include_str!("../wit/http.wit")),
+    ("prometheus.wit", include_str!("../wit/prometheus.wit")),
+];
+
 /// Gives the contract's `action` type (each side's bindgen names it
 /// `Action`) `KINDS` and `kind()`, from the one table of action kinds: the
 /// kind names plugins declare in `action-kinds`, operators grant and the
@@ -126,6 +145,40 @@ pub fn format_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A published version is frozen (`wit/README.md`): this fingerprint of
+    /// its files only changes with the version in `PACKAGE`.
+    #[test]
+    fn the_published_package_is_frozen() {
+        let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
+        for (name, text) in WIT_FILES {
+            for byte in [name.as_bytes(), b"\0", text.as_bytes(), b"\0"].concat() {
+                fnv = (fnv ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        assert_eq!(
+            (PACKAGE, format!("{fnv:#x}")),
+            ("remedy:plugin@0.1.0", "0xe9c9805ced2a7168".to_string()),
+            "remedy:plugin@0.1.0 is published: change the WIT in a new version, never in place"
+        );
+    }
+
+    #[test]
+    fn every_wit_file_of_the_package_is_embedded_as_it_is() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".wit"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = WIT_FILES.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+        for (name, text) in WIT_FILES {
+            assert!(text.starts_with(&format!("package {PACKAGE};")), "{name}");
+        }
+    }
 
     #[test]
     fn bytes_are_shown_in_the_largest_whole_unit() {

@@ -830,3 +830,65 @@ fn hash_password_hashes_stdin_for_the_users_file_and_refuses_nothing() {
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no password"));
     assert_eq!(hash("x\n", &["--cost", "3"]).status.code(), Some(2));
 }
+
+#[test]
+fn plugins_wit_prints_and_writes_the_contract_this_remedy_speaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = remedy(&dir.path().join("state"), Path::new("/dev/null"))
+        .args(["plugins", "wit"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", describe(&printed));
+    let text = String::from_utf8_lossy(&printed.stdout);
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contract/wit");
+    for file in std::fs::read_dir(&wit).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wit") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.contains(&source),
+                "{} is not printed whole",
+                path.display()
+            );
+        }
+    }
+    let out = dir.path().join("wit");
+    let written = remedy(&dir.path().join("state"), Path::new("/dev/null"))
+        .args(["plugins", "wit", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{}", describe(&written));
+    assert_eq!(
+        std::fs::read_to_string(out.join("world.wit")).unwrap(),
+        std::fs::read_to_string(wit.join("world.wit")).unwrap()
+    );
+}
+
+#[test]
+fn the_sdk_crate_carries_its_own_wit_so_it_can_be_published() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
+    let lib = std::fs::read_to_string(sdk.join("src/lib.rs")).unwrap();
+    assert!(
+        lib.contains("path: \"wit\""),
+        "the SDK's bindgen reads its own wit/"
+    );
+    let listed = std::process::Command::new(env!("CARGO"))
+        .args(["package", "--list", "--allow-dirty", "-p", "remedy-sdk"])
+        .current_dir(&sdk)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", describe(&listed));
+    let files = String::from_utf8_lossy(&listed.stdout);
+    for name in [
+        "wit/world.wit",
+        "wit/types.wit",
+        "wit/fs.wit",
+        "wit/README.md",
+    ] {
+        assert!(
+            files.lines().any(|line| line == name),
+            "{name} not packaged:\n{files}"
+        );
+    }
+}

@@ -6,7 +6,7 @@ use crate::caps::Grants;
 use crate::engine::LoadedPlugin;
 use crate::engine::cache::CacheUse;
 use crate::text::one_line;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use std::fmt::Write;
 
@@ -24,6 +24,13 @@ pub enum PluginsCommand {
     Test(super::replay::TestArgs),
     /// How two versions of a plugin plan on the same recorded world
     Diff(super::replay::DiffArgs),
+    /// The WIT contract this remedy speaks, `remedy:plugin@0.1.0`: printed,
+    /// or written as files to build a plugin against
+    Wit {
+        /// Write the package's .wit files into this directory instead
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<u8> {
@@ -32,7 +39,29 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<u8> {
         PluginsCommand::Inspect { name } => inspect_one(cli, name),
         PluginsCommand::Test(args) => super::replay::test(cli, args),
         PluginsCommand::Diff(args) => super::replay::diff(cli, args),
+        PluginsCommand::Wit { out } => wit(out.as_deref()),
     }
+}
+
+fn wit(out: Option<&std::path::Path>) -> Result<u8> {
+    use remedy_contract::{PACKAGE, WIT_FILES};
+    let Some(dir) = out else {
+        for (name, text) in WIT_FILES {
+            println!("// {PACKAGE}: {name}\n{text}");
+        }
+        return Ok(super::exit::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in WIT_FILES {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "wrote the {} files of {PACKAGE} to {}",
+        WIT_FILES.len(),
+        dir.display()
+    );
+    Ok(super::exit::SUCCESS)
 }
 
 fn list(cli: &Cli) -> Result<u8> {

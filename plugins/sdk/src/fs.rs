@@ -1,4 +1,16 @@
 //! Read-only filesystem access below the roots the operator granted (`fs_read`).
+//!
+//! ```no_run
+//! use remedy_sdk::{Check, Error, fs, format_bytes};
+//!
+//! /// How full the filesystem holding `path` is, as a check.
+//! fn usage_check(path: &str) -> Result<Check, Error> {
+//!     let usage = fs::usage(path)?;
+//!     let used = usage.used_bytes as f64 * 100.0 / usage.total_bytes.max(1) as f64;
+//!     let detail = format!("{used:.1} % used, {} free", format_bytes(usage.available_bytes));
+//!     Ok(if used > 90.0 { Check::warn("usage", detail) } else { Check::pass("usage", detail) })
+//! }
+//! ```
 
 use crate::Error;
 pub use crate::bindings::remedy::plugin::fs::{

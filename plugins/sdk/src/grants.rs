@@ -1,5 +1,15 @@
 //! What the operator's grants allow this plugin (always available, no
 //! grant): plan within them, since one denied action stops the whole plan.
+//!
+//! ```no_run
+//! use remedy_sdk::{Check, grants};
+//!
+//! /// Skip an optional tier the operator did not grant, saying so.
+//! fn docker_tier() -> Option<Check> {
+//!     (!grants::readable("docker") || !grants::allows("docker-prune"))
+//!         .then(|| Check::skipped("docker", "not granted: docker = [\"read\", \"prune\"]"))
+//! }
+//! ```
 
 pub use crate::bindings::remedy::plugin::grants::{allowed_actions, readable};
 

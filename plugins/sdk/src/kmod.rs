@@ -1,4 +1,19 @@
 //! Read-only view of kernel modules and nbd devices (grant `kmod = ["read", ...]`).
+//!
+//! ```no_run
+//! use remedy_sdk::{Error, kmod};
+//!
+//! /// Whether `nbd` is loaded, and its orphaned devices.
+//! fn nbd_state() -> Result<(bool, Vec<u32>), Error> {
+//!     let loaded = kmod::loaded_module("nbd")?.is_some();
+//!     let orphans = kmod::nbd_devices()?
+//!         .into_iter()
+//!         .filter(|d| d.is_orphan())
+//!         .map(|d| d.index)
+//!         .collect();
+//!     Ok((loaded, orphans))
+//! }
+//! ```
 
 pub use crate::bindings::remedy::plugin::kmod::{Module, NbdDevice, loaded_module, nbd_devices};
 

@@ -1,7 +1,9 @@
 //! Write [remedy](https://github.com/remedy-sh/remedy) plugins in ordinary Rust.
 //!
 //! A plugin looks at the world through read-only host interfaces ([`fs`],
-//! [`proc`], [`netns`], [`kmod`], [`nomad`], [`docker`], [`log`]) and answers each incident with a [`Plan`]: the checks it
+//! [`proc`], [`netns`], [`kmod`], [`nomad`], [`docker`], [`http`], [`prometheus`],
+//! [`grants`], [`node`], [`params`], [`log`]; each module shows an example) and
+//! answers each incident with a [`Plan`]: the checks it
 //! made and the actions it proposes. remedy, not the plugin, checks every
 //! action against the operator's grants and executes it, so a plugin cannot
 //! change anything by itself, and a dry-run shows exactly what would happen.
@@ -48,7 +50,7 @@ extern crate self as remedy_sdk;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../contract/wit",
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_world_plugin",

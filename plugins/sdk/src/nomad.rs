@@ -1,5 +1,16 @@
 //! Read-only view of Nomad within the granted namespaces and jobs
 //! (grant `nomad = ["read", ...]`).
+//!
+//! ```no_run
+//! use remedy_sdk::{Error, nomad};
+//!
+//! /// The allocations on this node that are not healthy.
+//! fn unhealthy_here() -> Result<Vec<nomad::Allocation>, Error> {
+//!     let node = nomad::local_node()?;
+//!     let allocations = nomad::node_allocations(&node.id)?;
+//!     Ok(allocations.into_iter().filter(|a| !a.is_healthy()).collect())
+//! }
+//! ```
 
 pub use crate::bindings::remedy::plugin::nomad::{
     Allocation, Deployment, Health, Job, JobSummary, Node, TaskState, agent_health, get_job,

@@ -1,4 +1,20 @@
 //! Read-only view of this host's processes (grant `proc = ["read"]`).
+//!
+//! ```no_run
+//! use remedy_sdk::{Error, proc};
+//!
+//! /// The pids of the processes running `name`, and whether any holds
+//! /// a file on `device` open.
+//! fn running(name: &str, device: u64) -> Result<(Vec<u32>, bool), Error> {
+//!     let pids = proc::processes()?
+//!         .into_iter()
+//!         .filter(|p| p.exe_name() == name)
+//!         .map(|p| p.pid)
+//!         .collect();
+//!     let in_use = !proc::files_in_use(device)?.files.is_empty();
+//!     Ok((pids, in_use))
+//! }
+//! ```
 
 pub use crate::bindings::remedy::plugin::proc::{
     FileInUse, FileLock, Listener, Process, file_locks, files_in_use, listeners, processes,

@@ -1,5 +1,15 @@
 //! PromQL queries against the operator's Prometheus, over the metrics the
 //! grant names (`prometheus = ["read"]`, `prometheus_metrics`).
+//!
+//! ```no_run
+//! use remedy_sdk::{Error, prometheus};
+//!
+//! /// The API's resident memory in bytes, at its largest across instances.
+//! fn api_rss() -> Result<Option<f64>, Error> {
+//!     let series = prometheus::query(r#"process_resident_memory_bytes{job="api"}"#)?;
+//!     Ok(prometheus::largest(&series))
+//! }
+//! ```
 
 pub use crate::bindings::remedy::plugin::prometheus::{Series, query, query_range};
 
