@@ -219,3 +219,45 @@ fn a_file_replaced_after_a_python_plugin_planned_is_stale() {
     );
     assert!(rotated.exists(), "the new file stays");
 }
+
+#[test]
+fn a_plugin_built_against_a_contract_version_this_host_does_not_speak_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wit = common::python::contract(dir.path());
+    for file in std::fs::read_dir(&wit).unwrap() {
+        let path = file.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("remedy:plugin@0.1.0", "remedy:plugin@0.2.0"),
+        )
+        .unwrap();
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(HOSTILE);
+    let wasm = common::python::build(&source, &wit, dir.path());
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[plugin]]\nname = \"future\"\nsource = \"{}\"\n",
+            wasm.display()
+        ),
+    );
+    let output = common::remedy(&dir.path().join("state"), &config)
+        .args(["run", "future"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        common::describe(&output)
+    );
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("it imports remedy:plugin/"), "{error}");
+    assert!(
+        error.contains("@0.2.0, and this remedy speaks remedy:plugin@0.1.0"),
+        "{error}"
+    );
+}

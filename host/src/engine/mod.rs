@@ -45,6 +45,26 @@ pub enum LoadError {
     Describe { plugin: String, failure: Failure },
 }
 
+/// Why a component cannot be linked, naming the contract version this host
+/// speaks when the component was built against another.
+fn unlinkable(error: &wasmtime::Error, imports: &[String]) -> String {
+    let speaks = format!(
+        "@{}",
+        contract::PACKAGE.rsplit('@').next().unwrap_or_default()
+    );
+    let other = imports
+        .iter()
+        .find(|import| import.starts_with("remedy:plugin/") && !import.ends_with(&speaks));
+    match other {
+        Some(import) => format!(
+            "it imports {import}, and this remedy speaks {} (`remedy plugins wit` prints it): \
+             rebuild the plugin against that contract",
+            contract::PACKAGE
+        ),
+        None => format!("{error:#}"),
+    }
+}
+
 /// How a call into a plugin failed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Failure {
@@ -223,7 +243,7 @@ impl PluginEngine {
             .linker
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
-            .map_err(|e| invalid(format!("{e:#}")))?;
+            .map_err(|e| invalid(unlinkable(&e, &imports)))?;
 
         let mut loaded = LoadedPlugin {
             name: spec.name,
