@@ -12,6 +12,7 @@ mod replay;
 mod routes;
 mod run;
 mod runs;
+mod scaffold;
 mod serve;
 mod users;
 

@@ -24,6 +24,8 @@ pub enum PluginsCommand {
     Test(super::replay::TestArgs),
     /// How two versions of a plugin plan on the same recorded world
     Diff(super::replay::DiffArgs),
+    /// Create a plugin project, in Rust or Python, that builds and passes its tests
+    New(super::scaffold::NewArgs),
     /// The WIT contract this remedy speaks, `remedy:plugin@0.1.0`: printed,
     /// or written as files to build a plugin against
     Wit {
@@ -40,6 +42,7 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<u8> {
         PluginsCommand::Test(args) => super::replay::test(cli, args),
         PluginsCommand::Diff(args) => super::replay::diff(cli, args),
         PluginsCommand::Wit { out } => wit(out.as_deref()),
+        PluginsCommand::New(args) => super::scaffold::new(cli, args),
     }
 }
 
