@@ -261,3 +261,97 @@ fn a_plugin_built_against_a_contract_version_this_host_does_not_speak_is_refused
         "{error}"
     );
 }
+
+#[test]
+fn a_new_version_is_compared_with_the_old_on_the_same_recorded_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount("4m");
+    let logs = disk.path.join("logs");
+    aged_file(&logs.join("a.log.1"), 64 * KIB, 30 * DAY);
+    aged_file(&logs.join("b.log.1"), 64 * KIB, 20 * DAY);
+    let config = write_config(dir.path(), &old_logs(&disk.path));
+    let world = dir.path().join("incident.json").display().to_string();
+    let remedy = |args: &[&str]| {
+        common::remedy(&dir.path().join("state"), &config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let recorded = remedy(&["run", "old-logs", "--record", &world]);
+    assert_eq!(
+        recorded.status.code(),
+        Some(0),
+        "{}",
+        common::describe(&recorded)
+    );
+    drop(disk);
+
+    // The plan as a file to hold it to: --expect passes, then catches a change.
+    let planned = remedy(&[
+        "plugins", "test", "old-logs", "--world", &world, "--output", "json",
+    ]);
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "{}",
+        common::describe(&planned)
+    );
+    let expected = dir.path().join("plan.json");
+    std::fs::write(&expected, &planned.stdout).unwrap();
+    let expect = expected.display().to_string();
+    let held = remedy(&[
+        "plugins", "test", "old-logs", "--world", &world, "--expect", &expect,
+    ]);
+    assert_eq!(held.status.code(), Some(0), "{}", common::describe(&held));
+    let text = String::from_utf8_lossy(&planned.stdout).replace("a.log.1", "c.log.1");
+    std::fs::write(&expected, text).unwrap();
+    let caught = remedy(&[
+        "plugins", "test", "old-logs", "--world", &world, "--expect", &expect,
+    ]);
+    assert_eq!(
+        caught.status.code(),
+        Some(1),
+        "{}",
+        common::describe(&caught)
+    );
+    let diff = String::from_utf8_lossy(&caught.stderr);
+    assert!(
+        diff.contains("the plans differ from") && diff.contains("-") && diff.contains("c.log.1"),
+        "{diff}"
+    );
+
+    // A new version that removes the newest first, on the same incident.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(OLD_LOGS);
+    let newer = dir.path().join("old-logs-newest-first");
+    std::fs::create_dir(&newer).unwrap();
+    let app = std::fs::read_to_string(source.join("app.py")).unwrap();
+    let changed = app.replace(
+        "key=lambda e: e.identity.mtime_ns)",
+        "key=lambda e: -e.identity.mtime_ns)",
+    );
+    assert_ne!(app, changed, "the example sorts oldest first");
+    std::fs::write(newer.join("app.py"), changed).unwrap();
+    let new_wasm = common::python::build(&newer, &common::python::contract(dir.path()), dir.path());
+    let old_wasm = common::python::plugin(OLD_LOGS).display().to_string();
+    let new_wasm = new_wasm.display().to_string();
+    let same = remedy(&["plugins", "diff", &old_wasm, &old_wasm, "--world", &world]);
+    assert_eq!(same.status.code(), Some(0), "{}", common::describe(&same));
+    let differ = remedy(&["plugins", "diff", &old_wasm, &new_wasm, "--world", &world]);
+    assert_eq!(
+        differ.status.code(),
+        Some(1),
+        "{}",
+        common::describe(&differ)
+    );
+    let diff = String::from_utf8_lossy(&differ.stdout);
+    let moved = |sign: char, name: &str| {
+        diff.lines()
+            .any(|l| l.starts_with(sign) && l.contains(name))
+    };
+    assert!(
+        moved('-', "a.log.1") && moved('+', "a.log.1"),
+        "the order changed: {diff}"
+    );
+}
