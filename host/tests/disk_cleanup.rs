@@ -276,7 +276,7 @@ fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
 fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     use remedy::contract::{Action, ActionStatus};
     use remedy::executor::Executor;
-    use remedy::run::{RunRequest, resolve_params, run_by_hand};
+    use remedy::run::{resolve_params, run_by_hand};
     use std::collections::BTreeMap;
 
     let scene = Scene::new();
@@ -297,23 +297,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let params = resolve_params(&plugin, &BTreeMap::new(), &given).unwrap();
-    let planned = run_by_hand(
-        &host.engine,
-        &host.store,
-        RunRequest {
-            plugin: &plugin,
-            alert: remedy::alert::manual_alert(BTreeMap::new()),
-            params,
-            dry_run: true,
-            max_rounds: 1,
-            node: Default::default(),
-            confirm: None,
-            record: false,
-            approval: false,
-            approved: None,
-        },
-    )
-    .unwrap();
+    let planned = run_by_hand(&host.engine, &host.store, common::by_hand(&plugin, params)).unwrap();
     let actions = planned.rounds[0].plan.clone().unwrap().actions;
     assert!(actions.len() >= 4, "{actions:?}");
     let path_of = |action: &Action| match action {

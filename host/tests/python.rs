@@ -151,7 +151,7 @@ fn a_python_plugin_is_denied_outside_its_grants_and_stopped_at_its_limits() {
 fn a_file_replaced_after_a_python_plugin_planned_is_stale() {
     use remedy::engine::PluginSpec;
     use remedy::executor::Executor;
-    use remedy::run::{RunRequest, resolve_params, run_by_hand};
+    use remedy::run::{resolve_params, run_by_hand};
     use std::collections::BTreeMap;
 
     let disk = Tmpfs::mount("4m");
@@ -175,23 +175,7 @@ fn a_file_replaced_after_a_python_plugin_planned_is_stale() {
         disk.path.join("logs").display().to_string(),
     )]);
     let params = resolve_params(&plugin, &BTreeMap::new(), &given).unwrap();
-    let planned = run_by_hand(
-        &host.engine,
-        &host.store,
-        RunRequest {
-            plugin: &plugin,
-            alert: remedy::alert::manual_alert(BTreeMap::new()),
-            params,
-            dry_run: true,
-            max_rounds: 1,
-            node: Default::default(),
-            confirm: None,
-            record: false,
-            approval: false,
-            approved: None,
-        },
-    )
-    .unwrap();
+    let planned = run_by_hand(&host.engine, &host.store, common::by_hand(&plugin, params)).unwrap();
     let actions = planned.rounds[0].plan.clone().unwrap().actions;
     assert!(
         matches!(&actions[..], [Action::RemovePath(r)] if Path::new(&r.path) == rotated),

@@ -61,16 +61,9 @@ fn attack(
         &host.engine,
         &host.store,
         RunRequest {
-            plugin,
-            alert: remedy::alert::manual_alert(Default::default()),
-            params,
             dry_run,
             max_rounds: 3,
-            node: Default::default(),
-            confirm: None,
-            record: false,
-            approval: false,
-            approved: None,
+            ..common::by_hand(plugin, params)
         },
     )
     .unwrap_or_else(|aborted| panic!("{aborted}"))
@@ -344,16 +337,8 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
                 &host.engine,
                 &host.store,
                 RunRequest {
-                    plugin: &echo,
                     alert: remedy::alert::manual_alert([("n".to_string(), n.to_string())].into()),
-                    params: vec![],
-                    dry_run: true,
-                    max_rounds: 1,
-                    node: Default::default(),
-                    confirm: None,
-                    record: false,
-                    approval: false,
-                    approved: None,
+                    ..common::by_hand(&echo, vec![])
                 },
             )
             .unwrap();
@@ -566,16 +551,8 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
         &host.engine,
         &host.store,
         RunRequest {
-            plugin: &plugin,
-            alert: remedy::alert::manual_alert(Default::default()),
-            params,
             dry_run: false,
-            max_rounds: 1,
-            node: Default::default(),
-            confirm: None,
-            record: false,
-            approval: false,
-            approved: None,
+            ..common::by_hand(&plugin, params)
         },
     )
     .unwrap_err();

@@ -245,6 +245,26 @@ impl Host {
     }
 }
 
+/// A dry-run of one round of `plugin` with `params`, by hand, for a
+/// manual alert with no labels: change what a test needs with `..`.
+pub fn by_hand(
+    plugin: &LoadedPlugin,
+    params: Vec<(String, String)>,
+) -> remedy::run::RunRequest<'_> {
+    remedy::run::RunRequest {
+        plugin,
+        alert: remedy::alert::manual_alert(Default::default()),
+        params,
+        dry_run: true,
+        max_rounds: 1,
+        node: Default::default(),
+        confirm: None,
+        record: false,
+        approval: false,
+        approved: None,
+    }
+}
+
 /// A read-only mapping of the first `len` bytes of a file whose descriptor
 /// is already closed, so only the mapping holds the file. Unmapped on drop.
 pub struct Mapping {
