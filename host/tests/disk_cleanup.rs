@@ -275,7 +275,6 @@ fn text_output_shows_checks_and_plan_and_says_nothing_changed() {
 #[test]
 fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
     use remedy::contract::{Action, ActionStatus};
-    use remedy::executor::Executor;
     use remedy::run::{resolve_params, run_by_hand};
     use std::collections::BTreeMap;
 
@@ -316,13 +315,7 @@ fn apply_refuses_files_replaced_opened_or_mapped_after_planning() {
 
     common::running_run(&host.store, "apply-later");
     let kinds = ["remove-path".to_string()];
-    let executor = Executor {
-        store: &host.store,
-        grants: &grants,
-        env: host.engine.env(),
-        declared_kinds: &kinds,
-        approved: None,
-    };
+    let executor = host.executor(&grants, &kinds);
     let results = executor.execute("apply-later", 0, &actions, false).unwrap();
 
     let refused = |n: usize, needle: &str| {

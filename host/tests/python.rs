@@ -150,7 +150,6 @@ fn a_python_plugin_is_denied_outside_its_grants_and_stopped_at_its_limits() {
 #[test]
 fn a_file_replaced_after_a_python_plugin_planned_is_stale() {
     use remedy::engine::PluginSpec;
-    use remedy::executor::Executor;
     use remedy::run::{resolve_params, run_by_hand};
     use std::collections::BTreeMap;
 
@@ -187,13 +186,7 @@ fn a_file_replaced_after_a_python_plugin_planned_is_stale() {
     aged_file(&rotated, 64 * KIB, 30 * DAY);
     common::running_run(&host.store, "apply-later");
     let kinds = ["remove-path".to_string()];
-    let executor = Executor {
-        store: &host.store,
-        grants: &grants,
-        env: host.engine.env(),
-        declared_kinds: &kinds,
-        approved: None,
-    };
+    let executor = host.executor(&grants, &kinds);
     let results = executor.execute("apply-later", 0, &actions, false).unwrap();
     assert_eq!(
         results[0].status,

@@ -9,7 +9,6 @@ use remedy::caps::log::LogLimits;
 use remedy::contract::{Action, ActionStatus, CheckStatus, FileIdentity, RemovePath};
 use remedy::engine::limits::PluginLimits;
 use remedy::engine::{LoadError, LoadedPlugin, PluginSpec};
-use remedy::executor::Executor;
 use remedy::run::{RunAborted, RunReport, RunRequest, run_by_hand};
 use remedy::store::RunStatus;
 use std::path::{Path, PathBuf};
@@ -419,13 +418,7 @@ fn undeclared_action_kinds_are_denied() {
     let host = Host::new();
     common::running_run(&host.store, "undeclared");
     let grants = grants_under(&place.granted());
-    let executor = Executor {
-        store: &host.store,
-        grants: &grants,
-        env: host.engine.env(),
-        declared_kinds: &[],
-        approved: None,
-    };
+    let executor = host.executor(&grants, &[]);
     let results = executor
         .execute(
             "undeclared",
@@ -465,13 +458,7 @@ fn two_runs_racing_for_the_same_files_remove_each_once() {
                 common::running_run(&host.store, id);
                 let (host, grants, plan, kinds) = (&host, &grants, &plan, &kinds);
                 scope.spawn(move || {
-                    let executor = Executor {
-                        store: &host.store,
-                        grants,
-                        env: host.engine.env(),
-                        declared_kinds: kinds,
-                        approved: None,
-                    };
+                    let executor = host.executor(grants, kinds);
                     executor.execute(id, 0, plan, false).unwrap()
                 })
             })
@@ -497,13 +484,7 @@ fn one_denied_action_stops_the_whole_plan() {
     common::running_run(&host.store, "mixed");
     let grants = grants_under(&place.granted());
     let kinds = ["remove-path".to_string()];
-    let executor = Executor {
-        store: &host.store,
-        grants: &grants,
-        env: host.engine.env(),
-        declared_kinds: &kinds,
-        approved: None,
-    };
+    let executor = host.executor(&grants, &kinds);
     let actions = [
         removal_of(&place.granted().join("file")),
         removal_of(&place.outside().join("secret")),
@@ -528,13 +509,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
     host.store.simulate_write_failure().unwrap();
     let grants = grants_under(&place.granted());
     let kinds = ["remove-path".to_string()];
-    let executor = Executor {
-        store: &host.store,
-        grants: &grants,
-        env: host.engine.env(),
-        declared_kinds: &kinds,
-        approved: None,
-    };
+    let executor = host.executor(&grants, &kinds);
     let error = executor
         .execute("failing", 0, &[removal_of(&file)], false)
         .unwrap_err();

@@ -232,6 +232,21 @@ impl Host {
         }
     }
 
+    /// The executor under `grants`, for a plugin that declared `kinds`.
+    pub fn executor<'a>(
+        &'a self,
+        grants: &'a Grants,
+        kinds: &'a [String],
+    ) -> remedy::executor::Executor<'a> {
+        remedy::executor::Executor {
+            store: &self.store,
+            grants,
+            env: self.engine.env(),
+            declared_kinds: kinds,
+            approved: None,
+        }
+    }
+
     pub fn load(&self, wasm_name: &str, grants: Grants, limits: PluginLimits) -> LoadedPlugin {
         self.engine
             .load(PluginSpec {
