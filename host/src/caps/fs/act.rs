@@ -109,22 +109,77 @@ pub(super) fn remove_file(
     if dry_run {
         return Ok(format!("would free {freed} bytes"));
     }
-    // The name could have been pointed at another file since we opened it.
-    let at_name = dir
-        .symlink_metadata(name)
-        .map_err(|e| stale(format!("{path}: {e}")))?;
-    if (at_name.dev(), at_name.ino()) != (meta.dev(), meta.ino()) {
-        return Err(stale(format!("{path} was replaced while being removed")));
-    }
-    // Someone opening the file breaks the lease (and waits for us): leave it.
-    if !lease.intact() {
-        return Err(stale(format!(
-            "{path} was opened by another process while being removed; left in place"
-        )));
-    }
-    dir.remove_file(name)
-        .map_err(|e| Refusal::Failed(format!("unlink {path}: {e}")))?;
+    unlink_exactly(&dir, name, (meta.dev(), meta.ino()), || lease.intact())
+        .map_err(|why| why.naming(path))?;
     Ok(format!("freed {freed} bytes"))
+}
+
+/// Why [`unlink_exactly`] left a name alone.
+enum Left {
+    Stale(String),
+    Failed(String),
+}
+
+impl Left {
+    fn naming(self, path: &str) -> Refusal {
+        match self {
+            Left::Stale(why) => Refusal::Stale(format!("{path} {why}")),
+            Left::Failed(why) => Refusal::Failed(format!("{path}: {why}")),
+        }
+    }
+}
+
+/// Unlink the file at `name` in `dir` only if it is the file `(device,
+/// inode)` and `unused()` still holds. The name is first moved aside to a
+/// private name in the same directory, then the file there is verified and
+/// unlinked, so a file renamed into `name` meanwhile is never the one
+/// removed: a mismatch is moved back, and nothing is unlinked.
+fn unlink_exactly(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    (device, inode): (u64, u64),
+    unused: impl Fn() -> bool,
+) -> Result<(), Left> {
+    let aside = aside_name();
+    let failed = |what: &str, e: io::Error| Left::Failed(format!("{what}: {e}"));
+    rename_noreplace(dir, name, &aside).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Left::Stale("vanished while being removed".into()),
+        _ => failed("moving it aside to unlink it", e),
+    })?;
+    let moved = dir
+        .symlink_metadata(&aside)
+        .map_err(|e| failed("reading it back after moving it aside", e))?;
+    let why = if (moved.dev(), moved.ino()) != (device, inode) {
+        Some("was replaced while being removed; the new file was put back")
+    } else if !unused() {
+        // Someone opening the file broke the lease (and waits for us).
+        Some("was opened by another process while being removed; left in place")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return match rename_noreplace(dir, &aside, name) {
+            Ok(()) => Err(Left::Stale(why.into())),
+            Err(e) => Err(Left::Failed(format!(
+                "{why}, but could not be moved back (the name is taken again?): it is at {}: {e}",
+                aside.to_string_lossy()
+            ))),
+        };
+    }
+    dir.remove_file(&aside).map_err(|e| failed("unlink", e))
+}
+
+/// A name no one else uses in a directory: hidden, this process's, counted.
+fn aside_name() -> std::ffi::OsString {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".remedy-removing.{}.{n}", std::process::id()).into()
+}
+
+/// Rename within `dir`, refusing to replace anything at `to`.
+fn rename_noreplace(dir: &Dir, from: &std::ffi::OsStr, to: &std::ffi::OsStr) -> io::Result<()> {
+    use rustix::fs::{RenameFlags, renameat_with};
+    renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE).map_err(io::Error::from)
 }
 
 /// A write lease on an open file, released on drop.
@@ -292,5 +347,56 @@ mod tests {
         released.join().unwrap();
         assert!(planned.starts_with("would free"), "{planned}");
         assert!(dir.path().join("old.log").exists());
+    }
+
+    /// The directory's names, sorted.
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn key(meta: &Metadata) -> (u64, u64) {
+        (meta.dev(), meta.ino())
+    }
+
+    #[test]
+    fn the_planned_file_is_unlinked_through_a_private_name_that_does_not_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, meta) = planned(tmp.path(), "old.log");
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        assert!(unlink_exactly(&dir, "old.log".as_ref(), key(&meta), || true).is_ok());
+        assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+    }
+
+    #[test]
+    fn a_file_renamed_into_the_name_is_put_back_and_nothing_is_unlinked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, meta) = planned(tmp.path(), "old.log");
+        // After the last check, another process moves the planned file away
+        // and renames a file of its own into the name.
+        std::fs::rename(tmp.path().join("old.log"), tmp.path().join("moved.log")).unwrap();
+        std::fs::write(tmp.path().join("theirs"), b"keep me").unwrap();
+        std::fs::rename(tmp.path().join("theirs"), tmp.path().join("old.log")).unwrap();
+
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        let left = unlink_exactly(&dir, "old.log".as_ref(), key(&meta), || true).unwrap_err();
+        let refused = left.naming("old.log").to_string();
+        assert!(refused.contains("was replaced while being removed"), "{refused}");
+        assert_eq!(names(tmp.path()), ["moved.log", "old.log"]);
+        assert_eq!(std::fs::read(tmp.path().join("old.log")).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn a_file_opened_meanwhile_is_put_back_under_its_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, meta) = planned(tmp.path(), "old.log");
+        let dir = Dir::open_ambient_dir(tmp.path(), ambient_authority()).unwrap();
+        let left = unlink_exactly(&dir, "old.log".as_ref(), key(&meta), || false).unwrap_err();
+        assert!(left.naming("old.log").to_string().contains("opened by another process"));
+        assert_eq!(names(tmp.path()), ["old.log"]);
     }
 }
