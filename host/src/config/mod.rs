@@ -313,6 +313,17 @@ mod tests {
     const ONE_PLUGIN: &str = "[[plugin]]\nname = \"p\"\nsource = \"builtin:disk-cleanup\"\n";
 
     #[test]
+    fn every_section_is_read_when_another_has_a_mistake() {
+        let text = format!(
+            "[alertmanager]\nurl = \"http://127.0.0.1:9093\"\n[prometheus]\nurl = \"http://127.0.0.1:9090\"\n\
+             {ONE_PLUGIN}[[route]]\nplugin = \"p\"\nmode = \"sometimes\"\n"
+        );
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.contains("sometimes"), "{error}");
+        assert!(!error.contains("unknown key"), "{error}");
+    }
+
+    #[test]
     fn a_route_records_to_an_absolute_directory_under_a_valid_redaction() {
         let route = |keys: &str| format!("{ONE_PLUGIN}[[route]]\nplugin = \"p\"\n{keys}\n");
         let config = parse(&route("record = \"/var/lib/remedy/worlds\"")).unwrap();

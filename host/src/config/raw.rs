@@ -42,6 +42,8 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             "node" => raw.node = section("[node]", value, problems),
             "server" => raw.server = section("[server]", value, problems),
             "store" => raw.store = section("[store]", value, problems),
+            "alertmanager" => raw.alertmanager = section("[alertmanager]", value, problems),
+            "prometheus" => raw.prometheus = section("[prometheus]", value, problems),
             "nomad" => raw.nomad = section("[nomad]", value, problems),
             "docker" => raw.docker = section("[docker]", value, problems),
             "netns" => raw.netns = section("[netns]", value, problems),
@@ -60,7 +62,8 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             }
             other => problems.push(format!(
                 "unknown key `{other}`; the config has state_dir, approval_ttl, [node], [server], [store], \
-                 [nomad], [docker], [netns], [kmod], [[notify]], [[plugin]] and [[route]]"
+                 [alertmanager], [prometheus], [nomad], [docker], [netns], [kmod], [[notify]], \
+                 [[plugin]] and [[route]]"
             )),
         }
     }
