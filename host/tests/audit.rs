@@ -160,3 +160,148 @@ fn a_runs_records_show_and_export_with_plugin_hash_and_grants() {
     );
     assert!(future.stdout.is_empty());
 }
+
+/// Someone who can write the database: record `seq`'s body replaced, and
+/// every hash from there on made again, as remedy makes them.
+fn rewrite_and_rehash(db_path: &Path, seq: i64, body: &str) {
+    use sha2::{Digest, Sha256};
+    let db = rusqlite::Connection::open(db_path).unwrap();
+    let mut rows: Vec<(i64, i64, String, Option<String>, String, String)> = db
+        .prepare("SELECT seq, at_ms, kind, run_id, body, prev_hash FROM audit WHERE seq >= ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows[0].4 = body.to_string();
+    let mut prev = rows[0].5.clone();
+    for (n, at, kind, run, text, _) in rows {
+        let mut digest = Sha256::new();
+        let (n_text, at_text) = (n.to_string(), at.to_string());
+        for part in [
+            &n_text,
+            &at_text,
+            &kind,
+            run.as_deref().unwrap_or(""),
+            &text,
+            &prev,
+        ] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        let hash = format!("{:x}", digest.finalize());
+        db.execute(
+            "UPDATE audit SET body = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
+            rusqlite::params![n, text, prev, hash],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE audit_head SET seq = ?1, hash = ?2",
+            rusqlite::params![n, hash],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+#[test]
+fn a_chain_rewritten_and_hashed_again_is_caught_by_its_signed_checkpoints() {
+    let trail = Trail::new();
+    let keys = trail.dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let key = keys.join("audit.key");
+    let keygen = |key: &Path| {
+        remedy(&trail.state(), Path::new("/dev/null"))
+            .args(["audit", "keygen", "--out"])
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    let made = keygen(&key);
+    assert!(made.status.success(), "{}", describe(&made));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        keygen(&key).status.code(),
+        Some(2),
+        "a key is never overwritten"
+    );
+
+    // Sign from here on: each run signs the chain's head when it ends.
+    let config = std::fs::read_to_string(&trail.config).unwrap();
+    std::fs::write(
+        &trail.config,
+        format!(
+            "{config}\n[audit]\nsigning_key_file = \"{}\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let output = trail.remedy(&trail.state(), &["run", "disk-cleanup", "--dry-run"]);
+        assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    }
+    let public = format!("{}.pub", key.display());
+    let verify = |signed: bool| {
+        let mut args = vec!["audit", "verify"];
+        if signed {
+            args.extend(["--public-key", public.as_str()]);
+        }
+        let output = trail.remedy(&trail.state(), &args);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, said) = verify(true);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("intact and signed: 2 checkpoints"), "{said}");
+
+    rewrite_and_rehash(&trail.state().join("state.db"), 3, r#"{"rewritten":true}"#);
+    let (code, said) = verify(false);
+    assert_eq!(code, Some(0), "the hash chain alone is fooled: {said}");
+    let (code, said) = verify(true);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("NOT PROVEN") && said.contains("were rewritten"),
+        "{said}"
+    );
+}
+
+#[test]
+fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
+    use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit.key");
+    let made = remedy(&dir.path().join("state"), Path::new("/dev/null"))
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", describe(&made));
+    let routes = format!(
+        "[[route]]\nname = \"echo\"\nmatchers = ['alertname=\"Echo\"']\nplugin = \"echo\"\n\n\
+         [audit]\nsigning_key_file = \"{}\"\n",
+        key.display()
+    );
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", &routes);
+    let state = dir.path().join("state");
+    let daemon = Daemon::start(&state, &config, addr);
+    let alert = firing(&[("alertname", "Echo")], "2026-11-26T10:00:00Z");
+    assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
+    daemon.wait_for_runs("route=echo", 1, is_finished);
+    daemon.stop();
+
+    let public = format!("{}.pub", key.display());
+    let output = remedy(&state, &config)
+        .args(["audit", "verify", "--public-key", &public])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(said.contains("0 newer records not signed yet"), "{said}");
+}

@@ -1,7 +1,7 @@
 //! `remedy audit`: check the hash-chained audit trail, show a run's records,
 //! export records for a log pipeline.
 
-use super::{Cli, exit, output::table};
+use super::{Cli, UsageError, exit, output::table};
 use crate::store::AuditRecord;
 use anyhow::Result;
 use clap::Subcommand;
@@ -13,7 +13,31 @@ pub enum AuditCommand {
     /// Check every record against the chain and the head. Exits 0 when the
     /// trail is intact, 1 naming the first record that was edited, deleted,
     /// reordered or cut off.
-    Verify,
+    #[command(after_help = "\
+The hash chain alone cannot tell a chain rewritten and hashed again by
+someone who can write the database. With --public-key, every signed
+checkpoint must hold too: made with that key, over the hash the chain
+still has for the record it covers.")]
+    Verify {
+        /// Also check the signed checkpoints against this public key (from `remedy audit keygen`)
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<std::path::PathBuf>,
+    },
+    /// Make a key pair for signing checkpoints: FILE (private, 0600) and FILE.pub
+    #[command(after_help = "\
+Keep FILE where whoever can write the state directory cannot read it, and
+name it in the config:
+  [audit]
+  signing_key_file = \"/etc/remedy/audit.key\"
+remedy serve then signs the chain's head every checkpoint_every records or
+checkpoint_interval, and when it stops; remedy run signs at the end of a run.")]
+    Keygen {
+        /// Where to write the private key; the public key goes beside it as FILE.pub
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Sign the chain's head now with `[audit] signing_key_file`
+    Checkpoint,
     /// The audit records of one run, oldest first
     Show {
         /// Run id (or a unique prefix)
@@ -40,10 +64,56 @@ pub enum ExportFormat {
 }
 
 pub fn audit(cli: &Cli, command: &AuditCommand) -> Result<u8> {
-    let config = cli.load_config()?;
-    let store = cli.open_store(&config)?;
+    // Making a key needs no config and no store.
+    let opened = match command {
+        AuditCommand::Keygen { out } => return keygen(out),
+        _ => {
+            let config = cli.load_config()?;
+            let store = cli.open_store(&config)?;
+            (config, store)
+        }
+    };
+    let (config, store) = opened;
     match command {
-        AuditCommand::Verify => match store.verify_audit()? {
+        AuditCommand::Keygen { out } => keygen(out),
+        AuditCommand::Checkpoint => {
+            let Some(file) = &config.audit.signing_key_file else {
+                return Err(UsageError(
+                    "no [audit] signing_key_file in the config; `remedy audit keygen` makes one"
+                        .into(),
+                )
+                .into());
+            };
+            let key = crate::store::read_signing_key(file).map_err(UsageError)?;
+            match store.checkpoint(&key)? {
+                Some(seq) => println!("signed the chain through record {seq}"),
+                None => println!("nothing new to sign: the newest record is a checkpoint"),
+            }
+            Ok(exit::SUCCESS)
+        }
+        AuditCommand::Verify {
+            public_key: Some(file),
+        } => {
+            let key = crate::store::read_public_key(file).map_err(UsageError)?;
+            match store.verify_signed(&key)? {
+                Ok(signed) => {
+                    println!(
+                        "audit trail intact and signed: {} checkpoints by key {}, covering records \
+                         through {}; {} newer records not signed yet",
+                        signed.checkpoints,
+                        crate::store::key_id(&key),
+                        signed.covered,
+                        signed.unsigned_tail
+                    );
+                    Ok(exit::SUCCESS)
+                }
+                Err(broken) => {
+                    println!("audit trail NOT PROVEN at {broken}");
+                    Ok(exit::FAILED)
+                }
+            }
+        }
+        AuditCommand::Verify { public_key: None } => match store.verify_audit()? {
             Ok(intact) => {
                 println!(
                     "audit trail intact: {} records, head {}",
@@ -88,6 +158,37 @@ pub fn audit(cli: &Cli, command: &AuditCommand) -> Result<u8> {
 }
 
 /// One line of a record's body for the table.
+/// A new key pair, never over an existing file.
+fn keygen(out: &std::path::Path) -> Result<u8> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let public_path = std::path::PathBuf::from(format!("{}.pub", out.display()));
+    let (private, public) = crate::store::new_key_pair().map_err(anyhow::Error::msg)?;
+    for (path, text, mode) in [
+        (out, &private, 0o600),
+        (public_path.as_path(), &public, 0o644),
+    ] {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| {
+                UsageError(format!(
+                    "{}: {e}; remedy never overwrites a key",
+                    path.display()
+                ))
+            })?;
+        file.write_all(text.as_bytes())?;
+    }
+    println!(
+        "wrote the signing key to {} and its public key to {}",
+        out.display(),
+        public_path.display()
+    );
+    Ok(exit::SUCCESS)
+}
+
 fn brief(record: &AuditRecord) -> String {
     const WIDTH: usize = 120;
     let text = record.body.to_string();

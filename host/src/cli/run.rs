@@ -89,6 +89,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let given: BTreeMap<String, String> = args.params.iter().cloned().collect();
     let params = resolve_params(&plugin, &plugin_config.params, &given).map_err(UsageError)?;
 
+    // Asked to sign the trail, a run that could not would leave it unsigned.
+    let signer = (config.audit.signing_key_file.as_deref())
+        .map(crate::store::read_signing_key)
+        .transpose()
+        .map_err(|e| UsageError(format!("[audit] signing_key_file: {e}")))?;
     let redaction = Redaction::new(&args.redact)
         .map_err(|e| UsageError(format!("--redact {:?}: {e}", args.redact)))?;
     let dry_run = !args.apply;
@@ -123,6 +128,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             return Err(aborted.into());
         }
     };
+    if let Some(key) = &signer {
+        store.checkpoint(key)?;
+    }
     if let Some(path) = &args.record {
         let node = engine.env().node_name.to_string();
         let world = World::of_run(&plugin, &node, &report.rounds, &redaction);

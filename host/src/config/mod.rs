@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod audit;
 mod node;
 mod notify;
 mod plugin;
@@ -20,6 +21,7 @@ mod route;
 mod server;
 mod store;
 mod units;
+pub use audit::AuditConfig;
 pub use notify::{EventKind, NotifyConfig, NotifyFormat};
 pub use plugin::{DEFAULT_MAX_ROUNDS, PluginConfig, Source};
 use plugin::{RawPlugin, validate_plugin};
@@ -53,6 +55,8 @@ struct RawConfig {
     server: server::RawServer,
     #[serde(default)]
     store: store::RawStore,
+    #[serde(default)]
+    audit: audit::RawAudit,
     #[serde(default)]
     alertmanager: crate::confirm::AlertmanagerSettings,
     #[serde(default)]
@@ -101,6 +105,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where runs and the audit trail are kept (`[store]`).
     pub store: StoreConfig,
+    /// How the audit chain is signed (`[audit]`).
+    pub audit: AuditConfig,
     /// Where remedy asks whether an alert still fires (`[alertmanager]`).
     pub alertmanager: crate::confirm::AlertmanagerSettings,
     /// The Prometheus plugins granted `prometheus` query (`[prometheus]`).
@@ -211,6 +217,7 @@ impl Config {
         let server = server::validate_server(raw.server, base, &mut problems);
         let node = node::validate_node(raw.node, &mut problems);
         let store = store::validate_store(raw.store, base, &mut problems);
+        let audit = audit::validate_audit(raw.audit, base, raw.state_dir.as_deref(), &mut problems);
         let approval_ttl = match raw.approval_ttl.as_deref().map(parse_duration) {
             None => DEFAULT_APPROVAL_TTL,
             Some(Ok(ttl)) if ttl > Duration::ZERO => ttl,
@@ -241,6 +248,7 @@ impl Config {
             node,
             server,
             store,
+            audit,
             alertmanager,
             prometheus,
             nomad: raw.nomad,
@@ -311,6 +319,28 @@ mod tests {
     }
 
     const ONE_PLUGIN: &str = "[[plugin]]\nname = \"p\"\nsource = \"builtin:disk-cleanup\"\n";
+
+    #[test]
+    fn the_audit_signing_key_is_kept_out_of_the_state_directory() {
+        let with = |keys: &str| {
+            parse(&format!(
+                "state_dir = \"/var/lib/remedy\"\n[audit]\n{keys}\n"
+            ))
+        };
+        let config = with("signing_key_file = \"/etc/remedy/audit.key\"").unwrap();
+        assert_eq!(config.audit.checkpoint_every, 1000);
+        for (keys, named) in [
+            (
+                "signing_key_file = \"/var/lib/remedy/audit.key\"",
+                "inside state_dir",
+            ),
+            ("checkpoint_every = 0", "at least 1"),
+            ("checkpoint_interval = \"soon\"", "checkpoint_interval"),
+        ] {
+            let error = with(keys).unwrap_err().to_string();
+            assert!(error.contains(named), "{keys}: {error}");
+        }
+    }
 
     #[test]
     fn every_section_is_read_when_another_has_a_mistake() {

@@ -42,6 +42,7 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             "node" => raw.node = section("[node]", value, problems),
             "server" => raw.server = section("[server]", value, problems),
             "store" => raw.store = section("[store]", value, problems),
+            "audit" => raw.audit = section("[audit]", value, problems),
             "alertmanager" => raw.alertmanager = section("[alertmanager]", value, problems),
             "prometheus" => raw.prometheus = section("[prometheus]", value, problems),
             "nomad" => raw.nomad = section("[nomad]", value, problems),
@@ -62,7 +63,7 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             }
             other => problems.push(format!(
                 "unknown key `{other}`; the config has state_dir, approval_ttl, [node], [server], [store], \
-                 [alertmanager], [prometheus], [nomad], [docker], [netns], [kmod], [[notify]], \
+                 [audit], [alertmanager], [prometheus], [nomad], [docker], [netns], [kmod], [[notify]], \
                  [[plugin]] and [[route]]"
             )),
         }

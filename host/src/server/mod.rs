@@ -8,6 +8,7 @@
 
 mod api;
 pub mod auth;
+mod checkpoints;
 mod console;
 mod dispatch;
 mod fleet;
@@ -325,6 +326,10 @@ impl Server {
     /// runs the configured grace, and return.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let shared = self.shared;
+        // First, before anything is served: a key that cannot be read stops remedy.
+        let audit = shared.live().config.audit.clone();
+        let checkpoints =
+            checkpoints::Checkpoints::start(&shared, &audit).map_err(std::io::Error::other)?;
         shared
             .notifier
             .start(self.sinks, shared.server.external_url.clone());
@@ -367,6 +372,9 @@ impl Server {
         let _ = stop_tx.send(true);
         reloads.abort();
         let _ = dispatcher.await;
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.finish().await;
+        }
         fleet.stop().await;
         match serving.await {
             Ok(result) => result,

@@ -39,7 +39,14 @@ pub struct Broken {
     pub why: String,
 }
 
-fn hash(seq: i64, at_ms: i64, kind: &str, run_id: Option<&str>, body: &str, prev: &str) -> String {
+pub(super) fn hash(
+    seq: i64,
+    at_ms: i64,
+    kind: &str,
+    run_id: Option<&str>,
+    body: &str,
+    prev: &str,
+) -> String {
     let mut digest = Sha256::new();
     for part in [
         seq.to_string().as_str(),

@@ -21,6 +21,7 @@ mod approval;
 mod audit;
 mod backend;
 mod breakers;
+mod checkpoint;
 mod fleet;
 mod history;
 mod queue;
@@ -30,6 +31,7 @@ mod sql;
 pub use approval::{ApprovalError, Approved, Awaiting, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
 pub use backend::Listener;
+pub use checkpoint::{Signed, key_id, new_key_pair, read_public_key, read_signing_key};
 pub use fleet::{Member, QUEUE_CHANNEL, Seen, Unattended};
 pub use history::{
     ActionRecord, LoggedLine, RoundRecord, RunCount, RunDetail, RunFilter, RunSummary,
