@@ -54,7 +54,7 @@ journaled! {
     "docker", DockerReader: crate::contract::docker::Host {
         fn containers(&mut self, all: bool) -> Result<Vec<Container>, ApiError> {
             self.read("docker.containers", |d, g| container_records(d, g, all))
-    }
+        }
 
         fn images(&mut self) -> Result<Vec<Image>, ApiError> {
             self.read("docker.images", |d, _| {
@@ -75,7 +75,7 @@ journaled! {
                     })
                     .collect())
             })
-    }
+        }
 
         fn prune_candidates(
             &mut self,
@@ -85,7 +85,7 @@ journaled! {
             self.read("docker.prune-candidates", |d, g| {
                 d.prune_candidates(g, target, older_than_secs)
             })
-    }
+        }
     }
 }
 

@@ -110,27 +110,27 @@ journaled! {
         fn stat(&mut self, path: String) -> Result<Entry, ApiError> {
             let result = self.stat_entry(path);
             self.denials.note("fs.stat", result)
-    }
+        }
 
         fn read_dir(&mut self, path: String) -> Result<Vec<Entry>, ApiError> {
             let result = self.list_dir(path);
             self.denials.note("fs.read-dir", result)
-    }
+        }
 
         fn read_file(&mut self, path: String, max_bytes: u32) -> Result<Vec<u8>, ApiError> {
             let result = self.read_bytes(path, max_bytes);
             self.denials.note("fs.read-file", result)
-    }
+        }
 
         fn usage(&mut self, path: String) -> Result<DiskUsage, ApiError> {
             let result = self.disk_usage(path);
             self.denials.note("fs.usage", result)
-    }
+        }
     }
     passing {
         fn roots(&mut self) -> Vec<String> {
             self.paths.iter().map(|p| p.display().to_string()).collect()
-    }
+        }
     }
 }
 

@@ -195,11 +195,11 @@ journaled! {
     "http", HttpReader: crate::contract::http::Host {
         fn get(&mut self, url: String, max_bytes: u32) -> Result<Response, ApiError> {
             self.fetch("http.get", Method::GET, &url, max_bytes as usize)
-    }
+        }
 
         fn head(&mut self, url: String) -> Result<Response, ApiError> {
             self.fetch("http.head", Method::HEAD, &url, 0)
-    }
+        }
 
         fn scrape(&mut self, url: String) -> Result<Vec<Sample>, ApiError> {
             let page = self.fetch("http.scrape", Method::GET, &url, MAX_BODY)?;
@@ -212,7 +212,7 @@ journaled! {
                 )));
             }
             samples(&page.body).map_err(|e| ApiError::Invalid(format!("{url}: not the Prometheus text format: {e}")))
-    }
+        }
     }
 }
 

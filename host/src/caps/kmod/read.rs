@@ -133,13 +133,13 @@ journaled! {
         fn loaded_module(&mut self, name: String) -> Result<Option<Module>, ApiError> {
             self.require_read("kmod.module")?;
             Ok(module(&self.settings.sysfs(), &name))
-    }
+        }
 
         fn nbd_devices(&mut self) -> Result<Vec<NbdDevice>, ApiError> {
             self.require_read("kmod.nbd-devices")?;
             nbd_devices(&self.settings).map_err(|e| {
                 ApiError::NotFound(format!("{}/block: {e}", self.settings.sysfs().display()))
             })
-    }
+        }
     }
 }

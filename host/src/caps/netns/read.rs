@@ -94,11 +94,11 @@ journaled! {
             self.require_read("netns.namespaces")?;
             namespaces(&self.dir, &self.proc_root, &self.grant)
                 .map_err(|e| ApiError::Unavailable(format!("{}: {e}", self.dir.display())))
-    }
+        }
 
         fn links(&mut self) -> Result<Vec<String>, ApiError> {
             self.require_read("netns.links")?;
             links(&self.grant).map_err(|e| ApiError::Unavailable(format!("{SYS_CLASS_NET}: {e}")))
-    }
+        }
     }
 }

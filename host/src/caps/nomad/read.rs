@@ -82,13 +82,13 @@ journaled! {
                 .take(MAX_ITEMS)
                 .map(Into::into)
                 .collect())
-    }
+        }
 
         fn get_job(&mut self, namespace: String, job_id: String) -> Result<Job, ApiError> {
             let scope = self.grant.check_job(&namespace, &job_id);
             self.read("nomad.job", scope, |n| n.job(&namespace, &job_id))
                 .map(Into::into)
-    }
+        }
 
         fn job_versions(&mut self, namespace: String, job_id: String) -> Result<Vec<Job>, ApiError> {
             let scope = self.grant.check_job(&namespace, &job_id);
@@ -104,7 +104,7 @@ journaled! {
                 .take(MAX_ITEMS)
                 .map(Into::into)
                 .collect())
-    }
+        }
 
         fn job_allocations(
             &mut self,
@@ -119,7 +119,7 @@ journaled! {
                 )
             })?;
             Ok(self.granted_allocations(allocations))
-    }
+        }
 
         fn job_deployment(
             &mut self,
@@ -135,7 +135,7 @@ journaled! {
                     )
                 })?;
             Ok(deployment.map(Into::into))
-    }
+        }
 
         fn local_node(&mut self) -> Result<Node, ApiError> {
             self.read("nomad.local-node", Ok(()), |n| {
@@ -150,25 +150,25 @@ journaled! {
                 n.get::<api::Node>(format!("/v1/node/{}", segment(&client.node_id)), &[])
             })
             .map(Into::into)
-    }
+        }
 
         fn node_allocations(&mut self, node_id: String) -> Result<Vec<Allocation>, ApiError> {
             let allocations = self.read("nomad.node-allocations", Ok(()), |n| {
                 n.get(format!("/v1/node/{}/allocations", segment(&node_id)), &[])
             })?;
             Ok(self.granted_allocations(allocations))
-    }
+        }
 
         fn agent_health(&mut self) -> Result<Health, ApiError> {
             self.read("nomad.agent-health", Ok(()), |n| {
                 n.get::<api::AgentHealth>("/v1/agent/health".into(), &[])
             })
             .map(Into::into)
-    }
+        }
     }
     passing {
         fn namespaces(&mut self) -> Vec<String> {
             self.grant.namespaces()
-    }
+        }
     }
 }

@@ -47,7 +47,7 @@ journaled! {
         fn processes(&mut self) -> Result<Vec<Process>, ApiError> {
             self.require_read("proc.processes")?;
             processes(&self.root).map_err(unavailable)
-    }
+        }
 
         fn files_in_use(&mut self, device: u64) -> Result<InUse, ApiError> {
             self.require_read("proc.files-in-use")?;
@@ -60,12 +60,12 @@ journaled! {
                     .collect(),
                 uninspected_pids: scan.uninspected,
             })
-    }
+        }
 
         fn listeners(&mut self, port: u16) -> Result<Vec<Listener>, ApiError> {
             self.require_read("proc.listeners")?;
             listeners(&self.root, port).map_err(unavailable)
-    }
+        }
 
         fn file_locks(&mut self, path: String) -> Result<Vec<FileLock>, ApiError> {
             self.require_read("proc.file-locks")?;
@@ -92,7 +92,7 @@ journaled! {
                 }
                 result => result.map_err(unavailable),
             }
-    }
+        }
     }
 }
 

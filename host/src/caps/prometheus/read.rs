@@ -200,7 +200,7 @@ journaled! {
             self.allowed("prometheus.query", &promql)?;
             let params = vec![("query", promql), ("time", unix_now().to_string())];
             self.api.ask("query", params)
-    }
+        }
 
         fn query_range(
             &mut self,
@@ -222,7 +222,7 @@ journaled! {
                 ("step", step_secs.to_string()),
             ];
             self.api.ask("query_range", params)
-    }
+        }
     }
 }
 
