@@ -892,3 +892,46 @@ fn the_sdk_crate_carries_its_own_wit_so_it_can_be_published() {
         );
     }
 }
+
+#[test]
+fn a_state_directory_on_a_full_disk_still_records_the_run_through_its_reserve() {
+    let disk = common::Tmpfs::mount("8m");
+    let state = disk.path.join("state");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("remedy.toml");
+    let plugin = common::reaper_plugin("tmp-reaper", dir.path(), "1d");
+    std::fs::write(&config, plugin).unwrap();
+    // Nothing old to reap: each run ends nothing-to-do (exit 3), recorded.
+    let run = || {
+        remedy(&state, &config)
+            .args(["run", "tmp-reaper"])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(3), "{}", describe(&first));
+    assert!(state.join("reserve").exists(), "the store keeps a reserve");
+
+    // Fill every last block.
+    let mut ballast = std::fs::File::create(disk.path.join("ballast")).unwrap();
+    let block = vec![7u8; 64 * 1024];
+    while std::io::Write::write_all(&mut ballast, &block).is_ok() {}
+    let _ = std::io::Write::write_all(&mut ballast, &[7u8; 512]);
+    drop(ballast);
+
+    let second = run();
+    assert_eq!(second.status.code(), Some(3), "{}", describe(&second));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("released remedy's"), "{said}");
+    assert!(!state.join("reserve").exists());
+    let listed = remedy(&state, &config)
+        .args(["runs", "list", "--output", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        runs.as_array().map(Vec::len),
+        Some(2),
+        "both runs are recorded: {runs:#}"
+    );
+}

@@ -99,12 +99,14 @@ proc = ["read"]
     }
 
     /// Bytes under the state directory.
+    /// What the state holds, its full-disk reserve (a fixed size) aside.
     fn state_bytes(&self) -> u64 {
         fn walk(dir: &Path) -> u64 {
             std::fs::read_dir(dir)
                 .into_iter()
                 .flatten()
                 .flatten()
+                .filter(|e| e.file_name() != "reserve")
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => walk(&e.path()),
                     Ok(m) => m.len(),

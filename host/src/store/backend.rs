@@ -146,7 +146,7 @@ impl Backend {
     /// head before it writes, so writers must not interleave.
     pub(super) fn in_tx<T>(
         &self,
-        work: impl FnOnce(&mut dyn Db) -> sql::Result<T>,
+        mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
             Backend::Sqlite(conn) => {

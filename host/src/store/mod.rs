@@ -25,6 +25,7 @@ mod checkpoint;
 mod fleet;
 mod history;
 mod queue;
+mod reserve;
 mod runs;
 mod schema;
 mod sql;
@@ -215,6 +216,8 @@ pub struct Store {
     /// The SQLite file, or the PostgreSQL database without its password.
     location: String,
     backend: Backend,
+    /// Space kept beside a SQLite file for a full disk (`reserve.rs`).
+    reserve: Option<PathBuf>,
 }
 
 /// Milliseconds since the Unix epoch, as the store records times.
@@ -248,16 +251,17 @@ impl Store {
         })?;
         let path = dir.join("state.db");
         let location = path.display().to_string();
-        let failed = |source: rusqlite::Error| StoreError::Database {
+        let reserve = dir.join("reserve");
+        let connected = match connect_sqlite(&path) {
+            Err(e) if reserve::out_of_space(&e) && reserve::release(&reserve) => {
+                connect_sqlite(&path)
+            }
+            connected => connected,
+        };
+        let mut conn = connected.map_err(|source| StoreError::Database {
             store: location.clone(),
             source: source.into(),
-        };
-        let mut conn = rusqlite::Connection::open(&path).map_err(failed)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(failed)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(failed)?;
+        })?;
         schema::migrate_sqlite(&mut conn).map_err(|source| StoreError::Migrate {
             store: location.clone(),
             source,
@@ -265,6 +269,7 @@ impl Store {
         Ok(Store {
             location,
             backend: Backend::Sqlite(Mutex::new(conn)),
+            reserve: Some(reserve::keep(dir)),
         })
     }
 
@@ -298,6 +303,8 @@ impl Store {
         Ok(Store {
             location,
             backend: Backend::Postgres(Box::new(Mutex::new(connection))),
+            // Its disk is the database server's.
+            reserve: None,
         })
     }
 
@@ -324,10 +331,23 @@ impl Store {
     }
 
     /// `work` and the audit records it appends, committed together, or nothing.
-    fn in_tx<T>(&self, work: impl FnOnce(&mut dyn Db) -> sql::Result<T>) -> Result<T, StoreError> {
-        self.backend
-            .in_tx(work)
-            .map_err(|source| self.failed(source))
+    /// `work` in one write transaction. A disk too full for it releases the
+    /// reserve, and `work` is tried once more.
+    fn in_tx<T>(
+        &self,
+        mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
+    ) -> Result<T, StoreError> {
+        let result = match self.backend.in_tx(&mut work) {
+            Err(error) if reserve::is_out_of_space(&error) && self.release_reserve() => {
+                self.backend.in_tx(work)
+            }
+            done => done,
+        };
+        result.map_err(|source| self.failed(source))
+    }
+
+    fn release_reserve(&self) -> bool {
+        self.reserve.as_deref().is_some_and(reserve::release)
     }
 
     fn failed(&self, source: DbError) -> StoreError {
@@ -344,6 +364,18 @@ impl Store {
             .refuse_writes()
             .map_err(|source| self.failed(source))
     }
+}
+
+/// The SQLite file at `path`, opened as remedy keeps it, and read once so
+/// a disk too full to map its shared memory says so here.
+fn connect_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+    Ok(conn)
 }
 
 /// `postgres://user@host:port/db`: the database, never the password.

@@ -356,7 +356,7 @@ impl Store {
         &self,
         id: &str,
         rules: &ClaimRules<'_>,
-        started: impl FnOnce(&ClaimedRun) -> serde_json::Value,
+        started: impl Fn(&ClaimedRun) -> serde_json::Value,
     ) -> Result<Claim, StoreError> {
         self.in_tx(|c| {
             let Some((route, node, dry_run)) = c.query_opt(
