@@ -22,10 +22,36 @@ pub struct Executor<'a> {
     pub approved: Option<&'a [Action]>,
 }
 
+/// When any of `actions` may not run, what each gets instead: a denied one
+/// its reason, the others `skipped`, since a plan runs whole or not at all.
+/// `None` when every action may run. The executor records exactly this,
+/// and a replay shows it, so the two cannot judge a plan differently.
+pub fn refusals(
+    actions: &[Action],
+    grants: &Grants,
+    env: &HostEnv,
+    declared_kinds: &[String],
+    approved: Option<&[Action]>,
+) -> Option<Vec<(ActionStatus, String)>> {
+    let denials: Vec<Option<String>> = actions
+        .iter()
+        .map(|action| denial(action, grants, env, declared_kinds, approved))
+        .collect();
+    let first = denials.iter().position(Option::is_some)?;
+    let judged = denials.into_iter().map(|denial| match denial {
+        Some(why) => (ActionStatus::Denied, why),
+        None => (
+            ActionStatus::Skipped,
+            format!("not run: action {} of this plan was denied", first + 1),
+        ),
+    });
+    Some(judged.collect())
+}
+
 /// Why `action` may not run at all, or `None` when it may: it must be in
 /// the `approved` plan when there is one, of a kind the plugin declared,
 /// and covered by `grants`.
-pub fn denial(
+fn denial(
     action: &Action,
     grants: &Grants,
     env: &HostEnv,
@@ -50,17 +76,6 @@ pub fn denial(
 }
 
 impl Executor<'_> {
-    /// Why `action` may not run at all, or `None` when it is granted.
-    pub fn denial(&self, action: &Action) -> Option<String> {
-        denial(
-            action,
-            self.grants,
-            self.env,
-            self.declared_kinds,
-            self.approved,
-        )
-    }
-
     /// Re-check the target of a granted `action` and, unless `dry_run`, act.
     fn perform(&self, action: &Action, dry_run: bool) -> (ActionStatus, String) {
         let outcome = CapAction::of(action).perform(self.grants, self.env, dry_run);
@@ -81,22 +96,19 @@ impl Executor<'_> {
         actions: &[Action],
         dry_run: bool,
     ) -> Result<Vec<ActionResult>, StoreError> {
-        let denials: Vec<Option<String>> = actions.iter().map(|a| self.denial(a)).collect();
-        if let Some(first) = denials.iter().position(Option::is_some) {
+        let refused = refusals(
+            actions,
+            self.grants,
+            self.env,
+            self.declared_kinds,
+            self.approved,
+        );
+        if let Some(refused) = refused {
             return actions
                 .iter()
-                .zip(denials)
+                .zip(refused)
                 .enumerate()
-                .map(|(seq, (action, denial))| {
-                    let (status, detail) = match denial {
-                        Some(why) => (ActionStatus::Denied, why),
-                        None => (
-                            ActionStatus::Skipped,
-                            format!("not run: action {} of this plan was denied", first + 1),
-                        ),
-                    };
-                    self.record(run_id, round, seq, action, || (status, detail))
-                })
+                .map(|(seq, (action, judged))| self.record(run_id, round, seq, action, || judged))
                 .collect();
         }
 

@@ -297,7 +297,8 @@ fn replay_round(
 }
 
 /// Each action of `plan` as the executor judges it before acting, under
-/// the grants in force: `planned`, or `denied` and why. The objects are not
+/// the grants in force: `planned`, or, when any is refused, what the
+/// executor records instead (`executor::refusals`). The objects are not
 /// looked at: in a replay they exist only as recorded.
 fn checked(
     plan: &Plan,
@@ -305,26 +306,23 @@ fn checked(
     plugin: &LoadedPlugin,
     engine: &PluginEngine,
 ) -> Vec<ActionResult> {
+    let refused = crate::executor::refusals(
+        &plan.actions,
+        &plugin.grants,
+        engine.env(),
+        &plugin.info.action_kinds,
+        None,
+    );
+    let judged =
+        refused.unwrap_or_else(|| vec![(ActionStatus::Planned, String::new()); plan.actions.len()]);
     plan.actions
         .iter()
-        .map(|action| {
-            let why = crate::executor::denial(
-                action,
-                &plugin.grants,
-                engine.env(),
-                &plugin.info.action_kinds,
-                None,
-            );
-            let (status, detail) = match why {
-                None => (ActionStatus::Planned, String::new()),
-                Some(why) => (ActionStatus::Denied, why),
-            };
-            ActionResult {
-                round,
-                action: action.clone(),
-                status,
-                detail,
-            }
+        .zip(judged)
+        .map(|(action, (status, detail))| ActionResult {
+            round,
+            action: action.clone(),
+            status,
+            detail,
         })
         .collect()
 }
