@@ -341,10 +341,7 @@ impl<'a> Driver<'a> {
     fn round(&mut self) -> Result<Step, StoreError> {
         let round = self.rounds.len() as u32;
         let recorded = self.first_round + round;
-        let (call, mut seen) = self.plan(round);
-        if let (Some(seen), Err(failure)) = (&mut seen, &call.result) {
-            seen.failure = Some(failure.to_string());
-        }
+        let (call, seen) = self.plan(round);
         self.record_params_used(call.used_params)?;
         let mut report = RoundReport {
             round,
@@ -424,20 +421,20 @@ impl<'a> Driver<'a> {
             recent: self.recent.clone(),
             memo: self.memo.take(),
         };
-        if !request.record {
-            return (self.engine.plan(request.plugin, &incident), None);
-        }
-        let journal = Journal::recording();
+        let journal = if request.record {
+            Journal::recording()
+        } else {
+            Journal::live()
+        };
         let call = self
             .engine
             .plan_through(request.plugin, &incident, &journal);
-        let reads = journal.kept();
-        let seen = Seen {
+        let seen = request.record.then(|| Seen {
             incident,
-            reads,
-            failure: None,
-        };
-        (call, Some(seen))
+            reads: journal.kept(),
+            failure: call.result.as_ref().err().map(ToString::to_string),
+        });
+        (call, seen)
     }
 
     /// Record the round's logs and its plan; a plugin that could not plan
