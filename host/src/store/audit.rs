@@ -102,7 +102,7 @@ pub(super) fn append(
 }
 
 /// The newest record's number and hash, as kept apart from the records.
-fn head(c: &mut dyn Db) -> DbResult<Option<(i64, String)>> {
+pub(super) fn head(c: &mut dyn Db) -> DbResult<Option<(i64, String)>> {
     c.query_opt(
         "SELECT seq, hash FROM audit_head WHERE id = 1",
         &[],

@@ -101,9 +101,7 @@ impl Store {
 
     /// The newest audit record's number; 0 for an empty trail.
     pub fn audit_head_seq(&self) -> Result<i64, StoreError> {
-        let seq = self
-            .with(|c| c.query_opt("SELECT seq FROM audit_head WHERE id = 1", &[], |r| r.get(0)))?;
-        Ok(seq.unwrap_or(0))
+        Ok(self.with(audit::head)?.map_or(0, |(seq, _)| seq))
     }
 
     /// The chain as [`Store::verify_audit`] checks it, and then every

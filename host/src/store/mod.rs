@@ -251,7 +251,7 @@ impl Store {
         })?;
         let path = dir.join("state.db");
         let location = path.display().to_string();
-        let reserve = dir.join("reserve");
+        let reserve = reserve::path(dir);
         let connected = match connect_sqlite(&path) {
             Err(e) if reserve::out_of_space(&e) && reserve::release(&reserve) => {
                 connect_sqlite(&path)
@@ -269,7 +269,7 @@ impl Store {
         Ok(Store {
             location,
             backend: Backend::Sqlite(Mutex::new(conn)),
-            reserve: Some(reserve::keep(dir)),
+            reserve: Some(reserve::keep(reserve)),
         })
     }
 
@@ -330,9 +330,9 @@ impl Store {
             .map_err(|source| self.failed(source))
     }
 
-    /// `work` and the audit records it appends, committed together, or nothing.
-    /// `work` in one write transaction. A disk too full for it releases the
-    /// reserve, and `work` is tried once more.
+    /// `work` and the audit records it appends, committed together, or
+    /// nothing. A disk too full for it releases the reserve, and `work` is
+    /// tried once more.
     fn in_tx<T>(
         &self,
         mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,

@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 /// What the reserve holds.
 const BYTES: u64 = 4 << 20;
 
-/// The reserve beside the store in `dir`, made when missing. A disk too
-/// full to hold it is noted, not an error: the store still opens.
-pub(super) fn keep(dir: &Path) -> PathBuf {
-    let path = dir.join("reserve");
+/// Where the reserve of the store in `dir` is.
+pub(super) fn path(dir: &Path) -> PathBuf {
+    dir.join("reserve")
+}
+
+/// The reserve at `path`, made when missing. A disk too full to hold it is
+/// noted, not an error: the store still opens.
+pub(super) fn keep(path: PathBuf) -> PathBuf {
     if !path.exists()
         && let Err(e) = allocate(&path)
     {
