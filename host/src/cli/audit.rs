@@ -64,100 +64,112 @@ pub enum ExportFormat {
 }
 
 pub fn audit(cli: &Cli, command: &AuditCommand) -> Result<u8> {
-    // Making a key needs no config and no store.
-    let opened = match command {
-        AuditCommand::Keygen { out } => return keygen(out),
-        _ => {
-            let config = cli.load_config()?;
-            let store = cli.open_store(&config)?;
-            (config, store)
-        }
-    };
-    let (config, store) = opened;
     match command {
+        // Making a key needs no config and no store.
         AuditCommand::Keygen { out } => keygen(out),
-        AuditCommand::Checkpoint => {
-            let Some(file) = &config.audit.signing_key_file else {
-                return Err(UsageError(
-                    "no [audit] signing_key_file in the config; `remedy audit keygen` makes one"
-                        .into(),
-                )
-                .into());
-            };
-            let key = crate::store::read_signing_key(file).map_err(UsageError)?;
-            match store.checkpoint(&key)? {
-                Some(seq) => println!("signed the chain through record {seq}"),
-                None => println!("nothing new to sign: the newest record is a checkpoint"),
-            }
-            Ok(exit::SUCCESS)
-        }
+        AuditCommand::Checkpoint => checkpoint(cli),
         AuditCommand::Verify {
             public_key: Some(file),
-        } => {
-            let key = crate::store::read_public_key(file).map_err(UsageError)?;
-            match store.verify_signed(&key)? {
-                Ok(signed) => {
-                    println!(
-                        "audit trail intact and signed: {} checkpoints by key {}, covering records \
-                         through {}; {} newer records not signed yet",
-                        signed.checkpoints,
-                        crate::store::key_id(&key),
-                        signed.covered,
-                        signed.unsigned_tail
-                    );
-                    Ok(exit::SUCCESS)
-                }
-                Err(broken) => {
-                    println!("audit trail NOT PROVEN at {broken}");
-                    Ok(exit::FAILED)
-                }
-            }
-        }
-        AuditCommand::Verify { public_key: None } => match store.verify_audit()? {
-            Ok(intact) => {
-                println!(
-                    "audit trail intact: {} records, head {}",
-                    intact.records,
-                    intact.head.as_deref().unwrap_or("(empty)")
-                );
-                Ok(exit::SUCCESS)
-            }
-            Err(broken) => {
-                println!("audit trail BROKEN at {broken}");
-                Ok(exit::FAILED)
-            }
-        },
-        AuditCommand::Show { run } => {
-            let id = store.resolve_run(run)?;
-            let rows: Vec<Vec<String>> = store
-                .audit_of_run(&id)?
-                .iter()
-                .map(|r| vec![r.seq.to_string(), r.at.clone(), r.kind.clone(), brief(r)])
-                .collect();
-            println!("audit records of run {id}:");
-            print!("{}", table(&["SEQ", "AT", "KIND", "RECORD"], &rows));
+        } => verify_signed(cli, file),
+        AuditCommand::Verify { public_key: None } => verify(cli),
+        AuditCommand::Show { run } => show(cli, run),
+        AuditCommand::Export { format, since } => export(cli, *format, *since),
+    }
+}
+
+fn open(cli: &Cli) -> Result<(crate::config::Config, crate::store::Store)> {
+    let config = cli.load_config()?;
+    let store = cli.open_store(&config)?;
+    Ok((config, store))
+}
+
+fn checkpoint(cli: &Cli) -> Result<u8> {
+    let (config, store) = open(cli)?;
+    let Some(file) = &config.audit.signing_key_file else {
+        return Err(UsageError(
+            "no [audit] signing_key_file in the config; `remedy audit keygen` makes one".into(),
+        )
+        .into());
+    };
+    let key = crate::store::read_signing_key(file).map_err(UsageError)?;
+    match store.checkpoint(&key)? {
+        Some(seq) => println!("signed the chain through record {seq}"),
+        None => println!("nothing new to sign: the newest record is a checkpoint"),
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn verify_signed(cli: &Cli, public_key: &std::path::Path) -> Result<u8> {
+    let key = crate::store::read_public_key(public_key).map_err(UsageError)?;
+    let (_, store) = open(cli)?;
+    match store.verify_signed(&key)? {
+        Ok(signed) => {
+            println!(
+                "audit trail intact and signed: {} checkpoints by key {}, covering records \
+                 through {}; {} newer records not signed yet",
+                signed.checkpoints,
+                crate::store::key_id(&key),
+                signed.covered,
+                signed.unsigned_tail
+            );
             Ok(exit::SUCCESS)
         }
-        AuditCommand::Export { format, since } => {
-            let ExportFormat::Jsonl = format;
-            let since_ms = since
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as i64);
-            let mut out = std::io::stdout().lock();
-            for record in store.audit_since(since_ms)? {
-                let line = serde_json::to_string(&record)?;
-                match writeln!(out, "{line}") {
-                    // The reader (`head`, a closed pipe) has all it wants.
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
-                    other => other?,
-                }
-            }
-            Ok(exit::SUCCESS)
+        Err(broken) => {
+            println!("audit trail NOT PROVEN at {broken}");
+            Ok(exit::FAILED)
         }
     }
 }
 
-/// One line of a record's body for the table.
+fn verify(cli: &Cli) -> Result<u8> {
+    let (_, store) = open(cli)?;
+    match store.verify_audit()? {
+        Ok(intact) => {
+            println!(
+                "audit trail intact: {} records, head {}",
+                intact.records,
+                intact.head.as_deref().unwrap_or("(empty)")
+            );
+            Ok(exit::SUCCESS)
+        }
+        Err(broken) => {
+            println!("audit trail BROKEN at {broken}");
+            Ok(exit::FAILED)
+        }
+    }
+}
+
+fn show(cli: &Cli, run: &str) -> Result<u8> {
+    let (_, store) = open(cli)?;
+    let id = store.resolve_run(run)?;
+    let rows: Vec<Vec<String>> = store
+        .audit_of_run(&id)?
+        .iter()
+        .map(|r| vec![r.seq.to_string(), r.at.clone(), r.kind.clone(), brief(r)])
+        .collect();
+    println!("audit records of run {id}:");
+    print!("{}", table(&["SEQ", "AT", "KIND", "RECORD"], &rows));
+    Ok(exit::SUCCESS)
+}
+
+fn export(cli: &Cli, format: ExportFormat, since: Option<SystemTime>) -> Result<u8> {
+    let ExportFormat::Jsonl = format;
+    let (_, store) = open(cli)?;
+    let since_ms = since
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut out = std::io::stdout().lock();
+    for record in store.audit_since(since_ms)? {
+        let line = serde_json::to_string(&record)?;
+        match writeln!(out, "{line}") {
+            // The reader (`head`, a closed pipe) has all it wants.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            other => other?,
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
 /// A new key pair, never over an existing file.
 fn keygen(out: &std::path::Path) -> Result<u8> {
     use std::io::Write as _;
@@ -189,6 +201,7 @@ fn keygen(out: &std::path::Path) -> Result<u8> {
     Ok(exit::SUCCESS)
 }
 
+/// One line of a record's body for the table.
 fn brief(record: &AuditRecord) -> String {
     const WIDTH: usize = 120;
     let text = record.body.to_string();
