@@ -370,8 +370,7 @@ async fn audit_page(
             Ok(intact) => Ok((intact.records, intact.head.unwrap_or_default())),
             Err(broken) => Err(format!("at {broken}")),
         };
-        let day_ago = crate::store::now_ms() - 86_400_000;
-        let records = shared.ingest.audit_since(day_ago)?;
+        let records = shared.ingest.audit_since(a_day_ago())?;
         Ok(AuditPage {
             frame: frame(shared, caller),
             verdict,
@@ -386,14 +385,18 @@ async fn audit_page(
     .await
 }
 
+/// Where the audit page and its export start: a day back, in the store's ms.
+fn a_day_ago() -> i64 {
+    crate::store::now_ms() - 86_400_000
+}
+
 /// The last day's records as JSON lines, a download.
 async fn audit_export(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
     authorize(&shared, &headers, Role::Read)?;
-    let day_ago = crate::store::now_ms() - 86_400_000;
-    let records = blocking(move || Ok(shared.ingest.audit_since(day_ago)?)).await?;
+    let records = blocking(move || Ok(shared.ingest.audit_since(a_day_ago())?)).await?;
     let mut lines = String::new();
     for record in &records {
         lines.push_str(&serde_json::to_string(record).unwrap_or_default());
