@@ -194,7 +194,11 @@ fn sdk_dependency(given: Option<&Path>) -> String {
         .map(Path::to_path_buf)
         .or_else(|| built_from.canonicalize().ok());
     match path {
-        Some(path) => format!("remedy-sdk = {{ path = {:?} }}", path.display().to_string()),
+        Some(path) => {
+            // A TOML string, quoted and escaped as TOML says.
+            let quoted = toml::Value::String(path.display().to_string());
+            format!("remedy-sdk = {{ path = {quoted} }}")
+        }
         None => format!("remedy-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
     }
 }
