@@ -19,6 +19,8 @@ const PLUGINS: &[&str] = &[
     "sandbox-reaper",
     "service-restart",
     "rollback",
+    "k8s-rollback",
+    "k8s-pod-restart",
     "echo",
     "hostile",
     "tmp-reaper",

@@ -6,7 +6,7 @@
 //! code for its types. No dependencies, so it builds for plugins too.
 
 /// The WIT package every remedy interface belongs to.
-pub const PACKAGE: &str = "remedy:plugin@0.1.0";
+pub const PACKAGE: &str = "remedy:plugin@0.2.0";
 
 /// The package's files, `(name, text)`: what `remedy plugins wit` prints,
 /// and what a plugin in another language is built against.
@@ -25,6 +25,7 @@ pub const WIT_FILES: &[(&str, &str)] = &[
     ("kmod.wit", include_str!("../wit/kmod.wit")),
     ("http.wit", include_str!("../wit/http.wit")),
     ("prometheus.wit", include_str!("../wit/prometheus.wit")),
+    ("kube.wit", include_str!("../wit/kube.wit")),
 ];
 
 /// Gives the contract's `action` type (each side's bindgen names it
@@ -49,6 +50,9 @@ macro_rules! impl_action_kinds {
             NomadClientGc => "nomad-client-gc",
             DockerPrune => "docker-prune",
             DockerRestartContainer => "docker-restart-container",
+            K8sRollbackDeployment => "k8s-rollback-deployment",
+            K8sRestartDeployment => "k8s-restart-deployment",
+            K8sDeletePod => "k8s-delete-pod",
         }
     };
 }
@@ -158,8 +162,8 @@ mod tests {
         }
         assert_eq!(
             (PACKAGE, format!("{fnv:#x}")),
-            ("remedy:plugin@0.1.0", "0xe9c9805ced2a7168".to_string()),
-            "remedy:plugin@0.1.0 is published: change the WIT in a new version, never in place"
+            ("remedy:plugin@0.2.0", "0x10e86f5e68fe09e5".to_string()),
+            "remedy:plugin@0.2.0 is published: change the WIT in a new version, never in place"
         );
     }
 
@@ -207,6 +211,9 @@ mod tests {
         NomadClientGc(()),
         DockerPrune(()),
         DockerRestartContainer(()),
+        K8sRollbackDeployment(()),
+        K8sRestartDeployment(()),
+        K8sDeletePod(()),
     }
     crate::impl_action_kinds!(Action);
 
@@ -226,11 +233,13 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), Action::KINDS.len());
         assert!(Action::RemovePath(()).kind() == "remove-path");
-        assert!(
-            Action::KINDS
-                .iter()
-                .all(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
-        );
+        // WIT identifiers: lowercase words of letters and digits, joined by `-`.
+        assert!(Action::KINDS.iter().all(|k| {
+            k.split('-').all(|word| {
+                word.starts_with(|c: char| c.is_ascii_lowercase())
+                    && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
+        }));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// First-party plugins built into the binary, by name.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 11] = [
     "disk-cleanup",
     "nomad-restart",
     "docker-prune",
@@ -15,6 +15,8 @@ pub const NAMES: [&str; 9] = [
     "sandbox-reaper",
     "service-restart",
     "rollback",
+    "k8s-rollback",
+    "k8s-pod-restart",
 ];
 
 macro_rules! plugin_wasm {
@@ -34,6 +36,8 @@ pub fn wasm(name: &str) -> Option<&'static [u8]> {
         "sandbox-reaper" => Some(plugin_wasm!("sandbox_reaper.wasm")),
         "service-restart" => Some(plugin_wasm!("service_restart.wasm")),
         "rollback" => Some(plugin_wasm!("rollback.wasm")),
+        "k8s-rollback" => Some(plugin_wasm!("k8s_rollback.wasm")),
+        "k8s-pod-restart" => Some(plugin_wasm!("k8s_pod_restart.wasm")),
         _ => None,
     }
 }

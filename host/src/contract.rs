@@ -19,7 +19,8 @@ pub(crate) use generated::remedy::plugin::*;
 pub(crate) use generated::{Plugin as PluginBindings, PluginPre};
 pub use types::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
-    DockerPruneTarget, DockerRestartContainer, Error as ApiError, FileIdentity, Incident, KmodLoad,
+    DockerPruneTarget, DockerRestartContainer, Error as ApiError, FileIdentity, Incident,
+    K8sDeletePod, K8sDeploymentRef, K8sRestartDeployment, K8sRollbackDeployment, KmodLoad,
     NbdDisconnect, NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
     NomadRevertJob, NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, ProcessSignal,
     RemovePath,
@@ -70,6 +71,14 @@ impl Action {
                 format!("{} older than {}s", a.target.name(), a.older_than_secs)
             }
             Action::DockerRestartContainer(a) => format!("container {}", a.name),
+            Action::K8sRollbackDeployment(a) => format!(
+                "{} revision {} -> {}",
+                deployment_target(&a.deployment),
+                a.deployment.revision,
+                a.to_revision
+            ),
+            Action::K8sRestartDeployment(a) => deployment_target(&a.deployment),
+            Action::K8sDeletePod(a) => format!("pod {}/{} (uid {})", a.namespace, a.name, a.uid),
         }
     }
 
@@ -87,8 +96,15 @@ impl Action {
             Action::NomadClientGc(a) => &a.reason,
             Action::DockerPrune(a) => &a.reason,
             Action::DockerRestartContainer(a) => &a.reason,
+            Action::K8sRollbackDeployment(a) => &a.reason,
+            Action::K8sRestartDeployment(a) => &a.reason,
+            Action::K8sDeletePod(a) => &a.reason,
         }
     }
+}
+
+fn deployment_target(deployment: &K8sDeploymentRef) -> String {
+    format!("deployment {}/{}", deployment.namespace, deployment.name)
 }
 
 fn alloc_target(alloc: &NomadAllocRef) -> String {

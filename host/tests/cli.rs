@@ -250,15 +250,17 @@ fn config_check_loads_every_plugin_and_reports_each_problem() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     for import in ["proc", "nomad", "docker"] {
         let note = format!(
-            "note  plugin disk-cleanup: remedy:plugin/{import}@0.1.0 is not granted, so its calls are denied; {import} = [\"read\"] allows it"
+            "note  plugin disk-cleanup: {} is not granted, so its calls are denied; {import} = [\"read\"] allows it",
+            common::interface(import)
         );
         assert!(stdout(&output).contains(&note), "{}", describe(&output));
     }
     let inspect = ungranted.remedy(&["plugins", "inspect", "disk-cleanup"]);
     assert!(
-        stdout(&inspect).contains(
-            r#"remedy:plugin/proc@0.1.0  (not granted: calls are denied; proc = ["read"] allows it)"#
-        ),
+        stdout(&inspect).contains(&format!(
+            r#"{}  (not granted: calls are denied; proc = ["read"] allows it)"#,
+            common::interface("proc")
+        )),
         "{}",
         describe(&inspect)
     );
@@ -292,8 +294,8 @@ fn plugins_inspect_shows_identity_imports_and_grants() {
     let text = stdout(&output);
     for needle in [
         "sha256:",
-        "remedy:plugin/fs@0.1.0",
-        "remedy:plugin/proc@0.1.0",
+        &common::interface("fs"),
+        &common::interface("proc"),
         "remove-path",
         "target_used_percent",
         "fs_read",

@@ -206,7 +206,7 @@ fn a_plugin_built_against_a_contract_version_this_host_does_not_speak_is_refused
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
-            text.replace("remedy:plugin@0.1.0", "remedy:plugin@0.2.0"),
+            text.replace(remedy::contract::PACKAGE, "remedy:plugin@9.0.0"),
         )
         .unwrap();
     }
@@ -233,10 +233,8 @@ fn a_plugin_built_against_a_contract_version_this_host_does_not_speak_is_refused
     );
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("it imports remedy:plugin/"), "{error}");
-    assert!(
-        error.contains("@0.2.0, and this remedy speaks remedy:plugin@0.1.0"),
-        "{error}"
-    );
+    let speaks = format!("@9.0.0, and this remedy speaks {}", remedy::contract::PACKAGE);
+    assert!(error.contains(&speaks), "{error}");
 }
 
 #[test]

@@ -250,8 +250,8 @@ fn interfaces_without_a_grant_load_but_every_call_is_denied_naming_the_fix() {
         .map(|(import, _)| *import)
         .collect();
     assert!(
-        ungranted.contains(&"remedy:plugin/fs@0.1.0")
-            && ungranted.contains(&"remedy:plugin/proc@0.1.0"),
+        ungranted.contains(&common::interface("fs").as_str())
+            && ungranted.contains(&common::interface("proc").as_str()),
         "{ungranted:?}"
     );
 
@@ -291,7 +291,7 @@ fn a_component_imports_only_the_interfaces_its_code_calls() {
     remedy_imports.sort();
     assert_eq!(
         remedy_imports,
-        ["remedy:plugin/log@0.1.0", "remedy:plugin/types@0.1.0"]
+        [common::interface("log"), common::interface("types")]
     );
 }
 

@@ -55,6 +55,7 @@ registry! {
     kmod: Kmod,
     http: Http,
     prometheus: Prometheus,
+    kube: Kube,
 }
 
 use crate::contract::ApiError;
@@ -161,6 +162,8 @@ pub struct HostEnv {
     pub http: Arc<http::HttpClient>,
     /// The operator's Prometheus (`[prometheus]`).
     pub prometheus: Arc<prometheus::PrometheusApi>,
+    /// The Kubernetes API (`[kubernetes]`).
+    pub kube: Arc<self::kube::KubeApi>,
     /// This node's name, as plugins see it through the `node` interface.
     pub node_name: Arc<str>,
 }
@@ -175,12 +178,19 @@ impl HostEnv {
                 Default::default(),
                 bridge.clone(),
             )),
+            kube: Arc::new(self::kube::KubeApi::new(Default::default(), bridge.clone())),
             bridge,
             netns: Default::default(),
             kmod: Default::default(),
             http: Default::default(),
             node_name: crate::node::host_name().into(),
         }
+    }
+
+    /// The same, reaching the Kubernetes API `settings` name.
+    pub fn with_kube(mut self, settings: self::kube::KubeSettings) -> Self {
+        self.kube = Arc::new(self::kube::KubeApi::new(settings, self.bridge.clone()));
+        self
     }
 
     /// The same, on the node called `name`.

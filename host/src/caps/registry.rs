@@ -167,7 +167,7 @@ impl<'a> CapAction<'a> {
     /// maps to exactly one (the match has no catch-all), and this is the only
     /// way to a capability's effects.
     pub(crate) fn of(action: &'a Action) -> Self {
-        use super::{docker::DockerAction, kmod::KmodAction, nomad::NomadAction};
+        use super::{docker::DockerAction, kmod::KmodAction, kube::KubeAction, nomad::NomadAction};
         match action {
             Action::RemovePath(a) => CapAction::Fs(a),
             Action::NetnsDelete(a) => CapAction::Netns(a),
@@ -181,6 +181,9 @@ impl<'a> CapAction<'a> {
             Action::NomadClientGc(a) => CapAction::Nomad(NomadAction::Gc(a)),
             Action::DockerPrune(a) => CapAction::Docker(DockerAction::Prune(a)),
             Action::DockerRestartContainer(a) => CapAction::Docker(DockerAction::Restart(a)),
+            Action::K8sRollbackDeployment(a) => CapAction::Kube(KubeAction::Rollback(a)),
+            Action::K8sRestartDeployment(a) => CapAction::Kube(KubeAction::Restart(a)),
+            Action::K8sDeletePod(a) => CapAction::Kube(KubeAction::DeletePod(a)),
         }
     }
 }

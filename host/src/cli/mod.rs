@@ -281,6 +281,7 @@ impl Cli {
             crate::caps::HostEnv::new(config.nomad.clone(), config.docker.clone())
                 .with_paths(config.netns.clone(), config.kmod.clone())
                 .with_prometheus(config.prometheus.clone())
+                .with_kube(config.kubernetes.clone())
                 .named(&config.node.name)
         };
         let engine = match PluginEngine::new(Some(cache)) {

@@ -26,7 +26,7 @@ pub enum PluginsCommand {
     Diff(super::replay::DiffArgs),
     /// Create a plugin project, in Rust or Python, that builds and passes its tests
     New(super::scaffold::NewArgs),
-    /// The WIT contract this remedy speaks, `remedy:plugin@0.1.0`: printed,
+    /// The WIT contract this remedy speaks, `remedy:plugin@0.2.0`: printed,
     /// or written as files to build a plugin against
     Wit {
         /// Write the package's .wit files into this directory instead

@@ -66,6 +66,8 @@ struct RawConfig {
     #[serde(default)]
     docker: DockerSettings,
     #[serde(default)]
+    kubernetes: crate::caps::kube::KubeSettings,
+    #[serde(default)]
     netns: crate::caps::netns::NetnsSettings,
     #[serde(default)]
     kmod: crate::caps::kmod::KmodSettings,
@@ -115,6 +117,8 @@ pub struct Config {
     pub nomad: NomadSettings,
     /// How to reach the Docker engine, for plugins granted `docker`.
     pub docker: DockerSettings,
+    /// How to reach Kubernetes, for plugins granted `kube` (`[kubernetes]`).
+    pub kubernetes: crate::caps::kube::KubeSettings,
     /// Where named network namespaces live (`[netns] dir`).
     pub netns: crate::caps::netns::NetnsSettings,
     /// sysfs and the modprobe and nbd-client programs (`[kmod]`).
@@ -241,6 +245,11 @@ impl Config {
         };
         problems.extend(raw.nomad.problems());
         problems.extend(raw.docker.problems());
+        problems.extend(raw.kubernetes.problems());
+        let kubernetes = crate::caps::kube::KubeSettings {
+            kubeconfig: raw.kubernetes.kubeconfig.map(|file| base.join(file)),
+            ..raw.kubernetes
+        };
         let config = Config {
             origin: origin.to_string(),
             state_dir: raw.state_dir,
@@ -253,6 +262,7 @@ impl Config {
             prometheus,
             nomad: raw.nomad,
             docker: raw.docker,
+            kubernetes,
             netns: raw.netns,
             kmod: raw.kmod,
             notify,

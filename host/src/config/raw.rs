@@ -47,6 +47,7 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             "prometheus" => raw.prometheus = section("[prometheus]", value, problems),
             "nomad" => raw.nomad = section("[nomad]", value, problems),
             "docker" => raw.docker = section("[docker]", value, problems),
+            "kubernetes" => raw.kubernetes = section("[kubernetes]", value, problems),
             "netns" => raw.netns = section("[netns]", value, problems),
             "kmod" => raw.kmod = section("[kmod]", value, problems),
             "notify" => raw.notify = entries("[[notify]]", value, problems).read,
@@ -63,8 +64,8 @@ fn by_section(table: toml::Table, problems: &mut Vec<String>) -> RawConfig {
             }
             other => problems.push(format!(
                 "unknown key `{other}`; the config has state_dir, approval_ttl, [node], [server], [store], \
-                 [audit], [alertmanager], [prometheus], [nomad], [docker], [netns], [kmod], [[notify]], \
-                 [[plugin]] and [[route]]"
+                 [audit], [alertmanager], [prometheus], [nomad], [docker], [kubernetes], [netns], [kmod], \
+                 [[notify]], [[plugin]] and [[route]]"
             )),
         }
     }

@@ -414,7 +414,7 @@ fn classify(error: wasmtime::Error, context: &RunContext, limits: &PluginLimits)
     }
 }
 
-/// `fs` for `remedy:plugin/fs@0.1.0`; `None` for anything not remedy's.
+/// `fs` for `remedy:plugin/fs@0.2.0`; `None` for anything not remedy's.
 fn remedy_interface(import: &str) -> Option<&str> {
     let (package, version) = contract::PACKAGE.split_once('@')?;
     import
@@ -449,9 +449,9 @@ mod tests {
 
     #[test]
     fn remedy_interfaces_are_recognised_by_package_and_version() {
-        assert_eq!(remedy_interface("remedy:plugin/fs@0.1.0"), Some("fs"));
-        assert_eq!(remedy_interface("remedy:plugin/proc@0.1.0"), Some("proc"));
-        assert_eq!(remedy_interface("remedy:plugin/fs@0.2.0"), None);
+        assert_eq!(remedy_interface("remedy:plugin/fs@0.2.0"), Some("fs"));
+        assert_eq!(remedy_interface("remedy:plugin/kube@0.2.0"), Some("kube"));
+        assert_eq!(remedy_interface("remedy:plugin/fs@0.1.0"), None);
         assert_eq!(remedy_interface("wasi:cli/stderr@0.2.0"), None);
     }
 }

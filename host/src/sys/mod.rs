@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod patterns;
 pub mod procfs;
+pub mod selector;
 pub mod tls;
 
 use std::path::Path;
@@ -75,6 +76,19 @@ pub fn read_token(key: &str, path: &Path) -> Result<String, String> {
         return Err(format!("{key} {} is empty", path.display()));
     }
     Ok(token.to_string())
+}
+
+/// An error message from a service as remedy repeats it: trimmed, at most
+/// `max_chars` characters, and never empty.
+pub fn clipped(text: &str, max_chars: usize) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        return "(no message)".to_string();
+    }
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// Create `dir` (and parents) with mode 0700 for the last component.

@@ -21,6 +21,7 @@ pub mod certs;
 pub mod daemon;
 pub mod dockerd;
 pub mod fake_api;
+pub mod kube_double;
 pub mod netns;
 pub mod nomad_double;
 pub mod openapi;
@@ -52,6 +53,13 @@ pub fn offline_env() -> HostEnv {
             ..Default::default()
         },
     )
+}
+
+/// A contract interface as the host and `plugins inspect` name it:
+/// `remedy:plugin/fs@0.2.0` for `fs`.
+pub fn interface(name: &str) -> String {
+    let (package, version) = remedy::contract::PACKAGE.split_once('@').unwrap();
+    format!("{package}/{name}@{version}")
 }
 
 /// Where the build put the compiled plugins.

@@ -2,10 +2,11 @@
 
 use crate::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
-    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, KmodLoad,
-    NbdDisconnect, NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
-    NomadRevertJob, NomadStopAlloc, ParamInfo, Plan, PluginInfo, ProcessSignal, RemovePath, docker,
-    fs, kmod, netns, nomad, proc,
+    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, K8sDeletePod,
+    K8sDeploymentRef, K8sRestartDeployment, K8sRollbackDeployment, KmodLoad, NbdDisconnect,
+    NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob,
+    NomadStopAlloc, ParamInfo, Plan, PluginInfo, ProcessSignal, RemovePath, docker, fs, kmod, kube,
+    netns, nomad, proc,
 };
 
 impl PluginInfo {
@@ -274,6 +275,41 @@ impl Action {
         })
     }
 
+    /// Roll `deployment` back to the pod template of `to`, one of its
+    /// replica sets, as seen.
+    pub fn rollback_deployment(
+        deployment: &kube::Deployment,
+        to: &kube::ReplicaSet,
+        reason: impl Into<String>,
+    ) -> Self {
+        Action::K8sRollbackDeployment(K8sRollbackDeployment {
+            deployment: deployment_ref(deployment),
+            to_revision: to.revision,
+            to_uid: to.uid.clone(),
+            reason: reason.into(),
+        })
+    }
+
+    /// Restart the pods of `deployment`, as seen, through a rollout.
+    pub fn restart_deployment(deployment: &kube::Deployment, reason: impl Into<String>) -> Self {
+        Action::K8sRestartDeployment(K8sRestartDeployment {
+            deployment: deployment_ref(deployment),
+            reason: reason.into(),
+        })
+    }
+
+    /// Delete `pod`, as seen; its replica set starts a replacement.
+    pub fn delete_pod(pod: &kube::Pod, reason: impl Into<String>) -> Self {
+        Action::K8sDeletePod(K8sDeletePod {
+            namespace: pod.namespace.clone(),
+            deployment: pod.deployment.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            resource_version: pod.resource_version.clone(),
+            reason: reason.into(),
+        })
+    }
+
     /// Delete a namespace as seen, after its host-side link when one is named.
     pub fn delete_netns(
         namespace: &netns::Namespace,
@@ -347,6 +383,16 @@ impl Action {
 }
 
 remedy_contract::impl_action_kinds!(Action);
+fn deployment_ref(deployment: &kube::Deployment) -> K8sDeploymentRef {
+    K8sDeploymentRef {
+        namespace: deployment.namespace.clone(),
+        name: deployment.name.clone(),
+        uid: deployment.uid.clone(),
+        resource_version: deployment.resource_version.clone(),
+        revision: deployment.revision,
+    }
+}
+
 remedy_contract::impl_docker_prune_targets!(DockerPruneTarget);
 remedy_contract::impl_error_describe!(Error);
 

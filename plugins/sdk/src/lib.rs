@@ -1,7 +1,7 @@
 //! Write [remedy](https://github.com/remedy-sh/remedy) plugins in ordinary Rust.
 //!
 //! A plugin looks at the world through read-only host interfaces ([`fs`],
-//! [`proc`], [`netns`], [`kmod`], [`nomad`], [`docker`], [`http`], [`prometheus`],
+//! [`proc`], [`netns`], [`kmod`], [`nomad`], [`docker`], [`kube`], [`http`], [`prometheus`],
 //! [`grants`], [`node`], [`params`], [`log`]; each module shows an example) and
 //! answers each incident with a [`Plan`]: the checks it
 //! made and the actions it proposes. remedy, not the plugin, checks every
@@ -65,10 +65,10 @@ pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::remedy::plugin::types::{
     Action, ActionResult, ActionStatus, Alert, AlertStatus, Check, CheckStatus, DockerPrune,
-    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, KmodLoad,
-    NbdDisconnect, NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc,
-    NomadRevertJob, NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, ProcessSignal,
-    RemovePath,
+    DockerPruneTarget, DockerRestartContainer, Error, FileIdentity, Incident, K8sDeletePod,
+    K8sDeploymentRef, K8sRestartDeployment, K8sRollbackDeployment, KmodLoad, NbdDisconnect,
+    NetnsDelete, NomadAllocRef, NomadClientGc, NomadEvaluateJob, NomadRestartAlloc, NomadRevertJob,
+    NomadStopAlloc, ParamInfo, PastAction, Plan, PluginInfo, ProcessSignal, RemovePath,
 };
 
 pub mod docker;
@@ -76,6 +76,7 @@ pub mod fs;
 pub mod grants;
 pub mod http;
 pub mod kmod;
+pub mod kube;
 pub mod log;
 pub mod netns;
 pub mod node;

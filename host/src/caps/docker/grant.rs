@@ -32,24 +32,13 @@ pub struct DockerGrant {
 
 impl DockerGrant {
     pub(super) fn problems(&self) -> Vec<String> {
-        if self
-            .labels
-            .iter()
-            .any(|l| l.is_empty() || l.starts_with('='))
-        {
-            vec!["grants.docker_labels entries are `key` or `key=value`".into()]
-        } else {
-            Vec::new()
-        }
+        crate::sys::selector::problem("docker_labels", &self.labels)
+            .into_iter()
+            .collect()
     }
 
     pub(super) fn selects(&self, labels: &HashMap<String, String>) -> bool {
-        self.labels
-            .iter()
-            .all(|wanted| match wanted.split_once('=') {
-                Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
-                None => labels.contains_key(wanted),
-            })
+        crate::sys::selector::selects(&self.labels, |key| labels.get(key).map(String::as_str))
     }
 
     pub(super) fn check_right(&self, right: DockerRight, name: &str) -> Result<(), String> {

@@ -225,7 +225,7 @@ impl NomadClient {
                         method: method.clone(),
                         path: path.to_string(),
                         status,
-                        body: error_body(&text),
+                        body: crate::sys::clipped(&text, MAX_ERROR_BODY),
                     };
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS
                         || (idempotent && status.is_server_error());
@@ -268,17 +268,6 @@ fn describe(error: &reqwest::Error) -> String {
         cause = source;
     }
     cause.to_string()
-}
-
-fn error_body(text: &str) -> String {
-    let text = text.trim();
-    if text.is_empty() {
-        return "(no message)".to_string();
-    }
-    match text.char_indices().nth(MAX_ERROR_BODY) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 fn tls_config(settings: &NomadSettings) -> Result<rustls::ClientConfig, NomadError> {
