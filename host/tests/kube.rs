@@ -36,10 +36,24 @@ impl Cluster {
         let kube = KubeDouble::start();
         {
             let mut w = kube.world();
-            w.add_deployment("shop", "api", &[MANAGED], &[(2, "api:v2"), (3, "api:v3")], 3);
+            w.add_deployment(
+                "shop",
+                "api",
+                &[MANAGED],
+                &[(2, "api:v2"), (3, "api:v3")],
+                3,
+            );
             w.add_deployment("shop", "web", &[], &[(1, "web:v1"), (2, "web:v2")], 1);
-            w.add_deployment("prod", "api", &[MANAGED], &[(1, "api:v1"), (2, "api:v2")], 1);
+            w.add_deployment(
+                "prod",
+                "api",
+                &[MANAGED],
+                &[(1, "api:v1"), (2, "api:v2")],
+                1,
+            );
             w.requests.clear();
+            // remedy's requests must all fit the least-privilege Role it ships.
+            w.role = Some(common::kube_double::role_in(&example("rbac.yaml")));
         }
         Cluster {
             kube,
@@ -95,11 +109,20 @@ params = {{ confirm_every = "1s", confirm_in_a_row = "2", confirm_within = "6s" 
     }
 
     fn writes(&self) -> Vec<String> {
-        self.kube.world().writes().into_iter().map(String::from).collect()
+        self.kube
+            .world()
+            .writes()
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     fn object(&self, kind: Kind, namespace: &str, name: &str) -> Value {
-        self.kube.world().get(kind, namespace, name).cloned().unwrap()
+        self.kube
+            .world()
+            .get(kind, namespace, name)
+            .cloned()
+            .unwrap()
     }
 
     fn image(&self, namespace: &str, name: &str) -> String {
@@ -111,7 +134,12 @@ params = {{ confirm_every = "1s", confirm_in_a_row = "2", confirm_within = "6s" 
     }
 
     fn pods(&self, namespace: &str) -> Vec<Value> {
-        self.kube.world().list(Kind::Pods, namespace).into_iter().cloned().collect()
+        self.kube
+            .world()
+            .list(Kind::Pods, namespace)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// The replica set of shop/api that runs `image`.
@@ -145,9 +173,13 @@ params = {{ confirm_every = "1s", confirm_in_a_row = "2", confirm_within = "6s" 
             ..Default::default()
         };
         let env = common::offline_env().with_kube(settings);
-        let kinds: Vec<String> = ["k8s-rollback-deployment", "k8s-restart-deployment", "k8s-delete-pod"]
-            .map(String::from)
-            .to_vec();
+        let kinds: Vec<String> = [
+            "k8s-rollback-deployment",
+            "k8s-restart-deployment",
+            "k8s-delete-pod",
+        ]
+        .map(String::from)
+        .to_vec();
         let executor = remedy::executor::Executor {
             store: &store,
             grants: &grants,
@@ -158,6 +190,12 @@ params = {{ confirm_every = "1s", confirm_in_a_row = "2", confirm_within = "6s" 
         let results = executor.execute(&run_id, 1, &[action], false).unwrap();
         (results[0].status, results[0].detail.clone())
     }
+}
+
+fn example(file: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/kubernetes")
+        .join(file)
 }
 
 fn uuid() -> u128 {
@@ -176,7 +214,13 @@ fn details(run: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|a| format!("{}: {}", a["status"], a["detail"].as_str().unwrap_or_default()))
+        .map(|a| {
+            format!(
+                "{}: {}",
+                a["status"],
+                a["detail"].as_str().unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -188,7 +232,12 @@ fn rollback_goes_to_revision_2s_template_and_dry_run_shows_exactly_that() {
     {
         let mut w = cluster.kube.world();
         let pod = w.list(Kind::Pods, "shop")[0].clone();
-        w.add_event("shop", &pod, "BackOff", "Back-off restarting failed container app");
+        w.add_event(
+            "shop",
+            &pod,
+            "BackOff",
+            "Back-off restarting failed container app",
+        );
     }
 
     let (code, dry) = cluster.rollback(&["--dry-run"]);
@@ -197,14 +246,20 @@ fn rollback_goes_to_revision_2s_template_and_dry_run_shows_exactly_that() {
     assert_eq!(planned["status"], "planned", "{dry:#}");
     assert_eq!(planned["action"]["deployment"]["revision"], 3, "{dry:#}");
     assert_eq!(planned["action"]["to_revision"], 2, "{dry:#}");
-    assert_eq!(planned["action"]["to_uid"], v2["metadata"]["uid"], "{dry:#}");
+    assert_eq!(
+        planned["action"]["to_uid"], v2["metadata"]["uid"],
+        "{dry:#}"
+    );
     let would = planned["detail"].as_str().unwrap();
     assert!(
         would.contains("would roll back deployment shop/api from revision 3 to revision 2"),
         "{would}"
     );
     let checks = dry["rounds"].to_string();
-    assert!(checks.contains("BackOff Back-off restarting failed container"), "{dry:#}");
+    assert!(
+        checks.contains("BackOff Back-off restarting failed container"),
+        "{dry:#}"
+    );
     assert!(cluster.writes().is_empty(), "{:?}", cluster.writes());
 
     let (code, run) = cluster.rollback(&["--apply"]);
@@ -231,12 +286,14 @@ fn rollback_goes_to_revision_2s_template_and_dry_run_shows_exactly_that() {
         .as_object_mut()
         .unwrap()
         .remove("pod-template-hash");
-    assert_eq!(template, want, "the patch carries revision 2's template exactly");
+    assert_eq!(
+        template, want,
+        "the patch carries revision 2's template exactly"
+    );
     assert_eq!(cluster.image("shop", "api"), "api:v2");
     let deployment = cluster.object(Kind::Deployments, "shop", "api");
     assert_eq!(
-        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "4",
+        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4",
         "the controller gives the adopted template the next revision"
     );
     let adopted = cluster.set_running("api:v2");
@@ -283,7 +340,11 @@ fn a_deployment_changed_since_the_plan_is_stale_and_nothing_is_written() {
     assert_eq!(status, ActionStatus::Stale, "{detail}");
     assert!(detail.contains("409 Conflict"), "{detail}");
     assert!(detail.contains("the object has been modified"), "{detail}");
-    assert_eq!(cluster.image("shop", "api"), "api:v3", "nothing was written");
+    assert_eq!(
+        cluster.image("shop", "api"),
+        "api:v3",
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -294,7 +355,13 @@ fn max_retries_caps_the_rollbacks_of_one_deployment_a_day() {
             "10s",
             r#", min_interval = "0s", max_retries = "1""#,
             "k8s-rollback",
-            &["--apply", "--label", "namespace=shop", "--label", "deployment=api"],
+            &[
+                "--apply",
+                "--label",
+                "namespace=shop",
+                "--label",
+                "deployment=api",
+            ],
         )
     };
     let (code, first) = rollback();
@@ -334,10 +401,11 @@ fn a_rollout_in_progress_means_no_action() {
 fn a_rollback_whose_rollout_never_completes_pages_at_the_deadline() {
     let cluster = Cluster::new();
     let started = Instant::now();
-    cluster.kube.world().before.push((
-        "PATCH".into(),
-        Box::new(|w| w.hold_rollouts = true),
-    ));
+    cluster
+        .kube
+        .world()
+        .before
+        .push(("PATCH".into(), Box::new(|w| w.hold_rollouts = true)));
     let (code, run) = cluster.rollback(&["--apply"]);
     assert_eq!(code, 4, "{run:#}");
     assert_eq!(run["actions"][0]["status"], "done", "{run:#}");
@@ -354,17 +422,27 @@ fn pod_restart_deletes_exactly_the_planned_pod_and_confirms_the_replacement() {
         .iter()
         .filter(|p| p["metadata"]["labels"]["app"] == "api")
         .collect();
-    let heavy = api_pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let heavy = api_pods[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let heavy_uid = api_pods[0]["metadata"]["uid"].clone();
     {
         let mut w = cluster.kube.world();
-        w.memory.insert(("shop".into(), heavy.clone(), "app".into()), 500 << 20);
+        w.memory
+            .insert(("shop".into(), heavy.clone(), "app".into()), 500 << 20);
         for other in &api_pods[1..] {
             let name = other["metadata"]["name"].as_str().unwrap().to_string();
-            w.memory.insert(("shop".into(), name, "app".into()), 200 << 20);
+            w.memory
+                .insert(("shop".into(), name, "app".into()), 200 << 20);
         }
     }
-    let args = ["--label", "namespace=shop", "--label", &format!("pod={heavy}")];
+    let args = [
+        "--label",
+        "namespace=shop",
+        "--label",
+        &format!("pod={heavy}"),
+    ];
 
     let (code, dry) = cluster.run("k8s-pod-restart", &[&["--dry-run"], &args[..]].concat());
     assert_eq!(code, 0, "{dry:#}");
@@ -385,7 +463,11 @@ fn pod_restart_deletes_exactly_the_planned_pod_and_confirms_the_replacement() {
     let after = cluster.pods("shop");
     assert!(after.iter().all(|p| p["metadata"]["uid"] != heavy_uid));
     for other in &api_pods[1..] {
-        assert!(after.iter().any(|p| p["metadata"]["uid"] == other["metadata"]["uid"]));
+        assert!(
+            after
+                .iter()
+                .any(|p| p["metadata"]["uid"] == other["metadata"]["uid"])
+        );
     }
     let api_after = after
         .iter()
@@ -397,21 +479,29 @@ fn pod_restart_deletes_exactly_the_planned_pod_and_confirms_the_replacement() {
 #[test]
 fn a_pod_replaced_or_changed_since_the_plan_is_stale() {
     let cluster = Cluster::new();
-    let heavy = cluster.pods("shop")[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     cluster
         .kube
         .world()
         .memory
         .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
-    let args = ["--dry-run", "--label", "namespace=shop", "--label", &format!("pod={heavy}")];
+    let args = [
+        "--dry-run",
+        "--label",
+        "namespace=shop",
+        "--label",
+        &format!("pod={heavy}"),
+    ];
     let (_, dry) = cluster.run("k8s-pod-restart", &args);
     let action = cluster.planned(&dry);
 
     // Same name, another pod (a new uid): nothing is deleted.
-    cluster
-        .kube
-        .world()
-        .edit_pod("shop", &heavy, |p| p["metadata"]["uid"] = json!("another-pod"));
+    cluster.kube.world().edit_pod("shop", &heavy, |p| {
+        p["metadata"]["uid"] = json!("another-pod")
+    });
     let (status, detail) = cluster.execute(action.clone(), RESTART_GRANTS);
     assert_eq!(status, ActionStatus::Stale, "{detail}");
     assert!(detail.contains("replaced since the plan"), "{detail}");
@@ -419,13 +509,22 @@ fn a_pod_replaced_or_changed_since_the_plan_is_stale() {
     // Changed between the host's check and the delete: the preconditions
     // make the API server refuse.
     let cluster = Cluster::new();
-    let heavy = cluster.pods("shop")[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     cluster
         .kube
         .world()
         .memory
         .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
-    let args = ["--dry-run", "--label", "namespace=shop", "--label", &format!("pod={heavy}")];
+    let args = [
+        "--dry-run",
+        "--label",
+        "namespace=shop",
+        "--label",
+        &format!("pod={heavy}"),
+    ];
     let (_, dry) = cluster.run("k8s-pod-restart", &args);
     let action = cluster.planned(&dry);
     let name = heavy.clone();
@@ -435,8 +534,17 @@ fn a_pod_replaced_or_changed_since_the_plan_is_stale() {
     ));
     let (status, detail) = cluster.execute(action, RESTART_GRANTS);
     assert_eq!(status, ActionStatus::Stale, "{detail}");
-    assert!(detail.contains("Precondition failed: ResourceVersion"), "{detail}");
-    assert!(cluster.kube.world().get(Kind::Pods, "shop", &heavy).is_some());
+    assert!(
+        detail.contains("Precondition failed: ResourceVersion"),
+        "{detail}"
+    );
+    assert!(
+        cluster
+            .kube
+            .world()
+            .get(Kind::Pods, "shop", &heavy)
+            .is_some()
+    );
 }
 
 #[test]
@@ -484,7 +592,13 @@ fn grants_refuse_before_any_request_and_each_action_needs_its_right() {
     cluster.kube.world().requests.clear();
     let (code, run) = cluster.run(
         "k8s-rollback",
-        &["--dry-run", "--label", "namespace=prod", "--label", "deployment=api"],
+        &[
+            "--dry-run",
+            "--label",
+            "namespace=prod",
+            "--label",
+            "deployment=api",
+        ],
     );
     assert_ne!(code, 0, "{run:#}");
     assert!(run.to_string().contains("kube_namespaces"), "{run:#}");
@@ -507,19 +621,36 @@ fn bad_answers_give_a_clear_failed_run_within_the_timeout() {
             timeout,
             "",
             "k8s-rollback",
-            &["--dry-run", "--label", "namespace=shop", "--label", "deployment=api"],
+            &[
+                "--dry-run",
+                "--label",
+                "namespace=shop",
+                "--label",
+                "deployment=api",
+            ],
         );
         assert_ne!(code, 0, "{run:#}");
         assert_eq!(run["status"], "failed", "{run:#}");
-        assert!(run.to_string().contains(words), "wanted {words:?} in {run:#}");
+        assert!(
+            run.to_string().contains(words),
+            "wanted {words:?} in {run:#}"
+        );
         started.elapsed()
     };
 
     let cluster = Cluster::new();
-    inject(&cluster, 200, "{\"kind\": \"Deployment\", \"metadata\": [".into());
+    inject(
+        &cluster,
+        200,
+        "{\"kind\": \"Deployment\", \"metadata\": [".into(),
+    );
     failed_with(&cluster, "5s", "not what remedy understands");
 
-    inject(&cluster, 200, format!("{{\"pad\": \"{}\"}}", "x".repeat(20 << 20)));
+    inject(
+        &cluster,
+        200,
+        format!("{{\"pad\": \"{}\"}}", "x".repeat(20 << 20)),
+    );
     failed_with(&cluster, "5s", "larger than 16777216 bytes");
 
     inject(&cluster, 403, status(403, "Forbidden", "deployments.apps \"api\" is forbidden: User \"system:serviceaccount:remedy:remedy\" cannot get resource \"deployments\"").to_string());
@@ -567,8 +698,15 @@ fn a_write_the_server_refuses_fails_the_run_with_its_words_and_is_not_repeated()
     let (code, run) = cluster.rollback(&["--apply"]);
     assert_ne!(code, 0, "{run:#}");
     assert_eq!(run["status"], "failed", "{run:#}");
-    assert!(details(&run).contains("500 InternalError: etcdserver: request timed out"), "{run:#}");
-    assert_eq!(cluster.writes().len(), 1, "a failed write is not sent again");
+    assert!(
+        details(&run).contains("500 InternalError: etcdserver: request timed out"),
+        "{run:#}"
+    );
+    assert_eq!(
+        cluster.writes().len(),
+        1,
+        "a failed write is not sent again"
+    );
 
     let cluster = Cluster::new();
     cluster
@@ -627,4 +765,67 @@ kube_names = ["{deployment}"]
         ],
     );
     assert!(run.to_string().contains("at revision"), "{run:#}");
+}
+
+#[test]
+fn the_kubernetes_examples_pass_the_checkers_and_route_each_alert_as_the_runbook_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = example("remedy.toml");
+    let check = common::remedy(&state, &config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", common::describe(&check));
+    common::prometheus::check_rules_and_alertmanager(
+        &example("rules.yml"),
+        &example("alertmanager.yml"),
+    );
+    let rules: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(example("rules.yml")).unwrap()).unwrap();
+    let severities: Vec<(String, String)> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .map(|r| {
+            let text = |v: &Value| v.as_str().unwrap().to_string();
+            (text(&r["alert"]), text(&r["labels"]["severity"]))
+        })
+        .collect();
+    let table = [
+        ("HighErrorRate", "critical", "rollback"),
+        ("HighLatency", "critical", "rollback"),
+        ("PodCrashLooping", "critical", "rollback"),
+        ("ReplicaMismatch", "warning", "page"),
+        ("HighMemory", "warning", "page"),
+        ("CPUThrottling", "warning", "page"),
+        ("ConnectionPoolExhausted", "warning", "page"),
+        (
+            "StreamingAPIMemoryCritical",
+            "critical",
+            "stream-api-memory",
+        ),
+    ];
+    let expected: Vec<(String, String)> = table
+        .iter()
+        .map(|(alert, severity, _)| (alert.to_string(), severity.to_string()))
+        .collect();
+    assert_eq!(
+        severities, expected,
+        "the rules, with the severities routed on"
+    );
+    for (alertname, severity, route) in table {
+        let labels = [
+            ("alertname", alertname),
+            ("severity", severity),
+            ("namespace", "shop"),
+            ("deployment", "api"),
+        ];
+        assert_eq!(
+            common::routes_for(&state, &config, &labels),
+            vec![route.to_string()],
+            "{alertname}"
+        );
+    }
 }

@@ -16,26 +16,8 @@ fn example(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// The routes an alert with `labels` matches, in order.
 fn routes_for(state: &Path, labels: &[(&str, &str)]) -> Vec<String> {
-    let mut command = remedy(state, &example("remedy.toml"));
-    command.args(["routes", "test"]);
-    for (name, value) in labels {
-        command.arg("--label").arg(format!("{name}={value}"));
-    }
-    let output = command.output().unwrap();
-    assert!(
-        matches!(output.status.code(), Some(0 | 3)),
-        "{}",
-        describe(&output)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            (cells.get(2) == Some(&"MATCH")).then(|| cells[1].to_string())
-        })
-        .collect()
+    common::routes_for(state, &example("remedy.toml"), labels)
 }
 
 /// An alert's name, its other labels, and the routes it should take.
@@ -106,24 +88,10 @@ fn the_examples_pass_remedys_prometheuss_and_alertmanagers_checks() {
     assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
     let rules = std::fs::read_to_string(example("rules.yml")).unwrap();
     assert_eq!(rules.matches("- alert: ").count(), 12, "twelve rules");
-    for (tool, args) in [
-        ("promtool", vec!["check", "rules"]),
-        ("amtool", vec!["check-config"]),
-    ] {
-        let file = if tool == "promtool" {
-            example("rules.yml")
-        } else {
-            example("alertmanager.yml")
-        };
-        let output = Command::new(tool)
-            .args(&args)
-            .arg(&file)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {tool}: {e}; scripts/test installs prometheus and prometheus-alertmanager")
-            });
-        assert!(output.status.success(), "{tool}: {}", describe(&output));
-    }
+    common::prometheus::check_rules_and_alertmanager(
+        &example("rules.yml"),
+        &example("alertmanager.yml"),
+    );
 }
 
 #[test]

@@ -106,7 +106,10 @@ type Edit = Box<dyn FnOnce(&mut World) + Send>;
 pub struct World {
     pub resource_version: u64,
     objects: BTreeMap<(Kind, String, String), Value>,
-    /// (verb, resource) pairs RBAC refuses: `("patch", "deployments")`.
+    /// The Role remedy's service account is bound to, and its namespace;
+    /// every request outside it is 403, as RBAC answers. `None`: everything.
+    pub role: Option<(String, Vec<Rule>)>,
+    /// (verb, resource) pairs refused on top of the role: `("patch", "deployments")`.
     pub forbidden: Vec<(String, String)>,
     /// Answered once each, in order of match, instead of the real answer.
     pub inject: VecDeque<Injected>,
@@ -126,10 +129,54 @@ pub struct World {
     next_uid: u64,
 }
 
+/// One rule of an RBAC Role.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub verbs: Vec<String>,
+}
+
+/// The namespace and rules of the Role in the multi-document manifest at `path`.
+pub fn role_in(path: &std::path::Path) -> (String, Vec<Rule>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let role = documents
+        .into_iter()
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role in the manifest");
+    let namespace = role["metadata"]["namespace"].as_str().unwrap().to_string();
+    (
+        namespace,
+        serde_json::from_value(role["rules"].clone()).unwrap(),
+    )
+}
+
 impl World {
+    /// Whether RBAC lets remedy `verb` `resource` of API group `group` in `namespace`.
+    fn allows(&self, namespace: &str, group: &str, resource: &str, verb: &str) -> bool {
+        let by_role = self.role.as_ref().is_none_or(|(bound, rules)| {
+            bound == namespace
+                && rules.iter().any(|r| {
+                    r.api_groups.iter().any(|g| g == group)
+                        && r.resources.iter().any(|x| x == resource)
+                        && r.verbs.iter().any(|v| v == verb)
+                })
+        });
+        by_role
+            && !self
+                .forbidden
+                .iter()
+                .any(|(v, r)| v == verb && r == resource)
+    }
+
     fn uid(&mut self) -> String {
         self.next_uid += 1;
-        format!("{:08x}-0000-4000-8000-{:012x}", self.next_uid, self.next_uid)
+        format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            self.next_uid, self.next_uid
+        )
     }
 
     fn bump(&mut self) -> String {
@@ -164,7 +211,11 @@ impl World {
         object["metadata"]["resourceVersion"] = json!(rv);
         object["kind"] = json!(kind.kind());
         object["apiVersion"] = json!(kind.api_version());
-        let key = (kind, name_of(&object, "namespace"), name_of(&object, "name"));
+        let key = (
+            kind,
+            name_of(&object, "namespace"),
+            name_of(&object, "name"),
+        );
         self.objects.insert(key, object.clone());
         object
     }
@@ -310,7 +361,11 @@ impl World {
     fn add_pod(&mut self, rs: &Value, ready: bool) -> Value {
         let namespace = name_of(rs, "namespace");
         self.next_uid += 1;
-        let name = format!("{}-{:05x}", name_of(rs, "name"), self.next_uid * 7919 % 0xfffff);
+        let name = format!(
+            "{}-{:05x}",
+            name_of(rs, "name"),
+            self.next_uid * 7919 % 0xfffff
+        );
         let template = &rs["spec"]["template"];
         let mut meta = self.meta(&namespace, &name);
         meta["labels"] = template["metadata"]["labels"].clone();
@@ -383,7 +438,9 @@ impl World {
         }
         self.put(Kind::Deployments, deployment);
         self.settle(&namespace, &name);
-        self.get(Kind::Deployments, &namespace, &name).cloned().unwrap()
+        self.get(Kind::Deployments, &namespace, &name)
+            .cloned()
+            .unwrap()
     }
 
     /// The deployment controller on a new template: adopt the replica set
@@ -399,7 +456,10 @@ impl World {
         let next = owned.iter().map(revision_of).max().unwrap_or(0) + 1;
         let template = deployment["spec"]["template"].clone();
         let hash = template_hash(&template);
-        match owned.into_iter().find(|rs| rs["metadata"]["labels"][HASH] == json!(hash)) {
+        match owned
+            .into_iter()
+            .find(|rs| rs["metadata"]["labels"][HASH] == json!(hash))
+        {
             Some(mut rs) => {
                 rs["metadata"]["annotations"][REVISION] = json!(next.to_string());
                 self.put(Kind::ReplicaSets, rs);
@@ -412,7 +472,10 @@ impl World {
     }
 
     pub fn add_event(&mut self, namespace: &str, about: &Value, reason: &str, message: &str) {
-        let meta = self.meta(namespace, &format!("{}.{:x}", name_of(about, "name"), self.next_uid));
+        let meta = self.meta(
+            namespace,
+            &format!("{}.{:x}", name_of(about, "name"), self.next_uid),
+        );
         self.put(
             Kind::Events,
             json!({
@@ -455,7 +518,10 @@ fn template_hash(template: &Value) -> String {
 }
 
 fn name_of(object: &Value, field: &str) -> String {
-    object["metadata"][field].as_str().unwrap_or_default().to_string()
+    object["metadata"][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn revision_of(object: &Value) -> u64 {
@@ -578,11 +644,19 @@ async fn handle(
         uri.path_and_query().map_or("", |p| p.as_str())
     );
     world.requests.push(line.clone());
-    if let Some(at) = world.before.iter().position(|(needle, _)| line.contains(needle.as_str())) {
+    if let Some(at) = world
+        .before
+        .iter()
+        .position(|(needle, _)| line.contains(needle.as_str()))
+    {
         let (_, edit) = world.before.remove(at);
         edit(&mut world);
     }
-    if let Some(at) = world.inject.iter().position(|i| line.contains(i.needle.as_str())) {
+    if let Some(at) = world
+        .inject
+        .iter()
+        .position(|i| line.contains(i.needle.as_str()))
+    {
         let injected = world.inject.remove(at).unwrap();
         let mut response = (
             StatusCode::from_u16(injected.status).unwrap(),
@@ -601,9 +675,10 @@ async fn handle(
     if bearer != Some(&format!("Bearer {TOKEN}")) {
         return answer(401, status(401, "Unauthorized", "Unauthorized"));
     }
-    let query: BTreeMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let query: BTreeMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
     let result = route(&mut world, &method, &segments, &query, &headers, &body);
     if method != Method::GET && !body.is_empty() {
@@ -625,34 +700,81 @@ fn route(
     body: &[u8],
 ) -> Answer {
     let (resource, namespace, name) = match segments {
-        ["apis", "metrics.k8s.io", "v1beta1", "namespaces", ns, "pods", name] => {
+        [
+            "apis",
+            "metrics.k8s.io",
+            "v1beta1",
+            "namespaces",
+            ns,
+            "pods",
+            name,
+        ] => {
+            if !world.allows(ns, "metrics.k8s.io", "pods", "get") {
+                return Err(forbidden(
+                    "pods.metrics.k8s.io",
+                    name,
+                    "get",
+                    "pods",
+                    "metrics.k8s.io",
+                    ns,
+                ));
+            }
             return pod_metrics(world, ns, name);
         }
         ["apis", "apps", "v1", "namespaces", ns, resource] => (*resource, *ns, None),
         ["apis", "apps", "v1", "namespaces", ns, resource, name] => (*resource, *ns, Some(*name)),
         ["api", "v1", "namespaces", ns, resource] => (*resource, *ns, None),
         ["api", "v1", "namespaces", ns, resource, name] => (*resource, *ns, Some(*name)),
-        _ => return Err((404, status(404, "NotFound", "the server could not find the requested resource"))),
+        _ => {
+            return Err((
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            ));
+        }
     };
     let Some(kind) = Kind::of(resource) else {
-        return Err((404, status(404, "NotFound", "the server could not find the requested resource")));
+        return Err((
+            404,
+            status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        ));
     };
     let verb = match (method.as_str(), name) {
         ("GET", None) => "list",
         ("GET", Some(_)) => "get",
         ("PATCH", Some(_)) => "patch",
         ("DELETE", Some(_)) => "delete",
-        _ => return Err((405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))),
+        _ => {
+            return Err((
+                405,
+                status(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                ),
+            ));
+        }
     };
-    if world.forbidden.iter().any(|(v, r)| v == verb && r == kind.resource()) {
-        let target = name.map(|n| format!("{} \"{n}\" is forbidden", kind.qualified()))
-            .unwrap_or_else(|| format!("{} is forbidden", kind.qualified()));
-        let message = format!(
-            "{target}: User \"system:serviceaccount:remedy:remedy\" cannot {verb} resource \"{}\" in API group \"{}\" in the namespace \"{namespace}\"",
+    let group = kind
+        .api_version()
+        .split_once('/')
+        .map_or("", |(group, _)| group);
+    if !world.allows(namespace, group, kind.resource(), verb) {
+        return Err(forbidden(
+            kind.qualified(),
+            name.unwrap_or_default(),
+            verb,
             kind.resource(),
-            kind.api_version().split_once('/').map_or("", |(group, _)| group),
-        );
-        return Err((403, status(403, "Forbidden", &message)));
+            group,
+            namespace,
+        ));
     }
     match (verb, name) {
         ("list", _) => Ok(list(world, kind, namespace, query)),
@@ -668,7 +790,14 @@ fn route(
             patch_deployment(world, namespace, name, content_type, body)
         }
         ("delete", Some(name)) if kind == Kind::Pods => delete_pod(world, namespace, name, body),
-        _ => Err((405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))),
+        _ => Err((
+            405,
+            status(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            ),
+        )),
     }
 }
 
@@ -704,6 +833,26 @@ fn list(world: &World, kind: Kind, namespace: &str, query: &BTreeMap<String, Str
     })
 }
 
+/// RBAC's refusal, in the API server's words.
+fn forbidden(
+    qualified: &str,
+    name: &str,
+    verb: &str,
+    resource: &str,
+    group: &str,
+    namespace: &str,
+) -> (u16, Value) {
+    let target = if name.is_empty() {
+        format!("{qualified} is forbidden")
+    } else {
+        format!("{qualified} \"{name}\" is forbidden")
+    };
+    let message = format!(
+        "{target}: User \"system:serviceaccount:remedy:remedy\" cannot {verb} resource \"{resource}\" in API group \"{group}\" in the namespace \"{namespace}\""
+    );
+    (403, status(403, "Forbidden", &message))
+}
+
 fn invalid(message: String) -> (u16, Value) {
     (422, status(422, "Invalid", &message))
 }
@@ -735,7 +884,13 @@ fn patch_deployment(
         other => {
             return Err((
                 415,
-                status(415, "UnsupportedMediaType", &format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}")),
+                status(
+                    415,
+                    "UnsupportedMediaType",
+                    &format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"
+                    ),
+                ),
             ));
         }
     }
@@ -768,7 +923,8 @@ fn delete_pod(world: &mut World, namespace: &str, name: &str, body: &[u8]) -> An
     let options: Value = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(body).map_err(|e| (400, status(400, "BadRequest", &e.to_string())))?
+        serde_json::from_slice(body)
+            .map_err(|e| (400, status(400, "BadRequest", &e.to_string())))?
     };
     let preconditions = &options["preconditions"];
     for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
@@ -787,7 +943,10 @@ fn delete_pod(world: &mut World, namespace: &str, name: &str, body: &[u8]) -> An
         .remove(&(kind, namespace.to_string(), name.to_string()));
     world.bump();
     // The replica set controller replaces it.
-    let rs = pod["metadata"]["ownerReferences"][0]["name"].as_str().unwrap_or_default().to_string();
+    let rs = pod["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if let Some(rs) = world.get(Kind::ReplicaSets, namespace, &rs).cloned() {
         let want = rs["spec"]["replicas"].as_u64().unwrap_or(0);
         let hold = world.hold_rollouts;

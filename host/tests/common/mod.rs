@@ -188,6 +188,29 @@ pub fn run_json(
     (output.status.code().unwrap(), run)
 }
 
+/// The routes of the config at `config` that an alert with `labels`
+/// matches, in order, as `remedy routes test` says.
+pub fn routes_for(state: &Path, config: &Path, labels: &[(&str, &str)]) -> Vec<String> {
+    let mut command = remedy(state, config);
+    command.args(["routes", "test"]);
+    for (name, value) in labels {
+        command.arg("--label").arg(format!("{name}={value}"));
+    }
+    let output = command.output().unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 3)),
+        "{}",
+        describe(&output)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells.get(2) == Some(&"MATCH")).then(|| cells[1].to_string())
+        })
+        .collect()
+}
+
 pub fn describe(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",

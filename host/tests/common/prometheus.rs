@@ -158,3 +158,25 @@ impl Drop for NodeExporter {
         let _ = self.child.wait();
     }
 }
+
+/// `promtool check rules` on `rules` and `amtool check-config` on
+/// `alertmanager`: the checks Prometheus and Alertmanager make themselves.
+pub fn check_rules_and_alertmanager(rules: &Path, alertmanager: &Path) {
+    for (tool, args, file) in [
+        ("promtool", ["check", "rules"].as_slice(), rules),
+        ("amtool", ["check-config"].as_slice(), alertmanager),
+    ] {
+        let output = Command::new(tool)
+            .args(args)
+            .arg(file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {tool}: {e}; scripts/test installs prometheus and prometheus-alertmanager")
+            });
+        assert!(
+            output.status.success(),
+            "{tool}: {}",
+            super::describe(&output)
+        );
+    }
+}
