@@ -237,7 +237,9 @@ mod tests {
         assert!(Action::KINDS.iter().all(|k| {
             k.split('-').all(|word| {
                 word.starts_with(|c: char| c.is_ascii_lowercase())
-                    && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && word
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
             })
         }));
     }

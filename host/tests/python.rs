@@ -233,7 +233,10 @@ fn a_plugin_built_against_a_contract_version_this_host_does_not_speak_is_refused
     );
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(error.contains("it imports remedy:plugin/"), "{error}");
-    let speaks = format!("@9.0.0, and this remedy speaks {}", remedy::contract::PACKAGE);
+    let speaks = format!(
+        "@9.0.0, and this remedy speaks {}",
+        remedy::contract::PACKAGE
+    );
     assert!(error.contains(&speaks), "{error}");
 }
 

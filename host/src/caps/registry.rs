@@ -274,6 +274,7 @@ mod tests {
             netns_names = ["ns-.*"]
             kmod = ["load", "nbd-disconnect"]
             kmod_modules = ["nbd"]
+            kube = ["rollback", "restart", "delete-pod"]
             "#,
         )
         .unwrap();

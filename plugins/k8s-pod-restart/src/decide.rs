@@ -90,15 +90,24 @@ mod tests {
     #[test]
     fn only_above_the_threshold_of_a_limit() {
         let p = pod(Some(512 * MIB));
-        assert!(matches!(first_look(&p, 500 * MIB, 95.0, &[], 600), First::Restart(_)));
-        assert!(matches!(first_look(&p, 400 * MIB, 95.0, &[], 600), First::Leave(_)));
+        assert!(matches!(
+            first_look(&p, 500 * MIB, 95.0, &[], 600),
+            First::Restart(_)
+        ));
+        assert!(matches!(
+            first_look(&p, 400 * MIB, 95.0, &[], 600),
+            First::Leave(_)
+        ));
         let First::Escalate(why) = first_look(&pod(None), 500 * MIB, 95.0, &[], 600) else {
             panic!("no limit")
         };
         assert!(why.contains("without a memory limit"), "{why}");
         let mut going = p.clone();
         going.terminating = true;
-        assert!(matches!(first_look(&going, 500 * MIB, 95.0, &[], 600), First::Leave(_)));
+        assert!(matches!(
+            first_look(&going, 500 * MIB, 95.0, &[], 600),
+            First::Leave(_)
+        ));
     }
 
     #[test]
@@ -120,6 +129,9 @@ mod tests {
             first_look(&p, 500 * MIB, 95.0, std::slice::from_ref(&past), 600),
             First::Escalate(_)
         ));
-        assert!(matches!(first_look(&p, 500 * MIB, 95.0, &[past], 60), First::Restart(_)));
+        assert!(matches!(
+            first_look(&p, 500 * MIB, 95.0, &[past], 60),
+            First::Restart(_)
+        ));
     }
 }

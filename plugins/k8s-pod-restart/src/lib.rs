@@ -49,12 +49,17 @@ impl Plugin for K8sPodRestart {
     }
 
     fn plan(incident: Incident) -> Result<Plan, Error> {
-        let namespace = incident.label_or_param("namespace").unwrap_or("default").to_string();
+        let namespace = incident
+            .label_or_param("namespace")
+            .unwrap_or("default")
+            .to_string();
         let name = incident
             .label_or_param("pod")
             .filter(|p| !p.is_empty())
             .ok_or_else(|| {
-                Error::Invalid("no pod: the alert has no `pod` label and the `pod` param is not set".into())
+                Error::Invalid(
+                    "no pod: the alert has no `pod` label and the `pod` param is not set".into(),
+                )
             })?
             .to_string();
         let above = incident.param_with("memory_above", parse_percent)?;
@@ -74,23 +79,25 @@ impl Plugin for K8sPodRestart {
             checks,
             ..Plan::new("")
         };
-        Ok(match first_look(&pod, usage, above, &incident.recent, min_interval) {
-            First::Restart(why) => Plan {
-                summary: format!("restart pod {namespace}/{name}: {why}"),
-                ..plan
-            }
-            .act(Action::delete_pod(&pod, why))
-            .recheck_after(watch.every_secs),
-            First::Leave(why) => Plan {
-                summary: why,
-                ..plan
+        Ok(
+            match first_look(&pod, usage, above, &incident.recent, min_interval) {
+                First::Restart(why) => Plan {
+                    summary: format!("restart pod {namespace}/{name}: {why}"),
+                    ..plan
+                }
+                .act(Action::delete_pod(&pod, why))
+                .recheck_after(watch.every_secs),
+                First::Leave(why) => Plan {
+                    summary: why,
+                    ..plan
+                },
+                First::Escalate(why) => Plan {
+                    summary: format!("not restarting pod {namespace}/{name}"),
+                    ..plan
+                }
+                .escalate(why),
             },
-            First::Escalate(why) => Plan {
-                summary: format!("not restarting pod {namespace}/{name}"),
-                ..plan
-            }
-            .escalate(why),
-        })
+        )
     }
 }
 
@@ -123,7 +130,11 @@ fn pod_checks(pod: &kube::Pod, usage: u64) -> Vec<Check> {
                 pod.node_name,
                 if pod.ready { "ready" } else { "not ready" },
                 pod.restarts(),
-                if pod.oom_killed() { ", OOM-killed before" } else { "" }
+                if pod.oom_killed() {
+                    ", OOM-killed before"
+                } else {
+                    ""
+                }
             ),
         ),
     ]
@@ -131,7 +142,12 @@ fn pod_checks(pod: &kube::Pod, usage: u64) -> Vec<Check> {
 
 /// After the delete: the deployment back to full strength without the
 /// deleted pod, every pod Ready and below the threshold.
-fn confirm(incident: &Incident, deleted: &K8sDeletePod, above: f64, watch: Watch<'_>) -> Result<Plan, Error> {
+fn confirm(
+    incident: &Incident,
+    deleted: &K8sDeletePod,
+    above: f64,
+    watch: Watch<'_>,
+) -> Result<Plan, Error> {
     let deployment = kube::get_deployment(&deleted.namespace, &deleted.deployment)?;
     let pods: Vec<kube::Pod> = kube::pods(&deleted.namespace, &deleted.deployment)?
         .into_iter()

@@ -56,9 +56,7 @@ pub fn undo_decision(
         ));
     }
     if deployment.paused {
-        return Undo::Escalate(format!(
-            "{name} is paused: someone is changing it by hand"
-        ));
+        return Undo::Escalate(format!("{name} is paused: someone is changing it by hand"));
     }
     if !deployment.rollout_complete() && !deployment.rollout_stuck() {
         return Undo::Escalate(format!(
@@ -169,7 +167,10 @@ mod tests {
     #[test]
     fn goes_to_the_newest_revision_before_the_current_one() {
         let sets = [set(3), set(1), set(2)];
-        assert_eq!(undo_decision(&deployment(3), &sets, &[], LIMITS), Undo::To(2));
+        assert_eq!(
+            undo_decision(&deployment(3), &sets, &[], LIMITS),
+            Undo::To(2)
+        );
         let only_current = [set(3)];
         let Undo::Escalate(why) = undo_decision(&deployment(3), &only_current, &[], LIMITS) else {
             panic!("no earlier revision")
@@ -214,7 +215,10 @@ mod tests {
         let Undo::Escalate(why) = decide(&[past("api", 900), past("api", 5000)]) else {
             panic!("past max_retries")
         };
-        assert!(why.contains("2 times in the last day (max_retries = 1)"), "{why}");
+        assert!(
+            why.contains("2 times in the last day (max_retries = 1)"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -226,7 +230,10 @@ mod tests {
             detail: detail.into(),
         };
         assert_eq!(attempt(&[]), None);
-        assert_eq!(attempt(&[result(ActionStatus::Done, "")]), Some(Attempt::Done(2)));
+        assert_eq!(
+            attempt(&[result(ActionStatus::Done, "")]),
+            Some(Attempt::Done(2))
+        );
         assert_eq!(
             attempt(&[result(ActionStatus::Stale, "changed since the plan")]),
             Some(Attempt::Refused("changed since the plan".into()))

@@ -12,8 +12,8 @@ pub mod decide;
 use decide::{Attempt, Limits, Undo, attempt, undo_decision};
 use remedy_sdk::watch::Watch;
 use remedy_sdk::{
-    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, kube, parse_duration,
-    parse_percent, prometheus,
+    Action, Check, Error, Incident, Plan, Plugin, PluginInfo, kube, parse_duration, parse_percent,
+    prometheus,
 };
 
 struct K8sRollback;
@@ -68,7 +68,9 @@ impl Plugin for K8sRollback {
         let watch = Watch::from_params(&incident, "rollback")?;
         let check = deployment_check(&deployment);
         match attempt(&incident.history) {
-            Some(Attempt::Done(revision)) => return confirm(&incident, &deployment, revision, watch),
+            Some(Attempt::Done(revision)) => {
+                return confirm(&incident, &deployment, revision, watch);
+            }
             Some(Attempt::Refused(why)) => {
                 return Ok(Plan::new(format!("not rolling back {target}"))
                     .check(check)
@@ -79,7 +81,9 @@ impl Plugin for K8sRollback {
         let limits = Limits {
             min_interval_secs: incident.param_with("min_interval", parse_duration)?,
             max_retries: incident.param_with("max_retries", |t| {
-                t.trim().parse::<u32>().map_err(|_| format!("{t:?} is not a count"))
+                t.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{t:?} is not a count"))
             })?,
         };
         let sets = kube::replica_sets(&target.namespace, &target.name)?;
@@ -170,7 +174,12 @@ fn events_check(target: &Target) -> Check {
                 .iter()
                 .filter(|e| e.type_ == "Warning")
                 .take(3)
-                .map(|e| format!("{} {} ({} {}, ×{})", e.reason, e.message, e.object_kind, e.object_name, e.count))
+                .map(|e| {
+                    format!(
+                        "{} {} ({} {}, ×{})",
+                        e.reason, e.message, e.object_kind, e.object_name, e.count
+                    )
+                })
                 .collect();
             if warnings.is_empty() {
                 Check::pass("events", "no warnings")
@@ -210,9 +219,11 @@ fn confirm(
         rollout_state(deployment)
     );
     if !query.is_empty() {
-        let ratio = prometheus::query(query).map_err(|e| e.describe()).and_then(|series| {
-            prometheus::largest(&series).ok_or_else(|| "no requests to measure".to_string())
-        });
+        let ratio = prometheus::query(query)
+            .map_err(|e| e.describe())
+            .and_then(|series| {
+                prometheus::largest(&series).ok_or_else(|| "no requests to measure".to_string())
+            });
         match ratio {
             Ok(r) => {
                 holds &= r <= limit;

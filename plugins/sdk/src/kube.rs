@@ -17,7 +17,7 @@
 //! ```
 
 pub use crate::bindings::remedy::plugin::kube::{
-    Condition, ContainerStatus, Deployment, Event, Pod, MemoryUsage, ReplicaSet, deployments,
+    Condition, ContainerStatus, Deployment, Event, MemoryUsage, Pod, ReplicaSet, deployments,
     events, get_deployment, get_pod, namespaces, pod_memory, pods, replica_sets,
 };
 
