@@ -18,7 +18,9 @@ const MANAGED: (&str, &str) = ("remedy.io/managed", "true");
 const ROLLBACK_GRANTS: &str = r#"kube = ["read", "rollback"]
 kube_namespaces = ["shop"]
 kube_names = ["api", "web"]
-kube_labels = ["remedy.io/managed=true"]"#;
+kube_labels = ["remedy.io/managed=true"]
+prometheus = ["read"]
+prometheus_metrics = ["http_requests_total"]"#;
 
 const RESTART_GRANTS: &str = r#"kube = ["read", "delete-pod"]
 kube_namespaces = ["shop"]
@@ -27,6 +29,8 @@ kube_names = ["api"]"#;
 struct Cluster {
     kube: KubeDouble,
     dir: tempfile::TempDir,
+    /// The Prometheus plugins query, when the test runs one.
+    prometheus: Option<String>,
 }
 
 impl Cluster {
@@ -58,16 +62,23 @@ impl Cluster {
         Cluster {
             kube,
             dir: tempfile::tempdir().unwrap(),
+            prometheus: None,
         }
     }
 
     fn config(&self, timeout: &str, rollback_params: &str) -> PathBuf {
         let path = self.dir.path().join("remedy.toml");
         let kubeconfig = self.kube.kubeconfig(self.dir.path());
+        let prometheus = self
+            .prometheus
+            .as_ref()
+            .map(|url| format!("[prometheus]\nurl = \"{url}\"\n"))
+            .unwrap_or_default();
         std::fs::write(
             &path,
             format!(
                 r#"{OFFLINE_SERVICES}
+{prometheus}
 [kubernetes]
 kubeconfig = "{}"
 timeout = "{timeout}"
@@ -75,6 +86,7 @@ timeout = "{timeout}"
 [[plugin]]
 name = "k8s-rollback"
 source = "builtin:k8s-rollback"
+max_rounds = 10
 params = {{ confirm_every = "1s", confirm_in_a_row = "1", confirm_within = "4s"{rollback_params} }}
 [plugin.grants]
 {ROLLBACK_GRANTS}
@@ -82,6 +94,7 @@ params = {{ confirm_every = "1s", confirm_in_a_row = "1", confirm_within = "4s"{
 [[plugin]]
 name = "k8s-pod-restart"
 source = "builtin:k8s-pod-restart"
+max_rounds = 10
 params = {{ confirm_every = "1s", confirm_in_a_row = "2", confirm_within = "6s" }}
 [plugin.grants]
 {RESTART_GRANTS}
@@ -828,4 +841,284 @@ fn the_kubernetes_examples_pass_the_checkers_and_route_each_alert_as_the_runbook
             "{alertname}"
         );
     }
+}
+
+#[test]
+fn reads_see_only_granted_deployments_and_what_they_own() {
+    let cluster = Cluster::new();
+    let pod_of = |app: &str| {
+        cluster
+            .pods("shop")
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["app"] == app)
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (api_pod, web_pod) = (pod_of("api"), pod_of("web"));
+    {
+        let mut w = cluster.kube.world();
+        let pod = w.get(Kind::Pods, "shop", &api_pod).cloned().unwrap();
+        w.add_event("shop", &pod, "OOMKilling", "Memory cgroup out of memory");
+        w.memory
+            .insert(("shop".into(), api_pod.clone(), "app".into()), 300 << 20);
+        w.requests.clear();
+    }
+    let config = cluster.dir.path().join("hostile.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{OFFLINE_SERVICES}
+[kubernetes]
+kubeconfig = "{}"
+
+[[plugin]]
+name = "hostile"
+source = "{}/hostile.wasm"
+[plugin.grants]
+kube = ["read"]
+kube_namespaces = ["shop"]
+kube_labels = ["remedy.io/managed=true"]
+"#,
+            cluster.kube.kubeconfig(cluster.dir.path()).display(),
+            common::PLUGIN_DIR
+        ),
+    )
+    .unwrap();
+    let target = format!("shop prod shop/{api_pod} shop/{web_pod}");
+    let (_, run) = run_json(
+        &cluster.dir.path().join("state"),
+        &config,
+        "hostile",
+        &[
+            "--param",
+            "attack=kube",
+            "--param",
+            &format!("target={target}"),
+        ],
+    );
+    let checks: std::collections::HashMap<String, (String, String)> =
+        run["rounds"][0]["plan"]["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{run:#}"))
+            .iter()
+            .map(|c| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (text(&c["name"]), (text(&c["status"]), text(&c["detail"])))
+            })
+            .collect();
+    assert_eq!(
+        checks["shop"],
+        ("pass".into(), "api pods Ok(3) events Ok(1)".into()),
+        "web lacks the granted label: not listed"
+    );
+    assert_eq!(checks["prod"].0, "fail");
+    assert!(checks["prod"].1.contains("kube_namespaces"), "{checks:?}");
+    let api = &checks[&format!("shop/{api_pod}")];
+    assert_eq!(
+        api,
+        &("pass".into(), "pod of api memory Ok(314572800)".into())
+    );
+    let web = &checks[&format!("shop/{web_pod}")];
+    assert!(web.0 == "fail" && web.1.contains("kube_labels"), "{web:?}");
+    assert!(
+        cluster
+            .kube
+            .world()
+            .requests
+            .iter()
+            .all(|r| !r.contains("/namespaces/prod/")),
+        "nothing asked outside the grant"
+    );
+}
+
+#[test]
+fn a_restart_patches_the_template_annotation_once_and_refuses_a_changed_deployment() {
+    let cluster = Cluster::new();
+    let grants = r#"kube = ["read", "restart"]
+kube_namespaces = ["shop"]"#;
+    let restart = || {
+        let deployment = cluster.object(Kind::Deployments, "shop", "api");
+        let meta = &deployment["metadata"];
+        let text = |v: &Value| v.as_str().unwrap().to_string();
+        Action::K8sRestartDeployment(remedy::contract::K8sRestartDeployment {
+            deployment: remedy::contract::K8sDeploymentRef {
+                namespace: "shop".into(),
+                name: "api".into(),
+                uid: text(&meta["uid"]),
+                resource_version: text(&meta["resourceVersion"]),
+                revision: text(&meta["annotations"]["deployment.kubernetes.io/revision"])
+                    .parse()
+                    .unwrap(),
+            },
+            reason: "test".into(),
+        })
+    };
+    let seen = restart();
+    let (status, detail) = cluster.execute(seen.clone(), grants);
+    assert_eq!(status, ActionStatus::Done, "{detail}");
+    let deployment = cluster.object(Kind::Deployments, "shop", "api");
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert!(
+        annotations["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{deployment:#}"
+    );
+    assert_eq!(
+        cluster.image("shop", "api"),
+        "api:v3",
+        "only the annotation changed"
+    );
+
+    // The same plan again: the deployment moved on (revision 4).
+    let (status, detail) = cluster.execute(seen, grants);
+    assert_eq!(status, ActionStatus::Stale, "{detail}");
+    assert!(detail.contains("revision 4 now, not 3"), "{detail}");
+
+    // Changed between check and write: the API server's 409.
+    let fresh = restart();
+    cluster.kube.world().before.push((
+        "PATCH".into(),
+        Box::new(|w| {
+            let mut d = w.get(Kind::Deployments, "shop", "api").cloned().unwrap();
+            d["metadata"]["labels"]["team"] = json!("shop");
+            w.update_deployment(d);
+        }),
+    ));
+    let (status, detail) = cluster.execute(fresh, grants);
+    assert_eq!(status, ActionStatus::Stale, "{detail}");
+    assert!(detail.contains("409 Conflict"), "{detail}");
+    assert_eq!(cluster.writes().len(), 2, "{:?}", cluster.writes());
+}
+
+#[test]
+fn a_pod_gone_since_the_plan_is_stale_and_a_replacement_that_never_gets_ready_pages() {
+    let cluster = Cluster::new();
+    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cluster
+        .kube
+        .world()
+        .memory
+        .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
+    let args = [
+        "--label",
+        "namespace=shop",
+        "--label",
+        &format!("pod={heavy}"),
+    ];
+    let (_, dry) = cluster.run("k8s-pod-restart", &[&["--dry-run"], &args[..]].concat());
+    let action = cluster.planned(&dry);
+
+    // Deleted by someone else since the plan: the API server's 404.
+    let name = heavy.clone();
+    cluster.kube.world().before.push((
+        "GET /api/v1/namespaces/shop/pods/".into(),
+        Box::new(move |w| w.remove_pod("shop", &name)),
+    ));
+    let (status, detail) = cluster.execute(action, RESTART_GRANTS);
+    assert_eq!(status, ActionStatus::Stale, "{detail}");
+    assert!(
+        detail.contains("is gone") && detail.contains("404"),
+        "{detail}"
+    );
+
+    // The replacement never becomes Ready: the watch gives up and pages.
+    let cluster = Cluster::new();
+    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cluster
+        .kube
+        .world()
+        .memory
+        .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
+    cluster
+        .kube
+        .world()
+        .before
+        .push(("DELETE".into(), Box::new(|w| w.hold_rollouts = true)));
+    let args = [
+        "--label",
+        "namespace=shop",
+        "--label",
+        &format!("pod={heavy}"),
+    ];
+    let (code, run) = cluster.run("k8s-pod-restart", &[&["--apply"], &args[..]].concat());
+    assert_eq!(code, 4, "{run:#}");
+    assert_eq!(run["actions"][0]["status"], "done", "{run:#}");
+    assert!(reason(&run).contains("did not hold"), "{run:#}");
+    assert!(
+        run["rounds"].to_string().contains("2 of 3 pods ready"),
+        "{run:#}"
+    );
+}
+
+#[test]
+fn after_the_rollback_the_error_ratio_must_fall_below_the_threshold_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = std::sync::Arc::new(common::fake_api::FakeApi::start());
+    api.set(|s| s.failing_percent = 20);
+    let prometheus = common::prometheus::Prometheus::start_with(
+        dir.path(),
+        common::prometheus::Setup {
+            targets: &[("api", api.addr, "api-0")],
+            ..Default::default()
+        },
+    );
+    let run = |cluster: &Cluster, within: &str| {
+        let ratio = r#"error_ratio=sum(rate(http_requests_total{code="500"}[3s])) / sum(rate(http_requests_total[3s]))"#;
+        let within = format!("confirm_within={within}");
+        cluster.rollback(&[
+            "--apply",
+            "--param",
+            ratio,
+            "--param",
+            "act_above=5",
+            "--param",
+            &within,
+            "--param",
+            "confirm_in_a_row=2",
+        ])
+    };
+
+    // Still failing after the rollback: the rollout completed, but the
+    // ratio never falls, so the run pages.
+    let mut cluster = Cluster::new();
+    cluster.prometheus = Some(prometheus.url());
+    let (code, run_still_failing) = run(&cluster, "5s");
+    assert_eq!(code, 4, "{run_still_failing:#}");
+    assert_eq!(run_still_failing["actions"][0]["status"], "done");
+    let rounds = run_still_failing["rounds"].to_string();
+    assert!(
+        rounds.contains("error ratio 20.0 %"),
+        "{run_still_failing:#}"
+    );
+    assert!(
+        reason(&run_still_failing).contains("did not hold"),
+        "{run_still_failing:#}"
+    );
+
+    // The rollback fixes it: the ratio falls and holds two looks in a row.
+    let mut cluster = Cluster::new();
+    cluster.prometheus = Some(prometheus.url());
+    let fixed = api.clone();
+    cluster.kube.world().before.push((
+        "PATCH".into(),
+        Box::new(move |_| fixed.set(|s| s.failing_percent = 0)),
+    ));
+    let (code, recovered) = run(&cluster, "9s");
+    assert_eq!(code, 0, "{recovered:#}");
+    assert_eq!(recovered["status"], "succeeded", "{recovered:#}");
+    assert!(
+        recovered["rounds"]
+            .to_string()
+            .contains("error ratio 0.0 %"),
+        "{recovered:#}"
+    );
+    assert!(
+        prometheus.queries().contains("http_requests_total"),
+        "the ratio came from Prometheus"
+    );
 }

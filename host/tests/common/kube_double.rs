@@ -400,6 +400,26 @@ impl World {
         )
     }
 
+    /// Delete a pod; its replica set starts a replacement, as its controller would.
+    pub fn remove_pod(&mut self, namespace: &str, name: &str) {
+        let Some(pod) = self
+            .objects
+            .remove(&(Kind::Pods, namespace.to_string(), name.to_string()))
+        else {
+            return;
+        };
+        self.bump();
+        let rs = pod["metadata"]["ownerReferences"][0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if let Some(rs) = self.get(Kind::ReplicaSets, namespace, &rs).cloned() {
+            let want = rs["spec"]["replicas"].as_u64().unwrap_or(0);
+            let hold = self.hold_rollouts;
+            self.scale(&rs, want, hold);
+        }
+    }
+
     /// Change a pod as the kubelet would report it (a restart, an OOM kill).
     pub fn edit_pod(&mut self, namespace: &str, name: &str, edit: impl FnOnce(&mut Value)) {
         let mut pod = self
@@ -938,20 +958,7 @@ fn delete_pod(world: &mut World, namespace: &str, name: &str, body: &[u8]) -> An
             return Err(conflict(kind, name, &why));
         }
     }
-    world
-        .objects
-        .remove(&(kind, namespace.to_string(), name.to_string()));
-    world.bump();
-    // The replica set controller replaces it.
-    let rs = pod["metadata"]["ownerReferences"][0]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if let Some(rs) = world.get(Kind::ReplicaSets, namespace, &rs).cloned() {
-        let want = rs["spec"]["replicas"].as_u64().unwrap_or(0);
-        let hold = world.hold_rollouts;
-        world.scale(&rs, want, hold);
-    }
+    world.remove_pod(namespace, name);
     Ok(pod)
 }
 

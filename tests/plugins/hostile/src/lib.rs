@@ -5,7 +5,7 @@
 
 use remedy_sdk::{
     Action, Check, Error, FileIdentity, Incident, Plan, Plugin, PluginInfo, RemovePath, fs, http,
-    log, params, proc, prometheus,
+    kube, log, params, proc, prometheus,
 };
 
 struct Hostile;
@@ -235,6 +235,38 @@ impl Plugin for Hostile {
                 plan.check(match prometheus::query(promql) {
                     Ok(series) => Check::pass(promql, format!("{} series", series.len())),
                     Err(error) => Check::fail(promql, format!("{error:?}")),
+                })
+            }),
+            // Each `namespace` or `namespace/pod` in `target`: the deployments
+            // it lists with what each owns, or the pod and its memory.
+            "kube" => target.split_whitespace().fold(plan, |plan, place| {
+                plan.check(match place.split_once('/') {
+                    Some((namespace, pod)) => match kube::get_pod(namespace, pod) {
+                        Ok(found) => Check::pass(
+                            place,
+                            format!(
+                                "pod of {} memory {:?}",
+                                found.deployment,
+                                kube::pod_memory(namespace, pod).map(|m| m.total_bytes())
+                            ),
+                        ),
+                        Err(error) => Check::fail(place, format!("{error:?}")),
+                    },
+                    None => match kube::deployments(place) {
+                        Ok(found) => Check::pass(
+                            place,
+                            found
+                                .iter()
+                                .map(|d| {
+                                    let pods = kube::pods(place, &d.name).map(|p| p.len());
+                                    let events = kube::events(place, &d.name).map(|e| e.len());
+                                    format!("{} pods {pods:?} events {events:?}", d.name)
+                                })
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ),
+                        Err(error) => Check::fail(place, format!("{error:?}")),
+                    },
                 })
             }),
             other => return Err(Error::Invalid(format!("unknown attack {other:?}"))),
