@@ -66,7 +66,7 @@ impl Cluster {
         }
     }
 
-    fn config(&self, timeout: &str, rollback_params: &str) -> PathBuf {
+    fn config(&self, timeout: &str) -> PathBuf {
         let path = self.dir.path().join("remedy.toml");
         let kubeconfig = self.kube.kubeconfig(self.dir.path());
         let prometheus = self
@@ -87,7 +87,7 @@ timeout = "{timeout}"
 name = "k8s-rollback"
 source = "builtin:k8s-rollback"
 max_rounds = 10
-params = {{ confirm_every = "1s", confirm_in_a_row = "1", confirm_within = "4s"{rollback_params} }}
+params = {{ confirm_every = "1s", confirm_in_a_row = "1", confirm_within = "4s" }}
 [plugin.grants]
 {ROLLBACK_GRANTS}
 
@@ -107,18 +107,44 @@ params = {{ confirm_every = "1s", confirm_in_a_row = "2", confirm_within = "6s" 
     }
 
     fn run(&self, plugin: &str, args: &[&str]) -> (i32, Value) {
-        self.run_with("10s", "", plugin, args)
+        self.run_within("10s", plugin, args)
     }
 
-    fn run_with(&self, timeout: &str, params: &str, plugin: &str, args: &[&str]) -> (i32, Value) {
+    /// The same, with `timeout` for each exchange with the API server.
+    fn run_within(&self, timeout: &str, plugin: &str, args: &[&str]) -> (i32, Value) {
         let state = self.dir.path().join("state");
-        run_json(&state, &self.config(timeout, params), plugin, args)
+        run_json(&state, &self.config(timeout), plugin, args)
     }
 
+    /// `remedy run k8s-rollback ARGS` for deployment shop/api.
     fn rollback(&self, args: &[&str]) -> (i32, Value) {
+        self.rollback_within("10s", args)
+    }
+
+    fn rollback_within(&self, timeout: &str, args: &[&str]) -> (i32, Value) {
         let mut all = vec!["--label", "namespace=shop", "--label", "deployment=api"];
         all.extend_from_slice(args);
-        self.run("k8s-rollback", &all)
+        self.run_within(timeout, "k8s-rollback", &all)
+    }
+
+    /// The first pod in shop, made to use `bytes` of memory: its name.
+    fn heavy_pod(&self, bytes: u64) -> String {
+        let pod = self.pods("shop")[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let key = ("shop".to_string(), pod.clone(), "app".to_string());
+        self.kube.world().memory.insert(key, bytes);
+        pod
+    }
+
+    /// `remedy run k8s-pod-restart MODE` for `pod` in shop.
+    fn pod_restart(&self, mode: &str, pod: &str) -> (i32, Value) {
+        let pod = format!("pod={pod}");
+        self.run(
+            "k8s-pod-restart",
+            &[mode, "--label", "namespace=shop", "--label", &pod],
+        )
     }
 
     fn writes(&self) -> Vec<String> {
@@ -364,18 +390,13 @@ fn a_deployment_changed_since_the_plan_is_stale_and_nothing_is_written() {
 fn max_retries_caps_the_rollbacks_of_one_deployment_a_day() {
     let cluster = Cluster::new();
     let rollback = || {
-        cluster.run_with(
-            "10s",
-            r#", min_interval = "0s", max_retries = "1""#,
-            "k8s-rollback",
-            &[
-                "--apply",
-                "--label",
-                "namespace=shop",
-                "--label",
-                "deployment=api",
-            ],
-        )
+        cluster.rollback(&[
+            "--apply",
+            "--param",
+            "min_interval=0s",
+            "--param",
+            "max_retries=1",
+        ])
     };
     let (code, first) = rollback();
     assert_eq!(code, 0, "{first:#}");
@@ -450,20 +471,13 @@ fn pod_restart_deletes_exactly_the_planned_pod_and_confirms_the_replacement() {
                 .insert(("shop".into(), name, "app".into()), 200 << 20);
         }
     }
-    let args = [
-        "--label",
-        "namespace=shop",
-        "--label",
-        &format!("pod={heavy}"),
-    ];
-
-    let (code, dry) = cluster.run("k8s-pod-restart", &[&["--dry-run"], &args[..]].concat());
+    let (code, dry) = cluster.pod_restart("--dry-run", &heavy);
     assert_eq!(code, 0, "{dry:#}");
     assert_eq!(dry["actions"][0]["action"]["uid"], heavy_uid, "{dry:#}");
     assert!(dry["rounds"].to_string().contains("97.7 %"), "{dry:#}");
     assert!(cluster.writes().is_empty());
 
-    let (code, run) = cluster.run("k8s-pod-restart", &[&["--apply"], &args[..]].concat());
+    let (code, run) = cluster.pod_restart("--apply", &heavy);
     assert_eq!(code, 0, "{run:#}");
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(run["actions"][0]["action"], dry["actions"][0]["action"]);
@@ -492,23 +506,8 @@ fn pod_restart_deletes_exactly_the_planned_pod_and_confirms_the_replacement() {
 #[test]
 fn a_pod_replaced_or_changed_since_the_plan_is_stale() {
     let cluster = Cluster::new();
-    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    cluster
-        .kube
-        .world()
-        .memory
-        .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
-    let args = [
-        "--dry-run",
-        "--label",
-        "namespace=shop",
-        "--label",
-        &format!("pod={heavy}"),
-    ];
-    let (_, dry) = cluster.run("k8s-pod-restart", &args);
+    let heavy = cluster.heavy_pod(510 << 20);
+    let (_, dry) = cluster.pod_restart("--dry-run", &heavy);
     let action = cluster.planned(&dry);
 
     // Same name, another pod (a new uid): nothing is deleted.
@@ -522,23 +521,8 @@ fn a_pod_replaced_or_changed_since_the_plan_is_stale() {
     // Changed between the host's check and the delete: the preconditions
     // make the API server refuse.
     let cluster = Cluster::new();
-    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    cluster
-        .kube
-        .world()
-        .memory
-        .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
-    let args = [
-        "--dry-run",
-        "--label",
-        "namespace=shop",
-        "--label",
-        &format!("pod={heavy}"),
-    ];
-    let (_, dry) = cluster.run("k8s-pod-restart", &args);
+    let heavy = cluster.heavy_pod(510 << 20);
+    let (_, dry) = cluster.pod_restart("--dry-run", &heavy);
     let action = cluster.planned(&dry);
     let name = heavy.clone();
     cluster.kube.world().before.push((
@@ -630,18 +614,7 @@ fn bad_answers_give_a_clear_failed_run_within_the_timeout() {
     };
     let failed_with = |cluster: &Cluster, timeout: &str, words: &str| {
         let started = Instant::now();
-        let (code, run) = cluster.run_with(
-            timeout,
-            "",
-            "k8s-rollback",
-            &[
-                "--dry-run",
-                "--label",
-                "namespace=shop",
-                "--label",
-                "deployment=api",
-            ],
-        );
+        let (code, run) = cluster.rollback_within(timeout, &["--dry-run"]);
         assert_ne!(code, 0, "{run:#}");
         assert_eq!(run["status"], "failed", "{run:#}");
         assert!(
@@ -992,22 +965,8 @@ kube_namespaces = ["shop"]"#;
 #[test]
 fn a_pod_gone_since_the_plan_is_stale_and_a_replacement_that_never_gets_ready_pages() {
     let cluster = Cluster::new();
-    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    cluster
-        .kube
-        .world()
-        .memory
-        .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
-    let args = [
-        "--label",
-        "namespace=shop",
-        "--label",
-        &format!("pod={heavy}"),
-    ];
-    let (_, dry) = cluster.run("k8s-pod-restart", &[&["--dry-run"], &args[..]].concat());
+    let heavy = cluster.heavy_pod(510 << 20);
+    let (_, dry) = cluster.pod_restart("--dry-run", &heavy);
     let action = cluster.planned(&dry);
 
     // Deleted by someone else since the plan: the API server's 404.
@@ -1025,27 +984,13 @@ fn a_pod_gone_since_the_plan_is_stale_and_a_replacement_that_never_gets_ready_pa
 
     // The replacement never becomes Ready: the watch gives up and pages.
     let cluster = Cluster::new();
-    let heavy = cluster.pods("shop")[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    cluster
-        .kube
-        .world()
-        .memory
-        .insert(("shop".into(), heavy.clone(), "app".into()), 510 << 20);
+    let heavy = cluster.heavy_pod(510 << 20);
     cluster
         .kube
         .world()
         .before
         .push(("DELETE".into(), Box::new(|w| w.hold_rollouts = true)));
-    let args = [
-        "--label",
-        "namespace=shop",
-        "--label",
-        &format!("pod={heavy}"),
-    ];
-    let (code, run) = cluster.run("k8s-pod-restart", &[&["--apply"], &args[..]].concat());
+    let (code, run) = cluster.pod_restart("--apply", &heavy);
     assert_eq!(code, 4, "{run:#}");
     assert_eq!(run["actions"][0]["status"], "done", "{run:#}");
     assert!(reason(&run).contains("did not hold"), "{run:#}");

@@ -249,6 +249,18 @@ impl Denials {
         result
     }
 
+    /// Make the read `read` only when `allowed` (the grant's answer for
+    /// this call); a refusal, the grant's or the service's, is noted.
+    pub fn guard<T>(
+        &mut self,
+        call: &str,
+        allowed: Result<(), String>,
+        read: impl FnOnce() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let result = allowed.map_err(ApiError::Denied).and_then(|()| read());
+        self.note(call, result)
+    }
+
     /// Refuse `call` (and note it) unless the plugin holds `interface = ["read"]`.
     pub fn require_read(
         &mut self,

@@ -576,21 +576,10 @@ pub struct KubeDouble {
 impl KubeDouble {
     pub fn start() -> KubeDouble {
         let world = Arc::new(Mutex::new(World::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = world.clone();
-        let server = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(handle).with_state(shared);
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(world.clone());
+        let (addr, server) = super::serve_in_thread(app);
         KubeDouble {
             addr,
             world,

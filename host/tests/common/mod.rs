@@ -188,6 +188,25 @@ pub fn run_json(
     (output.status.code().unwrap(), run)
 }
 
+/// Serve `app` on a loopback port from a thread of its own, for the
+/// doubles of outside services: its address and the thread.
+pub fn serve_in_thread(app: axum::Router) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (addr, server)
+}
+
 /// The routes of the config at `config` that an alert with `labels`
 /// matches, in order, as `remedy routes test` says.
 pub fn routes_for(state: &Path, config: &Path, labels: &[(&str, &str)]) -> Vec<String> {

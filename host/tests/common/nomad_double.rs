@@ -339,20 +339,8 @@ impl NomadDouble {
             world: world.clone(),
             changed: changed.clone(),
         };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(handle).with_state(shared);
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
+        let app = axum::Router::new().fallback(handle).with_state(shared);
+        let (addr, server) = super::serve_in_thread(app);
         NomadDouble {
             addr,
             world,

@@ -41,12 +41,10 @@ impl DockerReader {
         call: &str,
         read: impl FnOnce(&DockerEngine, &DockerGrant) -> Result<T, DockerError>,
     ) -> Result<T, ApiError> {
-        let result = self
-            .grant
-            .check_right(DockerRight::Read, "read")
-            .map_err(ApiError::Denied)
-            .and_then(|()| read(&self.docker, &self.grant).map_err(to_api));
-        self.denials.note(call, result)
+        let allowed = self.grant.check_right(DockerRight::Read, "read");
+        self.denials.guard(call, allowed, || {
+            read(&self.docker, &self.grant).map_err(to_api)
+        })
     }
 }
 

@@ -56,13 +56,9 @@ impl KubeReader {
         scope: Result<(), String>,
         read: impl FnOnce(&KubeApi, &KubeGrant) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let result = self
-            .grant
-            .check_right(KubeRight::Read)
-            .and(scope)
-            .map_err(ApiError::Denied)
-            .and_then(|()| read(&self.kube, &self.grant));
-        self.denials.note(call, result)
+        let allowed = self.grant.check_right(KubeRight::Read).and(scope);
+        self.denials
+            .guard(call, allowed, || read(&self.kube, &self.grant))
     }
 }
 

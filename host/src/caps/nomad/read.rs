@@ -50,13 +50,9 @@ impl NomadReader {
         scope: Result<(), String>,
         read: impl FnOnce(&NomadApi) -> Result<T, NomadError>,
     ) -> Result<T, ApiError> {
-        let allowed = self
-            .grant
-            .check_right(NomadRight::Read)
-            .and(scope)
-            .map_err(ApiError::Denied);
-        let result = allowed.and_then(|()| read(&self.nomad).map_err(to_api));
-        self.denials.note(call, result)
+        let allowed = self.grant.check_right(NomadRight::Read).and(scope);
+        self.denials
+            .guard(call, allowed, || read(&self.nomad).map_err(to_api))
     }
 
     fn granted_allocations(&self, allocations: Vec<api::Allocation>) -> Vec<Allocation> {
