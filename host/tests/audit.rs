@@ -305,3 +305,65 @@ fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert!(said.contains("0 newer records not signed yet"), "{said}");
 }
+
+#[test]
+fn serve_prunes_history_past_its_retention_and_the_chain_still_verifies_signed() {
+    use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit.key");
+    let made = remedy(&dir.path().join("state"), Path::new("/dev/null"))
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", describe(&made));
+    let routes = |retention: &str| {
+        format!(
+            "[[route]]\nname = \"echo\"\nmatchers = ['alertname=\"Echo\"']\nplugin = \"echo\"\n\n\
+             [audit]\nsigning_key_file = \"{}\"\n{retention}",
+            key.display()
+        )
+    };
+    let addr = free_addr();
+    let state = dir.path().join("state");
+    let config = serve_config(dir.path(), addr, "", &routes(""));
+    let daemon = Daemon::start(&state, &config, addr);
+    for n in 0..2 {
+        let alert = firing(
+            &[("alertname", "Echo"), ("n", &n.to_string())],
+            "2026-11-26T10:00:00Z",
+        );
+        assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
+    }
+    daemon.wait_for_runs("route=echo", 2, is_finished);
+    daemon.stop();
+
+    // One run and its alert finished three days ago, as far as the store knows.
+    let db = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    let three_days = 3 * 86_400_000;
+    db.execute_batch(&format!(
+        "UPDATE runs SET finished_ms = finished_ms - {three_days} WHERE rowid = (SELECT MIN(rowid) FROM runs);
+         UPDATE alerts SET received_ms = received_ms - {three_days} WHERE id = (SELECT MIN(id) FROM alerts);"
+    ))
+    .unwrap();
+    drop(db);
+
+    let retention = "[store.retention]\nruns = \"1d\"\nalerts = \"1d\"\n";
+    let config = serve_config(dir.path(), addr, "", &routes(retention));
+    let daemon = Daemon::start(&state, &config, addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while daemon.runs("").len() != 1 {
+        assert!(std::time::Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = daemon.log();
+    daemon.stop();
+    assert!(log.contains("pruned history past its retention"), "{log}");
+
+    let public = format!("{}.pub", key.display());
+    let output = remedy(&state, &config)
+        .args(["audit", "verify", "--public-key", &public])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}

@@ -125,8 +125,12 @@ fn verify(cli: &Cli) -> Result<u8> {
     let (_, store) = open(cli)?;
     match store.verify_audit()? {
         Ok(intact) => {
+            let pruned = intact
+                .pruned_through
+                .map(|through| format!(" after records 1-{through}, removed by retention"))
+                .unwrap_or_default();
             println!(
-                "audit trail intact: {} records, head {}",
+                "audit trail intact: {} records{pruned}, head {}",
                 intact.records,
                 intact.head.as_deref().unwrap_or("(empty)")
             );

@@ -30,6 +30,22 @@ pub(super) struct RawStore {
     lease: Option<String>,
     /// How long a run for a node waits for a remedy there (default 2m).
     unattended_after: Option<String>,
+    /// How long each kind of record is kept; unset, forever.
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+/// `[store.retention]`: `alerts`, `runs` and `audit`, each a duration.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    /// The alerts log, and the dedup keys of alerts not received since.
+    alerts: Option<String>,
+    /// Finished runs with their rounds, actions and logs (at least 1d:
+    /// plugins see a day of their past actions).
+    runs: Option<String>,
+    /// Audit records; the chain stays verifiable across the cut.
+    audit: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -41,6 +57,8 @@ pub struct StoreConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub fleet: FleetTimes,
+    /// How long history is kept (`[store.retention]`).
+    pub retention: crate::store::Retention,
 }
 
 /// The fleet's clocks, for a shared store: how often each process says it
@@ -98,9 +116,11 @@ pub(super) fn validate_store(
         problems.push("[store] cert_file and key_file go together: set both or neither".into());
     }
     let fleet = fleet_times(&raw, problems);
+    let retention = retention(&raw.retention, problems);
     let relative = |file: Option<PathBuf>| file.map(|file| base.join(file));
     StoreConfig {
         fleet,
+        retention,
         url: raw.url,
         password_file: relative(raw.password_file),
         ca_file: relative(raw.ca_file),
@@ -145,6 +165,34 @@ fn fleet_times(raw: &RawStore, problems: &mut Vec<String>) -> FleetTimes {
         ));
     }
     times
+}
+
+/// The shortest retention of each kind: runs stay at least the day of
+/// past actions plugins see (`incident.recent`), and anything at least an
+/// hour, so a prune never races the records it is about.
+const SHORTEST_RUNS: Duration = Duration::from_secs(24 * 3600);
+const SHORTEST: Duration = Duration::from_secs(3600);
+
+fn retention(raw: &RawRetention, problems: &mut Vec<String>) -> crate::store::Retention {
+    let mut read = |key: &str, text: &Option<String>, shortest: Duration| {
+        let kept = parse_duration(text.as_deref()?)
+            .map_err(|e| problems.push(format!("[store.retention] {key}: {e}")))
+            .ok()?;
+        if kept < shortest {
+            problems.push(format!(
+                "[store.retention] {key} = {:?} is shorter than {}",
+                text.as_deref().unwrap_or_default(),
+                humantime::format_duration(shortest)
+            ));
+            return None;
+        }
+        Some(kept)
+    };
+    crate::store::Retention {
+        alerts: read("alerts", &raw.alerts, SHORTEST),
+        runs: read("runs", &raw.runs, SHORTEST_RUNS),
+        audit: read("audit", &raw.audit, SHORTEST),
+    }
 }
 
 impl StoreConfig {
@@ -196,6 +244,31 @@ mod tests {
         };
         validate_store(raw, Path::new("/etc/remedy"), &mut half);
         assert!(half[0].contains("cert_file and key_file"), "{half:?}");
+    }
+
+    #[test]
+    fn retention_is_read_per_kind_and_too_short_a_one_is_refused() {
+        let checked = |text: &str| {
+            crate::config::Config::check(text, "test.toml", Path::new("/etc/remedy")).unwrap()
+        };
+        let ok = checked("[store.retention]\nruns = \"30d\"\naudit = \"365d\"\n");
+        assert!(ok.problems.is_empty(), "{:?}", ok.problems);
+        let retention = ok.config.store.retention;
+        assert_eq!(retention.runs, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(retention.alerts, None, "unset: kept forever");
+        let short = checked("[store.retention]\nruns = \"2h\"\nalerts = \"soon\"\n");
+        assert_eq!(short.problems.len(), 2, "{:?}", short.problems);
+        assert!(
+            short
+                .problems
+                .iter()
+                .any(|p| p.contains("runs") && p.contains("1day"))
+        );
+        assert!(short.problems.iter().any(|p| p.contains("alerts")));
+        assert_eq!(
+            short.config.store.retention,
+            crate::store::Retention::default()
+        );
     }
 
     #[test]

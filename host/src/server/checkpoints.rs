@@ -42,17 +42,13 @@ impl Signer {
 }
 
 impl Checkpoints {
-    /// Start signing, when the config names a key. A key that cannot be
-    /// read stops remedy from starting: it was asked to sign.
+    /// Start signing with `key`, read from the config by [`signing_key`].
     pub(super) fn start(
         shared: &Arc<Shared>,
+        key: Option<SigningKey>,
         audit: &AuditConfig,
-    ) -> Result<Option<Checkpoints>, String> {
-        let Some(file) = &audit.signing_key_file else {
-            return Ok(None);
-        };
-        let key = crate::store::read_signing_key(file)
-            .map_err(|e| format!("[audit] signing_key_file: {e}"))?;
+    ) -> Option<Checkpoints> {
+        let key = key?;
         let signer = Arc::new(Signer {
             shared: shared.clone(),
             key,
@@ -62,7 +58,7 @@ impl Checkpoints {
             audit.checkpoint_every,
             audit.checkpoint_interval,
         ));
-        Ok(Some(Checkpoints { signer, task }))
+        Some(Checkpoints { signer, task })
     }
 
     /// Stop, signing what the last runs recorded.
@@ -71,6 +67,19 @@ impl Checkpoints {
         let signer = self.signer;
         let _ = tokio::task::spawn_blocking(move || signer.sign()).await;
     }
+}
+
+/// The key the config names. One that cannot be read stops remedy from
+/// starting: it was asked to sign.
+pub(super) fn signing_key(audit: &AuditConfig) -> Result<Option<SigningKey>, String> {
+    audit
+        .signing_key_file
+        .as_deref()
+        .map(|file| {
+            crate::store::read_signing_key(file)
+                .map_err(|e| format!("[audit] signing_key_file: {e}"))
+        })
+        .transpose()
 }
 
 async fn sign_periodically(signer: Arc<Signer>, every: u64, interval: Duration) {

@@ -15,6 +15,7 @@ mod fleet;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
+mod pruning;
 mod runs_api;
 mod tls;
 mod webhook;
@@ -328,8 +329,9 @@ impl Server {
         let shared = self.shared;
         // First, before anything is served: a key that cannot be read stops remedy.
         let audit = shared.live().config.audit.clone();
-        let checkpoints =
-            checkpoints::Checkpoints::start(&shared, &audit).map_err(std::io::Error::other)?;
+        let key = checkpoints::signing_key(&audit).map_err(std::io::Error::other)?;
+        let checkpoints = checkpoints::Checkpoints::start(&shared, key.clone(), &audit);
+        let pruning = tokio::spawn(pruning::prune_periodically(shared.clone(), key));
         shared
             .notifier
             .start(self.sinks, shared.server.external_url.clone());
@@ -371,6 +373,7 @@ impl Server {
         handle.graceful_shutdown(Some(Duration::from_secs(5)));
         let _ = stop_tx.send(true);
         reloads.abort();
+        pruning.abort();
         let _ = dispatcher.await;
         if let Some(checkpoints) = checkpoints {
             checkpoints.finish().await;

@@ -10,6 +10,17 @@ use sha2::{Digest, Sha256};
 /// The `prev_hash` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The kind of record that anchors the chain after its oldest part was
+/// removed by retention (`store/retention.rs`).
+pub(super) const PRUNED: &str = "pruned";
+
+/// Where the chain starts after a prune: the last record removed.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Anchor {
+    pub through: i64,
+    pub hash: String,
+}
+
 /// One audit record as stored.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct AuditRecord {
@@ -29,6 +40,8 @@ pub struct AuditRecord {
 pub struct Intact {
     pub records: u64,
     pub head: Option<String>,
+    /// The records up to this one were removed by retention.
+    pub pruned_through: Option<i64>,
 }
 
 /// The first record that breaks the chain, and how.
@@ -141,13 +154,21 @@ impl Store {
         self.in_tx(|c| append(c, kind, run_id, body))
     }
 
-    /// Walk the whole chain, a page at a time; the first record that does
-    /// not hold is named.
+    /// Walk the whole chain, from its first record or from where the last
+    /// prune left it, a page at a time; the first record that does not hold
+    /// is named.
     pub fn verify_audit(&self) -> Result<Result<Intact, Broken>, StoreError> {
         const PAGE: u32 = 10_000;
-        let mut expected_seq = 1;
-        let mut prev = GENESIS.to_string();
-        let mut after = i64::MIN;
+        let anchor = match self.with(anchor)? {
+            Ok(anchor) => anchor,
+            Err(broken) => return Ok(Err(broken)),
+        };
+        let pruned_through = anchor.as_ref().map(|a| a.through);
+        let (mut expected_seq, mut prev) = match anchor {
+            Some(Anchor { through, hash }) => (through + 1, hash),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut after = expected_seq - 1;
         loop {
             let page = self.with(|c| {
                 c.query_map(
@@ -175,6 +196,7 @@ impl Store {
             None if last == 0 => Ok(Intact {
                 records: 0,
                 head: None,
+                pruned_through,
             }),
             None => Err(Broken {
                 seq: last,
@@ -189,8 +211,9 @@ impl Store {
                 why: format!("does not match the head (record {seq}, {hash})"),
             }),
             Some((_, hash)) => Ok(Intact {
-                records: last as u64,
+                records: (last - pruned_through.unwrap_or(0)) as u64,
                 head: Some(hash),
+                pruned_through,
             }),
         })
     }
@@ -218,6 +241,30 @@ impl Store {
             )
         })
     }
+}
+
+/// Where the newest `pruned` record says the chain now starts, if the
+/// chain was ever pruned; a `pruned` record that cannot anchor it breaks it.
+fn anchor(c: &mut dyn Db) -> DbResult<Result<Option<Anchor>, Broken>> {
+    let newest = c.query_opt(
+        "SELECT seq, body FROM audit WHERE kind = ?1 ORDER BY seq DESC LIMIT 1",
+        args![PRUNED],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+    )?;
+    let Some((seq, body)) = newest else {
+        return Ok(Ok(None));
+    };
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    Ok(match (body["through"].as_i64(), body["hash"].as_str()) {
+        (Some(through), Some(hash)) if through < seq => Ok(Some(Anchor {
+            through,
+            hash: hash.to_string(),
+        })),
+        _ => Err(Broken {
+            seq,
+            why: "a pruned record that does not say, before itself, where the chain starts".into(),
+        }),
+    })
 }
 
 /// Why record `r` (stored as `text`) does not follow the chain so far.

@@ -6,7 +6,7 @@
 //! directory: rewriting what a checkpoint covers breaks the signature, which
 //! no one without the key can make again.
 
-use super::audit::{self, Broken};
+use super::audit::{self, Anchor, Broken};
 use super::sql::args;
 use super::{Store, StoreError};
 use base64::Engine;
@@ -19,6 +19,58 @@ pub const KIND: &str = "checkpoint";
 /// What a checkpoint signs: the record it covers, and that record's hash.
 fn message(seq: i64, hash: &str) -> String {
     format!("remedy audit checkpoint v1\nrecord {seq}\nhash {hash}\n")
+}
+
+/// What a prune signs: the last record it removed, and that record's hash.
+/// Not a checkpoint's words, so neither can be passed off as the other.
+fn prune_message(through: i64, hash: &str) -> String {
+    format!("remedy audit prune v1\nthrough {through}\nhash {hash}\n")
+}
+
+/// `key`'s name and its signature over `message`, as a record carries them.
+fn signature(key: &SigningKey, message: &str) -> (String, String) {
+    let signature = key.sign(message.as_bytes());
+    (
+        key_id(&key.verifying_key()),
+        base64::engine::general_purpose::STANDARD.encode(signature.to_bytes()),
+    )
+}
+
+/// The body of a `pruned` record, signed when remedy holds a key.
+pub(super) fn prune_body(anchor: &Anchor, key: Option<&SigningKey>) -> serde_json::Value {
+    let mut body = serde_json::json!({ "through": anchor.through, "hash": anchor.hash });
+    if let Some(key) = key {
+        let (id, signature) = signature(key, &prune_message(anchor.through, &anchor.hash));
+        body["key"] = id.into();
+        body["signature"] = signature.into();
+    }
+    body
+}
+
+/// Why `body` does not carry `key`'s signature over `message`, if it does not.
+fn check_signature(
+    body: &serde_json::Value,
+    key: &VerifyingKey,
+    message: &str,
+) -> Result<(), String> {
+    let (Some(id), Some(signature)) = (body["key"].as_str(), body["signature"].as_str()) else {
+        return Err("no signature: someone who can write the database may have made it".into());
+    };
+    if id != key_id(key) {
+        return Err(format!(
+            "made with key {id}, not with this public key ({})",
+            key_id(key)
+        ));
+    }
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .ok()
+        .and_then(|bytes| Signature::from_slice(&bytes).ok());
+    if signature.is_some_and(|s| key.verify(message.as_bytes(), &s).is_ok()) {
+        Ok(())
+    } else {
+        Err("the signature does not hold: forged or edited".into())
+    }
 }
 
 /// A short name for a public key, so a checkpoint says which key made it.
@@ -73,7 +125,6 @@ impl Store {
     /// Sign the chain's head into a checkpoint record, unless the head is
     /// already a checkpoint (nothing new to cover). Returns the record covered.
     pub fn checkpoint(&self, key: &SigningKey) -> Result<Option<i64>, StoreError> {
-        let id = key_id(&key.verifying_key());
         self.in_tx(|c| {
             let Some((seq, hash, kind)) = c.query_opt(
                 "SELECT a.seq, a.hash, a.kind FROM audit_head h JOIN audit a ON a.seq = h.seq \
@@ -87,12 +138,12 @@ impl Store {
             if kind == KIND {
                 return Ok(None);
             }
-            let signature = key.sign(message(seq, &hash).as_bytes());
+            let (id, signature) = signature(key, &message(seq, &hash));
             let body = serde_json::json!({
                 "covers": seq,
                 "hash": hash,
                 "key": id,
-                "signature": base64::engine::general_purpose::STANDARD.encode(signature.to_bytes()),
+                "signature": signature,
             });
             audit::append(c, KIND, None, &body)?;
             Ok(Some(seq))
@@ -105,80 +156,71 @@ impl Store {
     }
 
     /// The chain as [`Store::verify_audit`] checks it, and then every
-    /// checkpoint: made by `key`, and signing the hash the chain holds for
-    /// the record it covers. At least one checkpoint must hold.
+    /// checkpoint and prune: made by `key`, a checkpoint signing the hash
+    /// the chain holds for the record it covers (unless retention removed
+    /// that record since), a prune signing where the chain now starts. At
+    /// least one checkpoint must hold.
     pub fn verify_signed(&self, key: &VerifyingKey) -> Result<Result<Signed, Broken>, StoreError> {
         let intact = match self.verify_audit()? {
             Ok(intact) => intact,
             Err(broken) => return Ok(Err(broken)),
         };
+        let pruned_through = intact.pruned_through.unwrap_or(0);
         let listed = self.with(|c| {
             c.query_map(
-                "SELECT seq, body FROM audit WHERE kind = ?1 ORDER BY seq",
-                args![KIND],
-                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+                "SELECT seq, kind, body FROM audit WHERE kind IN (?1, ?2) ORDER BY seq",
+                args![KIND, audit::PRUNED],
+                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
             )
         })?;
         let mut covered = 0;
-        for (seq, body) in &listed {
-            let covers = self.check_checkpoint(body, key)?;
-            match covers {
-                Ok(covers) => covered = covers,
-                Err(why) => return Ok(Err(Broken { seq: *seq, why })),
+        let mut checkpoints = 0;
+        for (seq, kind, body) in &listed {
+            let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            let checked = if kind == audit::PRUNED {
+                check_prune(&body, key)
+            } else {
+                checkpoints += 1;
+                self.check_checkpoint(&body, key, pruned_through)?
+                    .map(|covers| covered = covers)
+            };
+            if let Err(why) = checked {
+                return Ok(Err(Broken { seq: *seq, why }));
             }
         }
-        if listed.is_empty() {
+        if checkpoints == 0 {
             return Ok(Err(Broken {
                 seq: 0,
                 why: "no checkpoint signed by this key: nothing shows the chain was not rewritten"
                     .into(),
             }));
         }
-        let last = listed.last().map_or(0, |(seq, _)| *seq);
+        let last = listed.last().map_or(0, |(seq, ..)| *seq);
         Ok(Ok(Signed {
-            checkpoints: listed.len() as u64,
+            checkpoints,
             covered,
-            unsigned_tail: intact.records as i64 - last,
+            unsigned_tail: self.audit_head_seq()? - last,
         }))
     }
 
-    /// The record a checkpoint (its `body`) covers, or why it does not hold.
+    /// The record a checkpoint (its `body`) covers, or why it does not
+    /// hold. One covering a record retention removed is checked for its
+    /// signature alone.
     fn check_checkpoint(
         &self,
-        body: &str,
+        body: &serde_json::Value,
         key: &VerifyingKey,
+        pruned_through: i64,
     ) -> Result<Result<i64, String>, StoreError> {
-        let Ok(body) = serde_json::from_str::<serde_json::Value>(body) else {
-            return Ok(Err("a checkpoint that is not JSON".into()));
+        let (Some(covers), Some(signed_hash)) = (body["covers"].as_i64(), body["hash"].as_str())
+        else {
+            return Ok(Err("a checkpoint without covers and hash".into()));
         };
-        let (Some(covers), Some(signed_hash), Some(id), Some(signature)) = (
-            body["covers"].as_i64(),
-            body["hash"].as_str(),
-            body["key"].as_str(),
-            body["signature"].as_str(),
-        ) else {
-            return Ok(Err(
-                "a checkpoint without covers, hash, key and signature".into()
-            ));
-        };
-        if id != key_id(key) {
-            return Ok(Err(format!(
-                "a checkpoint made with key {id}, not with this public key ({})",
-                key_id(key)
-            )));
+        if let Err(why) = check_signature(body, key, &message(covers, signed_hash)) {
+            return Ok(Err(format!("the checkpoint over record {covers}: {why}")));
         }
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(signature)
-            .ok()
-            .and_then(|bytes| Signature::from_slice(&bytes).ok());
-        let valid = signature.is_some_and(|s| {
-            key.verify(message(covers, signed_hash).as_bytes(), &s)
-                .is_ok()
-        });
-        if !valid {
-            return Ok(Err(format!(
-                "the signature over record {covers} does not hold: the checkpoint was forged or edited"
-            )));
+        if covers <= pruned_through {
+            return Ok(Ok(covers));
         }
         let chain_hash: Option<String> = self.with(|c| {
             c.query_opt(
@@ -198,115 +240,11 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_bytes(&[seed; 32])
-    }
-
-    /// Rewrite record `seq`'s body and hash the chain again from there, as
-    /// someone who can write the database (but has no key) would.
-    fn rewrite(store: &Store, seq: i64, body: &str) {
-        let rows = store
-            .with(|c| {
-                c.query_map(
-                    "SELECT seq, at_ms, kind, run_id, body, prev_hash FROM audit WHERE seq >= ?1 ORDER BY seq",
-                    args![seq],
-                    |r| {
-                        Ok((
-                            r.get::<i64>(0)?,
-                            r.get::<i64>(1)?,
-                            r.get::<String>(2)?,
-                            r.get::<Option<String>>(3)?,
-                            r.get::<String>(4)?,
-                            r.get::<String>(5)?,
-                        ))
-                    },
-                )
-            })
-            .unwrap();
-        let mut prev: Option<String> = None;
-        for (n, at, kind, run, old_body, old_prev) in rows {
-            let text = if n == seq { body.to_string() } else { old_body };
-            let prev_hash = prev.clone().unwrap_or(old_prev);
-            let hash = audit::hash(n, at, &kind, run.as_deref(), &text, &prev_hash);
-            store
-                .with(|c| {
-                    c.execute(
-                        "UPDATE audit SET body = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
-                        args![n, text, prev_hash, hash],
-                    )?;
-                    c.execute(
-                        "UPDATE audit_head SET hash = ?2 WHERE seq = ?1",
-                        args![n, hash],
-                    )
-                })
-                .unwrap();
-            prev = Some(hash);
-        }
-    }
-
-    #[test]
-    fn a_chain_rewritten_and_hashed_again_passes_the_hash_check_but_not_the_signatures() {
-        super::super::each_backend(|open| {
-            let store = open();
-            let signer = key(7);
-            for n in 0..3 {
-                store
-                    .audit("test", None, &serde_json::json!({ "n": n }))
-                    .unwrap();
-            }
-            assert_eq!(store.checkpoint(&signer).unwrap(), Some(3));
-            assert_eq!(
-                store.checkpoint(&signer).unwrap(),
-                None,
-                "nothing new to cover"
-            );
-            store
-                .audit("test", None, &serde_json::json!({ "n": 3 }))
-                .unwrap();
-            let public = signer.verifying_key();
-            let signed = store.verify_signed(&public).unwrap().unwrap();
-            assert_eq!(
-                signed,
-                Signed {
-                    checkpoints: 1,
-                    covered: 3,
-                    unsigned_tail: 1
-                }
-            );
-            let stranger = key(8).verifying_key();
-            let why = store.verify_signed(&stranger).unwrap().unwrap_err().why;
-            assert!(why.contains("not with this public key"), "{why}");
-
-            rewrite(&store, 2, r#"{"n":"rewritten"}"#);
-            assert!(
-                store.verify_audit().unwrap().is_ok(),
-                "the hash chain alone is fooled"
-            );
-            let broken = store.verify_signed(&public).unwrap().unwrap_err();
-            assert_eq!(broken.seq, 4, "{broken:?}");
-            assert!(
-                broken.why.contains("records up to 3 were rewritten"),
-                "{}",
-                broken.why
-            );
-        });
-    }
-
-    #[test]
-    fn a_chain_without_a_checkpoint_proves_nothing() {
-        super::super::each_backend(|open| {
-            let store = open();
-            store.audit("test", None, &serde_json::json!({})).unwrap();
-            let why = store
-                .verify_signed(&key(1).verifying_key())
-                .unwrap()
-                .unwrap_err()
-                .why;
-            assert!(why.contains("no checkpoint"), "{why}");
-        });
-    }
+/// Why a `pruned` record is not one remedy made with `key`, if it is not.
+fn check_prune(body: &serde_json::Value, key: &VerifyingKey) -> Result<(), String> {
+    let (Some(through), Some(hash)) = (body["through"].as_i64(), body["hash"].as_str()) else {
+        return Err("a prune without through and hash".into());
+    };
+    check_signature(body, key, &prune_message(through, hash))
+        .map_err(|why| format!("the prune through record {through}: {why}"))
 }

@@ -26,6 +26,7 @@ mod fleet;
 mod history;
 mod queue;
 mod reserve;
+mod retention;
 mod runs;
 mod schema;
 mod sql;
@@ -41,6 +42,7 @@ pub use queue::{
     Admission, AdmitError, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun, Incoming,
     QueuedRun, RunPlacement,
 };
+pub use retention::{Pruned, Retention};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,56 @@
+//! Keeping history bounded while remedy serves (`[store.retention]`): at
+//! start and then every ten minutes, remove what retention no longer keeps,
+//! a batch at a time, with the retention the config holds at that moment.
+
+use super::Shared;
+use crate::store::{Pruned, Retention};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EVERY: Duration = Duration::from_secs(600);
+
+/// Prune until stopped; an audit prune is signed with `key`, when remedy
+/// holds one.
+pub(super) async fn prune_periodically(shared: Arc<Shared>, key: Option<SigningKey>) {
+    let key = key.map(Arc::new);
+    loop {
+        let retention = shared.live().config.store.retention;
+        if !retention.is_forever() {
+            let (shared, key) = (shared.clone(), key.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || prune_all(&shared, &retention, key.as_deref()))
+                    .await;
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// Batches until nothing is left to remove, or the store fails.
+fn prune_all(shared: &Shared, retention: &Retention, key: Option<&SigningKey>) {
+    let mut total = Pruned::default();
+    loop {
+        let now = crate::store::now_ms();
+        match shared.ingest.prune(retention, now, key) {
+            Ok(pruned) => {
+                total += pruned;
+                if !pruned.more() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!("cannot prune history: {e}");
+                break;
+            }
+        }
+    }
+    if !total.is_nothing() {
+        tracing::info!(
+            runs = total.runs,
+            alerts = total.alerts,
+            deliveries = total.deliveries,
+            audit_records = total.audit,
+            "pruned history past its retention"
+        );
+    }
+}
