@@ -38,6 +38,15 @@ fn escape(c: char, out: &mut String) {
     }
 }
 
+/// A count with its noun, as people say it: `1 matcher`, `3 matchers`.
+pub fn counted(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 /// `text` as one line: every control, bidirectional and zero-width
 /// character is shown as an escape (`\n`, `\x1B`, `\u202E`), so the text
 /// can neither move the cursor, start a line, nor reorder what follows.

@@ -438,7 +438,7 @@ plugin = "disk-cleanup"
     let check = setup.remedy(&["config", "check"]);
     assert_eq!(check.status.code(), Some(0), "{}", describe(&check));
     assert!(
-        stdout(&check).contains("ok    route disk -> disk-cleanup (dry-run, 1 matchers)"),
+        stdout(&check).contains("ok    route disk -> disk-cleanup (dry-run, 1 matcher)"),
         "{}",
         describe(&check)
     );

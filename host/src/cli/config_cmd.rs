@@ -66,11 +66,11 @@ pub fn config(cli: &Cli, command: &ConfigCommand) -> Result<u8> {
                 };
                 match resolve_params(plugin_loaded, &plugin.params, &route.params) {
                     Ok(_) => println!(
-                        "ok    route {} -> {} ({}, {} matchers)",
+                        "ok    route {} -> {} ({}, {})",
                         route.name,
                         route.plugin,
                         route.mode.as_str(),
-                        route.matchers.len()
+                        crate::text::counted(route.matchers.len(), "matcher")
                     ),
                     Err(error) => {
                         failures += 1;

@@ -126,7 +126,8 @@ fn rollback(
     let patch = json!([
         { "op": "replace", "path": "/metadata/resourceVersion", "value": planned.resource_version },
         { "op": "replace", "path": "/spec/template", "value": template },
-        { "op": "replace", "path": "/metadata/annotations", "value": annotations },
+        // `add` sets the member whether or not the deployment has one yet.
+        { "op": "add", "path": "/metadata/annotations", "value": annotations },
     ]);
     let patch: json_patch::Patch = serde_json::from_value(patch)
         .map_err(|e| Refusal::Failed(format!("cannot build the rollback patch: {e}")))?;

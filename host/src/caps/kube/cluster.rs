@@ -38,7 +38,7 @@ impl KubeApi {
         K: Clone + DeserializeOwned + Debug + k8s_openapi::Resource,
     {
         let request = format!("list {} in {namespace}", K::KIND);
-        checked_names(&request, namespace, "x")?;
+        checked_namespace(&request, namespace)?;
         let mut params = ListParams::default().limit(MAX_ITEMS);
         if let Some(labels) = labels {
             params = params.labels(labels);
@@ -186,20 +186,32 @@ pub struct ContainerMetrics {
 }
 
 /// Object names come from plugins: only what Kubernetes itself allows (a
-/// DNS-1123 subdomain) reaches a request path.
+/// DNS-1123 label for a namespace, a DNS-1123 subdomain for a name) reaches
+/// a request path.
 fn checked_names(request: &str, namespace: &str, name: &str) -> Result<(), KubeError> {
-    let valid = |s: &str, max: usize| {
-        !s.is_empty()
-            && s.len() <= max
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-    };
-    if valid(namespace, 63) && !namespace.contains('.') && valid(name, 253) {
+    checked_namespace(request, namespace)?;
+    if dns_1123(name, 253) {
         Ok(())
     } else {
         Err(KubeError::BadName(request.to_string()))
     }
+}
+
+fn checked_namespace(request: &str, namespace: &str) -> Result<(), KubeError> {
+    if dns_1123(namespace, 63) && !namespace.contains('.') {
+        Ok(())
+    } else {
+        Err(KubeError::BadName(request.to_string()))
+    }
+}
+
+fn dns_1123(text: &str, longest: usize) -> bool {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
+    !text.is_empty()
+        && text.len() <= longest
+        && text.bytes().all(allowed)
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 pub fn namespace_of(meta: &ObjectMeta) -> &str {
@@ -240,4 +252,31 @@ fn match_labels(deployment: &Deployment) -> Option<String> {
     let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     (!pairs.is_empty()).then(|| pairs.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kubernetes_names_reach_a_request_path() {
+        let ok = |ns: &str, name: &str| checked_names("get x", ns, name).is_ok();
+        assert!(ok("shop", "api-7d9f8-x1c2"));
+        assert!(ok("kube-system", "coredns.v1"));
+        for (ns, name) in [
+            ("shop", "../../secrets/token"),
+            ("shop", "api/x"),
+            ("shop", "API"),
+            ("shop", ""),
+            ("shop", "-api"),
+            ("shop", "api?watch=1"),
+            ("sh.op", "api"),
+            ("..", "api"),
+            ("shop", &"a".repeat(254)),
+        ] {
+            assert!(!ok(ns, name), "{ns}/{name}");
+        }
+        let refused = checked_names("delete Pod shop/..", "shop", "..").unwrap_err();
+        assert!(refused.to_string().contains("refusing to delete Pod shop/.."), "{refused}");
+    }
 }

@@ -135,7 +135,7 @@ fn describe(record: &AuditRecord, actions: &mut HashMap<i64, (u64, u64, String)>
             format!(
                 "round {} planned {}: {}",
                 body["round"].as_u64().unwrap_or_default() + 1,
-                plural(count, "action"),
+                crate::text::counted(count, "action"),
                 plan["summary"].as_str().unwrap_or_default()
             )
         }
@@ -165,7 +165,7 @@ fn describe(record: &AuditRecord, actions: &mut HashMap<i64, (u64, u64, String)>
         },
         "approval-requested" => format!(
             "asked for approval of {}",
-            plural(
+            crate::text::counted(
                 body["actions"].as_u64().unwrap_or_default() as usize,
                 "action"
             )
@@ -175,14 +175,6 @@ fn describe(record: &AuditRecord, actions: &mut HashMap<i64, (u64, u64, String)>
         "finished" if !ends(record) => text("reason"),
         "finished" => format!("ended {}: {}", text("status"), text("reason")),
         other => other.replace('-', " "),
-    }
-}
-
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
     }
 }
 
