@@ -146,6 +146,34 @@ fn dry_run_plans_oldest_first_exactly_to_the_target_and_changes_nothing() {
 }
 
 #[test]
+fn a_file_under_two_configured_directories_is_planned_once() {
+    let scene = Scene::new();
+    let root = scene.fs.path.display().to_string();
+    let cache = format!("{root}/cache");
+    // The cache also as the sandbox tier, the whole root as the log tier,
+    // and a target no cleanup reaches, so every eligible file is planned.
+    let (code, run) = scene.run(&[
+        "--param",
+        &format!("sandbox_dirs={cache}"),
+        "--param",
+        &format!("log_dirs={root}"),
+        "--param",
+        "target_used_percent=0",
+    ]);
+    assert_eq!(code, 0, "{run:#}");
+    let planned = action_paths(&run, 0);
+    let unique: std::collections::BTreeSet<&PathBuf> = planned.iter().collect();
+    assert_eq!(
+        unique.len(),
+        planned.len(),
+        "a file planned twice: {planned:?}"
+    );
+    let mut eligible = vec![scene.path("cache/sub/deep"), scene.path("logs/app.log.1")];
+    eligible.extend((0..10).map(|n| scene.path(&format!("cache/c{n:02}"))));
+    assert_eq!(unique, eligible.iter().collect(), "{run:#}");
+}
+
+#[test]
 fn apply_deletes_exactly_the_planned_files_and_reaches_the_target() {
     let scene = Scene::new();
     let (_, plan) = scene.run(&[]);

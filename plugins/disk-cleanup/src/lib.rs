@@ -205,9 +205,15 @@ impl Plugin for DiskCleanup {
 
         let now = now_secs();
         let mut candidates: Vec<Candidate> = Vec::new();
+        // A file under two configured directories (the same one in two
+        // tiers, or one inside another) is planned once, in its first tier.
+        let mut taken: HashSet<String> = HashSet::new();
         for (tier, dir) in &dirs {
             let mut skips = Skips::default();
             for entry in fs::walk_files(dir)? {
+                if taken.contains(&entry.path) {
+                    continue;
+                }
                 let min_age = if *tier == Tier::Logs {
                     log_min_age
                 } else {
@@ -216,6 +222,7 @@ impl Plugin for DiskCleanup {
                 match select::judge(*tier, &entry, usage.device, &in_use, now, min_age) {
                     Ok(()) => {
                         skips.accept();
+                        taken.insert(entry.path.clone());
                         candidates.push(Candidate { tier: *tier, entry });
                     }
                     Err(reason) => skips.count(reason),
