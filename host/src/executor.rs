@@ -155,3 +155,45 @@ impl Executor<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Plan;
+
+    /// The fuzz target `plans` starts from `fuzz/seeds/plans`: they must
+    /// stay plans the engine accepts, one per group of action kinds, and
+    /// the judgement on them holds a plan whole or not at all.
+    #[test]
+    fn the_fuzz_seeds_are_plans_the_engine_accepts_and_judges_whole() {
+        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/plans");
+        let grants: Grants = toml::from_str(
+            r#"
+            fs_read = ["/data"]
+            fs_remove = ["/data"]
+            kube = ["read", "rollback"]
+            kube_namespaces = ["shop"]
+            "#,
+        )
+        .unwrap();
+        let env = HostEnv::new(Default::default(), Default::default());
+        let declared: Vec<String> = Action::KINDS.iter().map(|k| k.to_string()).collect();
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in std::fs::read_dir(seeds).unwrap() {
+            let path = seed.unwrap().path();
+            let plan: Plan = serde_json::from_slice(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            crate::engine::limits::validate_plan(&plan).unwrap();
+            kinds.extend(plan.actions.iter().map(Action::kind));
+            if let Some(judged) = refusals(&plan.actions, &grants, &env, &declared, None) {
+                assert_eq!(judged.len(), plan.actions.len());
+                assert!(judged.iter().any(|(s, _)| *s == ActionStatus::Denied));
+            }
+        }
+        assert_eq!(
+            kinds.len(),
+            Action::KINDS.len(),
+            "every kind of action has a seed"
+        );
+    }
+}
