@@ -271,22 +271,35 @@ fn a_chain_rewritten_and_hashed_again_is_caught_by_its_signed_checkpoints() {
     );
 }
 
-#[test]
-fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
-    use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("audit.key");
-    let made = remedy(&dir.path().join("state"), Path::new("/dev/null"))
+/// A new signing key pair in `dir`, as `remedy audit keygen` writes it: the
+/// private key's path (the public one is beside it, `.pub`).
+fn keygen(dir: &Path) -> PathBuf {
+    let key = dir.join("audit.key");
+    let made = remedy(&dir.join("state"), Path::new("/dev/null"))
         .args(["audit", "keygen", "--out"])
         .arg(&key)
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", describe(&made));
-    let routes = format!(
+    key
+}
+
+/// A route of Echo alerts to the echo plugin, the chain signed with `key`,
+/// and `more` config after.
+fn signed_echo_routes(key: &Path, more: &str) -> String {
+    format!(
         "[[route]]\nname = \"echo\"\nmatchers = ['alertname=\"Echo\"']\nplugin = \"echo\"\n\n\
-         [audit]\nsigning_key_file = \"{}\"\n",
+         [audit]\nsigning_key_file = \"{}\"\n{more}",
         key.display()
-    );
+    )
+}
+
+#[test]
+fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
+    use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path());
+    let routes = signed_echo_routes(&key, "");
     let addr = free_addr();
     let config = serve_config(dir.path(), addr, "", &routes);
     let state = dir.path().join("state");
@@ -310,20 +323,8 @@ fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
 fn serve_prunes_history_past_its_retention_and_the_chain_still_verifies_signed() {
     use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("audit.key");
-    let made = remedy(&dir.path().join("state"), Path::new("/dev/null"))
-        .args(["audit", "keygen", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", describe(&made));
-    let routes = |retention: &str| {
-        format!(
-            "[[route]]\nname = \"echo\"\nmatchers = ['alertname=\"Echo\"']\nplugin = \"echo\"\n\n\
-             [audit]\nsigning_key_file = \"{}\"\n{retention}",
-            key.display()
-        )
-    };
+    let key = keygen(dir.path());
+    let routes = |retention: &str| signed_echo_routes(&key, retention);
     let addr = free_addr();
     let state = dir.path().join("state");
     let config = serve_config(dir.path(), addr, "", &routes(""));
