@@ -625,9 +625,30 @@ fn answer(code: u16, body: Value) -> Response {
 
 type Answer = Result<Value, (u16, Value)>;
 
+/// A refusal: its HTTP code and the `Status` object that says why.
+fn refusal(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    (code, status(code, reason, message))
+}
+
+fn no_such_path() -> (u16, Value) {
+    refusal(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+fn method_not_allowed() -> (u16, Value) {
+    refusal(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )
+}
+
 fn not_found(kind: Kind, name: &str) -> (u16, Value) {
     let message = format!("{} \"{name}\" not found", kind.qualified());
-    (404, status(404, "NotFound", &message))
+    refusal(404, "NotFound", &message)
 }
 
 fn conflict(kind: Kind, name: &str, why: &str) -> (u16, Value) {
@@ -635,7 +656,7 @@ fn conflict(kind: Kind, name: &str, why: &str) -> (u16, Value) {
         "Operation cannot be fulfilled on {} \"{name}\": {why}",
         kind.qualified()
     );
-    (409, status(409, "Conflict", &message))
+    refusal(409, "Conflict", &message)
 }
 
 async fn handle(
@@ -735,25 +756,11 @@ fn route(
         ["api", "v1", "namespaces", ns, resource] => (*resource, *ns, None),
         ["api", "v1", "namespaces", ns, resource, name] => (*resource, *ns, Some(*name)),
         _ => {
-            return Err((
-                404,
-                status(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ),
-            ));
+            return Err(no_such_path());
         }
     };
     let Some(kind) = Kind::of(resource) else {
-        return Err((
-            404,
-            status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            ),
-        ));
+        return Err(no_such_path());
     };
     let verb = match (method.as_str(), name) {
         ("GET", None) => "list",
@@ -761,14 +768,7 @@ fn route(
         ("PATCH", Some(_)) => "patch",
         ("DELETE", Some(_)) => "delete",
         _ => {
-            return Err((
-                405,
-                status(
-                    405,
-                    "MethodNotAllowed",
-                    "the server does not allow this method on the requested resource",
-                ),
-            ));
+            return Err(method_not_allowed());
         }
     };
     let group = kind
@@ -799,14 +799,7 @@ fn route(
             patch_deployment(world, namespace, name, content_type, body)
         }
         ("delete", Some(name)) if kind == Kind::Pods => delete_pod(world, namespace, name, body),
-        _ => Err((
-            405,
-            status(
-                405,
-                "MethodNotAllowed",
-                "the server does not allow this method on the requested resource",
-            ),
-        )),
+        _ => Err(method_not_allowed()),
     }
 }
 
@@ -859,11 +852,11 @@ fn forbidden(
     let message = format!(
         "{target}: User \"system:serviceaccount:remedy:remedy\" cannot {verb} resource \"{resource}\" in API group \"{group}\" in the namespace \"{namespace}\""
     );
-    (403, status(403, "Forbidden", &message))
+    refusal(403, "Forbidden", &message)
 }
 
 fn invalid(message: String) -> (u16, Value) {
-    (422, status(422, "Invalid", &message))
+    refusal(422, "Invalid", &message)
 }
 
 fn patch_deployment(
@@ -879,7 +872,7 @@ fn patch_deployment(
         .cloned()
         .ok_or_else(|| not_found(kind, name))?;
     let mut patched = current.clone();
-    let bad = |e: String| (400, status(400, "BadRequest", &e));
+    let bad = |e: String| refusal(400, "BadRequest", &e);
     match content_type {
         "application/json-patch+json" => {
             let patch: json_patch::Patch =
@@ -891,14 +884,11 @@ fn patch_deployment(
             json_patch::merge(&mut patched, &patch);
         }
         other => {
-            return Err((
+            return Err(refusal(
                 415,
-                status(
-                    415,
-                    "UnsupportedMediaType",
-                    &format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"
-                    ),
+                "UnsupportedMediaType",
+                &format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {other}"
                 ),
             ));
         }
@@ -932,8 +922,7 @@ fn delete_pod(world: &mut World, namespace: &str, name: &str, body: &[u8]) -> An
     let options: Value = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| (400, status(400, "BadRequest", &e.to_string())))?
+        serde_json::from_slice(body).map_err(|e| refusal(400, "BadRequest", &e.to_string()))?
     };
     let preconditions = &options["preconditions"];
     for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
@@ -954,7 +943,7 @@ fn delete_pod(world: &mut World, namespace: &str, name: &str, body: &[u8]) -> An
 fn pod_metrics(world: &World, namespace: &str, name: &str) -> Answer {
     if world.get(Kind::Pods, namespace, name).is_none() {
         let message = format!("pods.metrics.k8s.io \"{name}\" not found");
-        return Err((404, status(404, "NotFound", &message)));
+        return Err(refusal(404, "NotFound", &message));
     }
     let containers: Vec<Value> = world
         .memory
