@@ -259,8 +259,7 @@ fn as_planned(
 fn write<T>(result: Result<T, KubeError>, what: &str) -> Result<T, Refusal> {
     result.map_err(|e| match e.code() {
         Some(409) => Refusal::Stale(format!("{what} changed since the plan, nothing written: {e}")),
-        Some(404) => Refusal::Stale(format!("{what} is gone: {e}")),
-        _ => Refusal::Failed(e.to_string()),
+        _ => gone_or_failed(e, what),
     })
 }
 

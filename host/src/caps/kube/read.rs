@@ -70,11 +70,18 @@ pub(super) fn granted_deployment(
     name: &str,
 ) -> Result<apps::Deployment, ApiError> {
     let deployment: apps::Deployment = kube.get(namespace, name).map_err(to_api)?;
-    let labels = deployment.metadata.labels.clone().unwrap_or_default();
-    grant
-        .check_labels(namespace, name, &labels)
-        .map_err(ApiError::Denied)?;
+    check_labels(grant, &deployment)?;
     Ok(deployment)
+}
+
+/// Whether `deployment` carries the labels the grant asks for.
+fn check_labels(grant: &KubeGrant, deployment: &apps::Deployment) -> Result<(), ApiError> {
+    let meta = &deployment.metadata;
+    let labels = meta.labels.clone().unwrap_or_default();
+    let name = meta.name.as_deref().unwrap_or_default();
+    grant
+        .check_labels(namespace_of(meta), name, &labels)
+        .map_err(ApiError::Denied)
 }
 
 /// The pod and the deployment that owns it, if the grant covers that deployment.
@@ -90,11 +97,11 @@ fn granted_pod(
             "pod {namespace}/{name} belongs to no deployment, and kube grants cover deployments"
         )));
     };
-    let owner = deployment.metadata.name.clone().unwrap_or_default();
+    let owner = deployment.metadata.name.as_deref().unwrap_or_default();
     grant
-        .check_name(namespace, &owner)
+        .check_name(namespace, owner)
         .map_err(ApiError::Denied)?;
-    let deployment = granted_deployment(kube, grant, namespace, &owner)?;
+    check_labels(grant, &deployment)?;
     Ok((pod, deployment))
 }
 
@@ -108,9 +115,7 @@ journaled! {
                     .iter()
                     .filter(|d| {
                         let name = d.metadata.name.as_deref().unwrap_or_default();
-                        let labels = d.metadata.labels.clone().unwrap_or_default();
-                        grant.check_name(&namespace, name).is_ok()
-                            && grant.check_labels(&namespace, name, &labels).is_ok()
+                        grant.check_name(&namespace, name).is_ok() && check_labels(grant, d).is_ok()
                     })
                     .map(deployment_record)
                     .collect())
