@@ -40,7 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// A refusal, as JSON `{"kind": ..., "message": ...}` ([`ErrorBody`]).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct HttpError {
     pub(super) status: StatusCode,
     pub(super) message: String,

@@ -24,6 +24,7 @@ use crate::config::{Config, FleetTimes, RouteConfig, ServerConfig};
 use crate::engine::{LoadedPlugin, PluginEngine};
 use crate::run::resolve_params;
 use crate::store::{Location, Store, StoreError};
+use crate::sys::group_commit::GroupCommit;
 use auth::{AuthError, Credentials};
 use metrics::Metrics;
 use std::collections::HashMap;
@@ -126,6 +127,8 @@ pub struct Shared {
     /// Used by the webhook handler; workers have their own connection, so a
     /// long run's writes never queue behind admissions or the reverse.
     pub ingest: Store,
+    /// Webhook requests waiting to be admitted together ([`GroupCommit`]).
+    admissions: GroupCommit<Vec<crate::contract::Alert>, webhook::Admitted>,
     pub work: Store,
     pub credentials: Credentials,
     pub metrics: Arc<Metrics>,
@@ -302,6 +305,7 @@ impl Server {
                 reloader,
                 engine,
                 ingest,
+                admissions: GroupCommit::default(),
                 work,
                 credentials,
                 notifier: notify::Notifier::idle(metrics.clone()),

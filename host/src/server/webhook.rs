@@ -1,6 +1,6 @@
 //! `POST /v1/alerts`: Alertmanager's webhook. Credentials, size and payload
 //! are checked, each alert is routed, and the whole batch is admitted in one
-//! transaction before the 202.
+//! transaction, shared with the requests arriving with it, before the 202.
 
 use super::Shared;
 use super::api::{ErrorBody, HttpError, authorize, blocking};
@@ -12,7 +12,7 @@ use crate::config::Mode;
 use crate::contract::{Alert, AlertStatus};
 use crate::router::routes_for;
 use crate::run::new_run_id;
-use crate::store::{Admission, AdmitError, Candidate, Incoming, NewRun, RunPlacement, RunStatus};
+use crate::store::{Admission, Candidate, Incoming, NewRun, RunPlacement, RunStatus};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -137,44 +137,73 @@ async fn accept(
     Ok(admitted)
 }
 
-/// Route every alert and admit the batch in one transaction.
+/// Admit the request's alerts, whole, in the next group commit: requests
+/// arriving together share one durable commit, and each is answered only
+/// once its own alerts are durable.
 fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Accepted, HttpError> {
-    let live = shared.live();
     for alert in &mut alerts {
         // Computed, not taken from the sender: a forged fingerprint could
         // otherwise cancel the queued runs of another alert.
         let labels: BTreeMap<String, String> = alert.labels.iter().cloned().collect();
         alert.fingerprint = fingerprint(&labels);
     }
-    let from = match shared.fleet {
-        Some(_) => crate::node::From::Fleet,
-        None => crate::node::From::Webhook,
-    };
-    let placed: Vec<Vec<Placed<'_>>> = alerts
-        .iter()
-        .map(|alert| place(&live, &shared.server.target_labels, alert, from))
-        .collect();
-    let batch: Vec<Incoming<'_>> = alerts
-        .iter()
-        .zip(&placed)
-        .map(|(alert, placed)| incoming(alert, placed))
-        .collect();
-    let admitted = shared
-        .ingest
-        .admit(&batch, shared.server.max_queued)
-        .map_err(|error| match error {
-            AdmitError::QueueFull { .. } => HttpError::unavailable(error.to_string()),
-            AdmitError::Store(store) => HttpError::from(store),
+    let (alerts, admitted) = shared
+        .admissions
+        .submit(alerts, |group| commit(shared, group))
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the commit of this request failed; it was not admitted",
+            )
         })?;
     let alerts = alerts
         .iter()
-        .zip(admitted)
+        .zip(admitted?)
         .map(|(alert, admissions)| report(shared, alert, admissions))
         .collect();
     Ok(Accepted {
         status: "accepted",
         alerts,
     })
+}
+
+/// One request's alerts and what became of them.
+pub(super) type Admitted = (Vec<Alert>, Result<Vec<Vec<Admission>>, HttpError>);
+
+/// Route the alerts of every request in `group` and admit them in one
+/// transaction: a request that would overfill the queue gets its 503 and the
+/// others go on; a store error gives each its 503.
+fn commit(shared: &Shared, group: Vec<Vec<Alert>>) -> Vec<Admitted> {
+    let live = shared.live();
+    let from = match shared.fleet {
+        Some(_) => crate::node::From::Fleet,
+        None => crate::node::From::Webhook,
+    };
+    let placed: Vec<Vec<Vec<Placed<'_>>>> = group
+        .iter()
+        .map(|alerts| {
+            alerts
+                .iter()
+                .map(|alert| place(&live, &shared.server.target_labels, alert, from))
+                .collect()
+        })
+        .collect();
+    let batches: Vec<Vec<Incoming<'_>>> = group
+        .iter()
+        .zip(&placed)
+        .map(|(alerts, placed)| alerts.iter().zip(placed).map(|(a, p)| incoming(a, p)).collect())
+        .collect();
+    let requests: Vec<&[Incoming<'_>]> = batches.iter().map(Vec::as_slice).collect();
+    let answers: Vec<_> = match shared.ingest.admit_group(&requests, shared.server.max_queued) {
+        Ok(answers) => answers
+            .into_iter()
+            .map(|answer| answer.map_err(|full| HttpError::unavailable(full.to_string())))
+            .collect(),
+        Err(error) => vec![Err(HttpError::from(error)); group.len()],
+    };
+    drop(batches);
+    drop(placed);
+    group.into_iter().zip(answers).collect()
 }
 
 /// A run a firing alert would start on one of its routes.

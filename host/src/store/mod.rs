@@ -40,7 +40,7 @@ pub use history::{
 };
 pub use queue::{
     Admission, AdmitError, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun, Incoming,
-    QueuedRun, RunPlacement,
+    QueueFull, QueuedRun, RunPlacement,
 };
 pub use retention::{Pruned, Retention};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -2,11 +2,11 @@
 //! queued runs (with dedup and cooldown decided in the same transaction),
 //! and handing them to workers.
 //!
-//! Admission is one `IMMEDIATE` transaction per webhook request, so a batch
-//! is either wholly durable (and answered 202) or not at all (and retried by
-//! Alertmanager).
+//! Admission is one write transaction for the webhook requests that arrive
+//! together (group commit), each in a savepoint of its own, so a request's
+//! batch is either wholly durable (and answered 202) or not at all (and
+//! retried by Alertmanager).
 
-use super::sql::DbError;
 use super::sql::{Db, Result as DbResult, args};
 use super::{NewRun, RunStatus, Store, StoreError, now_ms, to_json};
 use crate::contract::Alert;
@@ -89,10 +89,18 @@ impl Admission {
     }
 }
 
+/// A request refused because admitting it would take the queue past its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the queue holds {depth} runs and its limit is {limit}; retry later")]
+pub struct QueueFull {
+    pub depth: u64,
+    pub limit: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdmitError {
-    #[error("the queue holds {depth} runs and its limit is {limit}; retry later")]
-    QueueFull { depth: u64, limit: u64 },
+    #[error(transparent)]
+    QueueFull(#[from] QueueFull),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -263,62 +271,45 @@ impl Store {
         batch: &[Incoming<'_>],
         max_queued: u64,
     ) -> Result<Vec<Vec<Admission>>, AdmitError> {
-        let mut full = None;
-        let admitted = self.in_tx(|tx| {
+        let mut answers = self.admit_group(&[batch], max_queued)?;
+        Ok(answers.pop().expect("one answer per request")?)
+    }
+
+    /// Admit several webhook requests in one transaction, so they share one
+    /// durable commit. Each request is admitted whole or not at all, in
+    /// order, as if it came alone: one that would overfill the queue is
+    /// rolled back to its savepoint and refused, and the next goes on. A
+    /// store error refuses them all, and nothing of any is kept.
+    pub fn admit_group(
+        &self,
+        requests: &[&[Incoming<'_>]],
+        max_queued: u64,
+    ) -> Result<Vec<Result<Vec<Vec<Admission>>, QueueFull>>, StoreError> {
+        self.in_tx(|tx| {
             let mut depth = count_queued(tx)?;
-            let mut admitted = Vec::with_capacity(batch.len());
-            for incoming in batch {
-                let admissions = admit_one(tx, incoming, &mut depth)?;
-                if depth > max_queued {
-                    full = Some(depth);
-                    return Err(DbError::RolledBack); // nothing of the batch is kept
+            let mut answers = Vec::with_capacity(requests.len());
+            for batch in requests {
+                tx.batch("SAVEPOINT admission")?;
+                let before = depth;
+                let answer = admit_batch(tx, batch, &mut depth, max_queued)?;
+                if answer.is_err() {
+                    tx.batch("ROLLBACK TO SAVEPOINT admission")?;
+                    depth = before;
                 }
-                let outcomes: Vec<&str> = admissions.iter().map(Admission::outcome).collect();
-                let (status, alert) = match incoming {
-                    Incoming::Firing { alert, .. } => ("firing", alert),
-                    Incoming::Resolved { alert } => ("resolved", alert),
-                };
-                tx.execute(
-                    "INSERT INTO alerts (received_ms, status, fingerprint, alert, outcome)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    args![
-                        now_ms(),
-                        status,
-                        alert.fingerprint,
-                        to_json(*alert),
-                        outcomes.join(",")
-                    ],
-                )?;
-                let labels: std::collections::BTreeMap<&str, &str> = alert
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let body = serde_json::json!({
-                    "status": status,
-                    "fingerprint": alert.fingerprint,
-                    "labels": labels,
-                    "decisions": admissions,
-                });
-                super::audit::append(tx, "alert", None, &body)?;
-                admitted.push(admissions);
+                tx.batch("RELEASE SAVEPOINT admission")?;
+                answers.push(answer);
             }
-            let queued = admitted
+            let queued = answers
                 .iter()
+                .flatten()
+                .flatten()
                 .flatten()
                 .any(|a| matches!(a, Admission::Queued { .. }));
             if queued {
                 tx.notify(super::QUEUE_CHANNEL)?;
             }
-            Ok(admitted)
-        });
-        if let Some(depth) = full {
-            return Err(AdmitError::QueueFull {
-                depth,
-                limit: max_queued,
-            });
-        }
-        Ok(admitted?)
+            Ok(answers)
+        })
     }
 
     /// Queued runs, oldest first: with `node`, only those for that node
@@ -506,6 +497,56 @@ fn count_queued(c: &mut dyn Db) -> DbResult<u64> {
         |r| r.get::<i64>(0),
     )
     .map(|n| n.max(0) as u64)
+}
+
+/// One request's alerts, each logged and audited with what became of it;
+/// `QueueFull` as soon as one would take the queue past `max_queued`.
+fn admit_batch(
+    tx: &mut dyn Db,
+    batch: &[Incoming<'_>],
+    depth: &mut u64,
+    max_queued: u64,
+) -> DbResult<Result<Vec<Vec<Admission>>, QueueFull>> {
+    let mut admitted = Vec::with_capacity(batch.len());
+    for incoming in batch {
+        let admissions = admit_one(tx, incoming, depth)?;
+        if *depth > max_queued {
+            return Ok(Err(QueueFull {
+                depth: *depth,
+                limit: max_queued,
+            }));
+        }
+        let outcomes: Vec<&str> = admissions.iter().map(Admission::outcome).collect();
+        let (status, alert) = match incoming {
+            Incoming::Firing { alert, .. } => ("firing", alert),
+            Incoming::Resolved { alert } => ("resolved", alert),
+        };
+        tx.execute(
+            "INSERT INTO alerts (received_ms, status, fingerprint, alert, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![
+                now_ms(),
+                status,
+                alert.fingerprint,
+                to_json(*alert),
+                outcomes.join(",")
+            ],
+        )?;
+        let labels: std::collections::BTreeMap<&str, &str> = alert
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let body = serde_json::json!({
+            "status": status,
+            "fingerprint": alert.fingerprint,
+            "labels": labels,
+            "decisions": admissions,
+        });
+        super::audit::append(tx, "alert", None, &body)?;
+        admitted.push(admissions);
+    }
+    Ok(Ok(admitted))
 }
 
 fn admit_one(
@@ -726,7 +767,7 @@ pub(super) mod tests {
             ];
             let error = store.admit(&batch, 2).unwrap_err();
             assert!(
-                matches!(error, AdmitError::QueueFull { depth: 3, limit: 2 }),
+                matches!(error, AdmitError::QueueFull(QueueFull { depth: 3, limit: 2 })),
                 "{error}"
             );
             assert_eq!(
@@ -737,6 +778,50 @@ pub(super) mod tests {
             // Not even the dedup records: a retry is admitted.
             assert_eq!(store.admit(&batch[..2], 2).unwrap().len(), 2);
             assert_eq!(store.queue_depth().unwrap(), 2);
+        });
+    }
+
+    /// Requests committed together are admitted as if they came one by
+    /// one: the one that would overfill the queue is refused whole, with
+    /// no trace, and the requests before and after it are kept.
+    #[test]
+    fn a_group_admits_each_request_whole_or_not_at_all() {
+        super::super::each_backend(|open| {
+            let store = open();
+            let alerts: Vec<Alert> = ["a", "b", "c", "d"]
+                .map(|name| alert(name, AlertStatus::Firing))
+                .into();
+            let first = [firing(&alerts[0], "1", Duration::ZERO)];
+            let too_many = [
+                firing(&alerts[1], "2", Duration::ZERO),
+                firing(&alerts[2], "3", Duration::ZERO),
+            ];
+            let last = [firing(&alerts[3], "4", Duration::ZERO)];
+            let answers = store
+                .admit_group(&[&first, &too_many, &last], 2)
+                .unwrap();
+            assert!(matches!(answers[0].as_deref(), Ok([queued]) if matches!(queued[0], Admission::Queued { .. })));
+            assert_eq!(answers[1], Err(QueueFull { depth: 3, limit: 2 }));
+            assert!(answers[2].is_ok(), "{:?}", answers[2]);
+            let queued: Vec<String> = store.queued(10, None).unwrap().into_iter().map(|r| r.id).collect();
+            assert_eq!(queued, ["1", "4"]);
+            // The refused request left no dedup record: sent again, it is admitted.
+            let again = store.admit_group(&[&too_many[..1]], 3).unwrap();
+            assert!(again[0].is_ok(), "{:?}", again[0]);
+            assert!(store.verify_audit().unwrap().is_ok());
+        });
+    }
+
+    #[test]
+    fn a_store_error_refuses_every_request_of_the_group() {
+        super::super::each_backend(|open| {
+            let store = open();
+            let (a, b) = (alert("a", AlertStatus::Firing), alert("b", AlertStatus::Firing));
+            store.simulate_write_failure().unwrap();
+            let error = store
+                .admit_group(&[&[firing(&a, "1", Duration::ZERO)], &[firing(&b, "2", Duration::ZERO)]], 10)
+                .unwrap_err();
+            assert!(error.to_string().contains("read"), "{error}");
         });
     }
 

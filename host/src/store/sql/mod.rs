@@ -28,9 +28,6 @@ pub enum DbError {
     Postgres(#[from] ::postgres::Error),
     #[error("expected a row, found none")]
     NoRow,
-    /// The transaction's work asked for everything to be undone.
-    #[error("rolled back")]
-    RolledBack,
     #[error("column {column}: expected {expected}, found {found:?}")]
     Type {
         column: usize,
