@@ -5,6 +5,7 @@
 pub mod cache;
 mod context;
 pub mod limits;
+mod teardown;
 
 use crate::caps::journal::Journal;
 use crate::caps::log::LogLine;
@@ -12,6 +13,7 @@ use crate::caps::{Grants, HostEnv};
 use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
 use cache::{CacheUse, CompiledCache};
 pub use context::RunContext;
+use teardown::Teardown;
 use limits::{EpochTicker, MAX_CONCURRENT_INSTANCES, MAX_PLUGIN_MEMORY, PluginLimits};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -157,6 +159,8 @@ pub struct PluginEngine {
     cache: Option<CompiledCache>,
     pooling: bool,
     env: Arc<HostEnv>,
+    /// Where finished instances are dropped, off the run's path.
+    teardown: Teardown<Store<RunContext>>,
     _ticker: EpochTicker,
 }
 
@@ -191,6 +195,7 @@ impl PluginEngine {
             cache,
             pooling,
             env: Arc::new(HostEnv::default()),
+            teardown: Teardown::start(),
             _ticker: ticker,
         })
     }
@@ -361,10 +366,11 @@ impl PluginEngine {
                 "remedy could not run the plugin: {why}"
             ))),
         };
-        let mut context = store.into_data();
+        let context = store.data_mut();
         let used_params = std::mem::take(&mut context.used.0);
         let stderr = context.stderr.contents();
-        let mut logs = context.finish_log();
+        let mut logs = context.take_log();
+        self.teardown.drop_later(store);
         logs.extend(
             String::from_utf8_lossy(&stderr)
                 .lines()
