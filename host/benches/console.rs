@@ -26,7 +26,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _daemon) = start_daemon(dir.path(), "");
     let started = Instant::now();
-    load(&[addr], runs, 4);
+    load(&[addr], runs, 1, 4);
     drain(addr, started);
     assert_eq!(
         finished_runs(addr) as usize,

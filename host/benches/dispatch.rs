@@ -4,6 +4,7 @@
 //!   one `plan` call: what every round of every run pays.
 //! - `plan/disk-cleanup`: the same for the bundled plugin planning against
 //!   directories that do not exist (no filesystem work).
+//! - beside them, the median of a fork+exec of `/bin/true`, and the ratio.
 //! - `cli/run disk-cleanup --dry-run`: the whole command, process start to
 //!   exit, with the compiled-plugin cache warm.
 
@@ -13,7 +14,7 @@ use remedy::contract::{Alert, AlertStatus, Incident};
 use remedy::engine::{PluginEngine, PluginSpec};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join(format!("{name}.wasm"))).unwrap()
@@ -42,6 +43,11 @@ fn incident(params: Vec<(String, String)>) -> Incident {
     }
 }
 
+fn p50(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
 fn dispatch(c: &mut Criterion) {
     let cache = tempfile::tempdir().unwrap();
     let engine = PluginEngine::new(Some(cache.path().to_path_buf())).unwrap();
@@ -59,8 +65,11 @@ fn dispatch(c: &mut Criterion) {
     let echo_incident = incident(vec![]);
     let (mut instantiate, mut call) = (Duration::ZERO, Duration::ZERO);
     const SAMPLES: u32 = 2_000;
+    let mut dispatches = Vec::with_capacity(SAMPLES as usize);
     for _ in 0..SAMPLES {
+        let started = Instant::now();
         let done = engine.plan(&echo, &echo_incident);
+        dispatches.push(started.elapsed());
         instantiate += done.instantiate;
         call += done.call;
     }
@@ -68,6 +77,21 @@ fn dispatch(c: &mut Criterion) {
         "plan/echo breakdown: instantiate {:?}, plan call {:?} (mean of {SAMPLES})",
         instantiate / SAMPLES,
         call / SAMPLES
+    );
+    // The same measure of the cheapest thing a script-per-alert receiver
+    // does: start a process.
+    let forks: Vec<Duration> = (0..SAMPLES / 4)
+        .map(|_| {
+            let started = Instant::now();
+            let status = Command::new("/bin/true").status().unwrap();
+            assert!(status.success());
+            started.elapsed()
+        })
+        .collect();
+    let (dispatch, fork) = (p50(dispatches), p50(forks));
+    eprintln!(
+        "plan/echo p50 {dispatch:?}; fork+exec of /bin/true p50 {fork:?}: dispatch is {:.0}x faster",
+        fork.as_secs_f64() / dispatch.as_secs_f64()
     );
     let no_grants = Grants::default();
     let limits = Default::default();

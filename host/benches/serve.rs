@@ -10,7 +10,8 @@
 mod common;
 
 use common::{
-    Connection, drain, env_or, finished_runs, load, percentile, rss_kib, start_daemon, start_remedy,
+    Connection, drain, env_or, finished_runs, load, payload, percentile, rss_kib, start_daemon,
+    start_remedy,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,7 +53,8 @@ fn main() {
     let only = std::env::var("REMEDY_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
     if wanted("sqlite") {
-        one_receiver_on_sqlite(alerts, clients);
+        one_receiver_on_sqlite(alerts, 1, clients);
+        one_receiver_on_sqlite(alerts, 50, clients);
     }
     if wanted("postgresql") {
         two_receivers_on_postgresql(alerts, clients);
@@ -73,10 +75,8 @@ fn receiver_to_agent(alerts: usize) {
     let (agent, _a) = start_remedy(&dir.path().join("a"), "agent", "bench-node", &store);
     let mut connection = Connection::open(receiver);
     let started = Instant::now();
-    for n in 0..alerts {
-        let body = format!(
-            r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}]}}"#
-        );
+    for n in 0..alerts as u64 {
+        let body = payload(n..n + 1);
         let (status, answer) = connection.request("POST", "/v1/alerts", body.as_bytes());
         assert_eq!(status, 202, "{answer}");
         std::thread::sleep(Duration::from_millis(50));
@@ -103,7 +103,7 @@ fn receiver_to_agent(alerts: usize) {
     );
 }
 
-fn one_receiver_on_sqlite(alerts: usize, clients: usize) {
+fn one_receiver_on_sqlite(alerts: usize, batch: usize, clients: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (addr, daemon) = start_daemon(dir.path(), "");
     let pid = daemon.0.id();
@@ -120,7 +120,7 @@ fn one_receiver_on_sqlite(alerts: usize, clients: usize) {
         })
     };
     let started = Instant::now();
-    let (latencies, accepting) = load(&[addr], alerts, clients);
+    let (latencies, accepting) = load(&[addr], alerts, batch, clients);
     let drained = drain(addr, started);
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -129,7 +129,7 @@ fn one_receiver_on_sqlite(alerts: usize, clients: usize) {
     let hwm = rss_kib(pid, "VmHWM:");
 
     println!(
-        "remedy serve on SQLite, {alerts} alerts (one per request), {clients} keep-alive clients, disk-cleanup dry-run"
+        "remedy serve on SQLite, {alerts} alerts ({batch} per request), {clients} keep-alive clients, disk-cleanup dry-run"
     );
     print_acceptance(alerts, &latencies, accepting);
     print_remediation(finished, drained, "");
@@ -149,7 +149,7 @@ fn two_receivers_on_postgresql(alerts: usize, clients: usize) {
     let (a, _a) = start_daemon(&dir.path().join("a"), &store);
     let (b, _b) = start_daemon(&dir.path().join("b"), &store);
     let started = Instant::now();
-    let (latencies, accepting) = load(&[a, b], alerts, clients);
+    let (latencies, accepting) = load(&[a, b], alerts, 1, clients);
     let drained = drain(a, started).max(drain(b, started));
     let finished = finished_runs(a) + finished_runs(b);
     assert_eq!(finished as usize, alerts, "every alert must become one run");

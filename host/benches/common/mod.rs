@@ -204,10 +204,16 @@ mode = "dry-run"
     (addr, daemon)
 }
 
-/// `alerts` distinct alerts from `clients` keep-alive clients, each alert
-/// posted to every receiver in turn (as Alertmanager's HA pair does): the
-/// latency of every answer, and how long accepting them all took.
-pub fn load(receivers: &[SocketAddr], alerts: usize, clients: usize) -> (Vec<Duration>, Duration) {
+/// `alerts` distinct alerts, `batch` to a request, from `clients`
+/// keep-alive clients, each request posted to every receiver in turn (as
+/// Alertmanager's HA pair does): the latency of every answer, and how long
+/// accepting them all took.
+pub fn load(
+    receivers: &[SocketAddr],
+    alerts: usize,
+    batch: usize,
+    clients: usize,
+) -> (Vec<Duration>, Duration) {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -219,13 +225,12 @@ pub fn load(receivers: &[SocketAddr], alerts: usize, clients: usize) -> (Vec<Dur
                     receivers.iter().map(|addr| Connection::open(*addr)).collect();
                 let mut latencies = Vec::new();
                 loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= alerts as u64 {
+                    let first = next.fetch_add(batch as u64, Ordering::Relaxed);
+                    if first >= alerts as u64 {
                         return latencies;
                     }
-                    let body = format!(
-                        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}]}}"#
-                    );
+                    let last = (first + batch as u64).min(alerts as u64);
+                    let body = payload(first..last);
                     for connection in &mut connections {
                         let sent = Instant::now();
                         let (status, answer) =
@@ -243,6 +248,22 @@ pub fn load(receivers: &[SocketAddr], alerts: usize, clients: usize) -> (Vec<Dur
         .collect();
     latencies.sort();
     (latencies, started.elapsed())
+}
+
+/// A webhook payload of DiskSpaceLow alerts about volumes `numbers`, each
+/// a distinct alert.
+pub fn payload(numbers: std::ops::Range<u64>) -> String {
+    let alerts: Vec<String> = numbers
+        .map(|n| {
+            format!(
+                r#"{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{}]}}"#,
+        alerts.join(",")
+    )
 }
 
 /// The runs this receiver carried to their end.
