@@ -31,7 +31,10 @@ fn main() {
         return;
     }
     let storm = Duration::from_secs(env_or("REMEDY_BENCH_STORM_SECS", 10) as u64);
-    println!("a {}-second storm of unique alerts, {CLIENTS} connections, one alert per request", storm.as_secs());
+    println!(
+        "a {}-second storm of unique alerts, {CLIENTS} connections, one alert per request",
+        storm.as_secs()
+    );
     let dir = tempfile::tempdir().unwrap();
     let (addr, daemon) = start_daemon(&dir.path().join("remedy"), "");
     let remedy = Receiver {
@@ -155,7 +158,10 @@ fn start_webhook(dir: &std::path::Path) -> (SocketAddr, common::Daemon, std::pat
     let script = dir.join("handle.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\ndf -P / >/dev/null\necho \"$1\" >> {}\n", log.display()),
+        format!(
+            "#!/bin/sh\ndf -P / >/dev/null\necho \"$1\" >> {}\n",
+            log.display()
+        ),
     )
     .unwrap();
     let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
@@ -194,7 +200,11 @@ fn start_webhook(dir: &std::path::Path) -> (SocketAddr, common::Daemon, std::pat
 fn tree_rss_kib(pid: u32) -> u64 {
     let mut parents = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
@@ -210,7 +220,12 @@ fn tree_rss_kib(pid: u32) -> u64 {
     let mut i = 0;
     while i < tree.len() {
         let parent = tree[i];
-        tree.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
         i += 1;
     }
     tree.iter().map(|pid| common::rss_kib(*pid, "VmRSS:")).sum()

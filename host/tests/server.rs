@@ -265,6 +265,72 @@ fn the_same_alert_delivered_fifty_times_is_one_run_even_after_a_restart() {
     drop(dir);
 }
 
+/// Concurrent requests are admitted in shared commits, each request whole
+/// or not at all, as if they came one by one: exactly `max_queued` are
+/// queued, every other gets its 503, and each admitted alert is one run.
+#[test]
+fn concurrent_requests_past_the_queue_limit_are_refused_one_by_one() {
+    let (_dir, daemon) = start(
+        "workers = 1\nmax_queued = 20",
+        &format!("{SLOW_ROUTE}{ECHO_ROUTE}"),
+    );
+    let slow = firing(
+        &[("alertname", "Slow"), ("instance", "node-1")],
+        "2026-11-21T10:00:00Z",
+    );
+    assert_eq!(daemon.post_alerts(&webhook("r", &[slow])).0, 202);
+    // The target is busy: every echo run for node-1 stays queued.
+    daemon.wait_for_runs("route=slow", 1, |r| r["status"] == "running");
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..8)
+            .map(|sender| {
+                let daemon = &daemon;
+                scope.spawn(move || {
+                    (0..5)
+                        .map(|i| {
+                            daemon.post_alerts(&webhook("r", &[echo(&format!("{sender}-{i}"))]))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        senders
+            .into_iter()
+            .flat_map(|s| s.join().unwrap())
+            .collect()
+    });
+    let accepted: Vec<&String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 202)
+        .map(|(_, b)| b)
+        .collect();
+    let refused: Vec<&String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!((accepted.len(), refused.len()), (20, 20), "{answers:?}");
+    assert!(
+        accepted.iter().all(|body| outcomes(body) == ["queued"]),
+        "{accepted:?}"
+    );
+    assert!(
+        refused.iter().all(|body| body.contains("limit is 20")),
+        "{refused:?}"
+    );
+    assert_eq!(daemon.metric("remedy_queue_depth"), Some(20.0));
+    assert_eq!(
+        daemon.runs("route=echo").len(),
+        20,
+        "a refused request left no run"
+    );
+    let intact = Store::open(&daemon.state).unwrap().verify_audit().unwrap();
+    assert!(
+        intact.is_ok(),
+        "the audit chain holds across the shared commits"
+    );
+}
+
 #[test]
 fn kill_9_loses_no_accepted_alert_and_marks_the_executing_run_interrupted() {
     // Four workers, but every alert names the same instance: one run at a time.

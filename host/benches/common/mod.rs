@@ -221,8 +221,10 @@ pub fn load(
             let next = next.clone();
             let receivers = receivers.to_vec();
             std::thread::spawn(move || {
-                let mut connections: Vec<Connection> =
-                    receivers.iter().map(|addr| Connection::open(*addr)).collect();
+                let mut connections: Vec<Connection> = receivers
+                    .iter()
+                    .map(|addr| Connection::open(*addr))
+                    .collect();
                 let mut latencies = Vec::new();
                 loop {
                     let first = next.fetch_add(batch as u64, Ordering::Relaxed);

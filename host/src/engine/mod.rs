@@ -13,11 +13,11 @@ use crate::caps::{Grants, HostEnv};
 use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo, PluginPre};
 use cache::{CacheUse, CompiledCache};
 pub use context::RunContext;
-use teardown::Teardown;
 use limits::{EpochTicker, MAX_CONCURRENT_INSTANCES, MAX_PLUGIN_MEMORY, PluginLimits};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use teardown::Teardown;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 

@@ -74,7 +74,10 @@ mod tests {
             teardown.drop_later(Counted(there.clone(), here.clone()));
         }
         // The caller never waited for the slow drops beyond the backlog.
-        assert!(here.load(Ordering::SeqCst) > 0, "a full backlog drops inline");
+        assert!(
+            here.load(Ordering::SeqCst) > 0,
+            "a full backlog drops inline"
+        );
         drop(teardown);
         let deadline = Instant::now() + Duration::from_secs(10);
         while there.load(Ordering::SeqCst) + here.load(Ordering::SeqCst) < 100 {

@@ -191,10 +191,19 @@ fn commit(shared: &Shared, group: Vec<Vec<Alert>>) -> Vec<Admitted> {
     let batches: Vec<Vec<Incoming<'_>>> = group
         .iter()
         .zip(&placed)
-        .map(|(alerts, placed)| alerts.iter().zip(placed).map(|(a, p)| incoming(a, p)).collect())
+        .map(|(alerts, placed)| {
+            alerts
+                .iter()
+                .zip(placed)
+                .map(|(a, p)| incoming(a, p))
+                .collect()
+        })
         .collect();
     let requests: Vec<&[Incoming<'_>]> = batches.iter().map(Vec::as_slice).collect();
-    let answers: Vec<_> = match shared.ingest.admit_group(&requests, shared.server.max_queued) {
+    let answers: Vec<_> = match shared
+        .ingest
+        .admit_group(&requests, shared.server.max_queued)
+    {
         Ok(answers) => answers
             .into_iter()
             .map(|answer| answer.map_err(|full| HttpError::unavailable(full.to_string())))

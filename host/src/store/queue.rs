@@ -767,7 +767,10 @@ pub(super) mod tests {
             ];
             let error = store.admit(&batch, 2).unwrap_err();
             assert!(
-                matches!(error, AdmitError::QueueFull(QueueFull { depth: 3, limit: 2 })),
+                matches!(
+                    error,
+                    AdmitError::QueueFull(QueueFull { depth: 3, limit: 2 })
+                ),
                 "{error}"
             );
             assert_eq!(
@@ -797,13 +800,18 @@ pub(super) mod tests {
                 firing(&alerts[2], "3", Duration::ZERO),
             ];
             let last = [firing(&alerts[3], "4", Duration::ZERO)];
-            let answers = store
-                .admit_group(&[&first, &too_many, &last], 2)
-                .unwrap();
-            assert!(matches!(answers[0].as_deref(), Ok([queued]) if matches!(queued[0], Admission::Queued { .. })));
+            let answers = store.admit_group(&[&first, &too_many, &last], 2).unwrap();
+            assert!(
+                matches!(answers[0].as_deref(), Ok([queued]) if matches!(queued[0], Admission::Queued { .. }))
+            );
             assert_eq!(answers[1], Err(QueueFull { depth: 3, limit: 2 }));
             assert!(answers[2].is_ok(), "{:?}", answers[2]);
-            let queued: Vec<String> = store.queued(10, None).unwrap().into_iter().map(|r| r.id).collect();
+            let queued: Vec<String> = store
+                .queued(10, None)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
             assert_eq!(queued, ["1", "4"]);
             // The refused request left no dedup record: sent again, it is admitted.
             let again = store.admit_group(&[&too_many[..1]], 3).unwrap();
@@ -816,10 +824,19 @@ pub(super) mod tests {
     fn a_store_error_refuses_every_request_of_the_group() {
         super::super::each_backend(|open| {
             let store = open();
-            let (a, b) = (alert("a", AlertStatus::Firing), alert("b", AlertStatus::Firing));
+            let (a, b) = (
+                alert("a", AlertStatus::Firing),
+                alert("b", AlertStatus::Firing),
+            );
             store.simulate_write_failure().unwrap();
             let error = store
-                .admit_group(&[&[firing(&a, "1", Duration::ZERO)], &[firing(&b, "2", Duration::ZERO)]], 10)
+                .admit_group(
+                    &[
+                        &[firing(&a, "1", Duration::ZERO)],
+                        &[firing(&b, "2", Duration::ZERO)],
+                    ],
+                    10,
+                )
                 .unwrap_err();
             assert!(error.to_string().contains("read"), "{error}");
         });

@@ -37,8 +37,9 @@ impl<J, A> GroupCommit<J, A> {
         if let Ok(answer) = answered.try_recv() {
             return Some(answer);
         }
-        let (jobs, answers): (Vec<J>, Vec<Sender<A>>) =
-            std::mem::take(&mut *lock(&self.waiting)).into_iter().unzip();
+        let (jobs, answers): (Vec<J>, Vec<Sender<A>>) = std::mem::take(&mut *lock(&self.waiting))
+            .into_iter()
+            .unzip();
         if jobs.is_empty() {
             // This job's group was taken by a commit that panicked.
             return None;
@@ -54,7 +55,9 @@ impl<J, A> GroupCommit<J, A> {
 /// A lock whose holder panicked guards nothing half-done: the waiting list
 /// is only pushed to and taken whole.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -108,7 +111,11 @@ mod tests {
             assert_eq!(answer, Some(n + 100), "writer {n} got another's answer");
         }
         let commits = commits.lock().unwrap();
-        assert_eq!(commits.len(), 2, "one commit for the first, one for the rest: {commits:?}");
+        assert_eq!(
+            commits.len(),
+            2,
+            "one commit for the first, one for the rest: {commits:?}"
+        );
         let mut second = commits[1].clone();
         second.sort();
         assert_eq!(second, (1..=8).collect::<Vec<_>>());
