@@ -125,6 +125,19 @@ impl ActionStatus {
             ActionStatus::Skipped => "skipped",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ActionStatus::Planned,
+            ActionStatus::Done,
+            ActionStatus::Denied,
+            ActionStatus::Stale,
+            ActionStatus::Failed,
+            ActionStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
 }
 
 impl AlertStatus {

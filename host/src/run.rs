@@ -38,6 +38,11 @@ pub struct RunRequest<'a> {
     pub confirm: Option<crate::confirm::Confirm>,
     /// Keep what the plugin saw each round, for a recorded world.
     pub record: bool,
+    /// Between rounds, park the run in the store instead of waiting on
+    /// this thread (`remedy serve`, whose workers are few).
+    pub park: bool,
+    /// The run was parked and goes on from its recorded rounds.
+    pub resumed: bool,
 }
 
 #[derive(Debug)]
@@ -220,12 +225,41 @@ pub fn drive(
         Ok(driver) => driver,
         Err(source) => return Err(abort(store, &id, source, Vec::new())),
     };
-    let ended = driver.rounds_until_the_end();
+    let stopped = driver.rounds_until_the_end();
+    let after_round = driver.recorded_rounds().saturating_sub(1);
     let (dry_run, rounds) = (driver.dry_run, driver.rounds);
-    match ended {
-        Ok(verdict) => end(store, id, verdict, dry_run, rounds),
+    match stopped {
+        Ok(Stop::Ended(verdict)) => end(store, id, verdict, dry_run, rounds),
+        Ok(Stop::Parked { wait, summary }) => {
+            park(store, id, after_round, wait, summary, dry_run, rounds)
+        }
         Err(source) => Err(abort(store, &id, source, rounds)),
     }
+}
+
+/// Park the run until its next round is due, freeing this thread.
+fn park(
+    store: &Store,
+    id: String,
+    after_round: u32,
+    wait: Duration,
+    summary: String,
+    dry_run: bool,
+    rounds: Vec<RoundReport>,
+) -> Result<RunReport, Box<RunAborted>> {
+    let summary = crate::text::one_line(&summary);
+    if let Err(source) = store.park(&id, after_round, wait, &summary) {
+        return Err(abort(store, &id, source, rounds));
+    }
+    let wait = humantime::format_duration(wait);
+    tracing::info!(target: PROGRESS, "{summary}; parked, next round in {wait}");
+    Ok(RunReport {
+        id,
+        status: RunStatus::Waiting,
+        reason: format!("watching: {summary}; next round in {wait}"),
+        dry_run,
+        rounds,
+    })
 }
 
 /// Record the run's end with its verdict.
@@ -258,8 +292,11 @@ struct Driver<'a> {
     request: &'a RunRequest<'a>,
     executor: Executor<'a>,
     dry_run: bool,
-    /// An approved run already has its approval round recorded; rounds are numbered on from it.
+    /// An approved run already has its approval round recorded, a resumed
+    /// run its earlier rounds; rounds are numbered on from them.
     first_round: u32,
+    /// Rounds of its execution the run went through before it was parked.
+    done_before: u32,
     recent: Vec<PastAction>,
     history: Vec<ActionResult>,
     memo: Option<String>,
@@ -267,6 +304,12 @@ struct Driver<'a> {
     /// The params as recorded: those passed in, with any the plugin took
     /// from elsewhere in their place.
     params: Vec<(String, String)>,
+}
+
+/// Why the rounds stopped: the run ended, or it waits to look again.
+enum Stop {
+    Ended(Verdict),
+    Parked { wait: Duration, summary: String },
 }
 
 /// What a round leaves for the next: the end of the run, or another round.
@@ -288,6 +331,13 @@ impl<'a> Driver<'a> {
         request: &'a RunRequest<'a>,
     ) -> Result<Self, StoreError> {
         let plugin = request.plugin;
+        let first_round = store.next_round(id)?;
+        // An approved run's approval round planned; it executed nothing.
+        let approval_rounds = u32::from(request.approved.is_some()).min(first_round);
+        let (history, memo) = match request.resumed {
+            true => store.resume_state(id, approval_rounds)?,
+            false => (Vec::new(), None),
+        };
         Ok(Driver {
             engine,
             store,
@@ -301,46 +351,65 @@ impl<'a> Driver<'a> {
                 approved: request.approved.as_deref(),
             },
             dry_run: request.dry_run || request.approval,
-            first_round: store.next_round(id)?,
+            first_round,
+            done_before: first_round - approval_rounds,
             recent: store.recent_actions(&plugin.name, RECENT_WINDOW, RECENT_LIMIT)?,
-            history: Vec::new(),
-            memo: None,
+            history,
+            memo,
             params: request.params.clone(),
             rounds: Vec::new(),
         })
     }
 
-    /// Rounds until one ends the run, the round limit is reached, or the
-    /// store fails.
-    fn rounds_until_the_end(&mut self) -> Result<Verdict, StoreError> {
+    /// Rounds until one ends the run, the round limit is reached, the run
+    /// is parked to look again later, or the store fails.
+    fn rounds_until_the_end(&mut self) -> Result<Stop, StoreError> {
         let limit = self.request.max_rounds;
         loop {
             let (watching, recheck, summary) = match self.round()? {
-                Step::Ended(verdict) => return Ok(verdict),
+                Step::Ended(verdict) => return Ok(Stop::Ended(verdict)),
                 Step::Again {
                     watching,
                     recheck,
                     summary,
                 } => (watching, recheck, summary),
             };
-            if self.rounds.len() as u32 >= limit {
+            if self.done_before + self.rounds.len() as u32 >= limit {
                 let still = if watching {
                     format!("is still watching: {summary}")
                 } else {
                     "still proposes actions".to_string()
                 };
                 let why = format!("round limit of {limit} reached and the plugin {still}");
-                return Ok((RunStatus::Escalated, why));
+                return Ok(Stop::Ended((RunStatus::Escalated, why)));
             }
-            wait_for_recheck(self.rounds.len() as u32 - 1, recheck, &summary);
+            let Some(wait) = recheck.map(recheck_wait) else {
+                continue;
+            };
+            if self.request.park {
+                return Ok(Stop::Parked { wait, summary });
+            }
+            let round = self.done_before + self.rounds.len() as u32;
+            tracing::info!(
+                target: PROGRESS,
+                "round {round}: {}; next round in {}",
+                crate::text::one_line(&summary),
+                humantime::format_duration(wait)
+            );
+            std::thread::sleep(wait);
         }
+    }
+
+    /// The number the next recorded round would have: the rounds recorded so far.
+    fn recorded_rounds(&self) -> u32 {
+        self.first_round + self.rounds.len() as u32
     }
 
     /// One round: plan (or replay the approved plan), record it, and act on
     /// it. Its report is kept whatever happens.
     fn round(&mut self) -> Result<Step, StoreError> {
-        let round = self.rounds.len() as u32;
-        let recorded = self.first_round + round;
+        let round = self.done_before + self.rounds.len() as u32;
+        let recorded = self.recorded_rounds();
         let (call, seen) = self.plan(round);
         self.record_params_used(call.used_params)?;
         let mut report = RoundReport {
@@ -552,19 +621,10 @@ fn settled_by(plan: &Plan, history: &[ActionResult]) -> Option<Verdict> {
     Some((status, plan.summary.clone()))
 }
 
-/// The plugin asked to look again later: to confirm a restart took, or to
-/// compare a second scan with the first.
-fn wait_for_recheck(round: u32, secs: Option<u32>, summary: &str) {
-    let Some(secs) = secs else { return };
-    let wait = Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT);
-    tracing::info!(
-        target: PROGRESS,
-        "round {}: {}; next round in {}",
-        round + 1,
-        crate::text::one_line(summary),
-        humantime::format_duration(wait)
-    );
-    std::thread::sleep(wait);
+/// How long to wait when the plugin asked to look again later (to confirm
+/// a restart took, or to compare a second scan with the first).
+fn recheck_wait(secs: u32) -> Duration {
+    Duration::from_secs(secs.into()).min(MAX_RECHECK_WAIT)
 }
 
 /// How the run ends after this round's actions, or `None` to plan again.

@@ -331,6 +331,65 @@ fn concurrent_requests_past_the_queue_limit_are_refused_one_by_one() {
     );
 }
 
+/// A run watching between rounds is parked in the store and frees its
+/// worker: one worker holds three watching runs at once. Parked runs
+/// survive a kill -9 and finish after the restart, each round shown the
+/// memo of the one before.
+#[test]
+fn watching_runs_are_parked_free_their_worker_and_survive_a_restart() {
+    let route = r#"
+[[route]]
+name = "watch"
+matchers = ['alertname="Watch"']
+plugin = "echo"
+params = { watch = "2", recheck = "3" }
+"#;
+    let (_dir, daemon) = start("workers = 1", route);
+    let alerts: Vec<Value> = (1..=3)
+        .map(|n| {
+            let instance = format!("node-{n}");
+            firing(
+                &[("alertname", "Watch"), ("instance", &instance)],
+                "2026-11-21T10:00:00Z",
+            )
+        })
+        .collect();
+    assert_eq!(daemon.post_alerts(&webhook("r", &alerts)).0, 202);
+    // One worker: were it waiting on its thread, one run at most would be watching.
+    let waiting = daemon.wait_for_runs("route=watch", 3, |r| r["status"] == "waiting");
+    for run in &waiting {
+        let reason = run["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("watching: echo; next round at "),
+            "{run:#}"
+        );
+    }
+    assert_eq!(daemon.metric("remedy_runs_executing"), Some(0.0));
+    assert_eq!(daemon.metric("remedy_runs_waiting"), Some(3.0));
+
+    let (state, config, addr) = (daemon.state.clone(), daemon.config.clone(), daemon.addr);
+    daemon.kill_9();
+    let daemon = Daemon::start(&state, &config, addr);
+    let ended = daemon.wait_for_runs("route=watch", 3, is_finished);
+    let store = Store::open(&state).unwrap();
+    for run in &ended {
+        assert_eq!(
+            run["status"], "nothing-to-do",
+            "memo and rounds carried over: {run:#}"
+        );
+        let id = run["id"].as_str().unwrap();
+        assert_eq!(store.get_run(id).unwrap().rounds.len(), 3, "{run:#}");
+        let kinds: Vec<String> = store
+            .audit_of_run(id)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.kind)
+            .collect();
+        let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+        assert_eq!((count("parked"), count("run-resumed")), (2, 2), "{kinds:?}");
+    }
+}
+
 #[test]
 fn kill_9_loses_no_accepted_alert_and_marks_the_executing_run_interrupted() {
     // Four workers, but every alert names the same instance: one run at a time.

@@ -133,6 +133,9 @@ pub fn approve(cli: &Cli, args: &ApproveArgs) -> Result<u8> {
             node: config.node.recheck(claimed.node),
             confirm,
             record: false,
+            // Approved by hand, executed here: this command waits between rounds.
+            park: false,
+            resumed: claimed.resumed,
         },
     )?;
     print_report(args.output, &plugin, &report, &store)

@@ -117,6 +117,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             // By hand, the operator is the judge of whether the alert holds.
             confirm: None,
             record: args.record.is_some(),
+            park: false,
+            resumed: false,
         },
     );
     let report = match result {
@@ -177,10 +179,11 @@ pub fn status_code(status: RunStatus) -> u8 {
         | RunStatus::TimedOut
         | RunStatus::Trapped
         | RunStatus::Interrupted
-        // A run started by hand never queues or waits for approval.
+        // A run started by hand never queues, waits for approval or parks.
         | RunStatus::Running
         | RunStatus::Queued
         | RunStatus::Cancelled
-        | RunStatus::AwaitingApproval => exit::FAILED,
+        | RunStatus::AwaitingApproval
+        | RunStatus::Waiting => exit::FAILED,
     }
 }

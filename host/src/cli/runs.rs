@@ -23,7 +23,7 @@ pub enum RunsCommand {
         /// Only runs for this node
         #[arg(long)]
         node: Option<String>,
-        /// Only runs in this state: succeeded, nothing-to-do, escalated, failed, denied, timed-out, trapped, interrupted, running, queued, cancelled, awaiting-approval
+        /// Only runs in this state: succeeded, nothing-to-do, escalated, failed, denied, timed-out, trapped, interrupted, running, queued, cancelled, awaiting-approval, waiting
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
         /// Only runs created since: a time (2026-11-21T08:00:00Z) or an age (2h)

@@ -5,7 +5,7 @@
 use super::auth::{self, Caller};
 use super::metrics::RouteLabels;
 use super::{Role, Shared, openapi, runs_api, webhook};
-use crate::store::StoreError;
+use crate::store::{RunFilter, RunStatus, StoreError};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -230,6 +230,11 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Respons
     let text = blocking(move || {
         let metrics = &shared.metrics;
         metrics.queue_depth.set(shared.ingest.queue_depth()? as i64);
+        let waiting = RunFilter {
+            status: Some(RunStatus::Waiting),
+            ..Default::default()
+        };
+        metrics.waiting.set(shared.ingest.count_runs(&waiting)? as i64);
         let open = shared.ingest.breakers()?;
         for route in &shared.live().routes {
             let is_open = open.iter().any(|(name, ..)| *name == route.config.name);

@@ -251,9 +251,14 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
         .and_then(|r| r.config.max_rounds)
         .or(live.config.plugin(&claimed.plugin).map(|p| p.max_rounds))
         .unwrap_or(DEFAULT_MAX_ROUNDS);
-    observe(&shared.metrics.queue_wait_seconds, claimed.queued_for);
+    let recorded = route.is_some_and(|r| r.config.record.is_some());
     let labels = claimed.alert.labels.iter().cloned().collect();
-    tracing::info!(plugin = %plugin.name, route = %route_name, dry_run = claimed.dry_run, "run started");
+    if claimed.resumed {
+        tracing::info!(plugin = %plugin.name, route = %route_name, "run resumed");
+    } else {
+        observe(&shared.metrics.queue_wait_seconds, claimed.queued_for);
+        tracing::info!(plugin = %plugin.name, route = %route_name, dry_run = claimed.dry_run, "run started");
+    }
     shared.changed();
     let outcome = drive(
         &shared.engine,
@@ -271,10 +276,19 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             confirm: route.and_then(|route| {
                 crate::confirm::Confirm::for_route(&route.config, shared.alertmanager.as_ref())
             }),
-            record: route.is_some_and(|r| r.config.record.is_some()),
+            record: recorded,
+            // A recorded world holds every round, so a recorded run is not parked.
+            park: !recorded,
+            resumed: claimed.resumed,
         },
     );
     let (status, reason) = match &outcome {
+        Ok(report) if report.status == RunStatus::Waiting => {
+            // Parked: it ends, and is counted, in a later stint.
+            account(shared, &plugin.name, report);
+            shared.changed();
+            return;
+        }
         Ok(report) => {
             account(shared, &plugin.name, report);
             if let Some(recording) = route.and_then(|r| r.config.record.as_ref()) {

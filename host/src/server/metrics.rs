@@ -65,6 +65,8 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     pub queue_depth: Gauge,
     pub executing: Gauge,
+    /// Runs parked between rounds, watching.
+    pub waiting: Gauge,
     pub breaker_open: Family<RouteLabels, Gauge>,
     /// Queued runs the route's blast radius held back when last looked at.
     pub held: Family<RouteLabels, Gauge>,
@@ -104,6 +106,7 @@ impl Metrics {
             runs: Family::default(),
             actions: Family::default(),
             queue_depth: Gauge::default(),
+            waiting: Gauge::default(),
             executing: Gauge::default(),
             breaker_open: Family::default(),
             held: Family::default(),
@@ -161,6 +164,11 @@ impl Metrics {
             "runs_executing",
             "Runs executing now",
             metrics.executing.clone(),
+        );
+        registry.register(
+            "runs_waiting",
+            "Runs parked between rounds until their next round is due",
+            metrics.waiting.clone(),
         );
         registry.register(
             "circuit_breaker_open",

@@ -102,8 +102,9 @@ impl Store {
         Ok(expired.into_iter().map(|(id, ..)| id).collect())
     }
 
-    /// End as escalated the runs queued for a node longer than `wait`
-    /// while no remedy on that node was heard from within `lease`.
+    /// End as escalated the runs queued for a node longer than `wait`, or
+    /// due there that long ago, while no remedy on that node was heard from
+    /// within `lease`.
     pub fn escalate_unattended(
         &self,
         wait: Duration,
@@ -113,7 +114,8 @@ impl Store {
         let heard_since = now - lease.as_millis() as i64;
         let waiting = humantime::format_duration(Duration::from_secs(wait.as_secs()));
         const STRANDED: &str = "FROM runs r
-             WHERE status = 'queued' AND node IS NOT NULL AND created_ms < ?1
+             WHERE (status = 'queued' AND created_ms < ?1 OR status = 'waiting' AND due_ms < ?1)
+               AND node IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM agents a
                                 WHERE lower(a.node) = lower(r.node) AND a.heartbeat_ms >= ?2)";
         let since = now - wait.as_millis() as i64;
@@ -142,7 +144,7 @@ impl Store {
                 );
                 c.execute(
                     "UPDATE runs SET status = 'escalated', reason = ?2, finished_ms = ?3
-                     WHERE id = ?1 AND status = 'queued'",
+                     WHERE id = ?1 AND status IN ('queued', 'waiting')",
                     args![run_id, reason, now],
                 )?;
                 super::audit::append_finished(c, &run_id, RunStatus::Escalated, &reason)?;

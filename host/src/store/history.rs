@@ -239,7 +239,7 @@ impl Store {
         })
     }
 
-    fn rounds_of(&self, id: &str) -> Result<Vec<RoundRecord>, StoreError> {
+    pub(super) fn rounds_of(&self, id: &str) -> Result<Vec<RoundRecord>, StoreError> {
         let rows = self.with(|c| {
             c.query_map(
                 "SELECT round, plan, instantiate_us, plan_us FROM rounds WHERE run_id = ?1 ORDER BY round",
@@ -259,7 +259,7 @@ impl Store {
             .collect()
     }
 
-    fn actions_of(&self, id: &str) -> Result<Vec<ActionRecord>, StoreError> {
+    pub(super) fn actions_of(&self, id: &str) -> Result<Vec<ActionRecord>, StoreError> {
         let rows = self.with(|c| {
             c.query_map(
                 "SELECT round, seq, kind, action, status, detail, duration_us

@@ -24,6 +24,7 @@ mod breakers;
 mod checkpoint;
 mod fleet;
 mod history;
+mod parking;
 mod queue;
 mod reserve;
 mod retention;
@@ -93,10 +94,13 @@ pub enum RunStatus {
     Cancelled,
     /// Planned on an `approve` route; nothing runs until a human approves.
     AwaitingApproval,
+    /// Watching between rounds: parked until its next round is due, when
+    /// any worker resumes it.
+    Waiting,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 12] = [
+    pub const ALL: [RunStatus; 13] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::NothingToDo,
@@ -109,6 +113,7 @@ impl RunStatus {
         RunStatus::Queued,
         RunStatus::Cancelled,
         RunStatus::AwaitingApproval,
+        RunStatus::Waiting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +130,7 @@ impl RunStatus {
             RunStatus::Queued => "queued",
             RunStatus::Cancelled => "cancelled",
             RunStatus::AwaitingApproval => "awaiting-approval",
+            RunStatus::Waiting => "waiting",
         }
     }
 

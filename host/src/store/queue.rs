@@ -212,6 +212,8 @@ pub struct ClaimedRun {
     pub queued_for: Duration,
     /// The node the run is for; `None` when any node may execute it.
     pub node: Option<String>,
+    /// It was parked between rounds and goes on from where it stopped.
+    pub resumed: bool,
 }
 
 pub(super) fn insert_run(
@@ -312,15 +314,16 @@ impl Store {
         })
     }
 
-    /// Queued runs, oldest first: with `node`, only those for that node
-    /// and those any node may execute.
+    /// Queued runs, and waiting runs that are due, oldest first: with
+    /// `node`, only those for that node and those any node may execute.
     pub fn queued(&self, limit: u32, node: Option<&str>) -> Result<Vec<QueuedRun>, StoreError> {
         self.with(|c| {
             c.query_map(
-                "SELECT id, plugin, route, target, node FROM runs WHERE status = 'queued'
+                "SELECT id, plugin, route, target, node FROM runs
+                 WHERE (status = 'queued' OR status = 'waiting' AND due_ms <= ?3)
                    AND (CAST(?2 AS TEXT) IS NULL OR node IS NULL OR lower(node) = lower(CAST(?2 AS TEXT)))
                  ORDER BY created_ms, id LIMIT ?1",
-                args![limit, node],
+                args![limit, node, now_ms()],
                 |r| {
                     Ok(QueuedRun {
                         id: r.get(0)?,
@@ -350,14 +353,17 @@ impl Store {
         started: impl Fn(&ClaimedRun) -> serde_json::Value,
     ) -> Result<Claim, StoreError> {
         self.in_tx(|c| {
-            let Some((route, node, dry_run)) = c.query_opt(
-                "SELECT route, node, dry_run FROM runs WHERE id = ?1 AND status = 'queued'",
-                args![id],
+            let now = now_ms();
+            let Some((route, node, dry_run, resumed)) = c.query_opt(
+                "SELECT route, node, dry_run, status = 'waiting' FROM runs
+                 WHERE id = ?1 AND (status = 'queued' OR status = 'waiting' AND due_ms <= ?2)",
+                args![id, now],
                 |r| {
                     Ok((
                         r.get::<Option<String>>(0)?,
                         r.get::<Option<String>>(1)?,
                         r.get::<bool>(2)?,
+                        r.get::<bool>(3)?,
                     ))
                 },
             )?
@@ -372,11 +378,12 @@ impl Store {
                 c.execute("UPDATE runs SET reason = ?2 WHERE id = ?1", args![id, why])?;
                 return Ok(Claim::Held(why));
             }
-            let now = now_ms();
             c.execute(
-                "UPDATE runs SET status = 'running', owner = ?2, started_ms = ?3,
-                        dry_run = dry_run OR ?4, reason = ?5, lease_ms = ?6
-                 WHERE id = ?1 AND status = 'queued'",
+                // A resumed run keeps the time it first started.
+                "UPDATE runs SET status = 'running', owner = ?2,
+                        started_ms = COALESCE(CASE WHEN status = 'waiting' THEN started_ms END, ?3),
+                        dry_run = dry_run OR ?4, reason = ?5, lease_ms = ?6, due_ms = NULL
+                 WHERE id = ?1 AND status IN ('queued', 'waiting')",
                 args![
                     id,
                     crate::sys::this_process(),
@@ -404,10 +411,16 @@ impl Store {
                         approved: approved.map(|_| r.json(7)).transpose()?,
                         queued_for: Duration::from_millis(r.get::<i64>(6)?.max(0) as u64),
                         node: r.get(8)?,
+                        resumed,
                     })
                 },
             )?;
-            super::audit::append(c, "run-started", Some(id), &started(&claimed))?;
+            let kind = if resumed {
+                "run-resumed"
+            } else {
+                "run-started"
+            };
+            super::audit::append(c, kind, Some(id), &started(&claimed))?;
             Ok(Claim::Taken(Box::new(claimed)))
         })
     }

@@ -64,7 +64,7 @@ impl Pruned {
 }
 
 /// Statuses a run never leaves by itself: such a run is never pruned.
-const OPEN: &str = "'queued', 'running', 'awaiting-approval'";
+const OPEN: &str = "'queued', 'running', 'awaiting-approval', 'waiting'";
 
 impl Store {
     /// Remove what `retention` no longer keeps, as of `now_ms`. An audit

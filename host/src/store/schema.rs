@@ -123,7 +123,7 @@ mod tests {
             })
             .unwrap();
         assert!(columns.iter().any(|c| c == "node"), "{columns:?}");
-        assert_eq!(migrations_applied(&store), 2, "V1 and V2");
+        assert_eq!(migrations_applied(&store), 3, "V1, V2 and V3");
         drop(store);
         Store::open(dir.path()).expect("opens again, with nothing left to apply");
     }
@@ -141,7 +141,7 @@ mod tests {
             }
         });
         let store = Store::connect(&postgres).unwrap();
-        assert_eq!(migrations_applied(&store), 2, "V1 and V2");
+        assert_eq!(migrations_applied(&store), 3, "V1, V2 and V3");
     }
 
     #[test]

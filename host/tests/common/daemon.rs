@@ -335,7 +335,10 @@ impl Drop for Daemon {
 }
 
 pub fn is_finished(run: &serde_json::Value) -> bool {
-    !matches!(run["status"].as_str(), Some("queued" | "running"))
+    !matches!(
+        run["status"].as_str(),
+        Some("queued" | "running" | "waiting")
+    )
 }
 
 /// One request on a fresh connection; the answer's status and body.

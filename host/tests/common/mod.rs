@@ -325,6 +325,8 @@ pub fn by_hand(
         node: Default::default(),
         confirm: None,
         record: false,
+        park: false,
+        resumed: false,
         approval: false,
         approved: None,
     }

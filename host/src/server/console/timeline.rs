@@ -83,7 +83,7 @@ impl Timeline {
 }
 
 /// `(from, to, class, label)` of each round, from its plan to the next
-/// round's, and of each wait for a decision.
+/// round's, of each wait for a decision, and of each time parked.
 fn stretches(records: &[AuditRecord], end: i64) -> Vec<(i64, i64, &'static str, String)> {
     let mut found = Vec::new();
     let plans: Vec<&AuditRecord> = records.iter().filter(|r| r.kind == "plan").collect();
@@ -100,6 +100,13 @@ fn stretches(records: &[AuditRecord], end: i64) -> Vec<(i64, i64, &'static str, 
                 .find(|r| decided.contains(&r.kind.as_str()) || ends(r))
                 .map_or(end, |r| r.at_ms);
             found.push((asked.at_ms, to, "waiting", "awaiting approval".into()));
+        }
+        if asked.kind == "parked" {
+            let to = records[i..]
+                .iter()
+                .find(|r| r.kind == "run-resumed" || ends(r))
+                .map_or(end, |r| r.at_ms);
+            found.push((asked.at_ms, to, "waiting", "parked, watching".into()));
         }
     }
     found
@@ -128,6 +135,13 @@ fn describe(record: &AuditRecord, actions: &mut HashMap<i64, (u64, u64, String)>
     match record.kind.as_str() {
         "run-created" => "created".into(),
         "run-started" => "a worker started it".into(),
+        "run-resumed" => "a worker resumed it".into(),
+        "parked" => format!(
+            "parked after round {}: {}; next round due {}",
+            body["round"].as_u64().unwrap_or_default() + 1,
+            text("summary"),
+            text("due")
+        ),
         "params-used" => "took parameters from the alert".into(),
         "plan" => {
             let plan = &body["plan"];
@@ -319,6 +333,40 @@ mod tests {
         );
         assert_eq!(timeline.moments[3].what, "awaiting approval: 1 action");
         assert_eq!(timeline.moments[4].class, "approved");
+    }
+
+    #[test]
+    fn a_parked_run_is_drawn_waiting_until_a_worker_resumes_it() {
+        let parked = json!({ "round": 0, "due": "10:00:01Z", "summary": "restarted; confirming" });
+        let records = vec![
+            record(0, "run-created", json!({})),
+            plan(100, 0, "restart api", 0),
+            record(200, "parked", parked),
+            record(700, "run-resumed", json!({})),
+            plan(800, 1, "api healthy", 0),
+            record(
+                1_000,
+                "finished",
+                json!({ "status": "succeeded", "reason": "ok" }),
+            ),
+        ];
+        let timeline = Timeline::of(&records, 99_999).unwrap();
+        let parked = &timeline.stretches[2];
+        assert_eq!(
+            (parked.class, parked.x, parked.width, parked.label.as_str()),
+            ("waiting", 200, 500, "parked, watching")
+        );
+        let said: Vec<&str> = timeline.moments[2..4]
+            .iter()
+            .map(|m| m.what.as_str())
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "parked after round 1: restarted; confirming; next round due 10:00:01Z",
+                "a worker resumed it"
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,193 @@
+//! Runs that watch. A run whose plan asks to look again later is parked
+//! between the two rounds: `waiting`, with the time its next round is due,
+//! held by no process. Any worker resumes it when it is due, after a
+//! restart of remedy too: a waiting run has nothing in flight, so nothing
+//! of it can be half done.
+
+use super::sql::args;
+use super::{Store, StoreError, audit, now_ms, rfc3339};
+use crate::contract::{ActionResult, ActionStatus};
+use std::time::Duration;
+
+impl Store {
+    /// Park `run_id`, which this process executes, after round `round`;
+    /// its next round is due in `due_in`.
+    pub fn park(
+        &self,
+        run_id: &str,
+        round: u32,
+        due_in: Duration,
+        summary: &str,
+    ) -> Result<(), StoreError> {
+        let owner = crate::sys::this_process();
+        let due = now_ms() + due_in.as_millis() as i64;
+        let body = serde_json::json!({ "round": round, "due": rfc3339(due), "summary": summary });
+        let reason = format!("watching: {summary}; next round at {}", rfc3339(due));
+        let parked = self.in_tx(|c| {
+            let changed = c.execute(
+                "UPDATE runs SET status = 'waiting', due_ms = ?2, reason = ?3, owner = NULL,
+                        lease_ms = NULL
+                 WHERE id = ?1 AND status = 'running' AND owner = ?4",
+                args![run_id, due, reason, owner],
+            )?;
+            if changed == 0 {
+                let status = c.query_row(
+                    "SELECT status FROM runs WHERE id = ?1",
+                    args![run_id],
+                    |r| r.get::<String>(0),
+                )?;
+                return Ok(Err(status));
+            }
+            audit::append(c, "parked", Some(run_id), &body)?;
+            Ok(Ok(()))
+        })?;
+        parked.map_err(|status| StoreError::NotExecuting {
+            run: run_id.to_string(),
+            status,
+        })
+    }
+
+    /// What a resumed run's plugin is shown again: the results of its
+    /// actions from round `from` on, in order, and the memo its last plan
+    /// left.
+    pub fn resume_state(
+        &self,
+        run_id: &str,
+        from: u32,
+    ) -> Result<(Vec<ActionResult>, Option<String>), StoreError> {
+        let history = self
+            .actions_of(run_id)?
+            .into_iter()
+            .filter(|record| record.round >= from)
+            .filter_map(|record| {
+                // An intent without a result never executed: it is no history.
+                let status = ActionStatus::parse(&record.status)?;
+                Some(ActionResult {
+                    round: record.round,
+                    action: record.action,
+                    status,
+                    detail: record.detail,
+                })
+            })
+            .collect();
+        let memo = self
+            .rounds_of(run_id)?
+            .pop()
+            .and_then(|last| last.plan.memo);
+        Ok((history, memo))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::contract::{Alert, AlertStatus};
+    use crate::store::{
+        Admission, Candidate, ClaimRules, Incoming, NewRun, RunPlacement, RunStatus,
+    };
+    use std::time::Duration;
+
+    fn alert() -> Alert {
+        Alert {
+            status: AlertStatus::Firing,
+            labels: vec![("alertname".into(), "Watch".into())],
+            annotations: vec![],
+            starts_at: "2026-11-21T10:00:00Z".into(),
+            ends_at: None,
+            fingerprint: "f".into(),
+        }
+    }
+
+    /// A parked run is out of the queue and held by nobody until it is
+    /// due; then it is claimed again, resumed, not started, and audited so.
+    #[test]
+    fn a_parked_run_waits_unheld_and_resumes_when_due() {
+        crate::store::each_backend(|open| {
+            let store = open();
+            let alert = alert();
+            let incoming = Incoming::Firing {
+                alert: &alert,
+                candidates: vec![Candidate {
+                    run: NewRun {
+                        id: "w",
+                        plugin: "p",
+                        plugin_version: "1",
+                        plugin_sha256: "s",
+                        trigger: "webhook",
+                        route: Some("r"),
+                        dry_run: false,
+                        alert: &alert,
+                        params: &[],
+                        node: None,
+                    },
+                    placement: RunPlacement::default(),
+                    cooldown: Duration::ZERO,
+                    refusal: None,
+                }],
+            };
+            let admitted = store.admit(&[incoming], 10).unwrap();
+            assert!(matches!(admitted[0][0], Admission::Queued { .. }));
+            let rules = ClaimRules::default();
+            let started = |_: &_| serde_json::json!({});
+            assert!(matches!(
+                store.claim("w", &rules, started).unwrap(),
+                crate::store::Claim::Taken(_)
+            ));
+
+            store
+                .park("w", 0, Duration::from_millis(300), "restarted; confirming")
+                .unwrap();
+            let run = store.get_run("w").unwrap().summary;
+            assert_eq!(run.status, RunStatus::Waiting);
+            assert!(
+                run.reason
+                    .unwrap()
+                    .starts_with("watching: restarted; confirming; next round at ")
+            );
+            assert_eq!(
+                store.queue_depth().unwrap(),
+                0,
+                "a waiting run is not queued"
+            );
+            assert!(store.queued(10, None).unwrap().is_empty(), "not due yet");
+            assert!(matches!(
+                store.claim("w", &rules, started).unwrap(),
+                crate::store::Claim::Gone
+            ));
+            assert!(
+                store.interrupt_orphans().unwrap().is_empty(),
+                "held by nobody"
+            );
+            // Parked twice is refused: it is no longer this process's.
+            assert!(store.park("w", 0, Duration::ZERO, "again").is_err());
+
+            std::thread::sleep(Duration::from_millis(400));
+            let due: Vec<String> = store
+                .queued(10, None)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(due, ["w"]);
+            let crate::store::Claim::Taken(claimed) = store.claim("w", &rules, started).unwrap()
+            else {
+                panic!("a due run is claimed");
+            };
+            assert!(claimed.resumed);
+            assert_eq!(
+                store.get_run("w").unwrap().summary.status,
+                RunStatus::Running
+            );
+            let kinds: Vec<String> = store
+                .audit_of_run("w")
+                .unwrap()
+                .into_iter()
+                .map(|r| r.kind)
+                .collect();
+            assert_eq!(
+                kinds,
+                ["run-created", "run-started", "parked", "run-resumed"]
+            );
+            assert!(store.verify_audit().unwrap().is_ok());
+        });
+    }
+}
