@@ -105,6 +105,9 @@ pub struct World {
     pub inject_on: Vec<(String, u16, String)>,
     /// Every request as "METHOD /path?query".
     pub requests: Vec<String>,
+    /// How long each request waits before it is handled, and again before
+    /// it is answered, as a busy Nomad server would.
+    pub latency: Duration,
     next_id: u64,
 }
 
@@ -383,6 +386,20 @@ fn parse_wait(text: &str) -> Duration {
 
 async fn handle(
     State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = shared.world.lock().unwrap().latency;
+    tokio::time::sleep(latency).await;
+    let response = answer(shared, method, uri, headers, body).await;
+    tokio::time::sleep(latency).await;
+    response
+}
+
+async fn answer(
+    shared: Shared,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
