@@ -3,15 +3,16 @@
 //! (disk-cleanup, dry-run), and the daemon's RSS idle and under load.
 //!
 //! Then the same alerts posted to two receivers sharing one PostgreSQL, as
-//! behind Alertmanager's HA pair.
+//! behind Alertmanager's HA pair; a receiver and an agent; and a thousand
+//! runs parked between rounds.
 //!
 //! `cargo bench -p remedy --bench serve` (REMEDY_BENCH_ALERTS, REMEDY_BENCH_CLIENTS to change the load).
 
 mod common;
 
 use common::{
-    Connection, drain, env_or, finished_runs, load, payload, percentile, rss_kib, start_daemon,
-    start_remedy,
+    Connection, drain, env_or, finished_runs, load, metric, payload, payload_of, percentile,
+    rss_kib, start_daemon, start_remedy,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,7 +50,7 @@ fn main() {
     }
     let alerts = env_or("REMEDY_BENCH_ALERTS", 20_000);
     let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
-    // REMEDY_BENCH_ONLY=sqlite|postgresql|agent runs one of the three.
+    // REMEDY_BENCH_ONLY=sqlite|postgresql|agent|parked runs one of them.
     let only = std::env::var("REMEDY_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
     if wanted("sqlite") {
@@ -62,6 +63,44 @@ fn main() {
     if wanted("agent") {
         receiver_to_agent(env_or("REMEDY_BENCH_AGENT_ALERTS", 500));
     }
+    if wanted("parked") {
+        parked_runs(env_or("REMEDY_BENCH_PARKED", 1_000));
+    }
+}
+
+/// `runs` runs that watch, each parked for ten minutes after its first
+/// round: the daemon's threads and RSS before and with them all parked.
+fn parked_runs(runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = start_daemon(dir.path(), "");
+    let pid = daemon.0.id();
+    let (idle_threads, idle_rss) = (rss_kib(pid, "Threads:"), rss_kib(pid, "VmRSS:"));
+    let mut connection = Connection::open(addr);
+    for first in (0..runs as u64).step_by(50) {
+        let body = payload_of("Watch", first..(first + 50).min(runs as u64));
+        let (status, answer) = connection.request("POST", "/v1/alerts", body.as_bytes());
+        assert_eq!(status, 202, "{answer}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while metric(addr, "remedy_runs_waiting") < runs as f64 {
+        assert!(Instant::now() < deadline, "the runs were not all parked");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (threads, rss) = (rss_kib(pid, "Threads:"), rss_kib(pid, "VmRSS:"));
+    // The blocking threads that admitted the alerts linger 10 s, then go.
+    std::thread::sleep(Duration::from_secs(12));
+    let (settled_threads, settled_rss) = (rss_kib(pid, "Threads:"), rss_kib(pid, "VmRSS:"));
+    println!("{runs} runs parked on a 10-minute recheck (4 workers)");
+    println!(
+        "  threads {idle_threads} idle, {threads} once all were parked, {settled_threads} 12 s later"
+    );
+    println!(
+        "  RSS {:.1} MiB idle, {:.1} MiB once all were parked (+{:.1} MiB), {:.1} MiB 12 s later",
+        idle_rss as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        (rss as f64 - idle_rss as f64) / 1024.0,
+        settled_rss as f64 / 1024.0
+    );
 }
 
 /// A receiver and an agent on one PostgreSQL: alerts about the agent's node

@@ -178,8 +178,20 @@ matchers = ['alertname="DiskSpaceLow"']
 plugin = "disk-cleanup"
 mode = "dry-run"
 
+# Runs that watch for ten minutes after their first round.
+[[plugin]]
+name = "echo"
+source = "{wasm}/echo.wasm"
+
+[[route]]
+name = "watch"
+matchers = ['alertname="Watch"']
+plugin = "echo"
+params = {{ watch = "1", recheck = "600" }}
+
 {store}
-"#
+"#,
+            wasm = env!("REMEDY_PLUGIN_WASM_DIR"),
         ),
     )
     .unwrap();
@@ -255,15 +267,20 @@ pub fn load(
 /// A webhook payload of DiskSpaceLow alerts about volumes `numbers`, each
 /// a distinct alert.
 pub fn payload(numbers: std::ops::Range<u64>) -> String {
+    payload_of("DiskSpaceLow", numbers)
+}
+
+/// The same for alerts named `alertname`.
+pub fn payload_of(alertname: &str, numbers: std::ops::Range<u64>) -> String {
     let alerts: Vec<String> = numbers
         .map(|n| {
             format!(
-                r#"{{"status":"firing","labels":{{"alertname":"DiskSpaceLow","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}"#
+                r#"{{"status":"firing","labels":{{"alertname":"{alertname}","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}"#
             )
         })
         .collect();
     format!(
-        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"DiskSpaceLow\"}}","alerts":[{}]}}"#,
+        r#"{{"version":"4","receiver":"remedy","status":"firing","groupKey":"{{}}:{{alertname=\"{alertname}\"}}","alerts":[{}]}}"#,
         alerts.join(",")
     )
 }

@@ -234,7 +234,9 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Respons
             status: Some(RunStatus::Waiting),
             ..Default::default()
         };
-        metrics.waiting.set(shared.ingest.count_runs(&waiting)? as i64);
+        metrics
+            .waiting
+            .set(shared.ingest.count_runs(&waiting)? as i64);
         let open = shared.ingest.breakers()?;
         for route in &shared.live().routes {
             let is_open = open.iter().any(|(name, ..)| *name == route.config.name);

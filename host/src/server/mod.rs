@@ -128,7 +128,7 @@ pub struct Shared {
     /// long run's writes never queue behind admissions or the reverse.
     pub ingest: Store,
     /// Webhook requests waiting to be admitted together ([`GroupCommit`]).
-    admissions: GroupCommit<Vec<crate::contract::Alert>, webhook::Admitted>,
+    admissions: GroupCommit<Vec<crate::contract::Alert>, webhook::Answer>,
     pub work: Store,
     pub credentials: Credentials,
     pub metrics: Arc<Metrics>,

@@ -12,7 +12,7 @@ use crate::config::Mode;
 use crate::contract::{Alert, AlertStatus};
 use crate::router::routes_for;
 use crate::run::new_run_id;
-use crate::store::{Admission, Candidate, Incoming, NewRun, RunPlacement, RunStatus};
+use crate::store::{Admission, Admitted, Candidate, Incoming, NewRun, RunPlacement, RunStatus};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -168,12 +168,12 @@ fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Accepted, HttpError>
 }
 
 /// One request's alerts and what became of them.
-pub(super) type Admitted = (Vec<Alert>, Result<Vec<Vec<Admission>>, HttpError>);
+pub(super) type Answer = (Vec<Alert>, Result<Admitted, HttpError>);
 
 /// Route the alerts of every request in `group` and admit them in one
 /// transaction: a request that would overfill the queue gets its 503 and the
 /// others go on; a store error gives each its 503.
-fn commit(shared: &Shared, group: Vec<Vec<Alert>>) -> Vec<Admitted> {
+fn commit(shared: &Shared, group: Vec<Vec<Alert>>) -> Vec<Answer> {
     let live = shared.live();
     let from = match shared.fleet {
         Some(_) => crate::node::From::Fleet,

@@ -89,6 +89,9 @@ impl Admission {
     }
 }
 
+/// What became of each alert of one request, on each of its routes.
+pub type Admitted = Vec<Vec<Admission>>;
+
 /// A request refused because admitting it would take the queue past its limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the queue holds {depth} runs and its limit is {limit}; retry later")]
@@ -268,11 +271,7 @@ pub(super) fn insert_run(
 
 impl Store {
     /// Admit one webhook request's alerts, all or nothing.
-    pub fn admit(
-        &self,
-        batch: &[Incoming<'_>],
-        max_queued: u64,
-    ) -> Result<Vec<Vec<Admission>>, AdmitError> {
+    pub fn admit(&self, batch: &[Incoming<'_>], max_queued: u64) -> Result<Admitted, AdmitError> {
         let mut answers = self.admit_group(&[batch], max_queued)?;
         Ok(answers.pop().expect("one answer per request")?)
     }
@@ -286,7 +285,7 @@ impl Store {
         &self,
         requests: &[&[Incoming<'_>]],
         max_queued: u64,
-    ) -> Result<Vec<Result<Vec<Vec<Admission>>, QueueFull>>, StoreError> {
+    ) -> Result<Vec<Result<Admitted, QueueFull>>, StoreError> {
         self.in_tx(|tx| {
             let mut depth = count_queued(tx)?;
             let mut answers = Vec::with_capacity(requests.len());
@@ -519,7 +518,7 @@ fn admit_batch(
     batch: &[Incoming<'_>],
     depth: &mut u64,
     max_queued: u64,
-) -> DbResult<Result<Vec<Vec<Admission>>, QueueFull>> {
+) -> DbResult<Result<Admitted, QueueFull>> {
     let mut admitted = Vec::with_capacity(batch.len());
     for incoming in batch {
         let admissions = admit_one(tx, incoming, depth)?;
