@@ -566,9 +566,6 @@ fn compiled_plugins_are_cached_across_restarts_and_bad_cache_files_recompiled() 
     );
 
     // A truncated or garbled cache file is ignored and replaced, never run.
-    // Written in place, as no remedy writes one, once the process using it
-    // is gone: the compiled code of a live engine is mapped from the file.
-    drop(restarted);
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         std::fs::write(entry.unwrap().path(), b"\x7fELF not really").unwrap();
     }
