@@ -58,22 +58,18 @@ impl LogSink {
         self.lines.push(LogLine { level, message });
     }
 
-    /// The kept lines, followed by a note of how many were dropped; the
-    /// sink is empty afterwards.
-    pub fn take(&mut self) -> Vec<LogLine> {
-        let mut lines = std::mem::take(&mut self.lines);
-        let dropped = std::mem::take(&mut self.dropped);
-        self.bytes = 0;
-        if dropped > 0 {
-            lines.push(LogLine {
+    /// The kept lines, followed by a note of how many were dropped.
+    pub fn finish(mut self) -> Vec<LogLine> {
+        if self.dropped > 0 {
+            self.lines.push(LogLine {
                 level: "warn",
                 message: format!(
-                    "log truncated: {dropped} more lines dropped (limits: {} lines, {} bytes per run)",
-                    self.limits.max_lines, self.limits.max_bytes
+                    "log truncated: {} more lines dropped (limits: {} lines, {} bytes per run)",
+                    self.dropped, self.limits.max_lines, self.limits.max_bytes
                 ),
             });
         }
-        lines
+        self.lines
     }
 }
 
@@ -116,7 +112,7 @@ mod tests {
         for n in 0..10 {
             sink.push("info", &format!("line {n}"));
         }
-        let lines = sink.take();
+        let lines = sink.finish();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[2].message, "line 2");
         assert!(
@@ -145,6 +141,6 @@ mod tests {
         let mut sink = LogSink::new(limits);
         sink.push("info", "123456");
         sink.push("info", "123456");
-        assert_eq!(sink.take().len(), 2, "second line dropped, note added");
+        assert_eq!(sink.finish().len(), 2, "second line dropped, note added");
     }
 }

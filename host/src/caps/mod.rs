@@ -101,8 +101,8 @@ pub trait Capability {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut Self::Reader,
     ) -> wasmtime::Result<()>;
-    /// The calls the reader refused during one plugin call, taken from it.
-    fn denials(reader: &mut Self::Reader) -> Vec<String>;
+    /// The calls the reader refused during one plugin call.
+    fn denials(reader: Self::Reader) -> Vec<String>;
 }
 
 /// What a capability does beyond reading: its actions, their grant check,
@@ -278,12 +278,12 @@ impl Denials {
         self.note(call, result)
     }
 
-    pub fn take_lines(&mut self) -> Vec<String> {
-        let Denials { mut seen, more } = std::mem::take(self);
-        if more > 0 {
-            seen.push(format!("{more} more denials"));
+    pub fn into_lines(self) -> Vec<String> {
+        let mut lines = self.seen;
+        if self.more > 0 {
+            lines.push(format!("{} more denials", self.more));
         }
-        seen
+        lines
     }
 }
 

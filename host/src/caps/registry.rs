@@ -123,9 +123,9 @@ macro_rules! registry {
             }
 
             /// Every call a reader refused.
-            pub fn denials(&mut self) -> Vec<String> {
+            pub fn denials(self) -> Vec<String> {
                 let mut lines = Vec::new();
-                $(lines.extend($cap::denials(&mut self.$field));)*
+                $(lines.extend($cap::denials(self.$field));)*
                 lines
             }
         }

@@ -82,9 +82,9 @@ impl crate::contract::node::Host for NodeName {
 
 impl RunContext {
     /// The plugin's log lines, then every host call a capability refused.
-    pub(super) fn take_log(&mut self) -> Vec<crate::caps::log::LogLine> {
+    pub(super) fn finish_log(self) -> Vec<crate::caps::log::LogLine> {
         let denials = self.readers.denials();
-        let mut lines = self.log.take();
+        let mut lines = self.log.finish();
         lines.extend(
             denials
                 .into_iter()

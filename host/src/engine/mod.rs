@@ -5,7 +5,6 @@
 pub mod cache;
 mod context;
 pub mod limits;
-mod teardown;
 
 use crate::caps::journal::Journal;
 use crate::caps::log::LogLine;
@@ -17,7 +16,6 @@ use limits::{EpochTicker, MAX_CONCURRENT_INSTANCES, MAX_PLUGIN_MEMORY, PluginLim
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use teardown::Teardown;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
@@ -159,8 +157,6 @@ pub struct PluginEngine {
     cache: Option<CompiledCache>,
     pooling: bool,
     env: Arc<HostEnv>,
-    /// Where finished instances are dropped, off the run's path.
-    teardown: Teardown<Store<RunContext>>,
     _ticker: EpochTicker,
 }
 
@@ -195,7 +191,6 @@ impl PluginEngine {
             cache,
             pooling,
             env: Arc::new(HostEnv::default()),
-            teardown: Teardown::start(),
             _ticker: ticker,
         })
     }
@@ -366,11 +361,10 @@ impl PluginEngine {
                 "remedy could not run the plugin: {why}"
             ))),
         };
-        let context = store.data_mut();
+        let mut context = store.into_data();
         let used_params = std::mem::take(&mut context.used.0);
         let stderr = context.stderr.contents();
-        let mut logs = context.take_log();
-        self.teardown.drop_later(store);
+        let mut logs = context.finish_log();
         logs.extend(
             String::from_utf8_lossy(&stderr)
                 .lines()

@@ -48,8 +48,8 @@ impl Capability for Docker {
         crate::contract::docker::add_to_linker::<T, HasSelf<DockerReader>>(linker, get)
     }
 
-    fn denials(reader: &mut DockerReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: DockerReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

@@ -52,8 +52,8 @@ impl Capability for Fs {
         crate::contract::fs::add_to_linker::<T, HasSelf<FsReader>>(linker, get)
     }
 
-    fn denials(reader: &mut FsReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: FsReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

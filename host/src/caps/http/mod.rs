@@ -47,8 +47,8 @@ impl Capability for Http {
         crate::contract::http::add_to_linker::<T, HasSelf<HttpReader>>(linker, get)
     }
 
-    fn denials(reader: &mut HttpReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: HttpReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(elsewhere.hits.load(Ordering::Relaxed), 0, "the redirect was not followed");
         let denied = http.get(elsewhere.url("/health"), 100).unwrap_err();
         assert!(matches!(denied, ApiError::Denied(_)), "{denied:?}");
-        assert_eq!(http.denials.take_lines().len(), 1, "the denial is noted");
+        assert_eq!(http.denials.into_lines().len(), 1, "the denial is noted");
     }
 
     #[test]

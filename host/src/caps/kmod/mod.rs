@@ -47,8 +47,8 @@ impl Capability for Kmod {
         crate::contract::kmod::add_to_linker::<T, HasSelf<KmodReader>>(linker, get)
     }
 
-    fn denials(reader: &mut KmodReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: KmodReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

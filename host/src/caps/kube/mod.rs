@@ -50,8 +50,8 @@ impl Capability for Kube {
         crate::contract::kube::add_to_linker::<T, HasSelf<KubeReader>>(linker, get)
     }
 
-    fn denials(reader: &mut KubeReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: KubeReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

@@ -47,8 +47,8 @@ impl Capability for Netns {
         crate::contract::netns::add_to_linker::<T, HasSelf<NetnsReader>>(linker, get)
     }
 
-    fn denials(reader: &mut NetnsReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: NetnsReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

@@ -49,8 +49,8 @@ impl Capability for Nomad {
         crate::contract::nomad::add_to_linker::<T, HasSelf<NomadReader>>(linker, get)
     }
 
-    fn denials(reader: &mut NomadReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: NomadReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 

@@ -51,8 +51,8 @@ impl Capability for Proc {
         crate::contract::proc::add_to_linker::<T, HasSelf<ProcReader>>(linker, get)
     }
 
-    fn denials(reader: &mut ProcReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: ProcReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 
@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(existing, missing);
         assert_eq!(existing, locked_dir);
         assert_eq!(
-            reader.denials.take_lines().len(),
+            reader.denials.into_lines().len(),
             3,
             "each refusal is recorded"
         );

@@ -48,8 +48,8 @@ impl Capability for Prometheus {
         crate::contract::prometheus::add_to_linker::<T, HasSelf<PrometheusReader>>(linker, get)
     }
 
-    fn denials(reader: &mut PrometheusReader) -> Vec<String> {
-        reader.denials.take_lines()
+    fn denials(reader: PrometheusReader) -> Vec<String> {
+        reader.denials.into_lines()
     }
 }
 
