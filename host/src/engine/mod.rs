@@ -424,6 +424,9 @@ fn remedy_interface(import: &str) -> Option<&str> {
         .strip_suffix('@')
 }
 
+/// Bytes of each pooled table reset in place rather than given back.
+const TABLE_KEPT_RESIDENT: usize = 64 << 10;
+
 fn config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
@@ -438,6 +441,11 @@ fn config(pooling: bool) -> Config {
             // Async calls run on a fiber stack each.
             .total_stacks(instances)
             .max_memory_size(MAX_PLUGIN_MEMORY);
+        // Tables are reset with a memset instead of a madvise: measured, a
+        // warm dispatch of echo went from 30.9 to 22.5 µs. Keeping linear
+        // memory resident too saves 2 µs more, but holds up to its size of
+        // RSS in every slot a plugin ever used, so it is not done.
+        pool.table_keep_resident(TABLE_KEPT_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
