@@ -7,7 +7,7 @@
 //! batch is either wholly durable (and answered 202) or not at all (and
 //! retried by Alertmanager).
 
-use super::sql::{Db, Result as DbResult, args};
+use super::sql::{Db, Result as DbResult, Value, args};
 use super::{NewRun, RunStatus, Store, StoreError, now_ms, to_json};
 use crate::contract::Alert;
 use std::time::Duration;
@@ -313,16 +313,31 @@ impl Store {
         })
     }
 
-    /// Queued runs, and waiting runs that are due, oldest first: with
-    /// `node`, only those for that node and those any node may execute.
+    /// Waiting runs that are due, then queued runs, each oldest first: with
+    /// `node`, only those for that node and those any node may execute. A
+    /// due run goes first: its next round confirms what an earlier one did.
     pub fn queued(&self, limit: u32, node: Option<&str>) -> Result<Vec<QueuedRun>, StoreError> {
+        // One query per status, so each walks the status index in order
+        // and stops at the limit.
+        const FOR_NODE: &str = "(CAST(?2 AS TEXT) IS NULL OR node IS NULL
+                                 OR lower(node) = lower(CAST(?2 AS TEXT)))";
+        let due = format!("status = 'waiting' AND due_ms <= ?3 AND {FOR_NODE}");
+        let mut runs = self.runs_to_take(&due, args![limit, node, now_ms()])?;
+        let left = limit.saturating_sub(runs.len() as u32);
+        let queued = format!("status = 'queued' AND {FOR_NODE}");
+        runs.extend(self.runs_to_take(&queued, args![left, node])?);
+        Ok(runs)
+    }
+
+    /// Runs meeting `condition`, oldest first, at most `?1` of them.
+    fn runs_to_take(&self, condition: &str, args: &[Value]) -> Result<Vec<QueuedRun>, StoreError> {
         self.with(|c| {
             c.query_map(
-                "SELECT id, plugin, route, target, node FROM runs
-                 WHERE (status = 'queued' OR status = 'waiting' AND due_ms <= ?3)
-                   AND (CAST(?2 AS TEXT) IS NULL OR node IS NULL OR lower(node) = lower(CAST(?2 AS TEXT)))
-                 ORDER BY created_ms, id LIMIT ?1",
-                args![limit, node, now_ms()],
+                &format!(
+                    "SELECT id, plugin, route, target, node FROM runs WHERE {condition}
+                     ORDER BY created_ms, id LIMIT ?1"
+                ),
+                args,
                 |r| {
                     Ok(QueuedRun {
                         id: r.get(0)?,
