@@ -514,16 +514,17 @@ impl<'a> Driver<'a> {
         planned: Result<Plan, Failure>,
         report: &RoundReport,
     ) -> Result<Result<Plan, Verdict>, StoreError> {
-        self.store.record_logs(self.id, recorded, &report.logs)?;
         let plan = match planned {
             Ok(plan) => plan,
             Err(failure) => {
+                self.store.record_logs(self.id, recorded, &report.logs)?;
                 return Ok(Err((failure_status(&failure), format!("plugin {failure}"))));
             }
         };
         let (instantiate, planning) = (report.instantiate, report.planning);
+        let logs = &report.logs;
         self.store
-            .record_round(self.id, recorded, &plan, instantiate, planning)?;
+            .record_round(self.id, recorded, &plan, logs, instantiate, planning)?;
         Ok(Ok(plan))
     }
 

@@ -213,14 +213,13 @@ mod tests {
             recheck_after_secs: None,
             memo: None,
         };
-        store
-            .record_round(id, 0, &plan, Duration::ZERO, Duration::ZERO)
-            .unwrap();
         let line = LogLine {
             level: "info",
             message: "m".into(),
         };
-        store.record_logs(id, 0, &[line]).unwrap();
+        store
+            .record_round(id, 0, &plan, &[line], Duration::ZERO, Duration::ZERO)
+            .unwrap();
         if let Some(status) = finish {
             store.finish_run(id, status, "done").unwrap();
         }

@@ -2,7 +2,7 @@
 //! each action's intent and result, its log lines and its end. Each write
 //! is committed with its audit record before it returns.
 
-use super::sql::args;
+use super::sql::{Db, Result as DbResult, args};
 use super::{NewRun, RunStatus, Store, StoreError, audit, now_ms, queue, to_json};
 use crate::caps::log::LogLine;
 use crate::contract::{Action, ActionStatus, Plan};
@@ -15,16 +15,20 @@ impl Store {
         self.in_tx(|c| queue::insert_run(c, run, RunStatus::Running, &RunPlacement::default()))
     }
 
+    /// A round's plan with the plugin's log lines of that round, in one
+    /// transaction.
     pub fn record_round(
         &self,
         run_id: &str,
         round: u32,
         plan: &Plan,
+        logs: &[LogLine],
         instantiate: Duration,
         planning: Duration,
     ) -> Result<(), StoreError> {
         let json = to_json(plan);
         self.in_tx(|c| {
+            insert_logs(c, run_id, round, logs)?;
             c.execute(
                 "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -161,6 +165,7 @@ impl Store {
         })
     }
 
+    /// The log lines of a round that made no plan.
     pub fn record_logs(
         &self,
         run_id: &str,
@@ -170,15 +175,7 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        self.in_tx(|c| {
-            for (seq, line) in lines.iter().enumerate() {
-                c.execute(
-                    "INSERT INTO logs (run_id, round, seq, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    args![run_id, round, seq, line.level, line.message],
-                )?;
-            }
-            Ok(())
-        })
+        self.in_tx(|c| insert_logs(c, run_id, round, lines))
     }
 
     pub fn finish_run(
@@ -200,4 +197,14 @@ impl Store {
             audit::append_finished(c, run_id, status, reason)
         })
     }
+}
+
+fn insert_logs(c: &mut dyn Db, run_id: &str, round: u32, lines: &[LogLine]) -> DbResult<()> {
+    for (seq, line) in lines.iter().enumerate() {
+        c.execute(
+            "INSERT INTO logs (run_id, round, seq, level, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![run_id, round, seq, line.level, line.message],
+        )?;
+    }
+    Ok(())
 }
