@@ -126,17 +126,17 @@ impl ActionStatus {
         }
     }
 
+    pub const ALL: [ActionStatus; 6] = [
+        ActionStatus::Planned,
+        ActionStatus::Done,
+        ActionStatus::Denied,
+        ActionStatus::Stale,
+        ActionStatus::Failed,
+        ActionStatus::Skipped,
+    ];
+
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            ActionStatus::Planned,
-            ActionStatus::Done,
-            ActionStatus::Denied,
-            ActionStatus::Stale,
-            ActionStatus::Failed,
-            ActionStatus::Skipped,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 

@@ -184,15 +184,8 @@ pub fn action_kind() -> Object {
 
 /// What became of an action: `intent` until its result is recorded.
 pub fn action_status() -> Object {
-    let all = [
-        ActionStatus::Planned,
-        ActionStatus::Done,
-        ActionStatus::Denied,
-        ActionStatus::Stale,
-        ActionStatus::Failed,
-        ActionStatus::Skipped,
-    ];
-    one_of(std::iter::once("intent").chain(all.map(ActionStatus::as_str)))
+    let all = ActionStatus::ALL.map(ActionStatus::as_str);
+    one_of(std::iter::once("intent").chain(all))
 }
 
 /// Adapters for `#[serde(serialize_with = ...)]`.

@@ -80,22 +80,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::contract::{Alert, AlertStatus};
-    use crate::store::{
-        Admission, Candidate, ClaimRules, Incoming, NewRun, RunPlacement, RunStatus,
-    };
+    use crate::contract::AlertStatus;
+    use crate::store::queue::tests::{alert, firing, take};
+    use crate::store::{Admission, Claim, ClaimRules, RunStatus};
     use std::time::Duration;
-
-    fn alert() -> Alert {
-        Alert {
-            status: AlertStatus::Firing,
-            labels: vec![("alertname".into(), "Watch".into())],
-            annotations: vec![],
-            starts_at: "2026-11-21T10:00:00Z".into(),
-            ends_at: None,
-            fingerprint: "f".into(),
-        }
-    }
 
     /// A parked run is out of the queue and held by nobody until it is
     /// due; then it is claimed again, resumed, not started, and audited so.
@@ -103,45 +91,23 @@ mod tests {
     fn a_parked_run_waits_unheld_and_resumes_when_due() {
         crate::store::each_backend(|open| {
             let store = open();
-            let alert = alert();
-            let incoming = Incoming::Firing {
-                alert: &alert,
-                candidates: vec![Candidate {
-                    run: NewRun {
-                        id: "w",
-                        plugin: "p",
-                        plugin_version: "1",
-                        plugin_sha256: "s",
-                        trigger: "webhook",
-                        route: Some("r"),
-                        dry_run: false,
-                        alert: &alert,
-                        params: &[],
-                        node: None,
-                    },
-                    placement: RunPlacement::default(),
-                    cooldown: Duration::ZERO,
-                    refusal: None,
-                }],
-            };
-            let admitted = store.admit(&[incoming], 10).unwrap();
+            let alert = alert("w", AlertStatus::Firing);
+            let admitted = store
+                .admit(&[firing(&alert, "w", Duration::ZERO)], 10)
+                .unwrap();
             assert!(matches!(admitted[0][0], Admission::Queued { .. }));
             let rules = ClaimRules::default();
-            let started = |_: &_| serde_json::json!({});
-            assert!(matches!(
-                store.claim("w", &rules, started).unwrap(),
-                crate::store::Claim::Taken(_)
-            ));
+            assert!(take(&store, "w", &rules).is_some());
 
             store
                 .park("w", 0, Duration::from_millis(300), "restarted; confirming")
                 .unwrap();
             let run = store.get_run("w").unwrap().summary;
             assert_eq!(run.status, RunStatus::Waiting);
+            let reason = run.reason.unwrap();
             assert!(
-                run.reason
-                    .unwrap()
-                    .starts_with("watching: restarted; confirming; next round at ")
+                reason.starts_with("watching: restarted; confirming; next round at "),
+                "{reason}"
             );
             assert_eq!(
                 store.queue_depth().unwrap(),
@@ -149,10 +115,8 @@ mod tests {
                 "a waiting run is not queued"
             );
             assert!(store.queued(10, None).unwrap().is_empty(), "not due yet");
-            assert!(matches!(
-                store.claim("w", &rules, started).unwrap(),
-                crate::store::Claim::Gone
-            ));
+            let early = store.claim("w", &rules, |_| serde_json::json!({})).unwrap();
+            assert!(matches!(early, Claim::Gone));
             assert!(
                 store.interrupt_orphans().unwrap().is_empty(),
                 "held by nobody"
@@ -168,11 +132,8 @@ mod tests {
                 .map(|r| r.id)
                 .collect();
             assert_eq!(due, ["w"]);
-            let crate::store::Claim::Taken(claimed) = store.claim("w", &rules, started).unwrap()
-            else {
-                panic!("a due run is claimed");
-            };
-            assert!(claimed.resumed);
+            let resumed = take(&store, "w", &rules).expect("a due run is claimed");
+            assert!(resumed.resumed);
             assert_eq!(
                 store.get_run("w").unwrap().summary.status,
                 RunStatus::Running
@@ -184,8 +145,8 @@ mod tests {
                 .map(|r| r.kind)
                 .collect();
             assert_eq!(
-                kinds,
-                ["run-created", "run-started", "parked", "run-resumed"]
+                kinds[kinds.len() - 3..],
+                ["run-started", "parked", "run-resumed"]
             );
             assert!(store.verify_audit().unwrap().is_ok());
         });

@@ -771,7 +771,11 @@ pub(super) mod tests {
         }
     }
 
-    fn firing<'a>(alert: &'a Alert, id: &'a str, cooldown: Duration) -> Incoming<'a> {
+    pub(in crate::store) fn firing<'a>(
+        alert: &'a Alert,
+        id: &'a str,
+        cooldown: Duration,
+    ) -> Incoming<'a> {
         Incoming::Firing {
             alert,
             candidates: vec![candidate(id, alert, cooldown)],
