@@ -169,7 +169,10 @@ impl Plan {
         self
     }
     /// Ask the host to wait this long before the next round: after acting, to
-    /// confirm it took; with no actions, to look again before acting.
+    /// confirm it took; with no actions, to look again before acting. Under
+    /// `remedy serve` the run is parked in the store meanwhile, and the next
+    /// round may run on another worker, or after a restart of remedy: what
+    /// it needs from this one goes in the [`memo`](Plan::memo).
     pub fn recheck_after(mut self, secs: u32) -> Self {
         self.recheck_after_secs = Some(secs);
         self
