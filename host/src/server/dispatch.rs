@@ -288,15 +288,16 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             resumed: claimed.resumed,
         },
     );
+    if let Ok(report) = &outcome {
+        account(shared, &plugin.name, report);
+    }
     let (status, reason) = match &outcome {
         Ok(report) if report.status == RunStatus::Waiting => {
-            // Parked: it ends, and is counted, in a later stint.
-            account(shared, &plugin.name, report);
+            // Parked: it ends, and is counted as a run, in a later stint.
             shared.changed();
             return;
         }
         Ok(report) => {
-            account(shared, &plugin.name, report);
             if let Some(recording) = route.and_then(|r| r.config.record.as_ref()) {
                 save_world(recording, plugin, &live.config.node.name, report);
             }

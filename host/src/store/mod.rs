@@ -40,8 +40,8 @@ pub use history::{
     ActionRecord, LoggedLine, RoundRecord, RunCount, RunDetail, RunFilter, RunSummary,
 };
 pub use queue::{
-    Admission, AdmitError, Admitted, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun,
-    Incoming, QueueFull, QueuedRun, RunPlacement,
+    Admission, Admitted, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun, Incoming,
+    QueueFull, QueuedRun, RunPlacement,
 };
 pub use retention::{Pruned, Retention};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -100,14 +100,6 @@ pub struct QueueFull {
     pub limit: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdmitError {
-    #[error(transparent)]
-    QueueFull(#[from] QueueFull),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// A queued run as the dispatcher sees it.
 #[derive(Clone, Debug)]
 pub struct QueuedRun {
@@ -270,12 +262,6 @@ pub(super) fn insert_run(
 }
 
 impl Store {
-    /// Admit one webhook request's alerts, all or nothing.
-    pub fn admit(&self, batch: &[Incoming<'_>], max_queued: u64) -> Result<Admitted, AdmitError> {
-        let mut answers = self.admit_group(&[batch], max_queued)?;
-        Ok(answers.pop().expect("one answer per request")?)
-    }
-
     /// Admit several webhook requests in one transaction, so they share one
     /// durable commit. Each request is admitted whole or not at all, in
     /// order, as if it came alone: one that would overfill the queue is
@@ -720,6 +706,26 @@ fn insert_escalated(tx: &mut dyn Db, candidate: &Candidate<'_>, reason: &str) ->
 pub(super) mod tests {
     use super::*;
     use crate::contract::AlertStatus;
+
+    #[derive(Debug, thiserror::Error)]
+    pub(in crate::store) enum AdmitError {
+        #[error(transparent)]
+        QueueFull(#[from] QueueFull),
+        #[error(transparent)]
+        Store(#[from] StoreError),
+    }
+
+    impl Store {
+        /// One webhook request admitted alone, as most tests admit.
+        pub(in crate::store) fn admit(
+            &self,
+            batch: &[Incoming<'_>],
+            max_queued: u64,
+        ) -> Result<Admitted, AdmitError> {
+            let mut answers = self.admit_group(&[batch], max_queued)?;
+            Ok(answers.pop().expect("one answer per request")?)
+        }
+    }
 
     pub(in crate::store) fn alert(fingerprint: &str, status: AlertStatus) -> Alert {
         Alert {
