@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How far back, and how many, earlier actions a plugin is shown.
-const RECENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+const RECENT_WINDOW: Duration = crate::store::DECIDING;
 const RECENT_LIMIT: usize = 100;
 /// Tracing target for what an operator watching a run by hand should see.
 pub const PROGRESS: &str = "remedy::progress";

@@ -221,6 +221,7 @@ impl Config {
         let server = server::validate_server(raw.server, base, &mut problems);
         let node = node::validate_node(raw.node, &mut problems);
         let store = store::validate_store(raw.store, base, &mut problems);
+        store::windows_kept(&store.retention, &routes, &mut problems);
         let audit = audit::validate_audit(raw.audit, base, raw.state_dir.as_deref(), &mut problems);
         let approval_ttl = match raw.approval_ttl.as_deref().map(parse_duration) {
             None => DEFAULT_APPROVAL_TTL,

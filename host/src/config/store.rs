@@ -167,31 +167,59 @@ fn fleet_times(raw: &RawStore, problems: &mut Vec<String>) -> FleetTimes {
     times
 }
 
-/// The shortest retention of each kind: runs stay at least the day of
-/// past actions plugins see (`incident.recent`), and anything at least an
-/// hour, so a prune never races the records it is about.
-const SHORTEST_RUNS: Duration = Duration::from_secs(24 * 3600);
-const SHORTEST: Duration = Duration::from_secs(3600);
+/// The shortest retention of any kind. The store itself keeps the runs
+/// remedy still decides from (`store::DECIDING`), and [`windows_kept`]
+/// holds each route's windows within what `runs` keeps.
+const SHORTEST: Duration = Duration::from_secs(60);
 
 fn retention(raw: &RawRetention, problems: &mut Vec<String>) -> crate::store::Retention {
-    let mut read = |key: &str, text: &Option<String>, shortest: Duration| {
+    let mut read = |key: &str, text: &Option<String>| {
         let kept = parse_duration(text.as_deref()?)
             .map_err(|e| problems.push(format!("[store.retention] {key}: {e}")))
             .ok()?;
-        if kept < shortest {
+        if kept < SHORTEST {
             problems.push(format!(
                 "[store.retention] {key} = {:?} is shorter than {}",
                 text.as_deref().unwrap_or_default(),
-                humantime::format_duration(shortest)
+                humantime::format_duration(SHORTEST)
             ));
             return None;
         }
         Some(kept)
     };
     crate::store::Retention {
-        alerts: read("alerts", &raw.alerts, SHORTEST),
-        runs: read("runs", &raw.runs, SHORTEST_RUNS),
-        audit: read("audit", &raw.audit, SHORTEST),
+        alerts: read("alerts", &raw.alerts),
+        runs: read("runs", &raw.runs),
+        audit: read("audit", &raw.audit),
+    }
+}
+
+/// Cooldown, breakers and the blast radius count past runs: `runs`
+/// retention must keep each route's runs as long as its windows look back.
+pub(super) fn windows_kept(
+    retention: &crate::store::Retention,
+    routes: &[super::RouteConfig],
+    problems: &mut Vec<String>,
+) {
+    let Some(runs) = retention.runs else { return };
+    let decided = runs.max(crate::store::DECIDING);
+    for route in routes {
+        let node_window = route.radius.per_window.map(|(_, w)| ("node_window", w, decided));
+        let windows = [
+            ("cooldown", route.cooldown, runs),
+            ("breaker_window", route.breaker_window, decided),
+        ];
+        for (key, window, kept) in windows.into_iter().chain(node_window) {
+            if window > kept {
+                problems.push(format!(
+                    "[[route]] `{}`: {key} ({}) looks back further than [store.retention] runs \
+                     keeps the runs it counts ({})",
+                    route.name,
+                    humantime::format_duration(window),
+                    humantime::format_duration(kept)
+                ));
+            }
+        }
     }
 }
 
@@ -256,19 +284,45 @@ mod tests {
         let retention = ok.config.store.retention;
         assert_eq!(retention.runs, Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(retention.alerts, None, "unset: kept forever");
-        let short = checked("[store.retention]\nruns = \"2h\"\nalerts = \"soon\"\n");
+        let minutes = checked("[store.retention]\nruns = \"1m\"\nalerts = \"10m\"\n");
+        assert!(minutes.problems.is_empty(), "{:?}", minutes.problems);
+        let short = checked("[store.retention]\nruns = \"30s\"\nalerts = \"soon\"\n");
         assert_eq!(short.problems.len(), 2, "{:?}", short.problems);
         assert!(
             short
                 .problems
                 .iter()
-                .any(|p| p.contains("runs") && p.contains("1day"))
+                .any(|p| p.contains("runs = \"30s\" is shorter than 1m"))
         );
         assert!(short.problems.iter().any(|p| p.contains("alerts")));
         assert_eq!(
             short.config.store.retention,
             crate::store::Retention::default()
         );
+    }
+
+    #[test]
+    fn a_route_window_longer_than_the_runs_it_counts_are_kept_is_refused() {
+        let checked = |runs: &str, route: &str| {
+            let text = format!(
+                "[store.retention]\nruns = \"{runs}\"\n\
+                 [[plugin]]\nname = \"p\"\nsource = \"builtin:disk-cleanup\"\n\
+                 [[route]]\nname = \"r\"\nplugin = \"p\"\n{route}\n"
+            );
+            let checked = crate::config::Config::check(&text, "t", Path::new("/")).unwrap();
+            checked.problems
+        };
+        // Failed and acting runs stay a day whatever `runs` says.
+        assert!(checked("10m", "cooldown = \"10m\"\nbreaker_window = \"1d\"").is_empty());
+        let cooldown = checked("10m", "cooldown = \"11m\"");
+        assert!(cooldown[0].contains("`r`: cooldown (11m)"), "{cooldown:?}");
+        assert!(cooldown[0].contains("keeps the runs it counts (10m)"));
+        let breaker = checked("10m", "breaker_window = \"2d\"");
+        assert!(breaker[0].contains("breaker_window (2days)"), "{breaker:?}");
+        assert!(breaker[0].contains("(1day)"), "{breaker:?}");
+        let radius = checked("3d", "max_nodes_per_window = 2\nnode_window = \"4d\"");
+        assert!(radius[0].contains("node_window (4days)"), "{radius:?}");
+        assert!(checked("3d", "max_nodes_per_window = 2\nnode_window = \"3d\"").is_empty());
     }
 
     #[test]

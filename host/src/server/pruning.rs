@@ -1,5 +1,6 @@
 //! Keeping history bounded while remedy serves (`[store.retention]`): at
-//! start and then every ten minutes, remove what retention no longer keeps,
+//! start and then every ten minutes (or half the shortest retention, when
+//! that is sooner), remove what retention no longer keeps,
 //! a batch at a time, with the retention the config holds at that moment.
 
 use super::Shared;
@@ -22,8 +23,18 @@ pub(super) async fn prune_periodically(shared: Arc<Shared>, key: Option<SigningK
                 tokio::task::spawn_blocking(move || prune_all(&shared, &retention, key.as_deref()))
                     .await;
         }
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(period(&retention)).await;
     }
+}
+
+/// Half the shortest retention, at most [`EVERY`]: what is kept then
+/// overstays its retention by half of it at most.
+fn period(retention: &Retention) -> Duration {
+    [retention.alerts, retention.runs, retention.audit]
+        .into_iter()
+        .flatten()
+        .map(|kept| kept / 2)
+        .fold(EVERY, Duration::min)
 }
 
 /// Batches until nothing is left to remove, or the store fails.

@@ -12,18 +12,9 @@ impl Store {
         route: &str,
         window: Duration,
     ) -> Result<(u32, Option<String>), StoreError> {
-        let failing: Vec<&str> = RunStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_failure())
-            .map(RunStatus::as_str)
-            .collect();
         let since = now_ms() - window.as_millis() as i64;
+        let list = RunStatus::failures_sql();
         self.with(|c| {
-            let list = failing
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(",");
             c.query_row(
                 &format!(
                     "SELECT count(*),

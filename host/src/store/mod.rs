@@ -43,7 +43,7 @@ pub use queue::{
     Admission, Admitted, BlastRadius, Candidate, Claim, ClaimRules, ClaimedRun, Incoming,
     QueueFull, QueuedRun, RunPlacement,
 };
-pub use retention::{Pruned, Retention};
+pub use retention::{DECIDING, Pruned, Retention};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +144,16 @@ impl RunStatus {
             self,
             RunStatus::Failed | RunStatus::TimedOut | RunStatus::Trapped | RunStatus::Denied
         )
+    }
+
+    /// The failure statuses as an SQL list: `'failed','timed-out',…`.
+    fn failures_sql() -> String {
+        let quoted: Vec<String> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_failure())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        quoted.join(",")
     }
 }
 

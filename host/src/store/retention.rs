@@ -11,18 +11,27 @@
 //! `pruned` record is signed, so `verify --public-key` tells a prune by
 //! remedy from a cut by someone who can write the database.
 //!
+//! Whatever the retention, a run remedy still decides from stays for
+//! [`DECIDING`]: plugins see a day of past actions (`incident.recent`),
+//! breakers count failed runs and the blast radius counts runs that were
+//! not dry-runs. Only a finished dry-run that did not fail goes sooner.
+//!
 //! Each call removes at most [`BATCH`] rows of each kind, so no write
 //! transaction holds the store for long; [`Pruned::more`] says whether to
 //! call again.
 
 use super::audit::{self, Anchor};
 use super::sql::{Db, Result as DbResult, args};
-use super::{Store, StoreError, checkpoint};
+use super::{RunStatus, Store, StoreError, checkpoint};
 use ed25519_dalek::SigningKey;
 use std::time::Duration;
 
 /// Rows of one kind removed per call, at most.
 pub const BATCH: i64 = 5_000;
+
+/// How far back remedy's decisions look: a run that was not a dry-run, or
+/// failed, is kept at least this long whatever `runs` says.
+pub const DECIDING: Duration = Duration::from_secs(24 * 3600);
 
 /// How long each kind of record is kept; `None` keeps it forever.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -78,7 +87,8 @@ impl Store {
         let cutoff = |kept: Option<Duration>| kept.map(|d| now_ms - d.as_millis() as i64);
         let mut pruned = Pruned::default();
         if let Some(before) = cutoff(retention.runs) {
-            pruned.runs = self.in_tx(|c| prune_runs(c, before))?;
+            let decided = before.min(now_ms - DECIDING.as_millis() as i64);
+            pruned.runs = self.in_tx(|c| prune_runs(c, before, decided))?;
         }
         if let Some(before) = cutoff(retention.alerts) {
             (pruned.alerts, pruned.deliveries) = self.in_tx(|c| prune_alerts(c, before))?;
@@ -90,20 +100,24 @@ impl Store {
     }
 }
 
-fn prune_runs(c: &mut dyn Db, before: i64) -> DbResult<u64> {
+/// Finished runs older than `before`; one remedy still decides from only
+/// once it is older than `decided` as well.
+fn prune_runs(c: &mut dyn Db, before: i64, decided: i64) -> DbResult<u64> {
+    let failures = RunStatus::failures_sql();
     let chosen = format!(
         "SELECT id FROM runs WHERE finished_ms < ?1 AND status NOT IN ({OPEN}) \
+           AND (finished_ms < ?3 OR (dry_run = TRUE AND status NOT IN ({failures}))) \
          ORDER BY finished_ms, id LIMIT ?2"
     );
     for table in ["rounds", "actions", "logs"] {
         c.execute(
             &format!("DELETE FROM {table} WHERE run_id IN ({chosen})"),
-            args![before, BATCH],
+            args![before, BATCH, decided],
         )?;
     }
     c.execute(
         &format!("DELETE FROM runs WHERE id IN ({chosen})"),
-        args![before, BATCH],
+        args![before, BATCH, decided],
     )
 }
 
@@ -183,6 +197,10 @@ mod tests {
     }
 
     fn run(store: &Store, id: &str, finish: Option<RunStatus>) {
+        run_as(store, id, true, finish)
+    }
+
+    fn run_as(store: &Store, id: &str, dry_run: bool, finish: Option<RunStatus>) {
         let alert = Alert {
             status: AlertStatus::Firing,
             labels: vec![],
@@ -199,7 +217,7 @@ mod tests {
                 plugin_sha256: "00",
                 trigger: "cli",
                 route: None,
-                dry_run: true,
+                dry_run,
                 alert: &alert,
                 params: &[],
                 node: None,
@@ -255,6 +273,30 @@ mod tests {
                 store.verify_audit().unwrap().is_ok(),
                 "runs go, their audit stays"
             );
+        });
+    }
+
+    #[test]
+    fn a_short_retention_keeps_the_runs_remedy_still_decides_from_for_a_day() {
+        super::super::each_backend(|open| {
+            let store = open();
+            run_as(&store, "planned", true, Some(RunStatus::Succeeded));
+            run_as(&store, "failed-plan", true, Some(RunStatus::Failed));
+            run_as(&store, "acted", false, Some(RunStatus::Succeeded));
+            let minutes = Retention {
+                runs: Some(Duration::from_secs(60)),
+                ..Retention::default()
+            };
+            let later = |ms: u128| now_ms() + ms as i64;
+            let soon = store.prune(&minutes, later(120_000), None).unwrap();
+            assert_eq!(soon.runs, 1, "only the dry-run that did not fail");
+            assert!(store.get_run("planned").is_err());
+            assert!(store.get_run("failed-plan").is_ok(), "breakers count it");
+            assert!(store.get_run("acted").is_ok(), "plugins see it");
+            let just_short = later(DECIDING.as_millis() - 60_000);
+            assert!(store.prune(&minutes, just_short, None).unwrap().is_nothing());
+            let past = later(DECIDING.as_millis() + 60_000);
+            assert_eq!(store.prune(&minutes, past, None).unwrap().runs, 2);
         });
     }
 
