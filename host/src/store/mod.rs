@@ -286,7 +286,7 @@ impl Store {
         })?;
         Ok(Store {
             location,
-            backend: Backend::Sqlite(Mutex::new(conn)),
+            backend: Backend::Sqlite(backend::Sqlite::new(&path, conn)),
             reserve: Some(reserve::keep(reserve)),
         })
     }
