@@ -7,7 +7,7 @@ use crate::caps::log::LogLine;
 use crate::contract::{Action, ActionResult, ActionStatus, Alert, Incident, PastAction, Plan};
 use crate::engine::{Call, Failure, LoadedPlugin, PluginEngine};
 use crate::executor::Executor;
-use crate::store::{NewRun, RunStatus, Store, StoreError};
+use crate::store::{NewRound, NewRun, RunStatus, Store, StoreError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -230,6 +230,7 @@ pub fn drive(
     let (dry_run, rounds) = (driver.dry_run, driver.rounds);
     match stopped {
         Ok(Stop::Ended(verdict)) => end(store, id, verdict, dry_run, rounds),
+        Ok(Stop::Settled(verdict)) => Ok(ended(id, verdict, dry_run, rounds)),
         Ok(Stop::Parked { wait, summary }) => {
             park(store, id, after_round, wait, summary, dry_run, rounds)
         }
@@ -273,14 +274,19 @@ fn end(
     if let Err(source) = store.finish_run(&id, status, &reason) {
         return Err(abort(store, &id, source, rounds));
     }
+    Ok(ended(id, (status, reason), dry_run, rounds))
+}
+
+/// The report of a run whose end is recorded.
+fn ended(id: String, (status, reason): Verdict, dry_run: bool, rounds: Vec<RoundReport>) -> RunReport {
     tracing::info!(status = status.as_str(), reason = %crate::text::one_line(&reason), "run finished");
-    Ok(RunReport {
+    RunReport {
         id,
         status,
         reason,
         dry_run,
         rounds,
-    })
+    }
 }
 
 /// A run between its start and its end: what every round needs, and what
@@ -309,12 +315,26 @@ struct Driver<'a> {
 /// Why the rounds stopped: the run ended, or it waits to look again.
 enum Stop {
     Ended(Verdict),
+    /// Ended, and the end recorded with the last round.
+    Settled(Verdict),
     Parked { wait: Duration, summary: String },
+}
+
+/// A round's plan as recorded.
+enum Planned {
+    /// The plugin could not plan: the run ends.
+    Failed(Verdict),
+    /// The plan ended the run, and the end is recorded with it.
+    Settled(Plan, Verdict),
+    /// The plan's actions are to be executed, or it looks again later.
+    Open(Plan),
 }
 
 /// What a round leaves for the next: the end of the run, or another round.
 enum Step {
     Ended(Verdict),
+    /// The plan itself ended the run, recorded with it.
+    Settled(Verdict),
     Again {
         /// The plan proposed nothing and only asked to look again.
         watching: bool,
@@ -368,6 +388,7 @@ impl<'a> Driver<'a> {
         loop {
             let (watching, recheck, summary) = match self.round()? {
                 Step::Ended(verdict) => return Ok(Stop::Ended(verdict)),
+                Step::Settled(verdict) => return Ok(Stop::Settled(verdict)),
                 Step::Again {
                     watching,
                     recheck,
@@ -425,8 +446,12 @@ impl<'a> Driver<'a> {
         let step =
             self.record_plan(recorded, call.result, &report)
                 .and_then(|planned| match planned {
-                    Err(verdict) => Ok(Step::Ended(verdict)),
-                    Ok(plan) => {
+                    Planned::Failed(verdict) => Ok(Step::Ended(verdict)),
+                    Planned::Settled(plan, verdict) => {
+                        report.plan = Some(plan);
+                        Ok(Step::Settled(verdict))
+                    }
+                    Planned::Open(plan) => {
                         let step = self.act_on(recorded, &plan, &mut report);
                         report.plan = Some(plan);
                         step
@@ -506,40 +531,47 @@ impl<'a> Driver<'a> {
         (call, seen)
     }
 
-    /// Record the round's logs and its plan; a plugin that could not plan
-    /// ends the run.
+    /// Record the round's logs and its plan, with the run's end when the
+    /// plan settles it; a plugin that could not plan ends the run.
     fn record_plan(
         &self,
         recorded: u32,
         planned: Result<Plan, Failure>,
         report: &RoundReport,
-    ) -> Result<Result<Plan, Verdict>, StoreError> {
+    ) -> Result<Planned, StoreError> {
         let plan = match planned {
             Ok(plan) => plan,
             Err(failure) => {
                 self.store.record_logs(self.id, recorded, &report.logs)?;
-                return Ok(Err((failure_status(&failure), format!("plugin {failure}"))));
+                let verdict = (failure_status(&failure), format!("plugin {failure}"));
+                return Ok(Planned::Failed(verdict));
             }
         };
-        let (instantiate, planning) = (report.instantiate, report.planning);
-        let logs = &report.logs;
-        self.store
-            .record_round(self.id, recorded, &plan, logs, instantiate, planning)?;
-        Ok(Ok(plan))
+        let settled = settled_by(&plan, &self.history);
+        let round = NewRound {
+            number: recorded,
+            plan: &plan,
+            logs: &report.logs,
+            instantiate: report.instantiate,
+            planning: report.planning,
+        };
+        let ending = settled.as_ref().map(|(status, why)| (*status, why.as_str()));
+        self.store.record_round(self.id, &round, ending)?;
+        Ok(match settled {
+            Some(verdict) => Planned::Settled(plan, verdict),
+            None => Planned::Open(plan),
+        })
     }
 
-    /// What the plan calls for: the end of the run, or its actions executed
-    /// (unless it only watches) and judged.
+    /// What a plan that did not settle the run calls for: its actions
+    /// executed (unless it only watches) and judged.
     fn act_on(
         &mut self,
         recorded: u32,
         plan: &Plan,
         report: &mut RoundReport,
     ) -> Result<Step, StoreError> {
-        if let Some(verdict) = settled_by(plan, &self.history) {
-            return Ok(Step::Ended(verdict));
-        }
-        // Not settled and no actions: the plan asked to look again later.
+        // No actions: the plan asked to look again later.
         let watching = plan.actions.is_empty();
         if !watching && let Some(verdict) = self.execute(recorded, plan, report)? {
             return Ok(Step::Ended(verdict));

@@ -12,6 +12,7 @@ use common::daemon::{
 use common::{DAY, PLUGIN_DIR, Reaped, aged_file, describe, remedy, run_json};
 use serde_json::Value;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -731,6 +732,43 @@ fn trail(state: &Path, config: &Path, id: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `remedy serve`, armed to abort right after committing `step`, sent one
+/// TmpFull alert until it does.
+fn serve_until_aborted_after(step: &str, state: &Path, config: &Path, addr: SocketAddr) {
+    let mut doomed = Reaped(
+        remedy(state, config)
+            .arg("serve")
+            .env("REMEDY_TEST_ABORT_AFTER", step)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alert = firing(&[("alertname", "TmpFull")], "2026-11-25T10:00:00Z");
+    let body = webhook("r", &[alert]);
+    let status = loop {
+        if let Some(status) = doomed.0.try_wait().unwrap() {
+            break status;
+        }
+        let _ = common::daemon::try_request(
+            addr,
+            "POST",
+            "/v1/alerts",
+            &[(
+                "Authorization",
+                &format!("Bearer {}", common::daemon::TOKEN),
+            )],
+            &body,
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{step}: remedy never reached the step"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "{step}");
+}
+
 #[test]
 fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
     for step in ["run-started", "plan", "intent", "result"] {
@@ -741,38 +779,7 @@ fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
         let addr = free_addr();
         let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
         let state = dir.path().join("state");
-        let mut doomed = Reaped(
-            remedy(&state, &config)
-                .arg("serve")
-                .env("REMEDY_TEST_ABORT_AFTER", step)
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let alert = firing(&[("alertname", "TmpFull")], "2026-11-25T10:00:00Z");
-        let body = webhook("r", &[alert]);
-        let status = loop {
-            if let Some(status) = doomed.0.try_wait().unwrap() {
-                break status;
-            }
-            let _ = common::daemon::try_request(
-                addr,
-                "POST",
-                "/v1/alerts",
-                &[(
-                    "Authorization",
-                    &format!("Bearer {}", common::daemon::TOKEN),
-                )],
-                &body,
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{step}: remedy never reached the step"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert_eq!(status.signal(), Some(libc::SIGABRT), "{step}");
+        serve_until_aborted_after(step, &state, &config, addr);
         let removed_before = !reap.join("old-0.log").exists();
 
         // The next start ends the run it finds cut off, and audits that.
@@ -798,6 +805,26 @@ fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
             .unwrap();
         assert!(output.status.success(), "{step}: {}", describe(&output));
     }
+}
+
+#[test]
+fn a_plan_that_settles_its_run_is_committed_with_the_run_s_end() {
+    // Nothing old to reap: the plan itself ends the run, nothing-to-do.
+    let dir = tempfile::tempdir().unwrap();
+    let reap = dir.path().join("reap");
+    std::fs::create_dir(&reap).unwrap();
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
+    let state = dir.path().join("state");
+    serve_until_aborted_after("plan", &state, &config, addr);
+
+    // Killed right after the plan's commit, the run has its end already.
+    let daemon = Daemon::start(&state, &config, addr);
+    let runs = daemon.wait_for_runs("route=reap", 1, is_finished);
+    assert_eq!(runs[0]["status"], "nothing-to-do", "{runs:#?}");
+    let id = runs[0]["id"].as_str().unwrap();
+    let kinds: Vec<String> = trail(&state, &config, id).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["run-created", "run-started", "plan", "finished"]);
 }
 
 #[test]

@@ -236,7 +236,17 @@ mod tests {
             message: "m".into(),
         };
         store
-            .record_round(id, 0, &plan, &[line], Duration::ZERO, Duration::ZERO)
+            .record_round(
+                id,
+                &crate::store::NewRound {
+                    number: 0,
+                    plan: &plan,
+                    logs: &[line],
+                    instantiate: Duration::ZERO,
+                    planning: Duration::ZERO,
+                },
+                None,
+            )
             .unwrap();
         if let Some(status) = finish {
             store.finish_run(id, status, "done").unwrap();

@@ -16,36 +16,35 @@ impl Store {
     }
 
     /// A round's plan with the plugin's log lines of that round, in one
-    /// transaction.
+    /// transaction; with `ending`, the run's end as well, when the plan
+    /// itself settles the run (it costs no commit of its own then).
     pub fn record_round(
         &self,
         run_id: &str,
-        round: u32,
-        plan: &Plan,
-        logs: &[LogLine],
-        instantiate: Duration,
-        planning: Duration,
+        round: &NewRound<'_>,
+        ending: Option<(RunStatus, &str)>,
     ) -> Result<(), StoreError> {
-        let json = to_json(plan);
+        let json = to_json(round.plan);
         self.in_tx(|c| {
-            insert_logs(c, run_id, round, logs)?;
+            insert_logs(c, run_id, round.number, round.logs)?;
             c.execute(
                 "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 args![
                     run_id,
-                    round,
+                    round.number,
                     json,
-                    instantiate.as_micros() as u64,
-                    planning.as_micros() as u64
+                    round.instantiate.as_micros() as u64,
+                    round.planning.as_micros() as u64
                 ],
             )?;
-            audit::append(
-                c,
-                "plan",
-                Some(run_id),
-                &serde_json::json!({ "round": round, "plan": crate::json::plan(plan) }),
-            )
+            let plan = crate::json::plan(round.plan);
+            let body = serde_json::json!({ "round": round.number, "plan": plan });
+            audit::append(c, "plan", Some(run_id), &body)?;
+            match ending {
+                Some((status, reason)) => finish(c, run_id, status, reason),
+                None => Ok(()),
+            }
         })
     }
 
@@ -184,19 +183,31 @@ impl Store {
         status: RunStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.in_tx(|c| {
-            c.execute(
-                // A reason set when the run started (an open circuit breaker) is kept in front.
-                "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
-                        finished_ms = ?4
-                 WHERE id = ?1",
-                args![run_id, status.as_str(), reason, now_ms()],
-            )?;
-            // A run held back by its route's blast radius may go now.
-            c.notify(super::QUEUE_CHANNEL)?;
-            audit::append_finished(c, run_id, status, reason)
-        })
+        self.in_tx(|c| finish(c, run_id, status, reason))
     }
+}
+
+/// A round as recorded: its number, plan and logs, and how long the
+/// plugin took to start and to plan.
+pub struct NewRound<'a> {
+    pub number: u32,
+    pub plan: &'a Plan,
+    pub logs: &'a [LogLine],
+    pub instantiate: Duration,
+    pub planning: Duration,
+}
+
+fn finish(c: &mut dyn Db, run_id: &str, status: RunStatus, reason: &str) -> DbResult<()> {
+    c.execute(
+        // A reason set when the run started (an open circuit breaker) is kept in front.
+        "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
+                finished_ms = ?4
+         WHERE id = ?1",
+        args![run_id, status.as_str(), reason, now_ms()],
+    )?;
+    // A run held back by its route's blast radius may go now.
+    c.notify(super::QUEUE_CHANNEL)?;
+    audit::append_finished(c, run_id, status, reason)
 }
 
 fn insert_logs(c: &mut dyn Db, run_id: &str, round: u32, lines: &[LogLine]) -> DbResult<()> {
