@@ -6,51 +6,11 @@
 use super::crash_test;
 use super::sql::{self, Db, Lite, Pg, Statements};
 use fallible_iterator::FallibleIterator;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
+use std::sync::{Mutex, MutexGuard};
 
 pub(super) enum Backend {
-    Sqlite(Sqlite),
+    Sqlite(Mutex<rusqlite::Connection>),
     Postgres(Box<Mutex<PgConnection>>),
-}
-
-/// A connection to a SQLite file, and the gate this process's writers to
-/// that file pass one at a time.
-pub(super) struct Sqlite {
-    conn: Mutex<rusqlite::Connection>,
-    writes: Gate,
-}
-
-impl Sqlite {
-    pub(super) fn new(path: &Path, conn: rusqlite::Connection) -> Sqlite {
-        Sqlite {
-            conn: Mutex::new(conn),
-            writes: write_gate(path),
-        }
-    }
-}
-
-type Gate = Arc<Mutex<()>>;
-
-static GATES: LazyLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> = LazyLock::new(Mutex::default);
-
-/// The write gate of the SQLite file at `path`, one per file in this
-/// process. Its connections (the webhook's and the workers') would
-/// otherwise meet at SQLite's write lock, whose busy handler sleeps a
-/// millisecond or more before it tries again: under load, longer than a
-/// whole commit. A writer waiting at the gate goes the moment the one
-/// before it commits. Other processes still meet at the lock.
-fn write_gate(path: &Path) -> Gate {
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut gates = lock(&GATES);
-    gates.retain(|_, gate| gate.strong_count() > 0);
-    if let Some(gate) = gates.get(&path).and_then(Weak::upgrade) {
-        return gate;
-    }
-    let gate = Arc::new(Mutex::new(()));
-    gates.insert(path, Arc::downgrade(&gate));
-    gate
 }
 
 /// One connection to PostgreSQL, made again when it was lost (PostgreSQL
@@ -171,7 +131,7 @@ impl Backend {
         work: impl FnOnce(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
-            Backend::Sqlite(sqlite) => work(&mut Lite(&lock(&sqlite.conn))),
+            Backend::Sqlite(conn) => work(&mut Lite(&lock(conn))),
             Backend::Postgres(conn) => {
                 let mut conn = lock(conn);
                 let (client, statements) = conn.parts()?;
@@ -189,9 +149,8 @@ impl Backend {
         mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
-            Backend::Sqlite(sqlite) => {
-                let conn = lock(&sqlite.conn);
-                let _writing = lock(&sqlite.writes);
+            Backend::Sqlite(conn) => {
+                let conn = lock(conn);
                 let tx = rusqlite::Transaction::new_unchecked(
                     &conn,
                     rusqlite::TransactionBehavior::Immediate,
@@ -227,43 +186,5 @@ impl Backend {
             Backend::Postgres(_) => "SET default_transaction_read_only = on;",
         };
         self.with(|c| c.batch(statement))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::Store;
-    use super::*;
-
-    fn gate(store: &Store) -> &Gate {
-        match &store.backend {
-            Backend::Sqlite(sqlite) => &sqlite.writes,
-            Backend::Postgres(_) => unreachable!("opened on SQLite"),
-        }
-    }
-
-    #[test]
-    fn stores_on_one_file_share_a_write_gate_and_write_at_once_without_a_busy_error() {
-        let (one, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (ingest, work) = (Store::open(one.path()).unwrap(), Store::open(one.path()).unwrap());
-        let elsewhere = Store::open(other.path()).unwrap();
-        assert!(Arc::ptr_eq(gate(&ingest), gate(&work)));
-        assert!(!Arc::ptr_eq(gate(&ingest), gate(&elsewhere)));
-
-        std::thread::scope(|s| {
-            for store in [&ingest, &work, &ingest, &work] {
-                s.spawn(move || {
-                    for n in 0..200 {
-                        store.audit("test", None, &serde_json::json!({ "n": n })).unwrap();
-                    }
-                });
-            }
-        });
-        assert!(ingest.verify_audit().unwrap().is_ok(), "800 appends, one chain");
-
-        let file = std::fs::canonicalize(one.path().join("state.db")).unwrap();
-        drop((ingest, work));
-        let gone = lock(&GATES).get(&file).and_then(Weak::upgrade);
-        assert!(gone.is_none(), "the gate goes with the last store on the file");
     }
 }

@@ -287,7 +287,7 @@ impl Store {
         })?;
         Ok(Store {
             location,
-            backend: Backend::Sqlite(backend::Sqlite::new(&path, conn)),
+            backend: Backend::Sqlite(Mutex::new(conn)),
             reserve: Some(reserve::keep(reserve)),
         })
     }
