@@ -3,19 +3,18 @@
 //! (disk-cleanup, dry-run), and the daemon's RSS idle and under load.
 //!
 //! Then the same alerts posted to two receivers sharing one PostgreSQL, as
-//! behind Alertmanager's HA pair; a receiver and an agent; and a thousand
-//! runs parked between rounds.
+//! behind Alertmanager's HA pair; a receiver and an agent; a storm in
+//! which every alert comes twice; and a thousand runs parked between
+//! rounds.
 //!
 //! `cargo bench -p remedy --bench serve` (REMEDY_BENCH_ALERTS, REMEDY_BENCH_CLIENTS to change the load).
 
 mod common;
 
 use common::{
-    Connection, drain, env_or, finished_runs, load, metric, payload, payload_of, percentile,
-    rss_kib, start_daemon, start_remedy,
+    Connection, Peak, drain, env_or, finished_runs, load, load_of, metric, payload, payload_of,
+    percentile, rss_kib, start_daemon, start_remedy,
 };
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/postgres.rs"]
@@ -50,7 +49,7 @@ fn main() {
     }
     let alerts = env_or("REMEDY_BENCH_ALERTS", 20_000);
     let clients = env_or("REMEDY_BENCH_CLIENTS", 8);
-    // REMEDY_BENCH_ONLY=sqlite|postgresql|agent|parked runs one of them.
+    // REMEDY_BENCH_ONLY=sqlite|postgresql|agent|duplicates|parked runs one of them.
     let only = std::env::var("REMEDY_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
     if wanted("sqlite") {
@@ -63,9 +62,33 @@ fn main() {
     if wanted("agent") {
         receiver_to_agent(env_or("REMEDY_BENCH_AGENT_ALERTS", 500));
     }
+    if wanted("duplicates") {
+        duplicate_storm(env_or("REMEDY_BENCH_DELIVERIES", 100_000));
+    }
     if wanted("parked") {
         parked_runs(env_or("REMEDY_BENCH_PARKED", 1_000));
     }
+}
+
+/// `deliveries` posts, one alert each, every alert posted twice in a row
+/// (the two copies often at once, from two clients, as both members of
+/// Alertmanager's HA pair would): the peak RSS, and exactly one run per
+/// alert.
+fn duplicate_storm(deliveries: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = start_daemon(dir.path(), "");
+    let pid = daemon.0.id();
+    let peak = Peak::start(move || rss_kib(pid, "VmRSS:"));
+    let started = Instant::now();
+    let (latencies, accepting) = load_of(&[addr], deliveries, 1, 8, |k| k / 2);
+    let drained = drain(addr, started);
+    let peak = peak.stop();
+    let finished = finished_runs(addr);
+    println!("remedy serve on SQLite, {deliveries} deliveries of {} alerts, each twice, 8 clients", deliveries / 2);
+    print_acceptance(deliveries, &latencies, accepting);
+    print_remediation(finished, drained, "");
+    println!("  peak RSS {:.1} MiB", peak as f64 / 1024.0);
+    assert_eq!(finished as usize, deliveries / 2, "one run per alert, none per copy");
 }
 
 /// `runs` runs that watch, each parked for ten minutes after its first
@@ -147,22 +170,11 @@ fn one_receiver_on_sqlite(alerts: usize, batch: usize, clients: usize) {
     let (addr, daemon) = start_daemon(dir.path(), "");
     let pid = daemon.0.id();
     let idle_rss = rss_kib(pid, "VmRSS:");
-    let sampling = Arc::new(AtomicBool::new(true));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (sampling, peak) = (sampling.clone(), peak.clone());
-        std::thread::spawn(move || {
-            while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid, "VmRSS:"), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let peak = Peak::start(move || rss_kib(pid, "VmRSS:"));
     let started = Instant::now();
     let (latencies, accepting) = load(&[addr], alerts, batch, clients);
     let drained = drain(addr, started);
-    sampling.store(false, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let peak = peak.stop();
     let finished = finished_runs(addr);
     assert_eq!(finished as usize, alerts, "every alert must become one run");
     let hwm = rss_kib(pid, "VmHWM:");
@@ -175,7 +187,7 @@ fn one_receiver_on_sqlite(alerts: usize, batch: usize, clients: usize) {
     println!(
         "  RSS idle {:.1} MiB, peak under load {:.1} MiB (VmHWM {:.1} MiB)",
         idle_rss as f64 / 1024.0,
-        peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        peak as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
 }

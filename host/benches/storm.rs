@@ -21,7 +21,7 @@ use common::{Connection, env_or, finished_runs, payload, start_daemon};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
@@ -76,17 +76,8 @@ struct Outcome {
 
 impl Receiver {
     fn storm(&self, length: Duration) -> Outcome {
-        let sampling = Arc::new(AtomicBool::new(true));
-        let peak = Arc::new(AtomicU64::new(0));
-        let sampler = {
-            let (sampling, peak, pid) = (sampling.clone(), peak.clone(), self.pid);
-            std::thread::spawn(move || {
-                while sampling.load(Ordering::Relaxed) {
-                    peak.fetch_max(tree_rss_kib(pid), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            })
-        };
+        let pid = self.pid;
+        let peak = common::Peak::start(move || tree_rss_kib(pid));
         let started = Instant::now();
         let accepted = post_for(self.addr, self.path, length);
         let deadline = Instant::now() + GRACE;
@@ -98,8 +89,7 @@ impl Receiver {
                 (last, last_change) = (handled, Instant::now());
             }
         }
-        sampling.store(false, Ordering::Relaxed);
-        sampler.join().unwrap();
+        let peak_rss_kib = peak.stop();
         // What was never handled counts against the rate: the time is then
         // all the time given.
         let end = if handled >= accepted {
@@ -111,7 +101,7 @@ impl Receiver {
             accepted,
             handled,
             took: end - started,
-            peak_rss_kib: peak.load(Ordering::Relaxed),
+            peak_rss_kib,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "bench-token";
@@ -29,6 +29,40 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// The highest of what `measure` reads every 20 ms, until [`Peak::stop`].
+pub struct Peak {
+    sampling: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Peak {
+    pub fn start(measure: impl Fn() -> u64 + Send + 'static) -> Peak {
+        let sampling = Arc::new(AtomicBool::new(true));
+        let peak = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (sampling, peak) = (sampling.clone(), peak.clone());
+            std::thread::spawn(move || {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(measure(), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        Peak {
+            sampling,
+            peak,
+            thread,
+        }
+    }
+
+    pub fn stop(self) -> u64 {
+        self.sampling.store(false, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.peak.load(Ordering::Relaxed)
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -195,7 +229,7 @@ params = {{ watch = "1", recheck = "600" }}
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_remedy"))
+    let child = Command::new(remedy_binary())
         .arg("--config")
         .arg(&config)
         .arg("--state-dir")
@@ -216,6 +250,14 @@ params = {{ watch = "1", recheck = "600" }}
     (addr, daemon)
 }
 
+/// The remedy under test: this build's, or `REMEDY_BENCH_BINARY` (another
+/// build measured by the same bench, as the "before" of a change).
+pub fn remedy_binary() -> std::path::PathBuf {
+    std::env::var_os("REMEDY_BENCH_BINARY")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_remedy").into())
+}
+
 /// `alerts` distinct alerts, `batch` to a request, from `clients`
 /// keep-alive clients, each request posted to every receiver in turn (as
 /// Alertmanager's HA pair does): the latency of every answer, and how long
@@ -226,6 +268,18 @@ pub fn load(
     batch: usize,
     clients: usize,
 ) -> (Vec<Duration>, Duration) {
+    load_of(receivers, alerts, batch, clients, |n| n)
+}
+
+/// The same for `deliveries` posts, delivery `k` being alert `alert_of(k)`.
+pub fn load_of(
+    receivers: &[SocketAddr],
+    deliveries: usize,
+    batch: usize,
+    clients: usize,
+    alert_of: fn(u64) -> u64,
+) -> (Vec<Duration>, Duration) {
+    let alerts = deliveries;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -244,7 +298,7 @@ pub fn load(
                         return latencies;
                     }
                     let last = (first + batch as u64).min(alerts as u64);
-                    let body = payload(first..last);
+                    let body = payload_of("DiskSpaceLow", (first..last).map(alert_of));
                     for connection in &mut connections {
                         let sent = Instant::now();
                         let (status, answer) =
@@ -271,8 +325,9 @@ pub fn payload(numbers: std::ops::Range<u64>) -> String {
 }
 
 /// The same for alerts named `alertname`.
-pub fn payload_of(alertname: &str, numbers: std::ops::Range<u64>) -> String {
+pub fn payload_of(alertname: &str, numbers: impl IntoIterator<Item = u64>) -> String {
     let alerts: Vec<String> = numbers
+        .into_iter()
         .map(|n| {
             format!(
                 r#"{{"status":"firing","labels":{{"alertname":"{alertname}","node":"bench-node","instance":"volume-{n}","mountpoint":"/"}},"annotations":{{}},"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"x"}}"#
