@@ -84,11 +84,18 @@ fn duplicate_storm(deliveries: usize) {
     let drained = drain(addr, started);
     let peak = peak.stop();
     let finished = finished_runs(addr);
-    println!("remedy serve on SQLite, {deliveries} deliveries of {} alerts, each twice, 8 clients", deliveries / 2);
+    println!(
+        "remedy serve on SQLite, {deliveries} deliveries of {} alerts, each twice, 8 clients",
+        deliveries / 2
+    );
     print_acceptance(deliveries, &latencies, accepting);
     print_remediation(finished, drained, "");
     println!("  peak RSS {:.1} MiB", peak as f64 / 1024.0);
-    assert_eq!(finished as usize, deliveries / 2, "one run per alert, none per copy");
+    assert_eq!(
+        finished as usize,
+        deliveries / 2,
+        "one run per alert, none per copy"
+    );
 }
 
 /// `runs` runs that watch, each parked for ten minutes after its first

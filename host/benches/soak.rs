@@ -17,7 +17,9 @@
 
 mod common;
 
-use common::{Connection, drain, env_or, finished_runs, payload, percentile, rss_kib, start_daemon};
+use common::{
+    Connection, drain, env_or, finished_runs, payload, percentile, rss_kib, start_daemon,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,8 +64,12 @@ fn main() {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|client| {
-            let (stop, sent, refused, latencies) =
-                (stop.clone(), sent.clone(), refused.clone(), latencies.clone());
+            let (stop, sent, refused, latencies) = (
+                stop.clone(),
+                sent.clone(),
+                refused.clone(),
+                latencies.clone(),
+            );
             std::thread::spawn(move || {
                 let mut connection = Connection::open(addr);
                 // Each client sends every CLIENTS-th send, on its own clock.
@@ -140,8 +146,13 @@ fn report(samples: &[Sample], sends: u64, seconds: u64, latencies: &[Duration]) 
         .iter()
         .map(|s| (s.at.as_secs_f64() / 60.0, s.rss_kib as f64 / 1024.0))
         .collect();
-    let db: Vec<f64> = settled.iter().map(|s| s.db_bytes as f64 / 1_048_576.0).collect();
-    let (low, high) = db.iter().fold((f64::MAX, 0.0f64), |(l, h), &d| (l.min(d), h.max(d)));
+    let db: Vec<f64> = settled
+        .iter()
+        .map(|s| s.db_bytes as f64 / 1_048_576.0)
+        .collect();
+    let (low, high) = db
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), &d| (l.min(d), h.max(d)));
     println!(
         "remedy serve on SQLite, {sends} alerts in {seconds} s ({:.0}/s, half re-sent), retention 1m",
         sends as f64 / seconds as f64

@@ -278,7 +278,12 @@ fn end(
 }
 
 /// The report of a run whose end is recorded.
-fn ended(id: String, (status, reason): Verdict, dry_run: bool, rounds: Vec<RoundReport>) -> RunReport {
+fn ended(
+    id: String,
+    (status, reason): Verdict,
+    dry_run: bool,
+    rounds: Vec<RoundReport>,
+) -> RunReport {
     tracing::info!(status = status.as_str(), reason = %crate::text::one_line(&reason), "run finished");
     RunReport {
         id,
@@ -317,7 +322,10 @@ enum Stop {
     Ended(Verdict),
     /// Ended, and the end recorded with the last round.
     Settled(Verdict),
-    Parked { wait: Duration, summary: String },
+    Parked {
+        wait: Duration,
+        summary: String,
+    },
 }
 
 /// A round's plan as recorded.
@@ -555,7 +563,9 @@ impl<'a> Driver<'a> {
             instantiate: report.instantiate,
             planning: report.planning,
         };
-        let ending = settled.as_ref().map(|(status, why)| (*status, why.as_str()));
+        let ending = settled
+            .as_ref()
+            .map(|(status, why)| (*status, why.as_str()));
         self.store.record_round(self.id, &round, ending)?;
         Ok(match settled {
             Some(verdict) => Planned::Settled(plan, verdict),

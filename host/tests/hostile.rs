@@ -11,8 +11,8 @@ use common::daemon::{
 };
 use common::{DAY, PLUGIN_DIR, Reaped, aged_file, describe, remedy, run_json};
 use serde_json::Value;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::net::SocketAddr;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -823,7 +823,10 @@ fn a_plan_that_settles_its_run_is_committed_with_the_run_s_end() {
     let runs = daemon.wait_for_runs("route=reap", 1, is_finished);
     assert_eq!(runs[0]["status"], "nothing-to-do", "{runs:#?}");
     let id = runs[0]["id"].as_str().unwrap();
-    let kinds: Vec<String> = trail(&state, &config, id).into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> = trail(&state, &config, id)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(kinds, ["run-created", "run-started", "plan", "finished"]);
 }
 

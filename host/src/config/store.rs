@@ -204,7 +204,10 @@ pub(super) fn windows_kept(
     let Some(runs) = retention.runs else { return };
     let decided = runs.max(crate::store::DECIDING);
     for route in routes {
-        let node_window = route.radius.per_window.map(|(_, w)| ("node_window", w, decided));
+        let node_window = route
+            .radius
+            .per_window
+            .map(|(_, w)| ("node_window", w, decided));
         let windows = [
             ("cooldown", route.cooldown, runs),
             ("breaker_window", route.breaker_window, decided),

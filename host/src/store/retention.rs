@@ -304,7 +304,12 @@ mod tests {
             assert!(store.get_run("failed-plan").is_ok(), "breakers count it");
             assert!(store.get_run("acted").is_ok(), "plugins see it");
             let just_short = later(DECIDING.as_millis() - 60_000);
-            assert!(store.prune(&minutes, just_short, None).unwrap().is_nothing());
+            assert!(
+                store
+                    .prune(&minutes, just_short, None)
+                    .unwrap()
+                    .is_nothing()
+            );
             let past = later(DECIDING.as_millis() + 60_000);
             assert_eq!(store.prune(&minutes, past, None).unwrap().runs, 2);
         });
