@@ -678,11 +678,7 @@ fn a_reader_of_files_under_removal_cannot_kill_remedy_run() {
 
 #[test]
 fn a_reader_of_files_under_removal_cannot_kill_remedy_serve() {
-    let dir = tempfile::tempdir().unwrap();
-    let reap = dir.path().join("reap");
-    std::fs::create_dir(&reap).unwrap();
-    let addr = free_addr();
-    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
+    let (dir, reap, addr, config) = serving_a_reaper();
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     for attempt in 0..5 {
         old_files(&reap, 200);
@@ -732,6 +728,17 @@ fn trail(state: &Path, config: &Path, id: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// A directory holding an empty `reap` and the config of a `remedy serve`
+/// on a free port whose reaper route applies there.
+fn serving_a_reaper() -> (tempfile::TempDir, PathBuf, SocketAddr, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let reap = dir.path().join("reap");
+    std::fs::create_dir(&reap).unwrap();
+    let addr = free_addr();
+    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
+    (dir, reap, addr, config)
+}
+
 /// `remedy serve`, armed to abort right after committing `step`, sent one
 /// TmpFull alert until it does.
 fn serve_until_aborted_after(step: &str, state: &Path, config: &Path, addr: SocketAddr) {
@@ -772,12 +779,8 @@ fn serve_until_aborted_after(step: &str, state: &Path, config: &Path, addr: Sock
 #[test]
 fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
     for step in ["run-started", "plan", "intent", "result"] {
-        let dir = tempfile::tempdir().unwrap();
-        let reap = dir.path().join("reap");
-        std::fs::create_dir(&reap).unwrap();
+        let (dir, reap, addr, config) = serving_a_reaper();
         old_files(&reap, 1);
-        let addr = free_addr();
-        let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
         let state = dir.path().join("state");
         serve_until_aborted_after(step, &state, &config, addr);
         let removed_before = !reap.join("old-0.log").exists();
@@ -810,11 +813,7 @@ fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
 #[test]
 fn a_plan_that_settles_its_run_is_committed_with_the_run_s_end() {
     // Nothing old to reap: the plan itself ends the run, nothing-to-do.
-    let dir = tempfile::tempdir().unwrap();
-    let reap = dir.path().join("reap");
-    std::fs::create_dir(&reap).unwrap();
-    let addr = free_addr();
-    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
+    let (dir, _reap, addr, config) = serving_a_reaper();
     let state = dir.path().join("state");
     serve_until_aborted_after("plan", &state, &config, addr);
 
