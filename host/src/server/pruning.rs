@@ -65,3 +65,25 @@ fn prune_all(shared: &Shared, retention: &Retention, key: Option<&SigningKey>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_retention_is_pruned_twice_per_retention_and_a_long_one_every_ten_minutes() {
+        let minutes = |m: u64| Some(Duration::from_secs(60 * m));
+        let short = Retention {
+            alerts: minutes(60),
+            runs: minutes(1),
+            audit: None,
+        };
+        assert_eq!(period(&short), Duration::from_secs(30));
+        let long = Retention {
+            alerts: minutes(24 * 60),
+            ..Retention::default()
+        };
+        assert_eq!(period(&long), EVERY);
+        assert_eq!(period(&Retention::default()), EVERY);
+    }
+}
