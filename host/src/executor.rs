@@ -8,9 +8,9 @@
 
 use crate::caps::{CapAction, Grants, HostEnv, Refusal};
 use crate::contract::{Action, ActionResult, ActionStatus};
-use crate::store::{Store, StoreError};
+use crate::store::{Judged, Store, StoreError};
 use crate::text::one_line;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Executor<'a> {
     pub store: &'a Store,
@@ -104,19 +104,21 @@ impl Executor<'_> {
             self.approved,
         );
         if let Some(refused) = refused {
-            return actions
-                .iter()
-                .zip(refused)
-                .enumerate()
-                .map(|(seq, (action, judged))| self.record(run_id, round, seq, action, || judged))
-                .collect();
+            let judged = refused.into_iter().map(|j| (j, Duration::ZERO)).collect();
+            return self.record_unexecuted(run_id, round, actions, judged);
         }
-
+        if dry_run {
+            let judged = actions
+                .iter()
+                .map(|action| timed(|| self.perform(action, true)))
+                .collect();
+            return self.record_unexecuted(run_id, round, actions, judged);
+        }
         actions
             .iter()
             .enumerate()
             .map(|(seq, action)| {
-                self.record(run_id, round, seq, action, || self.perform(action, dry_run))
+                self.record(run_id, round, seq, action, || self.perform(action, false))
             })
             .collect()
     }
@@ -133,26 +135,71 @@ impl Executor<'_> {
         let id = self
             .store
             .record_intent(run_id, round, seq as u32, action)?;
-        let started = Instant::now();
-        let (status, detail) = perform();
-        self.store
-            .record_result(id, status, &detail, started.elapsed())?;
-        tracing::info!(
-            run = run_id,
-            round,
-            seq,
-            kind = action.kind(),
-            target = %one_line(&action.target()),
-            status = status.as_str(),
-            detail = %one_line(&detail),
-            "action"
-        );
-        Ok(ActionResult {
-            round,
-            action: action.clone(),
-            status,
-            detail,
-        })
+        let ((status, detail), took) = timed(perform);
+        self.store.record_result(id, status, &detail, took)?;
+        Ok(judged(run_id, round, seq, action, status, detail))
+    }
+
+    /// Actions nothing executes, with how each was judged: recorded in
+    /// one commit, since no effect waits on any of their intents.
+    fn record_unexecuted(
+        &self,
+        run_id: &str,
+        round: u32,
+        actions: &[Action],
+        judged_as: Vec<((ActionStatus, String), Duration)>,
+    ) -> Result<Vec<ActionResult>, StoreError> {
+        let records: Vec<Judged<'_>> = actions
+            .iter()
+            .zip(&judged_as)
+            .map(|(action, ((status, detail), took))| Judged {
+                action,
+                status: *status,
+                detail,
+                took: *took,
+            })
+            .collect();
+        self.store.record_unexecuted(run_id, round, &records)?;
+        let results = actions.iter().zip(judged_as).enumerate();
+        Ok(results
+            .map(|(seq, (action, ((status, detail), _)))| {
+                judged(run_id, round, seq, action, status, detail)
+            })
+            .collect())
+    }
+}
+
+/// What `work` gave, and how long it took.
+fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let out = work();
+    (out, started.elapsed())
+}
+
+/// A recorded action's result, logged.
+fn judged(
+    run_id: &str,
+    round: u32,
+    seq: usize,
+    action: &Action,
+    status: ActionStatus,
+    detail: String,
+) -> ActionResult {
+    tracing::info!(
+        run = run_id,
+        round,
+        seq,
+        kind = action.kind(),
+        target = %one_line(&action.target()),
+        status = status.as_str(),
+        detail = %one_line(&detail),
+        "action"
+    );
+    ActionResult {
+        round,
+        action: action.clone(),
+        status,
+        detail,
     }
 }
 

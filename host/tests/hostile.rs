@@ -678,7 +678,7 @@ fn a_reader_of_files_under_removal_cannot_kill_remedy_run() {
 
 #[test]
 fn a_reader_of_files_under_removal_cannot_kill_remedy_serve() {
-    let (dir, reap, addr, config) = serving_a_reaper();
+    let (dir, reap, addr, config) = serving_a_reaper("apply");
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     for attempt in 0..5 {
         old_files(&reap, 200);
@@ -729,13 +729,13 @@ fn trail(state: &Path, config: &Path, id: &str) -> Vec<(String, Value)> {
 }
 
 /// A directory holding an empty `reap` and the config of a `remedy serve`
-/// on a free port whose reaper route applies there.
-fn serving_a_reaper() -> (tempfile::TempDir, PathBuf, SocketAddr, PathBuf) {
+/// on a free port whose reaper route works there in `mode`.
+fn serving_a_reaper(mode: &str) -> (tempfile::TempDir, PathBuf, SocketAddr, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let reap = dir.path().join("reap");
     std::fs::create_dir(&reap).unwrap();
     let addr = free_addr();
-    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, "apply"));
+    let config = serve_config(dir.path(), addr, "", &reaper_route(&reap, mode));
     (dir, reap, addr, config)
 }
 
@@ -779,7 +779,7 @@ fn serve_until_aborted_after(step: &str, state: &Path, config: &Path, addr: Sock
 #[test]
 fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
     for step in ["run-started", "plan", "intent", "result"] {
-        let (dir, reap, addr, config) = serving_a_reaper();
+        let (dir, reap, addr, config) = serving_a_reaper("apply");
         old_files(&reap, 1);
         let state = dir.path().join("state");
         serve_until_aborted_after(step, &state, &config, addr);
@@ -811,9 +811,33 @@ fn a_kill_between_any_two_steps_leaves_a_run_ended_and_audited() {
 }
 
 #[test]
+fn a_dry_run_round_s_actions_are_recorded_whole_or_not_at_all() {
+    let (dir, reap, addr, config) = serving_a_reaper("dry-run");
+    old_files(&reap, 3);
+    let state = dir.path().join("state");
+    serve_until_aborted_after("intent", &state, &config, addr);
+
+    // Killed right after the commit holding the first intent: it holds
+    // every intent and result of the round, nothing executed.
+    let daemon = Daemon::start(&state, &config, addr);
+    let runs = daemon.wait_for_runs("route=reap", 1, is_finished);
+    assert_eq!(runs[0]["status"], "interrupted", "{runs:#?}");
+    let (_, detail) = daemon.get(&format!("/v1/runs/{}", runs[0]["id"].as_str().unwrap()));
+    let run: Value = serde_json::from_str(&detail).unwrap();
+    let statuses: Vec<&str> = run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["planned"; 3], "{run:#}");
+    assert_eq!(std::fs::read_dir(&reap).unwrap().count(), 3, "a dry-run");
+}
+
+#[test]
 fn a_plan_that_settles_its_run_is_committed_with_the_run_s_end() {
     // Nothing old to reap: the plan itself ends the run, nothing-to-do.
-    let (dir, _reap, addr, config) = serving_a_reaper();
+    let (dir, _reap, addr, config) = serving_a_reaper("apply");
     let state = dir.path().join("state");
     serve_until_aborted_after("plan", &state, &config, addr);
 

@@ -44,7 +44,7 @@ pub use queue::{
     QueueFull, QueuedRun, RunPlacement,
 };
 pub use retention::{DECIDING, Pruned, Retention};
-pub use runs::NewRound;
+pub use runs::{Judged, NewRound};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]

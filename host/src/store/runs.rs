@@ -56,33 +56,33 @@ impl Store {
         seq: u32,
         action: &Action,
     ) -> Result<i64, StoreError> {
-        let json = to_json(action);
+        let owner = crate::sys::this_process();
+        let recorded = self.in_tx(|c| intent(c, run_id, &owner, round, seq, action))?;
+        recorded.map_err(|status| StoreError::NotExecuting {
+            run: run_id.to_string(),
+            status,
+        })
+    }
+
+    /// The intents and results of a round's actions that nothing executes
+    /// (a dry-run's, or a plan refused whole), in one transaction: with no
+    /// effect to come, no intent has to be durable before the next step.
+    pub fn record_unexecuted(
+        &self,
+        run_id: &str,
+        round: u32,
+        judged: &[Judged<'_>],
+    ) -> Result<(), StoreError> {
         let owner = crate::sys::this_process();
         let recorded = self.in_tx(|c| {
-            // A run whose lease ran out was ended `interrupted` by another
-            // process; not one more action of it may execute.
-            let (status, holder): (String, Option<String>) = c.query_row(
-                "SELECT status, owner FROM runs WHERE id = ?1",
-                args![run_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if status != "running" || holder.as_deref() != Some(owner.as_str()) {
-                return Ok(Err(status));
+            for (seq, one) in judged.iter().enumerate() {
+                let id = match intent(c, run_id, &owner, round, seq as u32, one.action)? {
+                    Ok(id) => id,
+                    Err(status) => return Ok(Err(status)),
+                };
+                result(c, id, one.status, one.detail, one.took)?;
             }
-            let id: i64 = c.query_row(
-                "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6) RETURNING id",
-                args![run_id, round, seq, action.kind(), json, now_ms()],
-                |r| r.get(0),
-            )?;
-            let body = serde_json::json!({
-                "action_id": id,
-                "round": round,
-                "seq": seq,
-                "action": crate::json::action(action),
-            });
-            audit::append(c, "intent", Some(run_id), &body)?;
-            Ok(Ok(id))
+            Ok(Ok(()))
         })?;
         recorded.map_err(|status| StoreError::NotExecuting {
             run: run_id.to_string(),
@@ -130,16 +130,7 @@ impl Store {
         detail: &str,
         took: Duration,
     ) -> Result<(), StoreError> {
-        self.in_tx(|c| {
-            let run_id: String = c.query_row(
-                "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1
-                 RETURNING run_id",
-                args![action_id, status.as_str(), detail, took.as_micros() as u64],
-                |row| row.get(0),
-            )?;
-            let body = serde_json::json!({ "action_id": action_id, "status": status.as_str(), "detail": detail });
-            audit::append(c, "result", Some(&run_id), &body)
-        })
+        self.in_tx(|c| result(c, action_id, status, detail, took))
     }
 
     /// The params a run used, where the plugin took some from elsewhere
@@ -185,6 +176,67 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.in_tx(|c| finish(c, run_id, status, reason))
     }
+}
+
+/// An action of a round as judged, without executing it.
+pub struct Judged<'a> {
+    pub action: &'a Action,
+    pub status: ActionStatus,
+    pub detail: &'a str,
+    pub took: Duration,
+}
+
+/// The intent of `action`, unless the run is no longer `owner`'s to
+/// execute (its lease ran out and another process ended it
+/// `interrupted`): then its status.
+fn intent(
+    c: &mut dyn Db,
+    run_id: &str,
+    owner: &str,
+    round: u32,
+    seq: u32,
+    action: &Action,
+) -> DbResult<Result<i64, String>> {
+    let (status, holder): (String, Option<String>) = c.query_row(
+        "SELECT status, owner FROM runs WHERE id = ?1",
+        args![run_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if status != "running" || holder.as_deref() != Some(owner) {
+        return Ok(Err(status));
+    }
+    let id: i64 = c.query_row(
+        "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6) RETURNING id",
+        args![run_id, round, seq, action.kind(), to_json(action), now_ms()],
+        |r| r.get(0),
+    )?;
+    let body = serde_json::json!({
+        "action_id": id,
+        "round": round,
+        "seq": seq,
+        "action": crate::json::action(action),
+    });
+    audit::append(c, "intent", Some(run_id), &body)?;
+    Ok(Ok(id))
+}
+
+fn result(
+    c: &mut dyn Db,
+    action_id: i64,
+    status: ActionStatus,
+    detail: &str,
+    took: Duration,
+) -> DbResult<()> {
+    let run_id: String = c.query_row(
+        "UPDATE actions SET status = ?2, detail = ?3, duration_us = ?4 WHERE id = ?1
+         RETURNING run_id",
+        args![action_id, status.as_str(), detail, took.as_micros() as u64],
+        |row| row.get(0),
+    )?;
+    let body =
+        serde_json::json!({ "action_id": action_id, "status": status.as_str(), "detail": detail });
+    audit::append(c, "result", Some(&run_id), &body)
 }
 
 /// A round as recorded: its number, plan and logs, and how long the
