@@ -137,7 +137,7 @@ impl Executor<'_> {
             .record_intent(run_id, round, seq as u32, action)?;
         let ((status, detail), took) = timed(perform);
         self.store.record_result(id, status, &detail, took)?;
-        Ok(judged(run_id, round, seq, action, status, detail))
+        Ok(action_result(run_id, round, seq, action, status, detail))
     }
 
     /// Actions nothing executes, with how each was judged: recorded in
@@ -163,7 +163,7 @@ impl Executor<'_> {
         let results = actions.iter().zip(judged_as).enumerate();
         Ok(results
             .map(|(seq, (action, ((status, detail), _)))| {
-                judged(run_id, round, seq, action, status, detail)
+                action_result(run_id, round, seq, action, status, detail)
             })
             .collect())
     }
@@ -177,7 +177,7 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 /// A recorded action's result, logged.
-fn judged(
+fn action_result(
     run_id: &str,
     round: u32,
     seq: usize,

@@ -279,7 +279,6 @@ pub fn load_of(
     clients: usize,
     alert_of: fn(u64) -> u64,
 ) -> (Vec<Duration>, Duration) {
-    let alerts = deliveries;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
@@ -294,10 +293,10 @@ pub fn load_of(
                 let mut latencies = Vec::new();
                 loop {
                     let first = next.fetch_add(batch as u64, Ordering::Relaxed);
-                    if first >= alerts as u64 {
+                    if first >= deliveries as u64 {
                         return latencies;
                     }
-                    let last = (first + batch as u64).min(alerts as u64);
+                    let last = (first + batch as u64).min(deliveries as u64);
                     let body = payload_of("DiskSpaceLow", (first..last).map(alert_of));
                     for connection in &mut connections {
                         let sent = Instant::now();

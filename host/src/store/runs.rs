@@ -57,7 +57,10 @@ impl Store {
         action: &Action,
     ) -> Result<i64, StoreError> {
         let owner = crate::sys::this_process();
-        let recorded = self.in_tx(|c| intent(c, run_id, &owner, round, seq, action))?;
+        let recorded = self.in_tx(|c| match still_owned(c, run_id, &owner)? {
+            Ok(()) => intent(c, run_id, round, seq, action).map(Ok),
+            Err(status) => Ok(Err(status)),
+        })?;
         recorded.map_err(|status| StoreError::NotExecuting {
             run: run_id.to_string(),
             status,
@@ -75,11 +78,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let owner = crate::sys::this_process();
         let recorded = self.in_tx(|c| {
+            if let Err(status) = still_owned(c, run_id, &owner)? {
+                return Ok(Err(status));
+            }
             for (seq, one) in judged.iter().enumerate() {
-                let id = match intent(c, run_id, &owner, round, seq as u32, one.action)? {
-                    Ok(id) => id,
-                    Err(status) => return Ok(Err(status)),
-                };
+                let id = intent(c, run_id, round, seq as u32, one.action)?;
                 result(c, id, one.status, one.detail, one.took)?;
             }
             Ok(Ok(()))
@@ -186,25 +189,23 @@ pub struct Judged<'a> {
     pub took: Duration,
 }
 
-/// The intent of `action`, unless the run is no longer `owner`'s to
-/// execute (its lease ran out and another process ended it
-/// `interrupted`): then its status.
-fn intent(
-    c: &mut dyn Db,
-    run_id: &str,
-    owner: &str,
-    round: u32,
-    seq: u32,
-    action: &Action,
-) -> DbResult<Result<i64, String>> {
+/// Whether the run is still `owner`'s to execute, or its status: a run
+/// whose lease ran out was ended `interrupted` by another process, and not
+/// one more action of it may be recorded.
+fn still_owned(c: &mut dyn Db, run_id: &str, owner: &str) -> DbResult<Result<(), String>> {
     let (status, holder): (String, Option<String>) = c.query_row(
         "SELECT status, owner FROM runs WHERE id = ?1",
         args![run_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if status != "running" || holder.as_deref() != Some(owner) {
-        return Ok(Err(status));
+    match status == "running" && holder.as_deref() == Some(owner) {
+        true => Ok(Ok(())),
+        false => Ok(Err(status)),
     }
+}
+
+/// The intent of `action`, seq `seq` of round `round`: its record id.
+fn intent(c: &mut dyn Db, run_id: &str, round: u32, seq: u32, action: &Action) -> DbResult<i64> {
     let id: i64 = c.query_row(
         "INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6) RETURNING id",
@@ -218,7 +219,7 @@ fn intent(
         "action": crate::json::action(action),
     });
     audit::append(c, "intent", Some(run_id), &body)?;
-    Ok(Ok(id))
+    Ok(id)
 }
 
 fn result(
