@@ -291,7 +291,33 @@ mod tests {
                 matches!(refused, StoreError::NotExecuting { ref status, .. } if status == "interrupted"),
                 "{refused}"
             );
-            store.record_intent("renewed", 0, 0, &action).unwrap();
+            // Nor a dry-run's round of them, recorded in one commit.
+            let planned = [crate::store::Judged {
+                action: &action,
+                status: crate::contract::ActionStatus::Planned,
+                detail: "would remove",
+                took: Duration::ZERO,
+            }];
+            let refused = store.record_unexecuted("lost", 0, &planned).unwrap_err();
+            assert!(
+                matches!(refused, StoreError::NotExecuting { ref status, .. } if status == "interrupted"),
+                "{refused}"
+            );
+            let recorded = |run: &str| -> i64 {
+                store
+                    .with(|c| {
+                        c.query_row(
+                            "SELECT count(*) FROM actions WHERE run_id = ?1",
+                            args![run],
+                            |r| r.get(0),
+                        )
+                    })
+                    .unwrap()
+            };
+            assert_eq!(recorded("lost"), 0, "nothing of the lost run is recorded");
+            store.record_unexecuted("renewed", 0, &planned).unwrap();
+            store.record_intent("renewed", 0, 1, &action).unwrap();
+            assert_eq!(recorded("renewed"), 2);
             assert!(store.verify_audit().unwrap().is_ok());
         });
     }
