@@ -4,12 +4,32 @@
 //! transaction to write in; the code is the same for both.
 
 use super::crash_test;
+use super::flush::Flusher;
 use super::sql::{self, Db, Lite, Pg, Statements};
 use fallible_iterator::FallibleIterator;
 use std::sync::{Mutex, MutexGuard};
 
+/// Whether a commit waits for the disk before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Commit {
+    /// On disk (fdatasync) before the call returns: for a commit after
+    /// which remedy does something outside the store, such as answering a
+    /// webhook, executing an action or ending a run.
+    Durable,
+    /// Written in order, not waited for: the next durable commit, of any
+    /// connection, flushes it too. A killed remedy loses none of it; an OS
+    /// crash or power cut can lose it with everything after it, which
+    /// leaves the store as it was a moment earlier.
+    Ordered,
+    /// On disk before the call returns, flushed inside the write lock
+    /// instead: for the webhook's group commit, which has gathered its
+    /// writers already.
+    AtOnce,
+}
+
 pub(super) enum Backend {
-    Sqlite(Mutex<rusqlite::Connection>),
+    /// The flusher puts durable commits on disk, outside the connection's lock.
+    Sqlite(Mutex<rusqlite::Connection>, Flusher),
     Postgres(Box<Mutex<PgConnection>>),
 }
 
@@ -103,7 +123,7 @@ impl Backend {
     /// from (PostgreSQL).
     pub(super) fn listener(&self, channel: &'static str) -> Option<Listener> {
         match self {
-            Backend::Sqlite(_) => None,
+            Backend::Sqlite(..) => None,
             Backend::Postgres(conn) => {
                 let conn = lock(conn);
                 Some(Listener {
@@ -131,7 +151,7 @@ impl Backend {
         work: impl FnOnce(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
-            Backend::Sqlite(conn) => work(&mut Lite(&lock(conn))),
+            Backend::Sqlite(conn, _) => work(&mut Lite(&lock(conn))),
             Backend::Postgres(conn) => {
                 let mut conn = lock(conn);
                 let (client, statements) = conn.parts()?;
@@ -146,19 +166,32 @@ impl Backend {
     /// head before it writes, so writers must not interleave.
     pub(super) fn in_tx<T>(
         &self,
+        commit: Commit,
         mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
-            Backend::Sqlite(conn) => {
-                let conn = lock(conn);
-                let tx = rusqlite::Transaction::new_unchecked(
-                    &conn,
-                    rusqlite::TransactionBehavior::Immediate,
-                )?;
-                let crash = crash_test::armed(&mut Lite(&tx))?;
-                let out = work(&mut Lite(&tx))?;
-                tx.commit()?;
-                crash_test::fire_if_reached(crash, &mut Lite(&conn))?;
+            Backend::Sqlite(conn, flusher) => {
+                let (out, ticket) = {
+                    let conn = lock(conn);
+                    // Set for every transaction, so none inherits another's.
+                    let synchronous = match commit {
+                        Commit::AtOnce => "PRAGMA synchronous = FULL",
+                        Commit::Durable | Commit::Ordered => "PRAGMA synchronous = NORMAL",
+                    };
+                    conn.prepare_cached(synchronous)?.execute([])?;
+                    let tx = rusqlite::Transaction::new_unchecked(
+                        &conn,
+                        rusqlite::TransactionBehavior::Immediate,
+                    )?;
+                    let crash = crash_test::armed(&mut Lite(&tx))?;
+                    let out = work(&mut Lite(&tx))?;
+                    tx.commit()?;
+                    crash_test::fire_if_reached(crash, &mut Lite(&conn))?;
+                    (out, flusher.written())
+                };
+                if commit == Commit::Durable {
+                    flusher.flush_through(ticket).map_err(sql::DbError::Flush)?;
+                }
                 Ok(out)
             }
             Backend::Postgres(conn) => {
@@ -169,6 +202,10 @@ impl Backend {
                     client: &mut tx,
                     statements,
                 };
+                if commit == Commit::Ordered {
+                    // Ends with the transaction.
+                    db.batch("SET LOCAL synchronous_commit = off")?;
+                }
                 db.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE", &[])?;
                 let crash = crash_test::armed(&mut db)?;
                 let out = work(&mut db)?;
@@ -182,7 +219,7 @@ impl Backend {
     /// Make every later write fail, as a full or read-only disk would.
     pub(super) fn refuse_writes(&self) -> sql::Result<()> {
         let statement = match self {
-            Backend::Sqlite(_) => "PRAGMA query_only = ON;",
+            Backend::Sqlite(..) => "PRAGMA query_only = ON;",
             Backend::Postgres(_) => "SET default_transaction_read_only = on;",
         };
         self.with(|c| c.batch(statement))

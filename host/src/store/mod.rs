@@ -1,8 +1,12 @@
 //! The state store: one SQLite database holding every run, each round's plan,
 //! every action (intent first, result after) and the plugin's log lines.
 //!
-//! Writes are synchronous (`synchronous = FULL`): when a call returns, the
-//! record survives a crash. A write that fails is an error the caller must
+//! A write that remedy acts on is durable when the call returns: an
+//! admission before its 202, an intent before its effect, a run's end
+//! before anyone hears of it. The writes between (a claim, a plan that
+//! leads to intents, a dry-run's actions) are ordered instead: a killed
+//! remedy keeps them, and the next durable commit puts them on disk too
+//! (`backend::Commit`). A write that fails is an error the caller must
 //! treat as fatal for the run: nothing may execute without its record.
 //!
 //! `schema.rs` holds the tables, `runs.rs` a run's records as it goes,
@@ -11,7 +15,7 @@
 //! opens the store and runs transactions.
 
 use crate::contract::Alert;
-use backend::{Backend, PgConnection};
+use backend::{Backend, Commit, PgConnection};
 use serde::Serialize;
 use sql::{Db, DbError};
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ mod backend;
 mod breakers;
 mod checkpoint;
 mod fleet;
+mod flush;
 mod history;
 mod parking;
 mod queue;
@@ -287,7 +292,7 @@ impl Store {
         })?;
         Ok(Store {
             location,
-            backend: Backend::Sqlite(Mutex::new(conn)),
+            backend: Backend::Sqlite(Mutex::new(conn), flush::Flusher::for_database(&path)),
             reserve: Some(reserve::keep(reserve)),
         })
     }
@@ -350,15 +355,30 @@ impl Store {
     }
 
     /// `work` and the audit records it appends, committed together, or
-    /// nothing. A disk too full for it releases the reserve, and `work` is
-    /// tried once more.
-    fn in_tx<T>(
+    /// nothing, and on disk when this returns.
+    fn in_tx<T>(&self, work: impl FnMut(&mut dyn Db) -> sql::Result<T>) -> Result<T, StoreError> {
+        self.commit(Commit::Durable, work)
+    }
+
+    /// As [`Store::in_tx`], for a commit after which remedy does nothing
+    /// outside the store: the next durable commit puts it on disk.
+    fn in_ordered_tx<T>(
         &self,
+        work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.commit(Commit::Ordered, work)
+    }
+
+    /// A disk too full for `work` releases the reserve, and `work` is tried
+    /// once more.
+    fn commit<T>(
+        &self,
+        commit: Commit,
         mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
     ) -> Result<T, StoreError> {
-        let result = match self.backend.in_tx(&mut work) {
+        let result = match self.backend.in_tx(commit, &mut work) {
             Err(error) if reserve::is_out_of_space(&error) && self.release_reserve() => {
-                self.backend.in_tx(work)
+                self.backend.in_tx(commit, work)
             }
             done => done,
         };
@@ -391,7 +411,8 @@ fn connect_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        // Commits that must be durable are flushed by `flush.rs`.
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
     Ok(conn)
@@ -670,6 +691,39 @@ mod tests {
                 Err(StoreError::UnknownRun(_))
             ));
             assert_eq!(store.get_run("0190-b").unwrap().summary.id, "0190-b");
+        });
+    }
+
+    /// Whether a commit of kind `commit` waits for the disk: SQLite syncs
+    /// inside the commit or its flusher has flushed every commit written;
+    /// PostgreSQL's setting inside the transaction says it waits.
+    fn flushes(store: &Store, commit: Commit) -> bool {
+        let setting = match &store.backend {
+            Backend::Sqlite(..) => "SELECT synchronous = 2 FROM pragma_synchronous",
+            Backend::Postgres(_) => "SELECT current_setting('synchronous_commit') = 'on'",
+        };
+        let inside: bool = store
+            .commit(commit, |c| c.query_row(setting, &[], |r| r.get(0)))
+            .unwrap();
+        match &store.backend {
+            Backend::Sqlite(_, flusher) => inside || flusher.all_durable(),
+            Backend::Postgres(_) => inside,
+        }
+    }
+
+    #[test]
+    fn only_an_ordered_commit_skips_the_flush_and_no_commit_inherits_another_s() {
+        super::each_backend(|open| {
+            let store = open();
+            assert!(flushes(&store, Commit::Durable));
+            assert!(!flushes(&store, Commit::Ordered));
+            assert!(flushes(&store, Commit::Durable), "after an ordered commit");
+            assert!(flushes(&store, Commit::AtOnce));
+            assert!(!flushes(&store, Commit::Ordered), "after one synced at once");
+            // A commit that fails leaves nothing of its own behind either.
+            let failed: Result<(), _> = store.in_ordered_tx(|c| c.batch("no such statement"));
+            assert!(failed.is_err());
+            assert!(flushes(&store, Commit::Durable), "after a failed one");
         });
     }
 

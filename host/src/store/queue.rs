@@ -272,7 +272,7 @@ impl Store {
         requests: &[&[Incoming<'_>]],
         max_queued: u64,
     ) -> Result<Vec<Result<Admitted, QueueFull>>, StoreError> {
-        self.in_tx(|tx| {
+        self.commit(super::Commit::AtOnce, |tx| {
             let mut depth = count_queued(tx)?;
             let mut answers = Vec::with_capacity(requests.len());
             for batch in requests {
@@ -352,7 +352,9 @@ impl Store {
         rules: &ClaimRules<'_>,
         started: impl Fn(&ClaimedRun) -> serde_json::Value,
     ) -> Result<Claim, StoreError> {
-        self.in_tx(|c| {
+        // Planning comes next, which changes nothing; the first intent or
+        // the run's end, both durable, put the claim on disk.
+        self.in_ordered_tx(|c| {
             let now = now_ms();
             let Some((route, node, dry_run, resumed)) = c.query_opt(
                 "SELECT route, node, dry_run, status = 'waiting' FROM runs

@@ -88,13 +88,13 @@ impl Store {
         let mut pruned = Pruned::default();
         if let Some(before) = cutoff(retention.runs) {
             let decided = before.min(now_ms - DECIDING.as_millis() as i64);
-            pruned.runs = self.in_tx(|c| prune_runs(c, before, decided))?;
+            pruned.runs = self.in_ordered_tx(|c| prune_runs(c, before, decided))?;
         }
         if let Some(before) = cutoff(retention.alerts) {
-            (pruned.alerts, pruned.deliveries) = self.in_tx(|c| prune_alerts(c, before))?;
+            (pruned.alerts, pruned.deliveries) = self.in_ordered_tx(|c| prune_alerts(c, before))?;
         }
         if let Some(before) = cutoff(retention.audit) {
-            pruned.audit = self.in_tx(|c| prune_audit(c, before, key))?;
+            pruned.audit = self.in_ordered_tx(|c| prune_audit(c, before, key))?;
         }
         Ok(pruned)
     }

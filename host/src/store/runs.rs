@@ -1,9 +1,10 @@
 //! Writing a run's records as it goes: its creation, each round's plan,
 //! each action's intent and result, its log lines and its end. Each write
-//! is committed with its audit record before it returns.
+//! is committed with its audit record before it returns; those remedy acts
+//! on next (an intent, a run's end, a result) are on disk by then.
 
 use super::sql::{Db, Result as DbResult, args};
-use super::{NewRun, RunStatus, Store, StoreError, audit, now_ms, queue, to_json};
+use super::{Commit, NewRun, RunStatus, Store, StoreError, audit, now_ms, queue, to_json};
 use crate::caps::log::LogLine;
 use crate::contract::{Action, ActionStatus, Plan};
 use queue::RunPlacement;
@@ -25,7 +26,12 @@ impl Store {
         ending: Option<(RunStatus, &str)>,
     ) -> Result<(), StoreError> {
         let json = to_json(round.plan);
-        self.in_tx(|c| {
+        // Intents or the next round follow an open plan; a settled one is told.
+        let commit = match ending {
+            Some(_) => Commit::Durable,
+            None => Commit::Ordered,
+        };
+        self.commit(commit, |c| {
             insert_logs(c, run_id, round.number, round.logs)?;
             c.execute(
                 "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
@@ -77,7 +83,7 @@ impl Store {
         judged: &[Judged<'_>],
     ) -> Result<(), StoreError> {
         let owner = crate::sys::this_process();
-        let recorded = self.in_tx(|c| {
+        let recorded = self.in_ordered_tx(|c| {
             if let Err(status) = still_owned(c, run_id, &owner)? {
                 return Ok(Err(status));
             }
@@ -144,7 +150,7 @@ impl Store {
         params: &[(String, String)],
         changed: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        self.in_tx(|c| {
+        self.in_ordered_tx(|c| {
             c.execute(
                 "UPDATE runs SET params = ?2 WHERE id = ?1",
                 args![run_id, to_json(&params)],
@@ -168,7 +174,7 @@ impl Store {
         if lines.is_empty() {
             return Ok(());
         }
-        self.in_tx(|c| insert_logs(c, run_id, round, lines))
+        self.in_ordered_tx(|c| insert_logs(c, run_id, round, lines))
     }
 
     pub fn finish_run(

@@ -157,7 +157,7 @@ mod tests {
                 })
                 .unwrap();
             let again = match &store.backend {
-                super::super::Backend::Sqlite(_) => {
+                super::super::Backend::Sqlite(..) => {
                     Store::open(std::path::Path::new(&store.location).parent().unwrap())
                 }
                 super::super::Backend::Postgres(_) => {

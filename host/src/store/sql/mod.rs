@@ -26,6 +26,8 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("{}", postgres_error(.0))]
     Postgres(#[from] ::postgres::Error),
+    #[error("cannot flush the write-ahead log to disk: {0}")]
+    Flush(std::io::Error),
     #[error("expected a row, found none")]
     NoRow,
     #[error("column {column}: expected {expected}, found {found:?}")]
