@@ -12,7 +12,7 @@ use super::notify::{Event, EventKind};
 use crate::config::DEFAULT_MAX_ROUNDS;
 use crate::run::{RunReport, RunRequest, drive, started_record};
 use crate::store::{Claim, ClaimRules, ClaimedRun, QueuedRun, RunStatus};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -23,21 +23,37 @@ struct Slot {
     target: Option<String>,
 }
 
-/// How often the queue is looked at even without a wake-up.
+/// How often the queue is read afresh (a parked run may have come due, an
+/// approved one been queued) and runs left behind by a failed store are
+/// looked for, however busy the loop is.
 const POLL: Duration = Duration::from_secs(2);
 
-/// Queued runs read each time a worker is free: enough to find one past
-/// busy targets and plugins, not a storm's whole queue every time a run
-/// ends (reading 1,000 held a 20,000-run drain to ~400 runs/s; 64, ~650).
+/// Queued runs read at once: enough to find one past busy targets and
+/// plugins, not a storm's whole queue each time (reading 1,000 held a
+/// 20,000-run drain to ~400 runs/s; 64, ~650).
 const CANDIDATES_PER_WORKER: usize = 16;
+
+/// Queued runs read ahead, oldest first, taken as workers free up: a run's
+/// end starts the next without reading the queue again.
+#[derive(Default)]
+struct ReadAhead {
+    runs: VecDeque<QueuedRun>,
+}
 
 pub async fn until_stopped(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut executing: HashMap<String, Slot> = HashMap::new();
+    let mut ahead = ReadAhead::default();
+    let mut poll = tokio::time::interval(POLL);
+    let mut polled = false;
     let mut deadline = None;
     loop {
         if deadline.is_none() {
-            fill(&shared, &mut executing, &done_tx).await;
+            if std::mem::take(&mut polled) {
+                ahead.runs.clear();
+                sweep_abandoned(&shared, &executing).await;
+            }
+            fill(&shared, &mut executing, &mut ahead, &done_tx).await;
         } else if executing.is_empty() {
             break;
         }
@@ -64,7 +80,7 @@ pub async fn until_stopped(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 let _ = tokio::task::spawn_blocking(move || interrupt_unfinished(&shared, &ids)).await;
                 break;
             }
-            _ = tokio::time::sleep(POLL) => {}
+            _ = poll.tick() => { polled = true; }
         }
     }
     shared.metrics.executing.set(0);
@@ -84,39 +100,93 @@ fn interrupt_unfinished(shared: &Shared, ids: &[String]) {
     }
 }
 
-/// Start every queued run the limits allow.
+/// Mark runs this process stopped executing when the store failed as
+/// interrupted, now that the store can be written again.
+async fn sweep_abandoned(shared: &Arc<Shared>, executing: &HashMap<String, Slot>) {
+    let running: Vec<String> = executing.keys().cloned().collect();
+    let shared = shared.clone();
+    let swept = tokio::task::spawn_blocking(move || shared.work.interrupt_abandoned(&running));
+    match swept.await {
+        Ok(Ok(abandoned)) => {
+            for id in abandoned {
+                tracing::warn!(run = %id, "run stopped when the store failed; marked interrupted");
+            }
+        }
+        Ok(Err(e)) => tracing::error!("cannot look for abandoned runs: {e}"),
+        Err(e) => tracing::error!("cannot look for abandoned runs: {e}"),
+    }
+}
+
+/// Start every queued run the limits allow: from those read ahead, and
+/// from the queue read afresh when they run out or none of them can start.
 async fn fill(
     shared: &Arc<Shared>,
     executing: &mut HashMap<String, Slot>,
+    ahead: &mut ReadAhead,
     done: &mpsc::UnboundedSender<String>,
 ) {
-    let server = &shared.server;
-    if executing.len() >= server.workers {
-        return;
-    }
-    let live = shared.live();
-    let queued = {
-        let shared = shared.clone();
-        let running: Vec<String> = executing.keys().cloned().collect();
-        // On a shared store, only this node's runs and the cluster-wide ones.
-        let node = shared.fleet.map(|_| live.config.node.name.clone());
-        let candidates = (server.workers * CANDIDATES_PER_WORKER) as u32;
-        tokio::task::spawn_blocking(move || {
-            for id in shared.work.interrupt_abandoned(&running)? {
-                tracing::warn!(run = %id, "run stopped when the store failed; marked interrupted");
+    let mut read_afresh = false;
+    while executing.len() < shared.server.workers {
+        if ahead.runs.is_empty() {
+            if read_afresh {
+                return;
             }
-            shared.work.queued(candidates, node.as_deref())
-        })
-        .await
-    };
-    let queued = match queued {
-        Ok(Ok(queued)) => queued,
-        Ok(Err(e)) => return tracing::error!("cannot read the queue: {e}"),
-        Err(e) => return tracing::error!("cannot read the queue: {e}"),
-    };
+            read_afresh = true;
+            match read_queue(shared).await {
+                Some(queued) => ahead.runs = queued.into(),
+                None => return,
+            }
+        }
+        let started = start_from(shared, executing, ahead, done, read_afresh).await;
+        if started == 0 {
+            if read_afresh {
+                return;
+            }
+            // None of those read ahead can start; there may be others that can.
+            ahead.runs.clear();
+        }
+    }
+}
+
+/// The oldest queued runs this process may take.
+async fn read_queue(shared: &Arc<Shared>) -> Option<Vec<QueuedRun>> {
+    let node = shared.fleet.map(|_| shared.live().config.node.name.clone());
+    let candidates = (shared.server.workers * CANDIDATES_PER_WORKER) as u32;
+    let reader = shared.clone();
+    let queued =
+        tokio::task::spawn_blocking(move || reader.work.queued(candidates, node.as_deref()));
+    match queued.await {
+        Ok(Ok(queued)) => Some(queued),
+        Ok(Err(e)) => {
+            tracing::error!("cannot read the queue: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::error!("cannot read the queue: {e}");
+            None
+        }
+    }
+}
+
+/// Start the runs read ahead that the limits allow, oldest first; those
+/// that cannot start yet stay read ahead. How many started. `whole`: the
+/// runs read ahead are the queue's oldest as just read, so the routes'
+/// held-back counts are set from them.
+async fn start_from(
+    shared: &Arc<Shared>,
+    executing: &mut HashMap<String, Slot>,
+    ahead: &mut ReadAhead,
+    done: &mpsc::UnboundedSender<String>,
+    whole: bool,
+) -> usize {
+    let server = &shared.server;
+    let live = shared.live();
     let mut held: HashMap<String, i64> = HashMap::new();
-    for candidate in queued {
+    let mut waiting = VecDeque::new();
+    let mut started = 0;
+    while let Some(candidate) = ahead.runs.pop_front() {
         if executing.len() >= server.workers {
+            ahead.runs.push_front(candidate);
             break;
         }
         // A cluster-wide run for a plugin this process lacks is left to one that has it.
@@ -132,6 +202,7 @@ async fn fill(
             .filter(|s| s.plugin == candidate.plugin)
             .count();
         if of_plugin >= server.per_plugin || executing.values().any(busy) {
+            waiting.push_back(candidate);
             continue;
         }
         // Every store call leaves the async threads: a PostgreSQL store blocks.
@@ -158,6 +229,7 @@ async fn fill(
                 target: candidate.target.clone(),
             },
         );
+        started += 1;
         let shared = shared.clone();
         let done = done.clone();
         tokio::task::spawn_blocking(move || {
@@ -166,6 +238,16 @@ async fn fill(
             let _ = done.send(id);
         });
     }
+    waiting.append(&mut ahead.runs);
+    ahead.runs = waiting;
+    if whole {
+        set_held(shared, &live, &held);
+    }
+    started
+}
+
+/// Each route's count of runs its blast radius holds back.
+fn set_held(shared: &Shared, live: &super::Live, held: &HashMap<String, i64>) {
     for route in &live.routes {
         let name = &route.config.name;
         let count = held.get(name).copied().unwrap_or(0);
