@@ -719,12 +719,64 @@ mod tests {
             assert!(!flushes(&store, Commit::Ordered));
             assert!(flushes(&store, Commit::Durable), "after an ordered commit");
             assert!(flushes(&store, Commit::AtOnce));
-            assert!(!flushes(&store, Commit::Ordered), "after one synced at once");
+            assert!(
+                !flushes(&store, Commit::Ordered),
+                "after one synced at once"
+            );
             // A commit that fails leaves nothing of its own behind either.
             let failed: Result<(), _> = store.in_ordered_tx(|c| c.batch("no such statement"));
             assert!(failed.is_err());
             assert!(flushes(&store, Commit::Durable), "after a failed one");
         });
+    }
+
+    /// On SQLite, what remedy acts on next waits for the flusher: an
+    /// intent (its effect comes next) and a run's end (it is told next),
+    /// each with every commit before it.
+    #[test]
+    fn an_intent_and_a_run_s_end_are_on_disk_with_every_commit_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let Backend::Sqlite(_, flusher) = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        let alert = alert();
+        store.create_run(&new_run("0190-a", &alert)).unwrap();
+        let ordered = || {
+            let params = [("min_age".to_string(), "1d".to_string())];
+            let changed = [("min_age".to_string(), "1d".to_string())].into();
+            store
+                .record_params_used("0190-a", &params, &changed)
+                .unwrap();
+            assert!(
+                !flusher.all_durable(),
+                "an ordered commit is not waited for"
+            );
+        };
+        ordered();
+        let action = Action::RemovePath(RemovePath {
+            path: "/x".into(),
+            identity: FileIdentity {
+                device: 1,
+                inode: 2,
+                size: 3,
+                mtime_ns: 4,
+            },
+            reason: "old".into(),
+        });
+        store.record_intent("0190-a", 0, 0, &action).unwrap();
+        assert!(
+            flusher.all_durable(),
+            "the intent is on disk before its effect"
+        );
+        ordered();
+        store
+            .finish_run("0190-a", RunStatus::Succeeded, "ok")
+            .unwrap();
+        assert!(
+            flusher.all_durable(),
+            "the run's end is on disk before it is told"
+        );
     }
 
     #[test]
