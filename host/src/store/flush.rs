@@ -250,27 +250,15 @@ mod tests {
         );
         std::fs::write(dir.path().join("state.db-wal"), b"one").unwrap();
         log.sync().unwrap();
-        let first = log
-            .open
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .metadata()
-            .unwrap()
-            .ino();
+        let synced = || {
+            let open = log.open.lock().unwrap();
+            open.as_ref().unwrap().metadata().unwrap().ino()
+        };
+        let first = synced();
         std::fs::write(dir.path().join("other"), b"two").unwrap();
         std::fs::rename(dir.path().join("other"), dir.path().join("state.db-wal")).unwrap();
         log.sync().unwrap();
-        let second = log
-            .open
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .metadata()
-            .unwrap()
-            .ino();
+        let second = synced();
         assert_ne!(first, second, "syncs the file now at the log's name");
     }
 }

@@ -535,6 +535,19 @@ mod tests {
         }
     }
 
+    fn removal() -> Action {
+        Action::RemovePath(RemovePath {
+            path: "/x".into(),
+            identity: FileIdentity {
+                device: 1,
+                inode: 2,
+                size: 3,
+                mtime_ns: 4,
+            },
+            reason: "old".into(),
+        })
+    }
+
     fn new_run<'a>(id: &'a str, alert: &'a Alert) -> NewRun<'a> {
         NewRun {
             id,
@@ -556,16 +569,7 @@ mod tests {
             let store = open();
             let alert = alert();
             store.create_run(&new_run("0190-a", &alert)).unwrap();
-            let action = Action::RemovePath(RemovePath {
-                path: "/x".into(),
-                identity: FileIdentity {
-                    device: 1,
-                    inode: 2,
-                    size: 3,
-                    mtime_ns: 4,
-                },
-                reason: "old".into(),
-            });
+            let action = removal();
             let id = store.record_intent("0190-a", 0, 0, &action).unwrap();
             let intent = store.get_run("0190").unwrap();
             assert_eq!(
@@ -754,16 +758,7 @@ mod tests {
             );
         };
         ordered();
-        let action = Action::RemovePath(RemovePath {
-            path: "/x".into(),
-            identity: FileIdentity {
-                device: 1,
-                inode: 2,
-                size: 3,
-                mtime_ns: 4,
-            },
-            reason: "old".into(),
-        });
+        let action = removal();
         store.record_intent("0190-a", 0, 0, &action).unwrap();
         assert!(
             flusher.all_durable(),
