@@ -45,6 +45,8 @@ pub async fn until_stopped(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
     let mut executing: HashMap<String, Slot> = HashMap::new();
     let mut ahead = ReadAhead::default();
     let mut poll = tokio::time::interval(POLL);
+    // After a long stall, one look, not one for every tick missed.
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut polled = false;
     let mut deadline = None;
     loop {
