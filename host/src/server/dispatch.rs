@@ -107,15 +107,30 @@ fn interrupt_unfinished(shared: &Shared, ids: &[String]) {
 async fn sweep_abandoned(shared: &Arc<Shared>, executing: &HashMap<String, Slot>) {
     let running: Vec<String> = executing.keys().cloned().collect();
     let shared = shared.clone();
-    let swept = tokio::task::spawn_blocking(move || shared.work.interrupt_abandoned(&running));
-    match swept.await {
-        Ok(Ok(abandoned)) => {
-            for id in abandoned {
-                tracing::warn!(run = %id, "run stopped when the store failed; marked interrupted");
-            }
+    let swept = off_the_loop("look for abandoned runs", move || {
+        shared.work.interrupt_abandoned(&running)
+    });
+    for id in swept.await.unwrap_or_default() {
+        tracing::warn!(run = %id, "run stopped when the store failed; marked interrupted");
+    }
+}
+
+/// A store call on a blocking thread (a PostgreSQL store blocks); its
+/// failure, to `do_what`, is logged.
+async fn off_the_loop<T: Send + 'static>(
+    do_what: &str,
+    call: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(done)) => Some(done),
+        Ok(Err(e)) => {
+            tracing::error!("cannot {do_what}: {e}");
+            None
         }
-        Ok(Err(e)) => tracing::error!("cannot look for abandoned runs: {e}"),
-        Err(e) => tracing::error!("cannot look for abandoned runs: {e}"),
+        Err(e) => {
+            tracing::error!("cannot {do_what}: {e}");
+            None
+        }
     }
 }
 
@@ -155,19 +170,10 @@ async fn read_queue(shared: &Arc<Shared>) -> Option<Vec<QueuedRun>> {
     let node = shared.fleet.map(|_| shared.live().config.node.name.clone());
     let candidates = (shared.server.workers * CANDIDATES_PER_WORKER) as u32;
     let reader = shared.clone();
-    let queued =
-        tokio::task::spawn_blocking(move || reader.work.queued(candidates, node.as_deref()));
-    match queued.await {
-        Ok(Ok(queued)) => Some(queued),
-        Ok(Err(e)) => {
-            tracing::error!("cannot read the queue: {e}");
-            None
-        }
-        Err(e) => {
-            tracing::error!("cannot read the queue: {e}");
-            None
-        }
-    }
+    off_the_loop("read the queue", move || {
+        reader.work.queued(candidates, node.as_deref())
+    })
+    .await
 }
 
 /// Start the runs read ahead that the limits allow, oldest first; those
