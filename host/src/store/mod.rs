@@ -81,6 +81,16 @@ pub enum StoreError {
     AmbiguousRun(String),
 }
 
+impl StoreError {
+    /// `run`, found `status`, is no longer this process's to execute.
+    fn not_executing(run: &str, status: String) -> StoreError {
+        StoreError::NotExecuting {
+            run: run.to_string(),
+            status,
+        }
+    }
+}
+
 /// How a run ended (or that it has not yet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]

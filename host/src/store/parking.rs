@@ -41,10 +41,7 @@ impl Store {
             audit::append(c, "parked", Some(run_id), &body)?;
             Ok(Ok(()))
         })?;
-        parked.map_err(|status| StoreError::NotExecuting {
-            run: run_id.to_string(),
-            status,
-        })
+        parked.map_err(|status| StoreError::not_executing(run_id, status))
     }
 
     /// What a resumed run's plugin is shown again: the results of its

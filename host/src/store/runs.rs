@@ -67,10 +67,7 @@ impl Store {
             Ok(()) => intent(c, run_id, round, seq, action).map(Ok),
             Err(status) => Ok(Err(status)),
         })?;
-        recorded.map_err(|status| StoreError::NotExecuting {
-            run: run_id.to_string(),
-            status,
-        })
+        recorded.map_err(|status| StoreError::not_executing(run_id, status))
     }
 
     /// The intents and results of a round's actions that nothing executes
@@ -93,10 +90,7 @@ impl Store {
             }
             Ok(Ok(()))
         })?;
-        recorded.map_err(|status| StoreError::NotExecuting {
-            run: run_id.to_string(),
-            status,
-        })
+        recorded.map_err(|status| StoreError::not_executing(run_id, status))
     }
 
     /// Actions runs of `plugin` executed within `window`, newest first, at
