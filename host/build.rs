@@ -8,6 +8,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 /// Workspace packages built to wasm; the first ones are embedded in `remedy`.
 const PLUGINS: &[&str] = &[
     "disk-cleanup",
@@ -106,10 +108,20 @@ fn main() {
     );
 }
 
+/// Checks every plugin is there and hands the binary each one's sha256, so
+/// remedy need not read an embedded plugin to know which one it is.
 fn check_built(wasm_dir: &Path) {
     for package in PLUGINS {
-        let file = wasm_dir.join(format!("{}.wasm", package.replace('-', "_")));
+        let stem = package.replace('-', "_");
+        let file = wasm_dir.join(format!("{stem}.wasm"));
         assert!(exists(&file), "no plugin at {}", file.display());
+        let bytes = std::fs::read(&file)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
+        let digest: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        println!("cargo:rustc-env=REMEDY_PLUGIN_SHA256_{stem}={digest}");
     }
 }
 

@@ -1,6 +1,8 @@
 //! What ships inside the `remedy` binary: the first-party plugins and the
 //! default config, so `remedy run disk-cleanup --dry-run` works anywhere.
 
+use crate::engine::Wasm;
+
 /// The default config; every plugin in it is safe to dry-run on any host.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -19,25 +21,43 @@ pub const NAMES: [&str; 11] = [
     "k8s-pod-restart",
 ];
 
-macro_rules! plugin_wasm {
-    ($file:literal) => {
-        include_bytes!(concat!(env!("REMEDY_PLUGIN_WASM_DIR"), "/", $file))
+/// A built-in's wasm and the sha256 the build computed of it (build.rs).
+macro_rules! embedded {
+    ($stem:literal) => {
+        Wasm::embedded(
+            include_bytes!(concat!(env!("REMEDY_PLUGIN_WASM_DIR"), "/", $stem, ".wasm")),
+            env!(concat!("REMEDY_PLUGIN_SHA256_", $stem)),
+        )
     };
 }
 
-pub fn wasm(name: &str) -> Option<&'static [u8]> {
+pub fn wasm(name: &str) -> Option<Wasm> {
     match name {
-        "disk-cleanup" => Some(plugin_wasm!("disk_cleanup.wasm")),
-        "nomad-restart" => Some(plugin_wasm!("nomad_restart.wasm")),
-        "docker-prune" => Some(plugin_wasm!("docker_prune.wasm")),
-        "nbd-reload" => Some(plugin_wasm!("nbd_reload.wasm")),
-        "netns-gc" => Some(plugin_wasm!("netns_gc.wasm")),
-        "diagnose" => Some(plugin_wasm!("diagnose.wasm")),
-        "sandbox-reaper" => Some(plugin_wasm!("sandbox_reaper.wasm")),
-        "service-restart" => Some(plugin_wasm!("service_restart.wasm")),
-        "rollback" => Some(plugin_wasm!("rollback.wasm")),
-        "k8s-rollback" => Some(plugin_wasm!("k8s_rollback.wasm")),
-        "k8s-pod-restart" => Some(plugin_wasm!("k8s_pod_restart.wasm")),
+        "disk-cleanup" => Some(embedded!("disk_cleanup")),
+        "nomad-restart" => Some(embedded!("nomad_restart")),
+        "docker-prune" => Some(embedded!("docker_prune")),
+        "nbd-reload" => Some(embedded!("nbd_reload")),
+        "netns-gc" => Some(embedded!("netns_gc")),
+        "diagnose" => Some(embedded!("diagnose")),
+        "sandbox-reaper" => Some(embedded!("sandbox_reaper")),
+        "service-restart" => Some(embedded!("service_restart")),
+        "rollback" => Some(embedded!("rollback")),
+        "k8s-rollback" => Some(embedded!("k8s_rollback")),
+        "k8s-pod-restart" => Some(embedded!("k8s_pod_restart")),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_built_in_s_digest_is_that_of_its_bytes() {
+        for name in NAMES {
+            let builtin = wasm(name).unwrap();
+            let bytes = builtin.bytes().to_vec();
+            assert_eq!(builtin.sha256(), Wasm::from(bytes).sha256(), "{name}");
+        }
     }
 }

@@ -17,13 +17,12 @@ mod serve;
 mod users;
 
 use crate::config::{Config, PluginConfig, Source};
-use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec};
+use crate::engine::{LoadError, LoadedPlugin, PluginEngine, PluginSpec, Wasm};
 use crate::store::{Location, Postgres, Store};
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -309,10 +308,9 @@ fn plugin_config<'c>(config: &'c Config, name: &str) -> Result<&'c PluginConfig>
 }
 
 fn load_plugin(engine: &PluginEngine, plugin: &PluginConfig) -> Result<LoadedPlugin> {
-    let wasm: Arc<[u8]> = match &plugin.source {
+    let wasm: Wasm = match &plugin.source {
         Source::Builtin(name) => crate::builtin::wasm(name)
-            .ok_or_else(|| UsageError(format!("no built-in plugin `{name}`")))?
-            .into(),
+            .ok_or_else(|| UsageError(format!("no built-in plugin `{name}`")))?,
         Source::File(path) => std::fs::read(path)
             .map_err(|e| {
                 UsageError(format!(

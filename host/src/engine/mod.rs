@@ -13,6 +13,7 @@ use crate::contract::{self, ApiError, Incident, Plan, PluginBindings, PluginInfo
 use cache::{CacheUse, CompiledCache};
 pub use context::RunContext;
 use limits::{EpochTicker, MAX_CONCURRENT_INSTANCES, MAX_PLUGIN_MEMORY, PluginLimits};
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,10 +95,46 @@ pub struct Call<T> {
 /// Where a plugin comes from and how it is bounded, as configured.
 pub struct PluginSpec {
     pub name: String,
-    pub wasm: Arc<[u8]>,
+    pub wasm: Wasm,
     pub sha256_pin: Option<String>,
     pub grants: Grants,
     pub limits: PluginLimits,
+}
+
+/// A plugin's WebAssembly and its sha256, which names it in run records and
+/// in the compiled cache.
+pub struct Wasm {
+    bytes: Cow<'static, [u8]>,
+    sha256: Cow<'static, str>,
+}
+
+impl Wasm {
+    /// A plugin embedded in the binary, with the digest its build computed:
+    /// a start whose compiled cache is warm reads neither the bytes nor
+    /// hashes them, so they stay out of memory.
+    pub fn embedded(bytes: &'static [u8], sha256: &'static str) -> Self {
+        Wasm {
+            bytes: Cow::Borrowed(bytes),
+            sha256: Cow::Borrowed(sha256),
+        }
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<Vec<u8>> for Wasm {
+    fn from(bytes: Vec<u8>) -> Self {
+        Wasm {
+            sha256: cache::sha256_hex(&bytes).into(),
+            bytes: Cow::Owned(bytes),
+        }
+    }
 }
 
 /// A plugin ready to run: compiled, checked against its grants, described.
@@ -214,7 +251,7 @@ impl PluginEngine {
     /// pre-instantiate and describe a plugin.
     pub fn load(&self, spec: PluginSpec) -> Result<LoadedPlugin, LoadError> {
         let plugin = spec.name.clone();
-        let sha256 = cache::sha256_hex(&spec.wasm);
+        let sha256 = spec.wasm.sha256.into_owned();
         if let Some(expected) = &spec.sha256_pin
             && !expected.eq_ignore_ascii_case(&sha256)
         {
@@ -229,8 +266,8 @@ impl PluginEngine {
             detail,
         };
         let (component, cache_use) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &spec.wasm, &sha256),
-            None => Component::new(&self.engine, &spec.wasm[..]).map(|c| (c, CacheUse::Compiled)),
+            Some(cache) => cache.load_or_compile(&self.engine, &spec.wasm.bytes, &sha256),
+            None => Component::new(&self.engine, &spec.wasm.bytes).map(|c| (c, CacheUse::Compiled)),
         }
         .map_err(|e| invalid(format!("{e:#}")))?;
 
