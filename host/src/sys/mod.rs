@@ -1,11 +1,12 @@
 //! Plumbing that capabilities and the rest of remedy share but that is no
-//! capability itself: reading procfs, anchored name patterns, the runtime
+//! capability itself: reading procfs and the mount table, anchored name patterns, the runtime
 //! that bridges async clients into synchronous code, group commit, TLS as a client,
 //! process identity and private directories. Nothing here knows about grants, plugins, the
 //! engine, the executor or the store; it imports nothing of remedy's.
 
 pub mod bridge;
 pub mod group_commit;
+pub mod mounts;
 pub mod patterns;
 pub mod procfs;
 pub mod selector;

@@ -277,7 +277,7 @@ fn sizes(handle: std::os::fd::BorrowedFd<'_>) -> io::Result<DiskUsage> {
 /// Where the filesystem with `device` that holds `path` is mounted: of the
 /// mounts of that device, the deepest one that is a prefix of `path`.
 fn mount_point(device: u64, path: &str) -> Option<String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mountinfo = crate::sys::mounts::mountinfo().ok()?;
     let (major, minor) = (rustix::fs::major(device), rustix::fs::minor(device));
     let mounts: Vec<String> = mountinfo
         .lines()

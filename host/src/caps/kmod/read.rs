@@ -50,7 +50,7 @@ fn alive(pid: u32) -> bool {
 }
 
 fn mounted_devices() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
+    crate::sys::mounts::mountinfo()
         .unwrap_or_default()
         .lines()
         .filter_map(|line| {
