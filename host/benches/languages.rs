@@ -60,7 +60,7 @@ fn measure(name: &str, wasm: &[u8], grants: &Grants, logs: &Path, dir: &Path, ro
     let cache = dir.join(format!("compiled-{}", name.len()));
     let spec = || PluginSpec {
         name: name.into(),
-        wasm: wasm.into(),
+        wasm: wasm.to_vec().into(),
         sha256_pin: None,
         grants: grants.clone(),
         limits: Default::default(),
