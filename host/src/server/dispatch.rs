@@ -213,6 +213,9 @@ async fn start_from(
             waiting.push_back(candidate);
             continue;
         }
+        // Counted as executing from before its claim, which takes it out of
+        // the queue: no scrape finds a run neither queued nor executing.
+        shared.metrics.executing.set(executing.len() as i64 + 1);
         // Every store call leaves the async threads: a PostgreSQL store blocks.
         let claimed = {
             let shared = shared.clone();
