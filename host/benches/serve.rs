@@ -12,7 +12,7 @@
 mod common;
 
 use common::{
-    Connection, Peak, drain, env_or, finished_runs, load, load_of, metric, payload, payload_of,
+    Connection, Peak, assert_runs, drain, env_or, load, load_of, metric, payload, payload_of,
     percentile, rss_kib, start_daemon, start_remedy,
 };
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ fn duplicate_storm(deliveries: usize) {
     let (latencies, accepting) = load_of(&[addr], deliveries, 1, 8, |k| k / 2);
     let drained = drain(addr, started);
     let peak = peak.stop();
-    let finished = finished_runs(addr);
+    let finished = assert_runs(&[addr], deliveries / 2);
     println!(
         "remedy serve on SQLite, {deliveries} deliveries of {} alerts, each twice, 8 clients",
         deliveries / 2
@@ -91,11 +91,6 @@ fn duplicate_storm(deliveries: usize) {
     print_acceptance(deliveries, &latencies, accepting);
     print_remediation(finished, drained, "");
     println!("  peak RSS {:.1} MiB", peak as f64 / 1024.0);
-    assert_eq!(
-        finished as usize,
-        deliveries / 2,
-        "one run per alert, none per copy"
-    );
 }
 
 /// `runs` runs that watch, each parked for ten minutes after its first
@@ -182,8 +177,7 @@ fn one_receiver_on_sqlite(alerts: usize, batch: usize, clients: usize) {
     let (latencies, accepting) = load(&[addr], alerts, batch, clients);
     let drained = drain(addr, started);
     let peak = peak.stop();
-    let finished = finished_runs(addr);
-    assert_eq!(finished as usize, alerts, "every alert must become one run");
+    let finished = assert_runs(&[addr], alerts);
     let hwm = rss_kib(pid, "VmHWM:");
 
     println!(
@@ -209,8 +203,7 @@ fn two_receivers_on_postgresql(alerts: usize, clients: usize) {
     let started = Instant::now();
     let (latencies, accepting) = load(&[a, b], alerts, 1, clients);
     let drained = drain(a, started).max(drain(b, started));
-    let finished = finished_runs(a) + finished_runs(b);
-    assert_eq!(finished as usize, alerts, "every alert must become one run");
+    let finished = assert_runs(&[a, b], alerts);
     println!(
         "remedy serve on PostgreSQL, two receivers, {alerts} alerts each posted to both, {clients} keep-alive clients"
     );

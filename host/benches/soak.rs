@@ -17,9 +17,7 @@
 
 mod common;
 
-use common::{
-    Connection, drain, env_or, finished_runs, payload, percentile, rss_kib, start_daemon,
-};
+use common::{Connection, assert_runs, drain, env_or, payload, percentile, rss_kib, start_daemon};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,9 +121,8 @@ fn main() {
     report(&samples, sends, seconds, &latencies.lock().unwrap());
     let refused = refused.load(Ordering::Relaxed);
     assert_eq!(refused, 0, "every alert must be answered 202");
-    let unique = (0..sends).filter(|k| k % 2 == 0).count() as f64;
-    let runs = finished_runs(addr);
-    assert_eq!(runs, unique, "every new alert must become one run");
+    let unique = (0..sends).filter(|k| k % 2 == 0).count();
+    let runs = assert_runs(&[addr], unique);
     println!("  runs {runs:.0}: one per new alert, none for a re-sent one");
 }
 

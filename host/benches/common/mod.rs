@@ -136,6 +136,32 @@ pub fn metric(addr: SocketAddr, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The runs `daemons` finished (`finished_runs`), which must be `expected`:
+/// one per alert. A count that is off shows every outcome, to tell a run
+/// that ended otherwise from one that never ran.
+pub fn assert_runs(daemons: &[SocketAddr], expected: usize) -> f64 {
+    let finished: f64 = daemons.iter().map(|&daemon| finished_runs(daemon)).sum();
+    if finished as usize != expected {
+        let outcomes: Vec<String> = daemons
+            .iter()
+            .map(|&daemon| runs_by_outcome(daemon))
+            .collect();
+        panic!(
+            "every alert must become one run: {expected} alerts, {finished} runs finished; by outcome:\n{}",
+            outcomes.join("\n")
+        );
+    }
+    finished
+}
+
+fn runs_by_outcome(daemon: SocketAddr) -> String {
+    let (_, text) = Connection::open(daemon).request("GET", "/metrics", b"");
+    text.lines()
+        .filter(|line| line.starts_with("remedy_runs_total{"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
