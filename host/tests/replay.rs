@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 const MIB: usize = 1 << 20;
 
@@ -276,7 +277,13 @@ fn a_route_records_each_runs_world_for_a_replay() {
     assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
     let runs = daemon.wait_for_runs("route=reap", 1, is_finished);
     let id = runs[0]["id"].as_str().unwrap();
+    // Written right after the run's end is recorded (which is what the API
+    // shows), and before its notifications.
     let world = worlds.join(format!("{id}.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !world.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(world.exists(), "no recording at {}", world.display());
     drop(daemon);
 
