@@ -278,14 +278,14 @@ fn sizes(handle: std::os::fd::BorrowedFd<'_>) -> io::Result<DiskUsage> {
 /// mounts of that device, the deepest one that is a prefix of `path`.
 fn mount_point(device: u64, path: &str) -> Option<String> {
     let mountinfo = crate::sys::mounts::mountinfo().ok()?;
-    let (major, minor) = (rustix::fs::major(device), rustix::fs::minor(device));
+    let major_minor = format!("{}:{}", rustix::fs::major(device), rustix::fs::minor(device));
     let mounts: Vec<String> = mountinfo
         .lines()
         .filter_map(|line| {
             let mut fields = line.split(' ');
             let dev = fields.nth(2)?;
             let mount = fields.nth(1)?;
-            (dev == format!("{major}:{minor}")).then(|| unescape_mount(mount))
+            (dev == major_minor).then(|| unescape_mount(mount))
         })
         .collect();
     mounts
