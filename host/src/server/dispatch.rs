@@ -121,17 +121,13 @@ async fn off_the_loop<T: Send + 'static>(
     do_what: &str,
     call: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Option<T> {
-    match tokio::task::spawn_blocking(call).await {
-        Ok(Ok(done)) => Some(done),
-        Ok(Err(e)) => {
-            tracing::error!("cannot {do_what}: {e}");
-            None
-        }
-        Err(e) => {
-            tracing::error!("cannot {do_what}: {e}");
-            None
-        }
-    }
+    let failure = match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(done)) => return Some(done),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!("cannot {do_what}: {failure}");
+    None
 }
 
 /// Start every queued run the limits allow: from those read ahead, and
