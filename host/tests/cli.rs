@@ -481,15 +481,50 @@ fn the_example_config_is_valid() {
     );
 }
 
+/// The sha256 of a plugin the build made, as a config pins it.
+fn built_plugin_sha256(file: &str) -> String {
+    use sha2::Digest;
+    let wasm = Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join(file);
+    sha2::Sha256::digest(std::fs::read(&wasm).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A built-in's pin is checked against the digest the build computed of the
+/// embedded bytes, which a start does not read: the wrong pin is refused,
+/// the right one runs.
+#[test]
+fn a_pinned_built_in_runs_only_under_its_own_sha256() {
+    // The quiet disk-cleanup, with a pin.
+    let pinned = |pin: &str| {
+        let setup = Setup::quiet();
+        let source = "source = \"builtin:disk-cleanup\"\n";
+        let config = std::fs::read_to_string(setup.config()).unwrap();
+        assert!(config.contains(source));
+        let config = config.replacen(source, &format!("{source}sha256 = \"{pin}\"\n"), 1);
+        std::fs::write(setup.config(), config).unwrap();
+        setup
+    };
+    let wrong = pinned(&"0".repeat(64));
+    let output = wrong.remedy(&["run", "disk-cleanup", "--dry-run"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("but the config pins"),
+        "{}",
+        describe(&output)
+    );
+
+    let right = pinned(&built_plugin_sha256("disk_cleanup.wasm"));
+    let output = right.remedy(&["run", "disk-cleanup", "--dry-run"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+}
+
 /// A third-party plugin from a .wasm file, pinned by sha256, end to end.
 #[test]
 fn a_plugin_from_a_pinned_wasm_file_runs_and_applies() {
-    use sha2::Digest;
     let wasm = Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join("tmp_reaper.wasm");
-    let sha256: String = sha2::Sha256::digest(std::fs::read(&wasm).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = built_plugin_sha256("tmp_reaper.wasm");
     let work = tempfile::tempdir().unwrap();
     let scratch = work.path().join("scratch");
     common::aged_file(&scratch.join("old/a.log"), 10, 30 * common::DAY);
