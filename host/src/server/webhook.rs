@@ -3,7 +3,7 @@
 //! transaction, shared with the requests arriving with it, before the 202.
 
 use super::Shared;
-use super::api::{ErrorBody, HttpError, authorize, blocking};
+use super::api::{ErrorBody, HttpError, authorize};
 use super::auth::Role;
 use super::dispatch::{Ended, notify};
 use super::metrics::{AlertLabels, CodeLabels, observe};
@@ -128,10 +128,7 @@ async fn accept(
             format!("not an Alertmanager webhook (version 4): {e}"),
         )
     })?;
-    let admitted = {
-        let shared = shared.clone();
-        blocking(move || admit(&shared, alerts)).await?
-    };
+    let admitted = admit(&shared, alerts).await?;
     shared.wake.notify_one();
     shared.changed();
     Ok(admitted)
@@ -140,16 +137,18 @@ async fn accept(
 /// Admit the request's alerts, whole, in the next group commit: requests
 /// arriving together share one durable commit, and each is answered only
 /// once its own alerts are durable.
-fn admit(shared: &Shared, mut alerts: Vec<Alert>) -> Result<Accepted, HttpError> {
+async fn admit(shared: &Arc<Shared>, mut alerts: Vec<Alert>) -> Result<Accepted, HttpError> {
     for alert in &mut alerts {
         // Computed, not taken from the sender: a forged fingerprint could
         // otherwise cancel the queued runs of another alert.
         let labels: BTreeMap<String, String> = alert.labels.iter().cloned().collect();
         alert.fingerprint = fingerprint(&labels);
     }
+    let committer = shared.clone();
     let (alerts, admitted) = shared
         .admissions
-        .submit(alerts, |group| commit(shared, group))
+        .submit(alerts, move |group| commit(&committer, group))
+        .await
         .ok_or_else(|| {
             HttpError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
