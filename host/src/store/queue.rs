@@ -245,6 +245,14 @@ pub(super) fn insert_run(
             run.node,
         ],
     )?;
+    if status == RunStatus::Queued {
+        // Here rather than in a trigger (migration V4 says why); this is
+        // the one place a run is inserted.
+        c.execute(
+            "UPDATE queue_depth SET queued = queued + 1 WHERE id = 1",
+            &[],
+        )?;
+    }
     let body = serde_json::json!({
         "plugin": run.plugin,
         "plugin_version": run.plugin_version,
@@ -505,12 +513,13 @@ impl Store {
     }
 }
 
+/// Kept as runs enter and leave the queue (`insert_run` and migration
+/// V4's triggers): counting would walk every queued run, once per group
+/// commit.
 fn count_queued(c: &mut dyn Db) -> DbResult<u64> {
-    c.query_row(
-        "SELECT count(*) FROM runs WHERE status = 'queued'",
-        &[],
-        |r| r.get::<i64>(0),
-    )
+    c.query_row("SELECT queued FROM queue_depth WHERE id = 1", &[], |r| {
+        r.get::<i64>(0)
+    })
     .map(|n| n.max(0) as u64)
 }
 
@@ -821,6 +830,97 @@ pub(super) mod tests {
             assert_eq!(store.admit(&batch[..2], 2).unwrap().len(), 2);
             assert_eq!(store.queue_depth().unwrap(), 2);
         });
+    }
+
+    /// The depth the triggers keep, beside a count of the queued runs.
+    fn depth_and_count(store: &Store) -> (u64, u64) {
+        let counted: i64 = store
+            .with(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM runs WHERE status = 'queued'",
+                    &[],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        (store.queue_depth().unwrap(), counted as u64)
+    }
+
+    /// Every way a run enters or leaves the queue moves the kept depth,
+    /// and nothing else does: admission, cancellation, a claim, a run put
+    /// back (as an approval does), a deleted run, and changes that leave a
+    /// run's place in the queue as it was.
+    #[test]
+    fn the_queue_depth_follows_every_run_into_and_out_of_the_queue() {
+        super::super::each_backend(|open| {
+            let store = open();
+            let alerts: Vec<Alert> = ["a", "b", "c"]
+                .map(|name| alert(name, AlertStatus::Firing))
+                .into();
+            let batch: Vec<_> = alerts
+                .iter()
+                .zip(["1", "2", "3"])
+                .map(|(alert, id)| firing(alert, id, Duration::ZERO))
+                .collect();
+            store.admit(&batch, 10).unwrap();
+            assert_eq!(depth_and_count(&store), (3, 3), "admitted");
+            let resolved = alert("a", AlertStatus::Resolved);
+            store
+                .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+                .unwrap();
+            assert_eq!(depth_and_count(&store), (2, 2), "cancelled");
+            take(&store, "2", &ClaimRules::default()).unwrap();
+            assert_eq!(depth_and_count(&store), (1, 1), "claimed");
+            let steps = [
+                (
+                    "UPDATE runs SET status = 'queued' WHERE id = '2'",
+                    2,
+                    "put back",
+                ),
+                (
+                    "UPDATE runs SET reason = 'held' WHERE id = '2'",
+                    2,
+                    "status untouched",
+                ),
+                (
+                    "UPDATE runs SET status = 'queued' WHERE id = '2'",
+                    2,
+                    "queued again",
+                ),
+                (
+                    "UPDATE runs SET status = 'failed' WHERE id = '1'",
+                    2,
+                    "ended, not queued",
+                ),
+                ("DELETE FROM runs WHERE id = '3'", 1, "deleted while queued"),
+                ("DELETE FROM runs WHERE id = '1'", 1, "deleted, not queued"),
+            ];
+            for (sql, depth, step) in steps {
+                store.in_tx(|c| c.batch(sql)).unwrap();
+                assert_eq!(depth_and_count(&store), (depth, depth), "{step}");
+            }
+        });
+    }
+
+    /// A store that already has queued runs when it gains the kept depth
+    /// starts from their count.
+    #[test]
+    fn a_store_upgraded_with_queued_runs_starts_from_their_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        queue_two(&store);
+        store
+            .in_tx(|c| {
+                c.batch(
+                    "DROP TRIGGER queue_depth_on_delete; DROP TRIGGER queue_depth_on_update;
+                     DROP TABLE queue_depth;
+                     DELETE FROM refinery_schema_history WHERE version = 4;",
+                )
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(depth_and_count(&store), (2, 2));
     }
 
     /// Requests committed together are admitted as if they came one by

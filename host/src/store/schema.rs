@@ -94,6 +94,11 @@ mod tests {
         INSERT INTO runs VALUES ('old-run', 'p', '0', '00', 'cli', 0, '{}', '[]',
                                  'succeeded', 'ok', 1, 2);";
 
+    /// How many migrations this remedy carries for a backend.
+    fn embedded(runner: refinery::Runner) -> i64 {
+        runner.get_migrations().len() as i64
+    }
+
     /// How many migrations the store's history records.
     fn migrations_applied(store: &Store) -> i64 {
         store
@@ -123,7 +128,10 @@ mod tests {
             })
             .unwrap();
         assert!(columns.iter().any(|c| c == "node"), "{columns:?}");
-        assert_eq!(migrations_applied(&store), 3, "V1, V2 and V3");
+        assert_eq!(
+            migrations_applied(&store),
+            embedded(super::sqlite::migrations::runner())
+        );
         drop(store);
         Store::open(dir.path()).expect("opens again, with nothing left to apply");
     }
@@ -141,7 +149,10 @@ mod tests {
             }
         });
         let store = Store::connect(&postgres).unwrap();
-        assert_eq!(migrations_applied(&store), 3, "V1, V2 and V3");
+        assert_eq!(
+            migrations_applied(&store),
+            embedded(super::postgres::migrations::runner())
+        );
     }
 
     #[test]
