@@ -397,6 +397,28 @@ fn panics_and_oversized_plans_fail_the_run_not_the_host() {
     assert_ended(&unknown, RunStatus::Failed, "unknown attack");
 }
 
+/// Every call gets a fresh instance: nothing a run wrote into its memory,
+/// in zeroed pages or in pages of the module's image, is there for the
+/// next run of the same plugin, however its slot's memory was reset.
+#[test]
+fn a_run_finds_nothing_an_earlier_run_left_in_memory() {
+    let place = Playground::new();
+    let host = Host::new();
+    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    for run in 0..3 {
+        let report = attack(&host, &plugin, "remember", &place.granted(), true);
+        let plan = report.rounds[0].plan.as_ref().unwrap();
+        let check = plan.checks.iter().find(|c| c.name == "remember").unwrap();
+        assert_eq!(
+            check.status,
+            CheckStatus::Pass,
+            "run {run}: {}",
+            check.detail
+        );
+        assert_eq!(check.detail, "clean; wrote 6 of 6", "run {run}");
+    }
+}
+
 fn removal_of(path: &Path) -> Action {
     let meta = std::fs::symlink_metadata(path).unwrap();
     use std::os::unix::fs::MetadataExt;

@@ -7,6 +7,7 @@ use remedy_sdk::{
     Action, Check, Error, FileIdentity, Incident, Plan, Plugin, PluginInfo, RemovePath, fs, http,
     kube, log, params, proc, prometheus,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Hostile;
 
@@ -269,8 +270,37 @@ impl Plugin for Hostile {
                     },
                 })
             }),
+            "remember" => plan.check(remember(size(&incident) as u64)),
             other => return Err(Error::Invalid(format!("unknown attack {other:?}"))),
         })
+    }
+}
+
+/// Zero-initialised memory (`.bss`) and memory from the module's image
+/// (`.data`), 256 KiB and 4 KiB.
+static ZEROED: [AtomicU64; 1 << 15] = [const { AtomicU64::new(0) }; 1 << 15];
+static IMAGED: [AtomicU64; 512] = [const { AtomicU64::new(7) }; 512];
+
+/// Look for `secret` where an earlier instance of this plugin wrote it, then
+/// write it there: at the start, middle and end of both statics. A fresh
+/// instance finds its memory as the module's image left it, so this fails
+/// only if an instance's memory outlived it.
+fn remember(secret: u64) -> Check {
+    let places = [&ZEROED[0], &ZEROED[1 << 14], &ZEROED[(1 << 15) - 1]]
+        .into_iter()
+        .chain([&IMAGED[0], &IMAGED[256], &IMAGED[511]]);
+    let mut found = 0;
+    let mut written = 0;
+    for place in places {
+        found += usize::from(place.swap(secret, Ordering::SeqCst) == secret);
+        written += usize::from(place.load(Ordering::SeqCst) == secret);
+    }
+    match found {
+        0 => Check::pass("remember", format!("clean; wrote {written} of 6")),
+        _ => Check::fail(
+            "remember",
+            format!("LEAKED {found} of 6 from an earlier instance"),
+        ),
     }
 }
 
