@@ -596,4 +596,17 @@ fn compiled_plugins_are_cached_across_restarts_and_bad_cache_files_recompiled() 
     assert_eq!(plugin.cache, CacheUse::Compiled);
     assert_eq!(plugin.info.name, "echo");
     assert_eq!(load(&recovered).cache, CacheUse::Hit);
+
+    // A cache that cannot take the file (a directory in its place): the
+    // plugin is compiled again and runs from memory, its describe call
+    // answered.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+    }
+    let uncached = PluginEngine::new(Some(dir.path().to_path_buf())).unwrap();
+    let plugin = load(&uncached);
+    assert_eq!(plugin.cache, CacheUse::Compiled);
+    assert_eq!(plugin.info.name, "echo");
 }

@@ -80,14 +80,26 @@ impl CompiledCache {
                 ),
             }
         }
-        let component = Component::new(engine, wasm)?;
-        if let Err(error) = component
-            .serialize()
-            .and_then(|bytes| Ok(store(&path, &bytes)?))
-        {
+        let compiled = engine.precompile_component(wasm);
+        crate::sys::release_free_memory();
+        let compiled = compiled?;
+        Ok((self.keep(engine, &path, &compiled)?, CacheUse::Compiled))
+    }
+
+    /// Write `compiled` to the cache and map it from there, as a restart
+    /// would: its code is then pages of a file, shared and reclaimable,
+    /// rather than a private copy held until remedy stops. Where it cannot
+    /// be written or read back, the copy in memory is used.
+    fn keep(&self, engine: &Engine, path: &Path, compiled: &[u8]) -> wasmtime::Result<Component> {
+        // SAFETY (both): `compiled` was just made by this engine, and the
+        // file was just written from it into this user's private directory.
+        let mapped = store(path, compiled)
+            .map_err(wasmtime::Error::from)
+            .and_then(|()| unsafe { Component::deserialize_file(engine, path) });
+        mapped.or_else(|error| {
             tracing::warn!(path = %path.display(), "cannot cache compiled component: {error:#}");
-        }
-        Ok((component, CacheUse::Compiled))
+            unsafe { Component::deserialize(engine, compiled) }
+        })
     }
 }
 
