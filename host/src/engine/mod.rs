@@ -485,7 +485,7 @@ const TABLE_KEPT_RESIDENT: usize = 64 << 10;
 
 /// Bytes of each pooled linear memory's written pages reset in place rather
 /// than given back, with [`Allocation::PoolResetInPlace`]. Measured: a warm
-/// dispatch of echo went from 20.5 to 11.2 µs and disk-cleanup's planning
+/// dispatch of echo went from 20.5 to 11.5 µs and disk-cleanup's planning
 /// from 43 to 26 µs, the next instance taking no page faults and the reset
 /// no `madvise`; 64 KiB, 256 KiB and 1 MiB measured the same, so at most
 /// 4 MiB stays resident over all the pool's slots.

@@ -832,7 +832,7 @@ pub(super) mod tests {
         });
     }
 
-    /// The depth the triggers keep, beside a count of the queued runs.
+    /// The depth kept in `queue_depth`, beside a count of the queued runs.
     fn depth_and_count(store: &Store) -> (u64, u64) {
         let counted: i64 = store
             .with(|c| {
