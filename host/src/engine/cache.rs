@@ -83,24 +83,24 @@ impl CompiledCache {
         let compiled = engine.precompile_component(wasm);
         crate::sys::release_free_memory();
         let compiled = compiled?;
-        Ok((self.keep(engine, &path, &compiled)?, CacheUse::Compiled))
+        Ok((keep(engine, &path, &compiled)?, CacheUse::Compiled))
     }
+}
 
-    /// Write `compiled` to the cache and map it from there, as a restart
-    /// would: its code is then pages of a file, shared and reclaimable,
-    /// rather than a private copy held until remedy stops. Where it cannot
-    /// be written or read back, the copy in memory is used.
-    fn keep(&self, engine: &Engine, path: &Path, compiled: &[u8]) -> wasmtime::Result<Component> {
-        // SAFETY (both): `compiled` was just made by this engine, and the
-        // file was just written from it into this user's private directory.
-        let mapped = store(path, compiled)
-            .map_err(wasmtime::Error::from)
-            .and_then(|()| unsafe { Component::deserialize_file(engine, path) });
-        mapped.or_else(|error| {
-            tracing::warn!(path = %path.display(), "cannot cache compiled component: {error:#}");
-            unsafe { Component::deserialize(engine, compiled) }
-        })
-    }
+/// Write `compiled` to the cache and map it from there, as a restart
+/// would: its code is then pages of a file, shared and reclaimable,
+/// rather than a private copy held until remedy stops. Where it cannot
+/// be written or read back, the copy in memory is used.
+fn keep(engine: &Engine, path: &Path, compiled: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY (both): `compiled` was just made by this engine, and the
+    // file was just written from it into this user's private directory.
+    let mapped = store(path, compiled)
+        .map_err(wasmtime::Error::from)
+        .and_then(|()| unsafe { Component::deserialize_file(engine, path) });
+    mapped.or_else(|error| {
+        tracing::warn!(path = %path.display(), "cannot cache compiled component: {error:#}");
+        unsafe { Component::deserialize(engine, compiled) }
+    })
 }
 
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
