@@ -481,7 +481,8 @@ fn the_example_config_is_valid() {
     );
 }
 
-/// The sha256 of a plugin the build made, as a config pins it.
+/// The sha256 of a plugin the build made, as a config pins it: computed
+/// here rather than with remedy's own helper, so that the test checks it.
 fn built_plugin_sha256(file: &str) -> String {
     use sha2::Digest;
     let wasm = Path::new(env!("REMEDY_PLUGIN_WASM_DIR")).join(file);
