@@ -81,7 +81,7 @@ impl CompiledCache {
             }
         }
         let compiled = engine.precompile_component(wasm);
-        crate::sys::release_free_memory();
+        crate::sys::memory::release_free_memory();
         let compiled = compiled?;
         Ok((keep(engine, &path, &compiled)?, CacheUse::Compiled))
     }

@@ -366,6 +366,7 @@ impl Server {
             }
         };
         tracing::info!(%addr, tls = shared.server.tls.is_some(), role = shared.role.as_str(), "remedy is listening");
+        release_start_up_code();
         shared.metrics.reload_ok.set(1);
         shared.metrics.reload_success_at.set(unix_now());
         let reloads = tokio::spawn(reload_on_sighup(shared.clone()));
@@ -419,4 +420,15 @@ pub async fn termination_signal() {
         _ = int.recv() => "SIGINT",
     };
     tracing::info!("{name} received");
+}
+
+/// Give back the code pages start-up touched: parsing config, compiling or
+/// mapping plugins and migrating the store run once, and their pages
+/// would otherwise stay resident for as long as remedy serves.
+fn release_start_up_code() {
+    #[cfg(target_os = "linux")]
+    match crate::sys::memory::release_code_pages() {
+        Ok(bytes) => tracing::debug!(bytes, "start-up code pages given back"),
+        Err(e) => tracing::debug!("start-up code pages kept: {e}"),
+    }
 }

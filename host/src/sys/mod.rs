@@ -1,11 +1,12 @@
 //! Plumbing that capabilities and the rest of remedy share but that is no
 //! capability itself: reading procfs and the mount table, anchored name patterns, the runtime
-//! that bridges async clients into synchronous code, group commit, TLS as a client,
+//! that bridges async clients into synchronous code, group commit, giving memory back, TLS as a client,
 //! process identity and private directories. Nothing here knows about grants, plugins, the
 //! engine, the executor or the store; it imports nothing of remedy's.
 
 pub mod bridge;
 pub mod group_commit;
+pub mod memory;
 pub mod mounts;
 pub mod patterns;
 pub mod procfs;
@@ -13,17 +14,6 @@ pub mod selector;
 pub mod tls;
 
 use std::path::Path;
-
-/// Give the pages malloc holds free back to the kernel. Compiling a plugin
-/// allocates several MiB that are all freed when it ends, and glibc keeps
-/// such pages for the life of the process unless asked.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks and trims malloc's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 /// This process as the owner of a run: pid and kernel start time, so a
 /// reused pid is not mistaken for the process that started it, and this
