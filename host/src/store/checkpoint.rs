@@ -76,7 +76,7 @@ fn check_signature(
 /// A short name for a public key, so a checkpoint says which key made it.
 pub fn key_id(key: &VerifyingKey) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }
 
 /// The signing key in `path` (PKCS#8 PEM, as `remedy audit keygen` writes).
