@@ -6,7 +6,7 @@ mod common;
 use common::{Host, grants_under};
 use remedy::caps::Grants;
 use remedy::caps::log::LogLimits;
-use remedy::contract::{Action, ActionStatus, CheckStatus, FileIdentity, RemovePath};
+use remedy::contract::{Action, ActionStatus, Check, CheckStatus, FileIdentity, RemovePath};
 use remedy::engine::limits::PluginLimits;
 use remedy::engine::{LoadError, LoadedPlugin, PluginSpec};
 use remedy::run::{RunAborted, RunReport, RunRequest, run_by_hand};
@@ -66,6 +66,16 @@ fn attack(
         },
     )
     .unwrap_or_else(|aborted| panic!("{aborted}"))
+}
+
+/// The check named `name` in the plan of the run's first round.
+fn first_round_check<'r>(report: &'r RunReport, name: &str) -> &'r Check {
+    let plan = report.rounds[0]
+        .plan
+        .as_ref()
+        .expect("a first round with a plan");
+    let found = plan.checks.iter().find(|c| c.name == name);
+    found.unwrap_or_else(|| panic!("no check named {name} in the first round's plan"))
 }
 
 fn fast_limits() -> PluginLimits {
@@ -256,8 +266,7 @@ fn interfaces_without_a_grant_load_but_every_call_is_denied_naming_the_fix() {
     );
 
     let processes = attack(&host, &plugin, "processes", &place.granted(), true);
-    let plan = processes.rounds[0].plan.as_ref().unwrap();
-    let check = plan.checks.iter().find(|c| c.name == "processes").unwrap();
+    let check = first_round_check(&processes, "processes");
     assert!(
         check.detail.contains("Denied") && check.detail.contains("the operator adds proc = ["),
         "{}",
@@ -407,8 +416,7 @@ fn a_run_finds_nothing_an_earlier_run_left_in_memory() {
     let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
     for run in 0..3 {
         let report = attack(&host, &plugin, "remember", &place.granted(), true);
-        let plan = report.rounds[0].plan.as_ref().unwrap();
-        let check = plan.checks.iter().find(|c| c.name == "remember").unwrap();
+        let check = first_round_check(&report, "remember");
         assert_eq!(
             check.status,
             CheckStatus::Pass,
