@@ -45,8 +45,7 @@ pub fn release_code_pages() -> std::io::Result<usize> {
 /// written (code, read-only data), as `[start, end)` address ranges.
 #[cfg(target_os = "linux")]
 fn read_only_pages() -> Vec<(usize, usize)> {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let page = page_size();
     let mut segments: Vec<(usize, usize)> = Vec::new();
     // SAFETY: the callback only reads the headers the loader hands it and
     // writes to `segments`, which outlives the call.
@@ -63,6 +62,12 @@ fn read_only_pages() -> Vec<(usize, usize)> {
         .map(|(start, end)| (start.next_multiple_of(page), end / page * page))
         .filter(|(start, end)| start < end)
         .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
 /// `dl_iterate_phdr`'s callback: collects the program's loaded segments
@@ -126,8 +131,7 @@ mod tests {
         }
         // All of the code but a page it may share at either end with a
         // neighbouring segment, where the linker did not align it to pages.
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let page = page_size();
         let code = mappings.iter().filter(|(_, _, p)| p.contains('x'));
         for (from, to, _) in code {
             assert!(
