@@ -556,9 +556,13 @@ breaker_window = "1h"
         "one failure is not two"
     );
     fail_once("2026-11-21T10:01:00Z");
-    // The breaker opens just after the failing run's end is recorded, so a
-    // poll may see the run ended an instant before its breaker is open.
-    daemon.wait_for_metric(breaker_open, 1.0);
+    // Opened with the second failure's end: no run claimed after it can
+    // find the breaker shut.
+    assert_eq!(
+        daemon.metric(breaker_open),
+        Some(1.0),
+        "open as the run reads ended"
+    );
     fail_once("2026-11-21T10:02:00Z");
     let runs = daemon.runs("route=panicky");
     assert_eq!(runs.len(), 3);

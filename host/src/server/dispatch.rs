@@ -340,6 +340,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
         {
             tracing::error!("cannot record the run's end: {e}");
         }
+        announce_opened_breakers(shared);
         return;
     };
     let max_rounds = route
@@ -415,11 +416,7 @@ fn execute(shared: &Shared, claimed: ClaimedRun) {
             node: live.config.node.name.clone(),
         })
         .inc();
-    if status.is_failure()
-        && let Some(route) = route
-    {
-        trip_breaker_if_due(shared, route);
-    }
+    announce_opened_breakers(shared);
 }
 
 /// The params a run executes with. In a fleet, the receiver that queued it
@@ -510,45 +507,21 @@ fn account(shared: &Shared, plugin: &str, report: &RunReport) {
     }
 }
 
-/// Open the route's breaker once it has failed `breaker_failures` times within its window.
-fn trip_breaker_if_due(shared: &Shared, route: &super::ReadyRoute) {
-    let config = &route.config;
-    if config.breaker_failures == 0 {
-        return;
-    }
-    let store = &shared.work;
-    let (failures, last) = match store.recent_failures(&config.name, config.breaker_window) {
-        Ok(found) => found,
-        Err(e) => return tracing::error!(route = %config.name, "cannot count failed runs: {e}"),
-    };
-    if failures < config.breaker_failures {
-        return;
-    }
-    let reason = format!(
-        "{failures} failed runs within {}; last: {}",
-        humantime::format_duration(config.breaker_window),
-        last.unwrap_or_default()
-    );
-    match store.open_breaker(&config.name, &reason) {
-        Ok(true) => {
-            tracing::warn!(
-                route = %config.name,
-                "circuit breaker opened, the route runs in dry-run until `remedy routes reset {}`: {reason}",
-                config.name
-            );
-            shared.notifier.send(Event {
-                route: Some(config.name.clone()),
-                ..Event::new(
-                    EventKind::BreakerOpened,
-                    format!(
-                        "{reason}; the route runs in dry-run until `remedy routes reset {}`",
-                        config.name
-                    ),
-                )
-            });
-        }
-        Ok(false) => {}
-        Err(e) => tracing::error!(route = %config.name, "cannot open the circuit breaker: {e}"),
+/// Tell of the breakers that runs' ends opened (`Store::finish_run`, which
+/// opens them with the end, by the rules `Live::breaker_rules` set).
+fn announce_opened_breakers(shared: &Shared) {
+    for opened in shared.work.take_opened_breakers() {
+        let (route, reason) = (opened.route, opened.reason);
+        tracing::warn!(
+            route = %route,
+            "circuit breaker opened, the route runs in dry-run until `remedy routes reset {route}`: {reason}"
+        );
+        let told =
+            format!("{reason}; the route runs in dry-run until `remedy routes reset {route}`");
+        shared.notifier.send(Event {
+            route: Some(route),
+            ..Event::new(EventKind::BreakerOpened, told)
+        });
     }
 }
 

@@ -108,6 +108,21 @@ impl Live {
         })
     }
 
+    /// When each route's failing runs open its breaker, for the store that
+    /// records their ends.
+    pub fn breaker_rules(&self) -> HashMap<String, crate::store::BreakerRule> {
+        self.routes
+            .iter()
+            .map(|route| {
+                let rule = crate::store::BreakerRule {
+                    failures: route.config.breaker_failures,
+                    window: route.config.breaker_window,
+                };
+                (route.config.name.clone(), rule)
+            })
+            .collect()
+    }
+
     pub fn route(&self, name: &str) -> Option<&ReadyRoute> {
         self.routes.iter().find(|r| r.config.name == name)
     }
@@ -210,6 +225,7 @@ impl Shared {
                 self.work.audit("config-reloaded", None, &summary).map_err(|e| {
                     format!("the new config is valid, but the audit trail cannot be written, so it was not applied: {e}")
                 })?;
+                self.work.set_breaker_rules(live.breaker_rules());
                 *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
                 self.metrics.reload_ok.set(1);
                 self.metrics.reload_success_at.set(unix_now());
@@ -279,6 +295,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let ingest = Store::open_at(store)?;
         let work = Store::open_at(store)?;
+        work.set_breaker_rules(live.breaker_rules());
         if role == Role::Agent && !work.is_shared() {
             return Err(ServeError::AgentAlone);
         }

@@ -39,6 +39,7 @@ mod sql;
 pub use approval::{ApprovalError, Approved, Awaiting, plan_hash};
 pub use audit::{AuditRecord, Broken, Intact};
 pub use backend::Listener;
+pub use breakers::{BreakerRule, OpenedBreaker};
 pub use checkpoint::{Signed, key_id, new_key_pair, read_public_key, read_signing_key};
 pub use fleet::{Member, QUEUE_CHANNEL, Seen, Unattended};
 pub use history::{
@@ -252,6 +253,10 @@ pub struct Store {
     backend: Backend,
     /// Space kept beside a SQLite file for a full disk (`reserve.rs`).
     reserve: Option<PathBuf>,
+    /// Each route's breaker rule, for the ends of its runs (`breakers.rs`).
+    breaker_rules: std::sync::RwLock<std::collections::HashMap<String, BreakerRule>>,
+    /// Breakers opened by runs' ends, not yet told.
+    opened: Mutex<Vec<OpenedBreaker>>,
 }
 
 /// Milliseconds since the Unix epoch, as the store records times.
@@ -304,6 +309,8 @@ impl Store {
             location,
             backend: Backend::Sqlite(Mutex::new(conn), flush::Flusher::for_database(&path)),
             reserve: Some(reserve::keep(reserve)),
+            breaker_rules: Default::default(),
+            opened: Default::default(),
         })
     }
 
@@ -339,6 +346,8 @@ impl Store {
             backend: Backend::Postgres(Box::new(Mutex::new(connection))),
             // Its disk is the database server's.
             reserve: None,
+            breaker_rules: Default::default(),
+            opened: Default::default(),
         })
     }
 

@@ -4,7 +4,10 @@
 //! on next (an intent, a run's end, a result) are on disk by then.
 
 use super::sql::{Db, Result as DbResult, args};
-use super::{Commit, NewRun, RunStatus, Store, StoreError, audit, now_ms, queue, to_json};
+use super::{
+    Commit, NewRun, OpenedBreaker, RunStatus, Store, StoreError, audit, breakers, now_ms, queue,
+    to_json,
+};
 use crate::caps::log::LogLine;
 use crate::contract::{Action, ActionStatus, Plan};
 use queue::RunPlacement;
@@ -31,7 +34,7 @@ impl Store {
             Some(_) => Commit::Durable,
             None => Commit::Ordered,
         };
-        self.commit(commit, |c| {
+        let opened = self.commit(commit, |c| {
             insert_logs(c, run_id, round.number, round.logs)?;
             c.execute(
                 "INSERT INTO rounds (run_id, round, plan, instantiate_us, plan_us)
@@ -48,10 +51,12 @@ impl Store {
             let body = serde_json::json!({ "round": round.number, "plan": plan });
             audit::append(c, "plan", Some(run_id), &body)?;
             match ending {
-                Some((status, reason)) => finish(c, run_id, status, reason),
-                None => Ok(()),
+                Some((status, reason)) => self.finish(c, run_id, status, reason),
+                None => Ok(None),
             }
-        })
+        })?;
+        self.opened_breaker(opened);
+        Ok(())
     }
 
     /// Record that `action` is about to be executed (or planned); returns its record id.
@@ -177,7 +182,39 @@ impl Store {
         status: RunStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.in_tx(|c| finish(c, run_id, status, reason))
+        let opened = self.in_tx(|c| self.finish(c, run_id, status, reason))?;
+        self.opened_breaker(opened);
+        Ok(())
+    }
+
+    /// Record the run's end, audited. A failure opens its route's breaker
+    /// here, in the same transaction, when the route's rule says so.
+    fn finish(
+        &self,
+        c: &mut dyn Db,
+        run_id: &str,
+        status: RunStatus,
+        reason: &str,
+    ) -> DbResult<Option<OpenedBreaker>> {
+        let route: Option<Option<String>> = c.query_opt(
+            // A reason set when the run started (an open circuit breaker) is kept in front.
+            "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
+                    finished_ms = ?4
+             WHERE id = ?1 RETURNING route",
+            args![run_id, status.as_str(), reason, now_ms()],
+            |r| r.get(0),
+        )?;
+        // A run held back by its route's blast radius may go now.
+        c.notify(super::QUEUE_CHANNEL)?;
+        audit::append_finished(c, run_id, status, reason)?;
+        let rule = route
+            .flatten()
+            .filter(|_| status.is_failure())
+            .and_then(|route| Some((self.breaker_rule(&route)?, route)));
+        match rule {
+            Some((rule, route)) => breakers::trip_if_due(c, &route, rule),
+            None => Ok(None),
+        }
     }
 }
 
@@ -248,19 +285,6 @@ pub struct NewRound<'a> {
     pub logs: &'a [LogLine],
     pub instantiate: Duration,
     pub planning: Duration,
-}
-
-fn finish(c: &mut dyn Db, run_id: &str, status: RunStatus, reason: &str) -> DbResult<()> {
-    c.execute(
-        // A reason set when the run started (an open circuit breaker) is kept in front.
-        "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
-                finished_ms = ?4
-         WHERE id = ?1",
-        args![run_id, status.as_str(), reason, now_ms()],
-    )?;
-    // A run held back by its route's blast radius may go now.
-    c.notify(super::QUEUE_CHANNEL)?;
-    audit::append_finished(c, run_id, status, reason)
 }
 
 fn insert_logs(c: &mut dyn Db, run_id: &str, round: u32, lines: &[LogLine]) -> DbResult<()> {

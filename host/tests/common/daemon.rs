@@ -332,20 +332,6 @@ impl Daemon {
         }
     }
 
-    /// Wait until the sample of `/metrics` named `sample` reads `value`.
-    pub fn wait_for_metric(&self, sample: &str, value: f64) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while self.metric(sample) != Some(value) {
-            assert!(
-                Instant::now() < deadline,
-                "{sample} never read {value}: {:?}\n{}",
-                self.metric(sample),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// The value of one sample of `/metrics`, such as `remedy_queue_depth`.
     pub fn metric(&self, sample: &str) -> Option<f64> {
         let (status, text) = self.request("GET", "/metrics", &[], b"");
