@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, try_request, webhook};
+use common::daemon::{
+    Daemon, firing, free_addr, panicky_route, serve_config, try_request, webhook,
+};
 use common::remedy;
 use std::time::{Duration, Instant};
 
@@ -144,29 +146,15 @@ fn reload_switches_routes_refuses_a_bad_config_and_keeps_serving() {
     );
 }
 
-/// A route whose runs panic, opened by its breaker after `failures` of them.
-fn panicky(failures: u32) -> String {
-    format!(
-        "[[route]]\nname = \"panicky\"\nmatchers = ['alertname=\"Panic\"']\nplugin = \"hostile\"\n\
-         mode = \"apply\"\nparams = {{ attack = \"panic\" }}\nbreaker_failures = {failures}\n\
-         breaker_window = \"1h\"\n"
-    )
-}
-
 #[test]
 fn a_reloaded_breaker_rule_counts_from_the_next_run_s_end() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let config = serve_config(dir.path(), addr, "", &panicky(0));
+    let config = serve_config(dir.path(), addr, "", &panicky_route(0));
     let daemon = Daemon::start(&dir.path().join("state"), &config, addr);
     let breaker_open = "remedy_circuit_breaker_open{route=\"panicky\"}";
-    let fail_once = |started: &str| {
-        let alert = firing(&[("alertname", "Panic")], started);
-        assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
-        daemon.wait_for_runs("route=panicky", 1, is_finished);
-    };
-    fail_once("2026-11-21T10:00:00Z");
-    fail_once("2026-11-21T10:01:00Z");
+    daemon.fail_panicky_once("2026-11-21T10:00:00Z");
+    daemon.fail_panicky_once("2026-11-21T10:01:00Z");
     assert_eq!(
         daemon.metric(breaker_open),
         Some(0.0),
@@ -175,11 +163,15 @@ fn a_reloaded_breaker_rule_counts_from_the_next_run_s_end() {
 
     // Three failures within the hour now open it: the next end is the third.
     let original = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, original.replace(&panicky(0), &panicky(3))).unwrap();
+    std::fs::write(
+        &config,
+        original.replace(&panicky_route(0), &panicky_route(3)),
+    )
+    .unwrap();
     let bearer = common::daemon::basic_auth(common::daemon::ONCALL);
     let (status, body) = reload(&daemon, Some(&bearer));
     assert_eq!(status, 200, "{body}");
-    fail_once("2026-11-21T10:02:00Z");
+    daemon.fail_panicky_once("2026-11-21T10:02:00Z");
     assert_eq!(
         daemon.metric(breaker_open),
         Some(1.0),

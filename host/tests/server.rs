@@ -5,7 +5,7 @@ mod common;
 
 use common::daemon::{
     Daemon, ECHO_ROUTE, TOKEN, alert, brief_loop_route, firing, free_addr, is_finished,
-    raw_exchange, reaper_approve_route, serve_config, webhook,
+    panicky_route, raw_exchange, reaper_approve_route, serve_config, webhook,
 };
 use common::{DAY, aged_file, describe, remedy};
 use remedy::store::{RunFilter, RunStatus, Store};
@@ -532,30 +532,15 @@ fn a_run_past_the_shutdown_grace_is_marked_interrupted() {
 
 #[test]
 fn the_circuit_breaker_holds_a_failing_route_in_dry_run_until_reset() {
-    let routes = r#"
-[[route]]
-name = "panicky"
-matchers = ['alertname="Panic"']
-plugin = "hostile"
-mode = "apply"
-params = { attack = "panic" }
-breaker_failures = 2
-breaker_window = "1h"
-"#;
-    let (dir, daemon) = start("", routes);
+    let (dir, daemon) = start("", &panicky_route(2));
     let breaker_open = "remedy_circuit_breaker_open{route=\"panicky\"}";
-    let fail_once = |started: &str| {
-        let alert = firing(&[("alertname", "Panic")], started);
-        assert_eq!(daemon.post_alerts(&webhook("r", &[alert])).0, 202);
-        daemon.wait_for_runs("route=panicky", 1, is_finished);
-    };
-    fail_once("2026-11-21T10:00:00Z");
+    daemon.fail_panicky_once("2026-11-21T10:00:00Z");
     assert_eq!(
         daemon.metric(breaker_open),
         Some(0.0),
         "one failure is not two"
     );
-    fail_once("2026-11-21T10:01:00Z");
+    daemon.fail_panicky_once("2026-11-21T10:01:00Z");
     // Opened with the second failure's end: no run claimed after it can
     // find the breaker shut.
     assert_eq!(
@@ -563,7 +548,7 @@ breaker_window = "1h"
         Some(1.0),
         "open as the run reads ended"
     );
-    fail_once("2026-11-21T10:02:00Z");
+    daemon.fail_panicky_once("2026-11-21T10:02:00Z");
     let runs = daemon.runs("route=panicky");
     assert_eq!(runs.len(), 3);
     let oldest_first: Vec<&Value> = runs.iter().rev().collect();

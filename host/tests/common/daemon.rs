@@ -25,6 +25,24 @@ matchers = ['alertname="Echo"']
 plugin = "echo"
 "#;
 
+/// A route `panicky` sending `Panic` alerts to the hostile plugin, whose
+/// every run panics, in apply mode: `failures` failed runs within an hour
+/// open its breaker (0: never).
+pub fn panicky_route(failures: u32) -> String {
+    format!(
+        r#"
+[[route]]
+name = "panicky"
+matchers = ['alertname="Panic"']
+plugin = "hostile"
+mode = "apply"
+params = {{ attack = "panic" }}
+breaker_failures = {failures}
+breaker_window = "1h"
+"#
+    )
+}
+
 /// A person on call, who may read runs and decide on plans.
 pub const ONCALL: (&str, &str) = ("oncall", "pager-at-3am");
 /// A person who may only read.
@@ -272,6 +290,14 @@ impl Daemon {
             &[("Authorization", &format!("Bearer {TOKEN}"))],
             body,
         )
+    }
+
+    /// Post a `Panic` alert that fired at `started` and wait until every
+    /// run of the route `panicky` has failed and ended.
+    pub fn fail_panicky_once(&self, started: &str) {
+        let alert = firing(&[("alertname", "Panic")], started);
+        assert_eq!(self.post_alerts(&webhook("r", &[alert])).0, 202);
+        self.wait_for_runs("route=panicky", 1, is_finished);
     }
 
     /// GET as the person on call.
