@@ -75,11 +75,6 @@ impl Store {
         })
     }
 
-    /// Open `route`'s breaker; false if it was open already.
-    pub fn open_breaker(&self, route: &str, reason: &str) -> Result<bool, StoreError> {
-        self.in_tx(|c| open(c, route, reason))
-    }
-
     /// Close `route`'s breaker for `by`; false if it was not open.
     pub fn reset_breaker(&self, route: &str, by: &str) -> Result<bool, StoreError> {
         self.in_tx(|c| {
@@ -111,8 +106,8 @@ fn open(c: &mut dyn Db, route: &str, reason: &str) -> DbResult<bool> {
     Ok(opened)
 }
 
-/// After run `run_id` of `route` ended a failure: open the route's breaker
-/// if `rule` says this failure is one too many.
+/// After a run of `route` ended a failure: open the route's breaker if
+/// `rule` says this failure is one too many.
 pub(super) fn trip_if_due(
     c: &mut dyn Db,
     route: &str,
