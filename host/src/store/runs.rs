@@ -207,12 +207,11 @@ impl Store {
         // A run held back by its route's blast radius may go now.
         c.notify(super::QUEUE_CHANNEL)?;
         audit::append_finished(c, run_id, status, reason)?;
-        let rule = route
-            .flatten()
-            .filter(|_| status.is_failure())
-            .and_then(|route| Some((self.breaker_rule(&route)?, route)));
-        match rule {
-            Some((rule, route)) => breakers::trip_if_due(c, &route, rule),
+        let Some(route) = route.flatten().filter(|_| status.is_failure()) else {
+            return Ok(None);
+        };
+        match self.breaker_rule(&route) {
+            Some(rule) => breakers::trip_if_due(c, &route, rule),
             None => Ok(None),
         }
     }
