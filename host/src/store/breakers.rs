@@ -143,7 +143,8 @@ pub(super) fn trip_if_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{AlertStatus, Plan};
+    use crate::contract::AlertStatus;
+    use crate::store::tests::{empty_plan, new_run};
     use crate::store::{NewRound, NewRun, queue::tests::alert};
 
     const RULE: BreakerRule = BreakerRule {
@@ -155,16 +156,8 @@ mod tests {
     fn run_of(store: &Store, id: &str, route: &str) {
         let alert = alert("f", AlertStatus::Firing);
         let run = NewRun {
-            id,
-            plugin: "echo",
-            plugin_version: "0.1.0",
-            plugin_sha256: "00",
-            trigger: "alert",
             route: Some(route),
-            dry_run: false,
-            alert: &alert,
-            params: &[],
-            node: None,
+            ..new_run(id, &alert)
         };
         store.create_run(&run).unwrap();
     }
@@ -257,14 +250,7 @@ mod tests {
         super::super::each_backend(|open| {
             let store = open();
             with_rules(&store);
-            let plan = Plan {
-                summary: "refused".into(),
-                checks: vec![],
-                actions: vec![],
-                escalate: None,
-                recheck_after_secs: None,
-                memo: None,
-            };
+            let plan = empty_plan("refused");
             for id in ["0190-a", "0190-b"] {
                 run_of(&store, id, "guarded");
                 let round = NewRound {

@@ -539,9 +539,9 @@ fn each_backend(test: impl Fn(&dyn Fn() -> Store)) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::contract::{Action, ActionStatus, AlertStatus, FileIdentity, RemovePath};
+    use crate::contract::{Action, ActionStatus, AlertStatus, FileIdentity, Plan, RemovePath};
 
     fn alert() -> Alert {
         Alert {
@@ -567,7 +567,20 @@ mod tests {
         })
     }
 
-    fn new_run<'a>(id: &'a str, alert: &'a Alert) -> NewRun<'a> {
+    /// A plan that asks for nothing, saying `summary`.
+    pub(in crate::store) fn empty_plan(summary: &str) -> Plan {
+        Plan {
+            summary: summary.into(),
+            checks: vec![],
+            actions: vec![],
+            escalate: None,
+            recheck_after_secs: None,
+            memo: None,
+        }
+    }
+
+    /// A run of `alert` started by hand, for no route.
+    pub(in crate::store) fn new_run<'a>(id: &'a str, alert: &'a Alert) -> NewRun<'a> {
         NewRun {
             id,
             plugin: "disk-cleanup",

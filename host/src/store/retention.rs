@@ -186,7 +186,8 @@ impl std::ops::AddAssign for Pruned {
 mod tests {
     use super::*;
     use crate::caps::log::LogLine;
-    use crate::contract::{Alert, AlertStatus, Plan};
+    use crate::contract::{Alert, AlertStatus};
+    use crate::store::tests::{empty_plan, new_run};
     use crate::store::{NewRun, RunStatus, now_ms};
     use serde_json::json;
 
@@ -211,26 +212,11 @@ mod tests {
         };
         store
             .create_run(&NewRun {
-                id,
-                plugin: "p",
-                plugin_version: "1",
-                plugin_sha256: "00",
-                trigger: "cli",
-                route: None,
                 dry_run,
-                alert: &alert,
-                params: &[],
-                node: None,
+                ..new_run(id, &alert)
             })
             .unwrap();
-        let plan = Plan {
-            summary: "s".into(),
-            checks: vec![],
-            actions: vec![],
-            escalate: None,
-            recheck_after_secs: None,
-            memo: None,
-        };
+        let plan = empty_plan("s");
         let line = LogLine {
             level: "info",
             message: "m".into(),
