@@ -595,6 +595,16 @@ fn admit_batch(
     Ok(Ok(admitted))
 }
 
+/// Cancel the queued runs of the resolved alert `?1`, found through its
+/// dedup keys (which retention keeps while their run is queued). The queue
+/// is not walked: `status` is tested in the subquery, so the planner looks
+/// runs up by id rather than reading every queued one.
+const CANCEL_QUEUED_RUNS: &str =
+    "UPDATE runs SET status = 'cancelled', finished_ms = ?2, reason = ?3
+     WHERE id IN (SELECT d.run_id FROM deliveries d JOIN runs r ON r.id = d.run_id
+                  WHERE d.fingerprint = ?1 AND r.status = 'queued')
+     RETURNING id";
+
 fn admit_one(
     tx: &mut dyn Db,
     incoming: &Incoming<'_>,
@@ -604,8 +614,7 @@ fn admit_one(
         Incoming::Resolved { alert } => {
             const WHY: &str = "the alert resolved before the run started";
             let cancelled: Vec<String> = tx.query_map(
-                "UPDATE runs SET status = 'cancelled', finished_ms = ?2, reason = ?3
-                 WHERE fingerprint = ?1 AND status = 'queued' RETURNING id",
+                CANCEL_QUEUED_RUNS,
                 args![alert.fingerprint, now_ms(), WHY],
                 |r| r.get(0),
             )?;
@@ -928,19 +937,12 @@ pub(super) mod tests {
     /// starts from their count.
     #[test]
     fn a_store_upgraded_with_queued_runs_starts_from_their_count() {
+        use crate::store::schema::tests::{queued_run, sqlite_before};
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        queue_two(&store);
-        store
-            .in_tx(|c| {
-                c.batch(
-                    "DROP TRIGGER queue_depth_on_delete; DROP TRIGGER queue_depth_on_update;
-                     DROP TABLE queue_depth;
-                     DELETE FROM refinery_schema_history WHERE version = 4;",
-                )
-            })
-            .unwrap();
-        drop(store);
+        let conn = sqlite_before(dir.path(), 4);
+        let two = format!("{}{}", queued_run("1"), queued_run("2"));
+        conn.execute_batch(&two).unwrap();
+        drop(conn);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(depth_and_count(&store), (2, 2));
     }
@@ -1011,6 +1013,23 @@ pub(super) mod tests {
                 .unwrap_err();
             assert!(error.to_string().contains("read"), "{error}");
         });
+    }
+
+    #[test]
+    fn a_resolved_alert_looks_its_runs_up_by_id_not_by_walking_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let plan: Vec<String> = store
+            .with(|c| {
+                c.query_map(
+                    &format!("EXPLAIN QUERY PLAN {CANCEL_QUEUED_RUNS}"),
+                    args!["f", 0_i64, "why"],
+                    |r| r.get(3),
+                )
+            })
+            .unwrap();
+        let runs: Vec<&String> = plan.iter().filter(|step| step.contains(" runs ")).collect();
+        assert!(runs.iter().all(|step| step.contains("(id=?)")), "{plan:#?}");
     }
 
     #[test]

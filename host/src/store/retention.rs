@@ -124,13 +124,15 @@ fn prune_runs(c: &mut dyn Db, before: i64, decided: i64) -> DbResult<u64> {
 /// Old alerts, and the dedup keys of alerts not received since `before`:
 /// a key is what keeps a re-sent alert from running twice, and Alertmanager
 /// re-sends a firing alert every `repeat_interval`, so the key of one still
-/// firing stays.
+/// firing stays. So does the key of a run still queued: its alert's
+/// resolution finds the run through it.
 fn prune_alerts(c: &mut dyn Db, before: i64) -> DbResult<(u64, u64)> {
     let deliveries = c.execute(
         "DELETE FROM deliveries WHERE (route, fingerprint, starts_at) IN (
-           SELECT route, fingerprint, starts_at FROM deliveries
+           SELECT route, fingerprint, starts_at FROM deliveries d
            WHERE received_ms < ?1
              AND fingerprint NOT IN (SELECT fingerprint FROM alerts WHERE received_ms >= ?1)
+             AND NOT EXISTS (SELECT 1 FROM runs WHERE id = d.run_id AND status = 'queued')
            LIMIT ?2)",
         args![before, BATCH],
     )?;
@@ -340,6 +342,43 @@ mod tests {
                 vec!["firing".to_string()],
                 "re-sent since: its key stays"
             );
+        });
+    }
+
+    #[test]
+    fn the_dedup_key_of_a_queued_run_stays_so_its_resolution_still_cancels_it() {
+        use crate::store::queue::{
+            Admission, Incoming,
+            tests::{alert, firing},
+        };
+        super::super::each_backend(|open| {
+            let store = open();
+            let firing_alert = alert("f", AlertStatus::Firing);
+            store.admit(&[firing(&firing_alert, "q", DAY)], 10).unwrap();
+            let retention = Retention {
+                alerts: Some(DAY),
+                ..Retention::default()
+            };
+            let days_later = now_ms() + 3 * DAY.as_millis() as i64;
+            let pruned = store.prune(&retention, days_later, None).unwrap();
+            assert_eq!(
+                (pruned.alerts, pruned.deliveries),
+                (1, 0),
+                "the alert's record goes, its key stays while its run is queued"
+            );
+
+            let resolved = alert("f", AlertStatus::Resolved);
+            let answer = store
+                .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+                .unwrap();
+            assert_eq!(
+                answer[0][0],
+                Admission::Resolved {
+                    cancelled: vec!["q".into()]
+                }
+            );
+            let pruned = store.prune(&retention, days_later, None).unwrap();
+            assert_eq!(pruned.deliveries, 1, "its run ended: the key goes");
         });
     }
 

@@ -80,8 +80,29 @@ fn adopt_pre_migration_store(conn: &rusqlite::Connection) -> rusqlite::Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::Store;
+
+    /// A new SQLite store at `dir` as remedy left it before migration `version`.
+    pub(in crate::store) fn sqlite_before(
+        dir: &std::path::Path,
+        version: i32,
+    ) -> rusqlite::Connection {
+        let mut conn = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+        let runner = super::sqlite::migrations::runner();
+        let before = refinery::Target::Version(version - 1);
+        runner.set_target(before).run(&mut conn).unwrap();
+        conn
+    }
+
+    /// A queued run `id` for fingerprint `f` on route `r`, as SQL.
+    pub(in crate::store) fn queued_run(id: &str) -> String {
+        format!(
+            "INSERT INTO runs (id, plugin, plugin_version, plugin_sha256, trigger, dry_run, alert,
+                               params, status, created_ms, route, fingerprint)
+             VALUES ('{id}', 'p', '0', '00', 'webhook', TRUE, '{{}}', '[]', 'queued', 1, 'r', 'f');"
+        )
+    }
 
     /// The `runs` table as remedy's first release made it.
     const FIRST_RELEASE: &str = "
@@ -134,6 +155,64 @@ mod tests {
         );
         drop(store);
         Store::open(dir.path()).expect("opens again, with nothing left to apply");
+    }
+
+    /// A queued run and its dedup key, as a store kept them before the
+    /// keys led with the fingerprint (V5).
+    fn queued_before_v5() -> String {
+        let run = queued_run("queued-run");
+        format!(
+            "{run}
+             UPDATE queue_depth SET queued = 1 WHERE id = 1;
+             INSERT INTO deliveries (route, fingerprint, starts_at, outcome, run_id, received_ms)
+             VALUES ('r', 'f', '2026-11-21T10:00:00Z', 'queued', 'queued-run', 1);"
+        )
+    }
+
+    /// The key still makes the re-sent alert a duplicate, and still leads
+    /// its resolution to the queued run.
+    fn the_queued_run_is_still_found_by_its_key(store: &Store) {
+        use crate::contract::AlertStatus;
+        use crate::store::queue::{
+            Admission, Incoming,
+            tests::{alert, firing},
+        };
+        let resent = alert("f", AlertStatus::Firing);
+        let again = store
+            .admit(&[firing(&resent, "again", std::time::Duration::ZERO)], 10)
+            .unwrap();
+        assert_eq!(again[0][0], Admission::Duplicate { route: "r".into() });
+        let resolved = alert("f", AlertStatus::Resolved);
+        let answer = store
+            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+            .unwrap();
+        assert_eq!(
+            answer[0][0],
+            Admission::Resolved {
+                cancelled: vec!["queued-run".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn the_dedup_keys_of_an_older_store_carry_over_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = sqlite_before(dir.path(), 5);
+        conn.execute_batch(&queued_before_v5()).unwrap();
+        drop(conn);
+        the_queued_run_is_still_found_by_its_key(&Store::open(dir.path()).unwrap());
+
+        let url = super::super::throwaway_postgres::fresh_database();
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let runner = super::postgres::migrations::runner();
+        runner
+            .set_target(refinery::Target::Version(4))
+            .run(&mut client)
+            .unwrap();
+        client.batch_execute(&queued_before_v5()).unwrap();
+        drop(client);
+        let store = Store::connect(&super::super::Postgres::at(&url)).unwrap();
+        the_queued_run_is_still_found_by_its_key(&store);
     }
 
     #[test]
