@@ -1,11 +1,16 @@
--- Every admitted alert writes a page of each index it lands in at random,
--- and a commit's cost grows with its pages. Two of those go:
+-- An admission's commit writes every page its alerts change: a page of each
+-- index they land in (at random, for a key like the fingerprint), and its
+-- cost grows with those pages. Four of them go:
 --
 -- * `runs_by_fingerprint` served only a resolved alert looking for its
 --   queued runs. The dedup keys now lead with the fingerprint, so that
---   lookup goes through them, and a run needs no index by fingerprint.
+--   lookup goes through them.
 -- * The dedup keys are the table itself (WITHOUT ROWID), not a table and
 --   an index beside it.
+-- * `runs_by_plugin`: no query chose it (a plugin's recent actions are
+--   found by time, then run).
+-- * `runs_by_node`: every query through it asked for running runs, which
+--   `runs_running` holds alone; a queued run is not in it.
 --
 -- And `audit_by_run` leaves out the records of no run (an alert's), which
 -- no query looks up by run.
@@ -25,6 +30,9 @@ DROP TABLE deliveries;
 ALTER TABLE deliveries_by_fingerprint RENAME TO deliveries;
 
 DROP INDEX runs_by_fingerprint;
+DROP INDEX runs_by_plugin;
+DROP INDEX runs_by_node;
+CREATE INDEX runs_running ON runs (route) WHERE status = 'running';
 
 DROP INDEX audit_by_run;
 CREATE INDEX audit_by_run ON audit (run_id, seq) WHERE run_id IS NOT NULL;
