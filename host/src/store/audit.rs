@@ -89,17 +89,19 @@ pub(super) fn append_finished(
 }
 
 /// Append a record inside the caller's transaction, so the audit and the
-/// state it describes are committed together or not at all.
+/// state it describes are committed together or not at all. `body` is
+/// written as JSON straight from its type: building a `serde_json::Value`
+/// first cost an admission a fifth of its commit.
 pub(super) fn append(
     c: &mut dyn Db,
     kind: &str,
     run_id: Option<&str>,
-    body: &serde_json::Value,
+    body: &(impl serde::Serialize + ?Sized),
 ) -> DbResult<()> {
     let (last, prev) = head(c)?.unwrap_or((0, GENESIS.to_string()));
     let seq = last + 1;
     let at = now_ms();
-    let body = body.to_string();
+    let body = super::to_json(body);
     let hash = hash(seq, at, kind, run_id, &body, &prev);
     c.execute(
         "INSERT INTO audit (seq, at_ms, kind, run_id, body, prev_hash, hash)

@@ -467,8 +467,9 @@ impl Store {
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
-    // Contract types are plain data; serialising them cannot fail.
-    serde_json::to_string(value).expect("contract types serialise to JSON")
+    // Contract types and audit bodies are plain data with string keys;
+    // serialising them cannot fail.
+    serde_json::to_string(value).expect("remedy's records serialise to JSON")
 }
 
 /// Crash tests: with `REMEDY_TEST_ABORT_AFTER=KIND` in its environment,

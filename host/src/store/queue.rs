@@ -10,6 +10,7 @@
 use super::sql::{Db, Result as DbResult, Value, args};
 use super::{NewRun, RunStatus, Store, StoreError, now_ms, to_json};
 use crate::contract::Alert;
+use crate::json::{AlertJson, Pairs};
 use std::time::Duration;
 
 /// Where a run sits: its route and the keys the queue schedules by.
@@ -253,20 +254,45 @@ pub(super) fn insert_run(
             &[],
         )?;
     }
-    let body = serde_json::json!({
-        "plugin": run.plugin,
-        "plugin_version": run.plugin_version,
-        "plugin_sha256": run.plugin_sha256,
-        "trigger": run.trigger,
-        "route": run.route,
-        "node": run.node,
-        "dry_run": run.dry_run,
-        "approval": placement.approval,
-        "status": status.as_str(),
-        "alert": crate::json::alert(run.alert),
-        "params": crate::json::pairs(run.params),
-    });
+    let body = RunCreated {
+        alert: run.alert.into(),
+        approval: placement.approval,
+        dry_run: run.dry_run,
+        node: run.node,
+        params: Pairs(run.params),
+        plugin: run.plugin,
+        plugin_sha256: run.plugin_sha256,
+        plugin_version: run.plugin_version,
+        route: run.route,
+        status: status.as_str(),
+        trigger: run.trigger,
+    };
     super::audit::append(c, "run-created", Some(run.id), &body)
+}
+
+/// The body of a `run-created` record.
+#[derive(serde::Serialize)]
+struct RunCreated<'a> {
+    alert: AlertJson<'a>,
+    approval: bool,
+    dry_run: bool,
+    node: Option<&'a str>,
+    params: Pairs<'a>,
+    plugin: &'a str,
+    plugin_sha256: &'a str,
+    plugin_version: &'a str,
+    route: Option<&'a str>,
+    status: &'static str,
+    trigger: &'a str,
+}
+
+/// The body of an `alert` record: what became of it on each route.
+#[derive(serde::Serialize)]
+struct AlertDecided<'a> {
+    decisions: &'a [Admission],
+    fingerprint: &'a str,
+    labels: Pairs<'a>,
+    status: &'static str,
 }
 
 impl Store {
@@ -578,17 +604,12 @@ fn admit_batch(
                 outcomes.join(",")
             ],
         )?;
-        let labels: std::collections::BTreeMap<&str, &str> = alert
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let body = serde_json::json!({
-            "status": status,
-            "fingerprint": alert.fingerprint,
-            "labels": labels,
-            "decisions": admissions,
-        });
+        let body = AlertDecided {
+            decisions: &admissions,
+            fingerprint: &alert.fingerprint,
+            labels: Pairs(&alert.labels),
+            status,
+        };
         super::audit::append(tx, "alert", None, &body)?;
         admitted.push(admissions);
     }
