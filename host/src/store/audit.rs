@@ -84,36 +84,91 @@ pub(super) fn append_finished(
     status: super::RunStatus,
     reason: &str,
 ) -> DbResult<()> {
-    let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
-    append(c, "finished", Some(id), &body)
+    let mut chain = Chain::open(c)?;
+    chain.append_finished(c, id, status, reason)?;
+    chain.close(c)
 }
 
 /// Append a record inside the caller's transaction, so the audit and the
-/// state it describes are committed together or not at all. `body` is
-/// written as JSON straight from its type: building a `serde_json::Value`
-/// first cost an admission a fifth of its commit.
+/// state it describes are committed together or not at all.
 pub(super) fn append(
     c: &mut dyn Db,
     kind: &str,
     run_id: Option<&str>,
     body: &(impl serde::Serialize + ?Sized),
 ) -> DbResult<()> {
-    let (last, prev) = head(c)?.unwrap_or((0, GENESIS.to_string()));
-    let seq = last + 1;
-    let at = now_ms();
-    let body = super::to_json(body);
-    let hash = hash(seq, at, kind, run_id, &body, &prev);
-    c.execute(
-        "INSERT INTO audit (seq, at_ms, kind, run_id, body, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        args![seq, at, kind, run_id, body, prev, hash],
-    )?;
-    c.execute(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        args![seq, hash],
-    )?;
-    Ok(())
+    let mut chain = Chain::open(c)?;
+    chain.append(c, kind, run_id, body)?;
+    chain.close(c)
+}
+
+/// The chain as one transaction extends it: its head read at the start and
+/// written at the end, however many records come between (an admission
+/// appends two per alert). Rolling back to a savepoint rolls back a copy
+/// taken there too.
+#[derive(Clone)]
+pub(super) struct Chain {
+    seq: i64,
+    hash: String,
+    extended: bool,
+}
+
+impl Chain {
+    pub(super) fn open(c: &mut dyn Db) -> DbResult<Chain> {
+        let (seq, hash) = head(c)?.unwrap_or((0, GENESIS.to_string()));
+        Ok(Chain {
+            seq,
+            hash,
+            extended: false,
+        })
+    }
+
+    /// Append a record after the last. `body` is written as JSON straight
+    /// from its type: building a `serde_json::Value` first cost an
+    /// admission a fifth of its commit.
+    pub(super) fn append(
+        &mut self,
+        c: &mut dyn Db,
+        kind: &str,
+        run_id: Option<&str>,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> DbResult<()> {
+        let seq = self.seq + 1;
+        let at = now_ms();
+        let body = super::to_json(body);
+        let hash = hash(seq, at, kind, run_id, &body, &self.hash);
+        c.execute(
+            "INSERT INTO audit (seq, at_ms, kind, run_id, body, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            args![seq, at, kind, run_id, body, self.hash, hash],
+        )?;
+        (self.seq, self.hash, self.extended) = (seq, hash, true);
+        Ok(())
+    }
+
+    pub(super) fn append_finished(
+        &mut self,
+        c: &mut dyn Db,
+        id: &str,
+        status: super::RunStatus,
+        reason: &str,
+    ) -> DbResult<()> {
+        let body = serde_json::json!({ "status": status.as_str(), "reason": reason });
+        self.append(c, "finished", Some(id), &body)
+    }
+
+    /// Write the head, if any record was appended.
+    pub(super) fn close(self, c: &mut dyn Db) -> DbResult<()> {
+        if !self.extended {
+            return Ok(());
+        }
+        c.execute(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            args![self.seq, self.hash],
+        )?;
+        Ok(())
+    }
 }
 
 /// The newest record's number and hash, as kept apart from the records.

@@ -7,6 +7,7 @@
 //! batch is either wholly durable (and answered 202) or not at all (and
 //! retried by Alertmanager).
 
+use super::audit::Chain;
 use super::sql::{Db, Result as DbResult, Value, args};
 use super::{NewRun, RunStatus, Store, StoreError, now_ms, to_json};
 use crate::contract::Alert;
@@ -214,6 +215,7 @@ pub struct ClaimedRun {
 
 pub(super) fn insert_run(
     c: &mut dyn Db,
+    chain: &mut Chain,
     run: &NewRun<'_>,
     status: RunStatus,
     placement: &RunPlacement,
@@ -267,7 +269,7 @@ pub(super) fn insert_run(
         status: status.as_str(),
         trigger: run.trigger,
     };
-    super::audit::append(c, "run-created", Some(run.id), &body)
+    chain.append(c, "run-created", Some(run.id), &body)
 }
 
 /// The body of a `run-created` record.
@@ -308,6 +310,7 @@ impl Store {
     ) -> Result<Vec<Result<Admitted, QueueFull>>, StoreError> {
         self.commit(super::Commit::AtOnce, |tx| {
             let mut depth = count_queued(tx)?;
+            let mut chain = Chain::open(tx)?;
             let mut answers = Vec::with_capacity(requests.len());
             for batch in requests {
                 // Only a request that could overfill the queue can be
@@ -319,17 +322,18 @@ impl Store {
                 if could_overfill {
                     tx.batch("SAVEPOINT admission")?;
                 }
-                let before = depth;
-                let answer = admit_batch(tx, batch, &mut depth, max_queued)?;
+                let before = (depth, chain.clone());
+                let answer = admit_batch(tx, &mut chain, batch, &mut depth, max_queued)?;
                 if could_overfill {
                     if answer.is_err() {
                         tx.batch("ROLLBACK TO SAVEPOINT admission")?;
-                        depth = before;
+                        (depth, chain) = before;
                     }
                     tx.batch("RELEASE SAVEPOINT admission")?;
                 }
                 answers.push(answer);
             }
+            chain.close(tx)?;
             let queued = answers
                 .iter()
                 .flatten()
@@ -575,13 +579,14 @@ fn most_queued(batch: &[Incoming<'_>]) -> u64 {
 /// `QueueFull` as soon as one would take the queue past `max_queued`.
 fn admit_batch(
     tx: &mut dyn Db,
+    chain: &mut Chain,
     batch: &[Incoming<'_>],
     depth: &mut u64,
     max_queued: u64,
 ) -> DbResult<Result<Admitted, QueueFull>> {
     let mut admitted = Vec::with_capacity(batch.len());
     for incoming in batch {
-        let admissions = admit_one(tx, incoming, depth)?;
+        let admissions = admit_one(tx, chain, incoming, depth)?;
         if *depth > max_queued {
             return Ok(Err(QueueFull {
                 depth: *depth,
@@ -610,7 +615,7 @@ fn admit_batch(
             labels: Pairs(&alert.labels),
             status,
         };
-        super::audit::append(tx, "alert", None, &body)?;
+        chain.append(tx, "alert", None, &body)?;
         admitted.push(admissions);
     }
     Ok(Ok(admitted))
@@ -628,6 +633,7 @@ const CANCEL_QUEUED_RUNS: &str =
 
 fn admit_one(
     tx: &mut dyn Db,
+    chain: &mut Chain,
     incoming: &Incoming<'_>,
     depth: &mut u64,
 ) -> DbResult<Vec<Admission>> {
@@ -640,7 +646,7 @@ fn admit_one(
                 |r| r.get(0),
             )?;
             for id in &cancelled {
-                super::audit::append_finished(tx, id, RunStatus::Cancelled, WHY)?;
+                chain.append_finished(tx, id, RunStatus::Cancelled, WHY)?;
             }
             *depth -= cancelled.len() as u64;
             return Ok(vec![Admission::Resolved { cancelled }]);
@@ -668,7 +674,7 @@ fn admit_one(
                 route: route.clone(),
                 last_run,
             },
-            None => place(tx, candidate, route.clone(), depth)?,
+            None => place(tx, chain, candidate, route.clone(), depth)?,
         };
         record_delivery(tx, &route, alert, &admission)?;
         admissions.push(admission);
@@ -702,20 +708,27 @@ fn last_run_within_cooldown(
 /// not execute it.
 fn place(
     tx: &mut dyn Db,
+    chain: &mut Chain,
     candidate: &Candidate<'_>,
     route: String,
     depth: &mut u64,
 ) -> DbResult<Admission> {
     let run_id = candidate.run.id.to_string();
     if let Some(reason) = &candidate.refusal {
-        insert_escalated(tx, candidate, reason)?;
+        insert_escalated(tx, chain, candidate, reason)?;
         return Ok(Admission::Escalated {
             route,
             run_id,
             reason: reason.clone(),
         });
     }
-    insert_run(tx, &candidate.run, RunStatus::Queued, &candidate.placement)?;
+    insert_run(
+        tx,
+        chain,
+        &candidate.run,
+        RunStatus::Queued,
+        &candidate.placement,
+    )?;
     *depth += 1;
     Ok(Admission::Queued { route, run_id })
 }
@@ -751,9 +764,15 @@ fn record_delivery(
 
 /// Record a run this node must not execute: created and ended escalated,
 /// each with its audit record, in the admission's transaction.
-fn insert_escalated(tx: &mut dyn Db, candidate: &Candidate<'_>, reason: &str) -> DbResult<()> {
+fn insert_escalated(
+    tx: &mut dyn Db,
+    chain: &mut Chain,
+    candidate: &Candidate<'_>,
+    reason: &str,
+) -> DbResult<()> {
     insert_run(
         tx,
+        chain,
         &candidate.run,
         RunStatus::Escalated,
         &candidate.placement,
@@ -762,7 +781,7 @@ fn insert_escalated(tx: &mut dyn Db, candidate: &Candidate<'_>, reason: &str) ->
         "UPDATE runs SET reason = ?2, finished_ms = ?3 WHERE id = ?1",
         args![candidate.run.id, reason, now_ms()],
     )?;
-    super::audit::append_finished(tx, candidate.run.id, RunStatus::Escalated, reason)
+    chain.append_finished(tx, candidate.run.id, RunStatus::Escalated, reason)
 }
 
 #[cfg(test)]

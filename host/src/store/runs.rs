@@ -16,7 +16,17 @@ use std::time::Duration;
 impl Store {
     /// Record a run this process starts right away.
     pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
-        self.in_tx(|c| queue::insert_run(c, run, RunStatus::Running, &RunPlacement::default()))
+        self.in_tx(|c| {
+            let mut chain = super::audit::Chain::open(c)?;
+            queue::insert_run(
+                c,
+                &mut chain,
+                run,
+                RunStatus::Running,
+                &RunPlacement::default(),
+            )?;
+            chain.close(c)
+        })
     }
 
     /// A round's plan with the plugin's log lines of that round, in one
