@@ -820,6 +820,21 @@ pub(super) mod tests {
         }
     }
 
+    /// The queued runs a resolution of alert `fingerprint` cancels.
+    pub(in crate::store) fn cancelled_by_resolving(
+        store: &Store,
+        fingerprint: &str,
+    ) -> Vec<String> {
+        let resolved = alert(fingerprint, AlertStatus::Resolved);
+        let answer = store
+            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
+            .unwrap();
+        match &answer[0][..] {
+            [Admission::Resolved { cancelled }] => cancelled.clone(),
+            other => panic!("not a resolution: {other:?}"),
+        }
+    }
+
     pub(in crate::store) fn take(
         store: &Store,
         id: &str,
@@ -1094,16 +1109,7 @@ pub(super) mod tests {
                 }
             );
 
-            let resolved = alert("a", AlertStatus::Resolved);
-            let cancelled = store
-                .admit(&[Incoming::Resolved { alert: &resolved }], 10)
-                .unwrap();
-            assert_eq!(
-                cancelled[0][0],
-                Admission::Resolved {
-                    cancelled: vec!["1".into()]
-                }
-            );
+            assert_eq!(cancelled_by_resolving(&store, "a"), ["1"]);
             assert!(
                 take(&store, "1", &ClaimRules::default()).is_none(),
                 "a cancelled run never starts"

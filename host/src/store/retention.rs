@@ -347,10 +347,7 @@ mod tests {
 
     #[test]
     fn the_dedup_key_of_a_queued_run_stays_so_its_resolution_still_cancels_it() {
-        use crate::store::queue::{
-            Admission, Incoming,
-            tests::{alert, firing},
-        };
+        use crate::store::queue::tests::{alert, cancelled_by_resolving, firing};
         super::super::each_backend(|open| {
             let store = open();
             let firing_alert = alert("f", AlertStatus::Firing);
@@ -367,16 +364,7 @@ mod tests {
                 "the alert's record goes, its key stays while its run is queued"
             );
 
-            let resolved = alert("f", AlertStatus::Resolved);
-            let answer = store
-                .admit(&[Incoming::Resolved { alert: &resolved }], 10)
-                .unwrap();
-            assert_eq!(
-                answer[0][0],
-                Admission::Resolved {
-                    cancelled: vec!["q".into()]
-                }
-            );
+            assert_eq!(cancelled_by_resolving(&store, "f"), ["q"]);
             let pruned = store.prune(&retention, days_later, None).unwrap();
             assert_eq!(pruned.deliveries, 1, "its run ended: the key goes");
         });

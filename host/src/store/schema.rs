@@ -174,24 +174,15 @@ pub(super) mod tests {
     fn the_queued_run_is_still_found_by_its_key(store: &Store) {
         use crate::contract::AlertStatus;
         use crate::store::queue::{
-            Admission, Incoming,
-            tests::{alert, firing},
+            Admission,
+            tests::{alert, cancelled_by_resolving, firing},
         };
         let resent = alert("f", AlertStatus::Firing);
         let again = store
             .admit(&[firing(&resent, "again", std::time::Duration::ZERO)], 10)
             .unwrap();
         assert_eq!(again[0][0], Admission::Duplicate { route: "r".into() });
-        let resolved = alert("f", AlertStatus::Resolved);
-        let answer = store
-            .admit(&[Incoming::Resolved { alert: &resolved }], 10)
-            .unwrap();
-        assert_eq!(
-            answer[0][0],
-            Admission::Resolved {
-                cancelled: vec!["queued-run".into()]
-            }
-        );
+        assert_eq!(cancelled_by_resolving(store, "f"), ["queued-run"]);
     }
 
     #[test]
