@@ -144,10 +144,6 @@ impl From<&Action> for ActionJson {
     }
 }
 
-pub fn alert(alert: &Alert) -> Value {
-    serde_json::to_value(AlertJson::from(alert)).unwrap_or_default()
-}
-
 pub fn plan(plan: &Plan) -> Value {
     serde_json::to_value(PlanJson::from(plan)).unwrap_or_default()
 }

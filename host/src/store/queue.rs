@@ -319,12 +319,12 @@ impl Store {
                 // copies each page a request touches to a statement journal,
                 // which more than halved single-alert admission.
                 let could_overfill = depth + most_queued(batch) > max_queued;
-                if could_overfill {
+                let savepoint = could_overfill.then(|| (depth, chain.clone()));
+                if savepoint.is_some() {
                     tx.batch("SAVEPOINT admission")?;
                 }
-                let before = (depth, chain.clone());
                 let answer = admit_batch(tx, &mut chain, batch, &mut depth, max_queued)?;
-                if could_overfill {
+                if let Some(before) = savepoint {
                     if answer.is_err() {
                         tx.batch("ROLLBACK TO SAVEPOINT admission")?;
                         (depth, chain) = before;
