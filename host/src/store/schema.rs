@@ -83,15 +83,19 @@ fn adopt_pre_migration_store(conn: &rusqlite::Connection) -> rusqlite::Result<()
 pub(super) mod tests {
     use super::super::Store;
 
+    /// `db` migrated by `runner` as remedy left it before migration `version`.
+    fn migrate_before(runner: refinery::Runner, db: &mut impl refinery::Migrate, version: i32) {
+        let before = refinery::Target::Version(version - 1);
+        runner.set_target(before).run(db).unwrap();
+    }
+
     /// A new SQLite store at `dir` as remedy left it before migration `version`.
     pub(in crate::store) fn sqlite_before(
         dir: &std::path::Path,
         version: i32,
     ) -> rusqlite::Connection {
         let mut conn = rusqlite::Connection::open(dir.join("state.db")).unwrap();
-        let runner = super::sqlite::migrations::runner();
-        let before = refinery::Target::Version(version - 1);
-        runner.set_target(before).run(&mut conn).unwrap();
+        migrate_before(super::sqlite::migrations::runner(), &mut conn, version);
         conn
     }
 
@@ -195,11 +199,7 @@ pub(super) mod tests {
 
         let url = super::super::throwaway_postgres::fresh_database();
         let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        let runner = super::postgres::migrations::runner();
-        runner
-            .set_target(refinery::Target::Version(4))
-            .run(&mut client)
-            .unwrap();
+        migrate_before(super::postgres::migrations::runner(), &mut client, 5);
         client.batch_execute(&queued_before_v5()).unwrap();
         drop(client);
         let store = Store::connect(&super::super::Postgres::at(&url)).unwrap();
