@@ -3,11 +3,12 @@
 //! backend gives the store's code a [`Db`] to read through and a
 //! transaction to write in; the code is the same for both.
 
+use super::backfill::Backfill;
 use super::crash_test;
 use super::flush::Flusher;
 use super::sql::{self, Db, Lite, Pg, Statements};
 use fallible_iterator::FallibleIterator;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Whether a commit waits for the disk before it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +29,9 @@ pub(super) enum Commit {
 }
 
 pub(super) enum Backend {
-    /// The flusher puts durable commits on disk, outside the connection's lock.
-    Sqlite(Mutex<rusqlite::Connection>, Flusher),
+    /// The flusher puts durable commits on disk, outside the connection's
+    /// lock; the backfill copies the log back into the database.
+    Sqlite(Mutex<rusqlite::Connection>, Flusher, Arc<Backfill>),
     Postgres(Box<Mutex<PgConnection>>),
 }
 
@@ -151,7 +153,7 @@ impl Backend {
         work: impl FnOnce(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
-            Backend::Sqlite(conn, _) => work(&mut Lite(&lock(conn))),
+            Backend::Sqlite(conn, ..) => work(&mut Lite(&lock(conn))),
             Backend::Postgres(conn) => {
                 let mut conn = lock(conn);
                 let (client, statements) = conn.parts()?;
@@ -170,7 +172,7 @@ impl Backend {
         mut work: impl FnMut(&mut dyn Db) -> sql::Result<T>,
     ) -> sql::Result<T> {
         match self {
-            Backend::Sqlite(conn, flusher) => {
+            Backend::Sqlite(conn, flusher, backfill) => {
                 let (out, ticket) = {
                     let conn = lock(conn);
                     // Set for every transaction, so none inherits another's.
@@ -189,6 +191,7 @@ impl Backend {
                     crash_test::fire_if_reached(crash, &mut Lite(&conn))?;
                     (out, flusher.written())
                 };
+                backfill.written();
                 if commit == Commit::Durable {
                     flusher.flush_through(ticket).map_err(sql::DbError::Flush)?;
                 }

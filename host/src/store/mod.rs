@@ -24,6 +24,7 @@ use std::sync::Mutex;
 mod approval;
 mod audit;
 mod backend;
+mod backfill;
 mod breakers;
 mod checkpoint;
 mod fleet;
@@ -307,7 +308,11 @@ impl Store {
         })?;
         Ok(Store {
             location,
-            backend: Backend::Sqlite(Mutex::new(conn), flush::Flusher::for_database(&path)),
+            backend: Backend::Sqlite(
+                Mutex::new(conn),
+                flush::Flusher::for_database(&path),
+                backfill::Backfill::for_database(&path),
+            ),
             reserve: Some(reserve::keep(reserve)),
             breaker_rules: Default::default(),
             opened: Default::default(),
@@ -432,6 +437,12 @@ fn connect_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     conn.execute_batch(
         // Commits that must be durable are flushed by `flush.rs`.
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    // Above SQLite's 1,000: `backfill.rs` copies the log back before that.
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        backfill::WRITER_CHECKPOINT_PAGES,
     )?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
     Ok(conn)
@@ -743,7 +754,7 @@ pub(super) mod tests {
             .commit(commit, |c| c.query_row(setting, &[], |r| r.get(0)))
             .unwrap();
         match &store.backend {
-            Backend::Sqlite(_, flusher) => inside || flusher.all_durable(),
+            Backend::Sqlite(_, flusher, _) => inside || flusher.all_durable(),
             Backend::Postgres(_) => inside,
         }
     }
@@ -774,7 +785,7 @@ pub(super) mod tests {
     fn an_intent_and_a_run_s_end_are_on_disk_with_every_commit_before_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let Backend::Sqlite(_, flusher) = &store.backend else {
+        let Backend::Sqlite(_, flusher, _) = &store.backend else {
             unreachable!("a SQLite store")
         };
         let alert = alert();
