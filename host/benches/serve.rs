@@ -94,47 +94,79 @@ fn duplicate_storm(deliveries: usize) {
 }
 
 /// `runs` runs that watch, each parked for ten minutes after its first
-/// round: the daemon's threads and RSS before and with them all parked.
+/// round: the daemon's threads and RSS idle, once a few runs are parked
+/// (the first runs read back code and plugin pages start-up gave back, a
+/// cost paid once, not per parked run), and with all of them parked.
 fn parked_runs(runs: usize) {
+    const WARM_UP: u64 = 50;
     let dir = tempfile::tempdir().unwrap();
     let (addr, daemon) = start_daemon(dir.path(), "");
     let pid = daemon.0.id();
-    let (idle_threads, idle_rss) = (rss_kib(pid, "Threads:"), rss_kib(pid, "VmRSS:"));
-    let idle_anon = rss_kib(pid, "RssAnon:");
+    let idle = Memory::of(pid);
     let mut connection = Connection::open(addr);
-    for first in (0..runs as u64).step_by(50) {
-        let body = payload_of("Watch", first..(first + 50).min(runs as u64));
+    park(&mut connection, addr, 0..WARM_UP);
+    let warm = Memory::of(pid);
+    park(&mut connection, addr, WARM_UP..WARM_UP + runs as u64);
+    let parked = Memory::of(pid);
+    // The blocking threads that admitted the alerts linger 10 s, then go.
+    std::thread::sleep(Duration::from_secs(12));
+    let settled = Memory::of(pid);
+    println!("{runs} runs parked on a 10-minute recheck (4 workers), after {WARM_UP} parked first");
+    println!(
+        "  threads {} idle, {} after the first {WARM_UP}, {} once all were parked, {} 12 s later",
+        idle.threads, warm.threads, parked.threads, settled.threads
+    );
+    println!(
+        "  RSS {} idle, {} after the first {WARM_UP}, {} once all were parked, {} 12 s later",
+        mib(idle.rss),
+        mib(warm.rss),
+        mib(parked.rss),
+        mib(settled.rss)
+    );
+    for (what, before) in [(format!("the first {WARM_UP}"), &warm), ("idle".into(), &idle)] {
+        println!(
+            "  over {what}: +{} of which anonymous memory +{}, code and other file pages +{}",
+            mib(parked.rss - before.rss),
+            mib(parked.anon - before.anon),
+            mib((parked.rss - parked.anon) - (before.rss - before.anon))
+        );
+    }
+}
+
+/// Post alerts `numbers` to the Watch route and wait until every run
+/// parked so far is parked.
+fn park(connection: &mut Connection, addr: std::net::SocketAddr, numbers: std::ops::Range<u64>) {
+    for first in numbers.clone().step_by(50) {
+        let body = payload_of("Watch", first..(first + 50).min(numbers.end));
         let (status, answer) = connection.request("POST", "/v1/alerts", body.as_bytes());
         assert_eq!(status, 202, "{answer}");
     }
     let deadline = Instant::now() + Duration::from_secs(300);
-    while metric(addr, "remedy_runs_waiting") < runs as f64 {
+    while metric(addr, "remedy_runs_waiting") < numbers.end as f64 {
         assert!(Instant::now() < deadline, "the runs were not all parked");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (threads, rss) = (rss_kib(pid, "Threads:"), rss_kib(pid, "VmRSS:"));
-    let anon = rss_kib(pid, "RssAnon:");
-    // The blocking threads that admitted the alerts linger 10 s, then go.
-    std::thread::sleep(Duration::from_secs(12));
-    let (settled_threads, settled_rss) = (rss_kib(pid, "Threads:"), rss_kib(pid, "VmRSS:"));
-    println!("{runs} runs parked on a 10-minute recheck (4 workers)");
-    println!(
-        "  threads {idle_threads} idle, {threads} once all were parked, {settled_threads} 12 s later"
-    );
-    println!(
-        "  RSS {:.1} MiB idle, {:.1} MiB once all were parked (+{:.1} MiB), {:.1} MiB 12 s later",
-        idle_rss as f64 / 1024.0,
-        rss as f64 / 1024.0,
-        (rss as f64 - idle_rss as f64) / 1024.0,
-        settled_rss as f64 / 1024.0
-    );
-    // Start-up's code pages are given back once serving begins, so the
-    // first runs read some back: that is the file-backed part of the rise.
-    println!(
-        "  of the rise, anonymous memory +{:.1} MiB, code and other file pages +{:.1} MiB",
-        (anon as f64 - idle_anon as f64) / 1024.0,
-        ((rss - anon) as f64 - (idle_rss - idle_anon) as f64) / 1024.0
-    );
+}
+
+/// A process's threads and resident memory, in KiB.
+struct Memory {
+    threads: i64,
+    rss: i64,
+    anon: i64,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Memory {
+        Memory {
+            threads: rss_kib(pid, "Threads:") as i64,
+            rss: rss_kib(pid, "VmRSS:") as i64,
+            anon: rss_kib(pid, "RssAnon:") as i64,
+        }
+    }
+}
+
+fn mib(kib: i64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// A receiver and an agent on one PostgreSQL: alerts about the agent's node
