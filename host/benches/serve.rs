@@ -123,7 +123,10 @@ fn parked_runs(runs: usize) {
         mib(parked.rss),
         mib(settled.rss)
     );
-    for (what, before) in [(format!("the first {WARM_UP}"), &warm), ("idle".into(), &idle)] {
+    for (what, before) in [
+        (format!("the first {WARM_UP}"), &warm),
+        ("idle".into(), &idle),
+    ] {
         println!(
             "  over {what}: +{} of which anonymous memory +{}, code and other file pages +{}",
             mib(parked.rss - before.rss),
