@@ -142,11 +142,16 @@ fn copy_back_while_open(database: &Path, shared: &Shared) {
     }
 }
 
-/// One passive checkpoint, on a connection of its own opened on first use.
+/// One passive checkpoint, on a connection of its own opened on first use
+/// (never creating the file: a database removed under remedy stays gone).
 fn copy_back(conn: &mut Option<rusqlite::Connection>, database: &Path) -> rusqlite::Result<()> {
+    use rusqlite::OpenFlags;
     let conn = match conn {
         Some(conn) => conn,
-        None => conn.insert(rusqlite::Connection::open(database)?),
+        None => conn.insert(rusqlite::Connection::open_with_flags(
+            database,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?),
     };
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
@@ -223,6 +228,18 @@ mod tests {
             largest < bound,
             "the log grew to {largest} bytes (bound {bound})"
         );
+    }
+
+    #[test]
+    fn a_database_removed_under_remedy_is_not_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = scratch_store(dir.path());
+        let database = dir.path().join("state.db");
+        std::fs::remove_file(&database).unwrap();
+        // The store's own connection still writes to the removed file.
+        insert(&store, "after the removal");
+        std::thread::sleep(GATHER * 20);
+        assert!(!database.exists(), "an empty database took its place");
     }
 
     #[test]
