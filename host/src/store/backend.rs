@@ -6,9 +6,10 @@
 use super::backfill::Backfill;
 use super::crash_test;
 use super::flush::Flusher;
+use super::lock;
 use super::sql::{self, Db, Lite, Pg, Statements};
 use fallible_iterator::FallibleIterator;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Whether a commit waits for the disk before it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,14 +138,6 @@ impl Backend {
             }
         }
     }
-}
-
-/// A lock whose holder panicked still guards a consistent connection: the
-/// transaction it held was rolled back.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Backend {

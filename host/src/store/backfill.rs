@@ -14,8 +14,9 @@
 //! what came since the last pass, and the log starts over instead of
 //! growing.
 
+use super::lock;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -154,10 +155,6 @@ fn copy_back(conn: &mut Option<rusqlite::Connection>, database: &Path) -> rusqli
         )?),
     };
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

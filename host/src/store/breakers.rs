@@ -34,16 +34,13 @@ impl Store {
 
     /// The breakers runs' ends have opened since the last call, to be told.
     pub fn take_opened_breakers(&self) -> Vec<OpenedBreaker> {
-        std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *super::lock(&self.opened))
     }
 
     /// Remember a breaker a committed end opened, for `take_opened_breakers`.
     pub(super) fn opened_breaker(&self, opened: Option<OpenedBreaker>) {
         if let Some(opened) = opened {
-            self.opened
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(opened);
+            super::lock(&self.opened).push(opened);
         }
     }
 

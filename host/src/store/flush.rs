@@ -99,7 +99,7 @@ impl Flusher {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock(&self.state)
     }
 }
 
@@ -121,7 +121,7 @@ impl WalFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = super::lock(&self.open);
         let current = std::fs::metadata(&self.path).map_err(|e| self.failed(e))?;
         let stale = match open.as_ref() {
             Some(file) => file.metadata()?.ino() != current.ino(),

@@ -429,6 +429,16 @@ impl Store {
     }
 }
 
+/// A lock whose holder panicked is taken all the same: what each of the
+/// store's locks guards is whole after a panic (a connection's transaction
+/// was rolled back; the rest are flags, counters and lists changed in one
+/// step).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The SQLite file at `path`, opened as remedy keeps it, and read once so
 /// a disk too full to map its shared memory says so here.
 fn connect_sqlite(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
