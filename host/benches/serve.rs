@@ -13,7 +13,7 @@ mod common;
 
 use common::{
     Connection, Peak, assert_runs, drain, env_or, load, load_of, metric, payload, payload_of,
-    percentile, rss_kib, start_daemon, start_remedy,
+    percentile, print_machine_speed, rss_kib, start_daemon, start_remedy,
 };
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,7 @@ fn main() {
     // REMEDY_BENCH_ONLY=sqlite|postgresql|agent|duplicates|parked runs one of them.
     let only = std::env::var("REMEDY_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
+    print_machine_speed();
     if wanted("sqlite") {
         one_receiver_on_sqlite(alerts, 1, clients);
         one_receiver_on_sqlite(alerts, 50, clients);

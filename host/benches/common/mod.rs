@@ -391,3 +391,52 @@ pub fn drain(addr: SocketAddr, started: Instant) -> Duration {
     }
     started.elapsed()
 }
+
+/// How fast this machine is right now, for reading a run's figures beside
+/// runs from other days: the median of 200 overwrites of one 4 KiB page
+/// followed by an `fdatasync`, in the directory where the benches keep
+/// their state (the cost a durable commit cannot avoid), and a fixed
+/// amount of hashing on one core.
+pub fn print_machine_speed() {
+    let scratch = tempfile::tempfile().unwrap();
+    println!(
+        "this machine now: a 4 KiB write + fdatasync {:.0} µs (median of 200), \
+         hashing 64 MiB with SHA-256 {:.0} ms",
+        median_sync(&scratch).as_secs_f64() * 1e6,
+        hashing_time().as_secs_f64() * 1e3
+    );
+}
+
+fn median_sync(file: &std::fs::File) -> Duration {
+    use std::os::unix::fs::FileExt;
+    const PAGE: usize = 4096;
+    const PAGES: u64 = 64;
+    // Written and synced once first, so that every measured write
+    // overwrites allocated blocks, as a write-ahead log that starts over does.
+    file.write_all_at(&vec![0; PAGE * PAGES as usize], 0)
+        .unwrap();
+    file.sync_all().unwrap();
+    let page = [0x5a_u8; PAGE];
+    let mut took: Vec<Duration> = (0..200u64)
+        .map(|i| {
+            let started = Instant::now();
+            file.write_all_at(&page, (i % PAGES) * PAGE as u64).unwrap();
+            file.sync_data().unwrap();
+            started.elapsed()
+        })
+        .collect();
+    took.sort();
+    took[took.len() / 2]
+}
+
+fn hashing_time() -> Duration {
+    use sha2::Digest;
+    let block = vec![0xa5_u8; 1 << 20];
+    let started = Instant::now();
+    let mut hasher = sha2::Sha256::new();
+    for _ in 0..64 {
+        hasher.update(std::hint::black_box(&block));
+    }
+    std::hint::black_box(hasher.finalize());
+    started.elapsed()
+}
