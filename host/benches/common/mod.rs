@@ -413,8 +413,8 @@ fn median_sync(file: &std::fs::File) -> Duration {
     const PAGES: u64 = 64;
     // Written and synced once first, so that every measured write
     // overwrites allocated blocks, as a write-ahead log that starts over does.
-    file.write_all_at(&vec![0; PAGE * PAGES as usize], 0)
-        .unwrap();
+    let allocated = vec![0; PAGE * PAGES as usize];
+    file.write_all_at(&allocated, 0).unwrap();
     file.sync_all().unwrap();
     let page = [0x5a_u8; PAGE];
     let mut took: Vec<Duration> = (0..200u64)
@@ -426,7 +426,7 @@ fn median_sync(file: &std::fs::File) -> Duration {
         })
         .collect();
     took.sort();
-    took[took.len() / 2]
+    percentile(&took, 0.5)
 }
 
 fn hashing_time() -> Duration {
