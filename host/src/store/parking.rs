@@ -148,4 +148,40 @@ mod tests {
             assert!(store.verify_audit().unwrap().is_ok());
         });
     }
+
+    /// A run made a dry-run by an open breaker stays one when it resumes
+    /// after the breaker shut, and its end still says why it only planned.
+    #[test]
+    fn a_run_made_a_dry_run_resumes_as_one_and_ends_saying_why() {
+        crate::store::each_backend(|open| {
+            let store = open();
+            let alert = alert("w", AlertStatus::Firing);
+            store
+                .admit(&[firing(&alert, "w", Duration::ZERO)], 10)
+                .unwrap();
+            let breaker = ClaimRules {
+                force_dry_run: Some("circuit breaker of route `r` is open: ran in dry-run"),
+                ..ClaimRules::default()
+            };
+            assert!(take(&store, "w", &breaker).unwrap().dry_run);
+            store.park("w", 0, Duration::ZERO, "rescan").unwrap();
+
+            let resumed = take(&store, "w", &ClaimRules::default()).expect("due at once");
+            assert!(resumed.resumed && resumed.dry_run, "{resumed:?}");
+            let running = store.get_run("w").unwrap().summary.reason;
+            assert_eq!(
+                running.as_deref(),
+                Some("circuit breaker of route `r` is open: ran in dry-run")
+            );
+            store
+                .finish_run("w", RunStatus::Succeeded, "dry-run: 1 actions planned")
+                .unwrap();
+            assert_eq!(
+                store.get_run("w").unwrap().summary.reason.as_deref(),
+                Some(
+                    "circuit breaker of route `r` is open: ran in dry-run; dry-run: 1 actions planned"
+                )
+            );
+        });
+    }
 }

@@ -429,10 +429,12 @@ impl Store {
                 return Ok(Claim::Held(why));
             }
             c.execute(
-                // A resumed run keeps the time it first started.
+                // A resumed run keeps the time it first started, and stays
+                // a dry-run, saying why, if its first stint was made one.
                 "UPDATE runs SET status = 'running', owner = ?2,
                         started_ms = COALESCE(CASE WHEN status = 'waiting' THEN started_ms END, ?3),
-                        dry_run = dry_run OR ?4, reason = ?5, lease_ms = ?6, due_ms = NULL
+                        dry_run = dry_run OR ?4, forced_dry_run = COALESCE(forced_dry_run, ?5),
+                        reason = COALESCE(forced_dry_run, ?5), lease_ms = ?6, due_ms = NULL
                  WHERE id = ?1 AND status IN ('queued', 'waiting')",
                 args![
                     id,

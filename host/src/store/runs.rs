@@ -207,8 +207,8 @@ impl Store {
         reason: &str,
     ) -> DbResult<Option<OpenedBreaker>> {
         let route: Option<Option<String>> = c.query_opt(
-            // A reason set when the run started (an open circuit breaker) is kept in front.
-            "UPDATE runs SET status = ?2, reason = COALESCE(reason || '; ', '') || ?3,
+            // Why it was made a dry-run (an open circuit breaker) is kept in front.
+            "UPDATE runs SET status = ?2, reason = COALESCE(forced_dry_run || '; ', '') || ?3,
                     finished_ms = ?4
              WHERE id = ?1 RETURNING route",
             args![run_id, status.as_str(), reason, now_ms()],
