@@ -130,10 +130,13 @@ impl Store {
                 return Ok(Err(status));
             }
             let hash = hash.unwrap_or_default();
+            // Approved, it executes: a breaker open when it was planned
+            // no longer makes it a dry-run, and one still open when it is
+            // taken makes it one again.
             tx.execute(
                 "UPDATE runs SET status = 'queued', dry_run = FALSE, approval = FALSE, owner = NULL,
                         finished_ms = NULL, approved_by = ?2, approved_ms = ?3,
-                        reason = 'approved by ' || ?2
+                        forced_dry_run = NULL, reason = 'approved by ' || ?2
                  WHERE id = ?1",
                 args![id, by, now_ms()],
             )?;
@@ -200,5 +203,47 @@ impl Store {
                 |r| r.get(0),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::contract::AlertStatus;
+    use crate::store::queue::tests::{alert, firing, take};
+    use crate::store::{ClaimRules, RunStatus};
+    use std::time::Duration;
+
+    /// A plan made while the route's breaker was open, then approved after
+    /// it shut, executes: the approved run is no dry-run, and its end does
+    /// not blame a breaker.
+    #[test]
+    fn an_approved_run_is_no_dry_run_for_a_breaker_shut_since() {
+        crate::store::each_backend(|open| {
+            let store = open();
+            let alert = alert("a", AlertStatus::Firing);
+            store
+                .admit(&[firing(&alert, "a", Duration::ZERO)], 10)
+                .unwrap();
+            let breaker = ClaimRules {
+                force_dry_run: Some("circuit breaker of route `r` is open: ran in dry-run"),
+                ..ClaimRules::default()
+            };
+            assert!(take(&store, "a", &breaker).unwrap().dry_run);
+            store.request_approval("a", &[]).unwrap();
+            store
+                .finish_run("a", RunStatus::AwaitingApproval, "awaiting approval")
+                .unwrap();
+            store.approve("a", "ops", Duration::from_secs(60)).unwrap();
+
+            let approved = take(&store, "a", &ClaimRules::default()).unwrap();
+            assert!(!approved.dry_run, "the approved run executes");
+            store
+                .finish_run("a", RunStatus::Succeeded, "1 action executed")
+                .unwrap();
+            assert_eq!(
+                store.get_run("a").unwrap().summary.reason.as_deref(),
+                Some("1 action executed")
+            );
+        });
     }
 }
