@@ -13,7 +13,7 @@ mod common;
 
 use common::{
     Connection, Peak, assert_runs, drain, env_or, load, load_of, metric, payload, payload_of,
-    percentile, print_machine_speed, rss_kib, start_daemon, start_remedy,
+    percentile, print_machine_speed, rss_kib, start_daemon, start_remedy, storage_writes,
 };
 use std::time::{Duration, Instant};
 
@@ -218,11 +218,13 @@ fn one_receiver_on_sqlite(alerts: usize, batch: usize, clients: usize) {
     let pid = daemon.0.id();
     let idle_rss = rss_kib(pid, "VmRSS:");
     let peak = Peak::start(move || rss_kib(pid, "VmRSS:"));
+    let written_before = storage_writes(pid);
     let started = Instant::now();
     let (latencies, accepting) = load(&[addr], alerts, batch, clients);
     let drained = drain(addr, started);
     let peak = peak.stop();
     let finished = assert_runs(&[addr], alerts);
+    let written = storage_writes(pid) - written_before;
     let hwm = rss_kib(pid, "VmHWM:");
 
     println!(
@@ -235,6 +237,10 @@ fn one_receiver_on_sqlite(alerts: usize, batch: usize, clients: usize) {
         idle_rss as f64 / 1024.0,
         peak as f64 / 1024.0,
         hwm as f64 / 1024.0
+    );
+    println!(
+        "  written to storage {:.1} KiB per alert, admitted and run",
+        written as f64 / 1024.0 / alerts as f64
     );
 }
 

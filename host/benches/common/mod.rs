@@ -23,9 +23,21 @@ pub fn env_or(name: &str, default: usize) -> usize {
 }
 
 pub fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
+    proc_number(pid, "status", field)
+}
+
+/// Bytes process `pid` has had written to storage so far: its log and
+/// database pages, not its sockets. Unlike a rate, the same work writes
+/// about the same bytes on a slow day as on a fast one.
+pub fn storage_writes(pid: u32) -> u64 {
+    proc_number(pid, "io", "write_bytes:")
+}
+
+/// The number on the line of `/proc/PID/FILE` that starts with `field`;
+/// 0 if there is none.
+fn proc_number(pid: u32, file: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    text.lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
