@@ -1,6 +1,7 @@
 //! Sustained webhook load on a real `remedy serve`: alerts per second, the
 //! 202 latency at p50/p99, how fast the queue drains with a real plugin
-//! (disk-cleanup, dry-run), and the daemon's RSS idle and under load.
+//! (disk-cleanup, dry-run), the daemon's RSS idle and under load, and the
+//! bytes it writes to storage per alert (a figure a slow day does not move).
 //!
 //! Then the same alerts posted to two receivers sharing one PostgreSQL, as
 //! behind Alertmanager's HA pair; a receiver and an agent; a storm in
