@@ -208,8 +208,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::contract::AlertStatus;
-    use crate::store::queue::tests::{alert, firing, take};
+    use crate::store::queue::tests::{take, taken_under_open_breaker};
     use crate::store::{ClaimRules, RunStatus};
     use std::time::Duration;
 
@@ -220,15 +219,7 @@ mod tests {
     fn an_approved_run_is_no_dry_run_for_a_breaker_shut_since() {
         crate::store::each_backend(|open| {
             let store = open();
-            let alert = alert("a", AlertStatus::Firing);
-            store
-                .admit(&[firing(&alert, "a", Duration::ZERO)], 10)
-                .unwrap();
-            let breaker = ClaimRules {
-                force_dry_run: Some("circuit breaker of route `r` is open: ran in dry-run"),
-                ..ClaimRules::default()
-            };
-            assert!(take(&store, "a", &breaker).unwrap().dry_run);
+            assert!(taken_under_open_breaker(&store, "a").dry_run);
             store.request_approval("a", &[]).unwrap();
             store
                 .finish_run("a", RunStatus::AwaitingApproval, "awaiting approval")

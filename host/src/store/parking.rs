@@ -78,7 +78,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::contract::AlertStatus;
-    use crate::store::queue::tests::{alert, firing, take};
+    use crate::store::queue::tests::{BREAKER_NOTE, alert, firing, take, taken_under_open_breaker};
     use crate::store::{Admission, Claim, ClaimRules, RunStatus};
     use std::time::Duration;
 
@@ -155,32 +155,19 @@ mod tests {
     fn a_run_made_a_dry_run_resumes_as_one_and_ends_saying_why() {
         crate::store::each_backend(|open| {
             let store = open();
-            let alert = alert("w", AlertStatus::Firing);
-            store
-                .admit(&[firing(&alert, "w", Duration::ZERO)], 10)
-                .unwrap();
-            let breaker = ClaimRules {
-                force_dry_run: Some("circuit breaker of route `r` is open: ran in dry-run"),
-                ..ClaimRules::default()
-            };
-            assert!(take(&store, "w", &breaker).unwrap().dry_run);
+            assert!(taken_under_open_breaker(&store, "w").dry_run);
             store.park("w", 0, Duration::ZERO, "rescan").unwrap();
 
             let resumed = take(&store, "w", &ClaimRules::default()).expect("due at once");
             assert!(resumed.resumed && resumed.dry_run, "{resumed:?}");
             let running = store.get_run("w").unwrap().summary.reason;
-            assert_eq!(
-                running.as_deref(),
-                Some("circuit breaker of route `r` is open: ran in dry-run")
-            );
+            assert_eq!(running.as_deref(), Some(BREAKER_NOTE));
             store
                 .finish_run("w", RunStatus::Succeeded, "dry-run: 1 actions planned")
                 .unwrap();
             assert_eq!(
-                store.get_run("w").unwrap().summary.reason.as_deref(),
-                Some(
-                    "circuit breaker of route `r` is open: ran in dry-run; dry-run: 1 actions planned"
-                )
+                store.get_run("w").unwrap().summary.reason,
+                Some(format!("{BREAKER_NOTE}; dry-run: 1 actions planned"))
             );
         });
     }

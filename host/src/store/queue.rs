@@ -848,6 +848,24 @@ pub(super) mod tests {
             .taken()
     }
 
+    /// What an open breaker says of the runs it makes dry-runs, in tests.
+    pub(in crate::store) const BREAKER_NOTE: &str =
+        "circuit breaker of route `r` is open: ran in dry-run";
+
+    /// Run `id`, for a firing alert of the same name, admitted and then
+    /// taken while its route's breaker is open: a dry-run.
+    pub(in crate::store) fn taken_under_open_breaker(store: &Store, id: &str) -> ClaimedRun {
+        let alert = alert(id, AlertStatus::Firing);
+        store
+            .admit(&[firing(&alert, id, Duration::ZERO)], 10)
+            .unwrap();
+        let breaker = ClaimRules {
+            force_dry_run: Some(BREAKER_NOTE),
+            ..ClaimRules::default()
+        };
+        take(store, id, &breaker).expect("queued just now")
+    }
+
     pub(in crate::store) fn candidate<'a>(
         id: &'a str,
         alert: &'a Alert,
