@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
 
+#[path = "../tests/common/ports.rs"]
+mod ports;
+
 fn print_acceptance(alerts: usize, latencies: &[Duration], accepting: Duration) {
     println!(
         "  accepted   {:>8.0} alerts/s   ({alerts} in {:.2} s)",

@@ -5,9 +5,8 @@
 mod common;
 
 use common::alertmanager::Alertmanager;
-use common::daemon::{
-    Daemon, NODE, brief_loop_route, firing, free_addr, is_finished, serve_config, webhook,
-};
+use common::daemon::{Daemon, NODE, brief_loop_route, firing, is_finished, serve_config, webhook};
+use common::ports::free_addr;
 use common::{DAY, aged_file};
 use serde_json::json;
 use std::net::SocketAddr;

@@ -6,9 +6,10 @@
 mod common;
 
 use common::daemon::{
-    Daemon, ONCALL, TOKEN, VIEWER, basic_auth, firing, free_addr, is_finished,
-    reaper_approve_route, serve_config, try_request, webhook,
+    Daemon, ONCALL, TOKEN, VIEWER, basic_auth, firing, is_finished, reaper_approve_route,
+    serve_config, try_request, webhook,
 };
+use common::ports::free_addr;
 use common::{DAY, aged_file, describe, remedy};
 use serde_json::Value;
 use std::path::PathBuf;

@@ -296,7 +296,8 @@ fn signed_echo_routes(key: &Path, more: &str) -> String {
 
 #[test]
 fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
-    use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+    use common::daemon::{Daemon, firing, is_finished, serve_config, webhook};
+    use common::ports::free_addr;
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path());
     let routes = signed_echo_routes(&key, "");
@@ -321,7 +322,8 @@ fn serve_signs_the_chain_when_it_stops_after_its_last_run() {
 
 #[test]
 fn serve_prunes_history_past_its_retention_and_the_chain_still_verifies_signed() {
-    use common::daemon::{Daemon, firing, free_addr, is_finished, serve_config, webhook};
+    use common::daemon::{Daemon, firing, is_finished, serve_config, webhook};
+    use common::ports::free_addr;
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path());
     let routes = |retention: &str| signed_echo_routes(&key, retention);

@@ -16,8 +16,9 @@
 
 mod common;
 
-use common::daemon::{Daemon, NODE, TOKEN, firing, free_addr, serve_config, try_request, webhook};
+use common::daemon::{Daemon, NODE, TOKEN, firing, serve_config, try_request, webhook};
 use common::nomad_double::NomadDouble;
+use common::ports::free_addr;
 use remedy::store::{RunFilter, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;

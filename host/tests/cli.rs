@@ -601,7 +601,8 @@ fn verbose_logs_are_remedys_own_and_runs_show_every_actions_reason() {
 
 #[test]
 fn the_built_in_default_serves_with_a_token_file_given_on_the_command_line() {
-    use common::daemon::{firing, free_addr, try_request, webhook};
+    use common::daemon::{firing, try_request, webhook};
+    use common::ports::free_addr;
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "built-in-serve-token\n").unwrap();

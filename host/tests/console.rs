@@ -7,9 +7,10 @@ mod common;
 
 use common::browser::Browser;
 use common::daemon::{
-    Daemon, ONCALL, TOKEN, VIEWER, basic_auth, firing, free_addr, is_finished,
-    reaper_approve_route, serve_config, try_request, webhook,
+    Daemon, ONCALL, TOKEN, VIEWER, basic_auth, firing, is_finished, reaper_approve_route,
+    serve_config, try_request, webhook,
 };
+use common::ports::free_addr;
 use common::{DAY, Tmpfs, aged_file, remedy};
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,8 @@
 mod common;
 
 use common::alertmanager::Alertmanager;
-use common::daemon::{Daemon, TOKEN, firing, free_addr, is_finished, webhook};
+use common::daemon::{Daemon, TOKEN, firing, is_finished, webhook};
+use common::ports::free_addr;
 use common::postgres::{Cluster, fresh_database};
 use common::{DAY, PLUGIN_DIR, Tmpfs, aged_file, describe, reaper_plugin, remedy};
 use serde_json::{Value, json};

@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::daemon::{Daemon, TOKEN, free_addr, is_finished, try_request};
+use common::daemon::{Daemon, TOKEN, is_finished, try_request};
 use common::fake_api::FakeApi;
 use common::nomad_double::NomadDouble;
+use common::ports::free_addr;
 use common::prometheus::{NodeExporter, Prometheus, Setup};
 use common::{Tmpfs, aged_file};
 use std::net::SocketAddr;

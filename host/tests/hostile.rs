@@ -7,8 +7,9 @@
 mod common;
 
 use common::daemon::{
-    Daemon, firing, free_addr, hostile_route, is_finished, reaper_route, serve_config, webhook,
+    Daemon, firing, hostile_route, is_finished, reaper_route, serve_config, webhook,
 };
+use common::ports::free_addr;
 use common::{DAY, PLUGIN_DIR, Reaped, aged_file, describe, remedy, run_json};
 use serde_json::Value;
 use std::net::SocketAddr;

@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::daemon::{
-    Daemon, NODE, firing, free_addr, is_finished, reaper_route, serve_config, webhook,
-};
+use common::daemon::{Daemon, NODE, firing, is_finished, reaper_route, serve_config, webhook};
+use common::ports::free_addr;
 use common::{DAY, aged_file, describe, reaper_plugin, remedy};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::daemon::{
-    Daemon, firing, free_addr, is_finished, reaper_approve_route, serve_config, webhook,
-};
+use common::daemon::{Daemon, firing, is_finished, reaper_approve_route, serve_config, webhook};
+use common::ports::free_addr;
 use common::{DAY, aged_file};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

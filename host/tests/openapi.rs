@@ -7,10 +7,10 @@
 mod common;
 
 use common::daemon::{
-    Daemon, ONCALL, basic_auth, firing, free_addr, is_finished, reaper_approve_route, serve_config,
-    webhook,
+    Daemon, ONCALL, basic_auth, firing, is_finished, reaper_approve_route, serve_config, webhook,
 };
 use common::openapi::{SEEN, check_answer, document, operations};
+use common::ports::free_addr;
 use common::{DAY, aged_file};
 use serde_json::Value;
 

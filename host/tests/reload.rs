@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::daemon::{
-    Daemon, firing, free_addr, panicky_route, serve_config, try_request, webhook,
-};
+use common::daemon::{Daemon, firing, panicky_route, serve_config, try_request, webhook};
+use common::ports::free_addr;
 use common::remedy;
 use std::time::{Duration, Instant};
 

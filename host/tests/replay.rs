@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::daemon::{Daemon, firing, free_addr, is_finished, reaper_route, serve_config, webhook};
+use common::daemon::{Daemon, firing, is_finished, reaper_route, serve_config, webhook};
+use common::ports::free_addr;
 use common::{DAY, OFFLINE_SERVICES, Tmpfs, aged_file, describe, reaper_plugin, remedy};
 use serde_json::Value;
 use std::collections::BTreeSet;

@@ -317,7 +317,7 @@ fn service_restart_stops_only_an_allowed_holder_of_the_port_then_restarts_and_co
     };
     let api = common::fake_api::FakeApi::start();
     api.set(|a| a.up = false);
-    let port = common::daemon::free_addr().port();
+    let port = common::ports::free_addr().port();
     let stale = dir.path().join("opt/api-v41/nc");
     let mut holder = vec![port_holder(&stale, port)];
     let config = |holders: &str| {

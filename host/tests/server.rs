@@ -4,9 +4,10 @@
 mod common;
 
 use common::daemon::{
-    Daemon, ECHO_ROUTE, TOKEN, alert, brief_loop_route, firing, free_addr, is_finished,
-    panicky_route, raw_exchange, reaper_approve_route, serve_config, webhook,
+    Daemon, ECHO_ROUTE, TOKEN, alert, brief_loop_route, firing, is_finished, panicky_route,
+    raw_exchange, reaper_approve_route, serve_config, webhook,
 };
+use common::ports::free_addr;
 use common::{DAY, aged_file, describe, remedy};
 use remedy::store::{RunFilter, RunStatus, Store};
 use serde_json::{Value, json};

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::daemon::{Daemon, ECHO_ROUTE, firing, free_addr, is_finished, serve_config, webhook};
+use common::daemon::{Daemon, ECHO_ROUTE, firing, is_finished, serve_config, webhook};
+use common::ports::free_addr;
 use common::postgres::{Cluster, fresh_database};
 use common::{describe, remedy};
 use serde_json::Value;

@@ -542,6 +542,10 @@ mod crash_test {
 #[path = "../../tests/common/postgres.rs"]
 mod throwaway_postgres;
 
+#[cfg(test)]
+#[path = "../../tests/common/ports.rs"]
+mod ports;
+
 /// Run `test` on SQLite, then on PostgreSQL; `open` gives it a fresh,
 /// empty store on that backend each time it is called.
 #[cfg(test)]

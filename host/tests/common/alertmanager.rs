@@ -1,7 +1,8 @@
 //! A real Alertmanager (Debian's `prometheus-alertmanager`, installed by
 //! scripts/test) sending its webhooks to remedy.
 
-use super::daemon::{TOKEN, free_addr, try_request};
+use super::daemon::{TOKEN, try_request};
+use super::ports::free_addr;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,7 +1,8 @@
 //! A real headless Chromium, driven through chromedriver over WebDriver
 //! (Debian's `chromium` and `chromium-driver`, installed by scripts/test).
 
-use super::daemon::{free_addr, try_request};
+use super::daemon::try_request;
+use super::ports::free_addr;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -3,12 +3,10 @@
 //! lying Content-Length, chunked bodies).
 
 use super::{PLUGIN_DIR, remedy};
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-7c1f";
@@ -75,28 +73,6 @@ pub fn write_users(dir: &Path) {
         ),
     )
     .unwrap();
-}
-
-/// A free loopback port (bound and released; tests run on one machine).
-pub fn free_addr() -> SocketAddr {
-    // The kernel may give a port just released to the next bind, so two
-    // tests starting together could both be handed it: one daemon then
-    // cannot listen, and its test talks to the other's. A port is handed
-    // out once per test process.
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        if GIVEN
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(addr.port())
-        {
-            return addr;
-        }
-    }
 }
 
 /// A config for `remedy serve` with the test plugins and `routes`, a token

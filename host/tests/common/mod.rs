@@ -25,6 +25,7 @@ pub mod kube_double;
 pub mod netns;
 pub mod nomad_double;
 pub mod openapi;
+pub mod ports;
 pub mod postgres;
 pub mod prometheus;
 pub mod python;

@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+// A sibling module wherever this file is included: in `common` in the test
+// binaries, in `store` in the store's unit tests, beside it in the serve bench.
+use super::ports;
+
 pub struct Cluster {
     pub port: u16,
     dir: PathBuf,
@@ -133,7 +137,7 @@ impl Cluster {
             String::from_utf8_lossy(&initdb.stderr)
         );
         let cluster = Cluster {
-            port: free_port(),
+            port: ports::free_port(),
             dir,
             pid: Mutex::new(0),
             settings,
@@ -279,12 +283,4 @@ fn remove_at_exit(pid: u32, dir: &Path) {
         unsafe { libc::atexit(clean_up) };
     }
     servers.push((pid, dir.to_path_buf()));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

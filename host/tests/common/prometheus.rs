@@ -1,7 +1,8 @@
 //! A real Prometheus (Debian's `prometheus`, installed by scripts/test)
 //! scraping itself every second, with every query it answers logged.
 
-use super::daemon::{free_addr, try_request};
+use super::daemon::try_request;
+use super::ports::free_addr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
