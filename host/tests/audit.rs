@@ -196,7 +196,7 @@ fn rewrite_and_rehash(db_path: &Path, seq: i64, body: &str) {
         )
         .unwrap();
         db.execute(
-            "UPDATE audit_head SET seq = ?1, hash = ?2",
+            "UPDATE heads SET audit_seq = ?1, audit_hash = ?2",
             rusqlite::params![n, hash],
         )
         .unwrap();

@@ -163,8 +163,7 @@ impl Chain {
             return Ok(());
         }
         c.execute(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            "UPDATE heads SET audit_seq = ?1, audit_hash = ?2 WHERE id = 1",
             args![self.seq, self.hash],
         )?;
         Ok(())
@@ -174,7 +173,7 @@ impl Chain {
 /// The newest record's number and hash, as kept apart from the records.
 pub(super) fn head(c: &mut dyn Db) -> DbResult<Option<(i64, String)>> {
     c.query_opt(
-        "SELECT seq, hash FROM audit_head WHERE id = 1",
+        "SELECT audit_seq, audit_hash FROM heads WHERE id = 1",
         &[],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )

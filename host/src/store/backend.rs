@@ -202,7 +202,7 @@ impl Backend {
                     // Ends with the transaction.
                     db.batch("SET LOCAL synchronous_commit = off")?;
                 }
-                db.execute("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE", &[])?;
+                db.execute("SELECT 1 FROM heads WHERE id = 1 FOR UPDATE", &[])?;
                 let crash = crash_test::armed(&mut db)?;
                 let out = work(&mut db)?;
                 tx.commit()?;

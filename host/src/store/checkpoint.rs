@@ -127,7 +127,7 @@ impl Store {
     pub fn checkpoint(&self, key: &SigningKey) -> Result<Option<i64>, StoreError> {
         self.in_tx(|c| {
             let Some((seq, hash, kind)) = c.query_opt(
-                "SELECT a.seq, a.hash, a.kind FROM audit_head h JOIN audit a ON a.seq = h.seq \
+                "SELECT a.seq, a.hash, a.kind FROM heads h JOIN audit a ON a.seq = h.audit_seq \
                  WHERE h.id = 1",
                 &[],
                 |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),

@@ -517,7 +517,9 @@ mod crash_test {
     pub fn armed(c: &mut dyn Db) -> Result<Option<Armed>> {
         let Some(kind) = kind() else { return Ok(None) };
         let head = c
-            .query_opt("SELECT seq FROM audit_head WHERE id = 1", &[], |r| r.get(0))?
+            .query_opt("SELECT audit_seq FROM heads WHERE id = 1", &[], |r| {
+                r.get(0)
+            })?
             .unwrap_or(0);
         Ok(Some(Armed { kind, head }))
     }

@@ -251,10 +251,7 @@ pub(super) fn insert_run(
     if status == RunStatus::Queued {
         // Here rather than in a trigger (migration V4 says why); this is
         // the one place a run is inserted.
-        c.execute(
-            "UPDATE queue_depth SET queued = queued + 1 WHERE id = 1",
-            &[],
-        )?;
+        c.execute("UPDATE heads SET queued = queued + 1 WHERE id = 1", &[])?;
     }
     let body = RunCreated {
         alert: run.alert.into(),
@@ -559,7 +556,7 @@ impl Store {
 /// V4's triggers): counting would walk every queued run, once per group
 /// commit.
 fn count_queued(c: &mut dyn Db) -> DbResult<u64> {
-    c.query_row("SELECT queued FROM queue_depth WHERE id = 1", &[], |r| {
+    c.query_row("SELECT queued FROM heads WHERE id = 1", &[], |r| {
         r.get::<i64>(0)
     })
     .map(|n| n.max(0) as u64)
@@ -938,7 +935,7 @@ pub(super) mod tests {
         });
     }
 
-    /// The depth kept in `queue_depth`, beside a count of the queued runs.
+    /// The depth kept in `heads`, beside a count of the queued runs.
     fn depth_and_count(store: &Store) -> (u64, u64) {
         let counted: i64 = store
             .with(|c| {

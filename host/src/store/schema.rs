@@ -206,6 +206,48 @@ pub(super) mod tests {
         the_queued_run_is_still_found_by_its_key(&store);
     }
 
+    /// A queued run, counted, and an audit head at record 7, as a store
+    /// kept them in two tables before V7.
+    fn counted_before_v7() -> String {
+        let run = queued_run("queued-run");
+        format!(
+            "{run}
+             UPDATE queue_depth SET queued = 1 WHERE id = 1;
+             INSERT INTO audit_head (id, seq, hash) VALUES (1, 7, 'h7')
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash;"
+        )
+    }
+
+    fn the_depth_and_the_head_are_kept(store: &Store) {
+        assert_eq!(store.queue_depth().unwrap(), 1);
+        assert_eq!(store.audit_head_seq().unwrap(), 7);
+        store
+            .in_tx(|c| c.execute("DELETE FROM runs WHERE id = 'queued-run'", &[]))
+            .unwrap();
+        assert_eq!(
+            store.queue_depth().unwrap(),
+            0,
+            "the trigger counts in the new row"
+        );
+    }
+
+    #[test]
+    fn the_queue_depth_and_the_audit_head_carry_over_into_one_row_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = sqlite_before(dir.path(), 7);
+        conn.execute_batch(&counted_before_v7()).unwrap();
+        drop(conn);
+        the_depth_and_the_head_are_kept(&Store::open(dir.path()).unwrap());
+
+        let url = super::super::throwaway_postgres::fresh_database();
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        migrate_before(super::postgres::migrations::runner(), &mut client, 7);
+        client.batch_execute(&counted_before_v7()).unwrap();
+        drop(client);
+        let store = Store::connect(&super::super::Postgres::at(&url)).unwrap();
+        the_depth_and_the_head_are_kept(&store);
+    }
+
     #[test]
     fn a_fleet_starting_at_once_migrates_a_new_database_once() {
         let url = super::super::throwaway_postgres::fresh_database();
