@@ -189,21 +189,30 @@ pub(super) mod tests {
         assert_eq!(cancelled_by_resolving(store, "f"), ["queued-run"]);
     }
 
-    #[test]
-    fn the_dedup_keys_of_an_older_store_carry_over_on_both_backends() {
+    /// A store on each backend left before migration `version` with `sql`
+    /// run on it, then opened by this remedy, which migrates it: `check`ed.
+    fn upgraded_on_both_backends(version: i32, sql: &str, check: impl Fn(&Store)) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = sqlite_before(dir.path(), 5);
-        conn.execute_batch(&queued_before_v5()).unwrap();
+        let conn = sqlite_before(dir.path(), version);
+        conn.execute_batch(sql).unwrap();
         drop(conn);
-        the_queued_run_is_still_found_by_its_key(&Store::open(dir.path()).unwrap());
+        check(&Store::open(dir.path()).unwrap());
 
         let url = super::super::throwaway_postgres::fresh_database();
         let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        migrate_before(super::postgres::migrations::runner(), &mut client, 5);
-        client.batch_execute(&queued_before_v5()).unwrap();
+        migrate_before(super::postgres::migrations::runner(), &mut client, version);
+        client.batch_execute(sql).unwrap();
         drop(client);
-        let store = Store::connect(&super::super::Postgres::at(&url)).unwrap();
-        the_queued_run_is_still_found_by_its_key(&store);
+        check(&Store::connect(&super::super::Postgres::at(&url)).unwrap());
+    }
+
+    #[test]
+    fn the_dedup_keys_of_an_older_store_carry_over_on_both_backends() {
+        upgraded_on_both_backends(
+            5,
+            &queued_before_v5(),
+            the_queued_run_is_still_found_by_its_key,
+        );
     }
 
     /// A queued run, counted, and an audit head at record 7, as a store
@@ -233,19 +242,7 @@ pub(super) mod tests {
 
     #[test]
     fn the_queue_depth_and_the_audit_head_carry_over_into_one_row_on_both_backends() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = sqlite_before(dir.path(), 7);
-        conn.execute_batch(&counted_before_v7()).unwrap();
-        drop(conn);
-        the_depth_and_the_head_are_kept(&Store::open(dir.path()).unwrap());
-
-        let url = super::super::throwaway_postgres::fresh_database();
-        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        migrate_before(super::postgres::migrations::runner(), &mut client, 7);
-        client.batch_execute(&counted_before_v7()).unwrap();
-        drop(client);
-        let store = Store::connect(&super::super::Postgres::at(&url)).unwrap();
-        the_depth_and_the_head_are_kept(&store);
+        upgraded_on_both_backends(7, &counted_before_v7(), the_depth_and_the_head_are_kept);
     }
 
     #[test]
