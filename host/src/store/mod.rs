@@ -516,11 +516,7 @@ mod crash_test {
     /// Where the audit trail stands before a transaction, when armed.
     pub fn armed(c: &mut dyn Db) -> Result<Option<Armed>> {
         let Some(kind) = kind() else { return Ok(None) };
-        let head = c
-            .query_opt("SELECT audit_seq FROM heads WHERE id = 1", &[], |r| {
-                r.get(0)
-            })?
-            .unwrap_or(0);
+        let head = super::audit::head(c)?.map_or(0, |(seq, _)| seq);
         Ok(Some(Armed { kind, head }))
     }
 
