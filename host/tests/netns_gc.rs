@@ -13,9 +13,6 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A directory with `bin/firecracker` (a copy of `sleep`) and a config whose
 /// grants cover this test's slots and that executable.
@@ -165,7 +162,7 @@ fn alive(child: &mut Reaped) -> bool {
 
 #[test]
 fn stopped_orchestrator_unused_namespaces_and_orphans_are_collected_exactly() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _firecrackers = common::firecracker_lock();
     let scene = Scene::new();
     let mut spaces = Namespaces(Vec::new());
     for name in ["ns-32101", "ns-32102", "ns-32103", "ns-032104", "lab-32105"] {
@@ -241,7 +238,7 @@ fn stopped_orchestrator_unused_namespaces_and_orphans_are_collected_exactly() {
 
 #[test]
 fn running_orchestrator_keeps_its_namespaces_and_sandboxes_and_a_leak_escalates() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _firecrackers = common::firecracker_lock();
     let scene = Scene::new();
     let mut spaces = Namespaces(Vec::new());
     for slot in 32111..=32114 {
@@ -296,7 +293,7 @@ fn running_orchestrator_keeps_its_namespaces_and_sandboxes_and_a_leak_escalates(
 
 #[test]
 fn namespaces_that_change_between_the_two_scans_wait_for_two_more() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _firecrackers = common::firecracker_lock();
     let scene = Scene::new();
     let mut spaces = Namespaces(Vec::new());
     for slot in 32121..=32123 {
@@ -350,7 +347,7 @@ fn namespaces_that_change_between_the_two_scans_wait_for_two_more() {
 
 #[test]
 fn the_default_config_dry_run_plans_only_orchestrator_namespaces() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _firecrackers = common::firecracker_lock();
     let mut spaces = Namespaces(Vec::new());
     spaces.add("ns-32131");
     spaces.add("ns-032132");

@@ -196,6 +196,7 @@ fn alive(processes: &mut [common::Reaped]) -> usize {
 
 #[test]
 fn sandbox_reaper_stops_expired_sandboxes_a_share_a_round_and_pages_above_the_limit() {
+    let _firecrackers = common::firecracker_lock();
     let dir = tempfile::tempdir().unwrap();
     let fc = dir.path().join("fc-versions/v1/firecracker");
     let mut fleet = sandboxes(&fc, 4);

@@ -189,6 +189,22 @@ pub fn run_json(
     (output.status.code().unwrap(), run)
 }
 
+/// Held by a test while it runs processes named `firecracker`. The plugins
+/// that look after them scan every process of the host, so two such tests,
+/// in one binary or in binaries side by side (`scripts/run-tests`), would
+/// each see the other's. A lock on a file every test process shares, taken
+/// when free; it goes with the returned file.
+pub fn firecracker_lock() -> File {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("remedy-test-firecracker.lock"))
+        .expect("open the tests' firecracker lock file");
+    file.lock().expect("lock the tests' firecracker lock file");
+    file
+}
+
 /// Serve `app` on a loopback port from a thread of its own, for the
 /// doubles of outside services: its address and the thread.
 pub fn serve_in_thread(app: axum::Router) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
