@@ -144,6 +144,7 @@ mod tests {
         let group = Arc::new(GroupCommit::default());
         let commits = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
         let (started, started_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
         let commit = {
             let commits = commits.clone();
             move |jobs: Vec<u32>| {
@@ -151,8 +152,7 @@ mod tests {
                 commits.lock().unwrap().push(jobs.clone());
                 if first {
                     started.send(()).unwrap();
-                    // Long enough for every other writer to queue behind it.
-                    std::thread::sleep(Duration::from_millis(300));
+                    release_rx.recv().unwrap();
                 }
                 jobs.into_iter().map(|j| j + 100).collect()
             }
@@ -161,9 +161,7 @@ mod tests {
             let group = group.clone();
             async move { group.submit(0, commit).await }
         });
-        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
-            .await
-            .unwrap();
+        wait_for(started_rx).await;
         let others: Vec<_> = (1..=8)
             .map(|n| {
                 let group = group.clone();
@@ -172,6 +170,12 @@ mod tests {
                 })
             })
             .collect();
+        // The first commit ends only once every other writer is queued
+        // behind it, however slowly the machine schedules them.
+        while lock(&group.state).waiting.len() < 8 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.send(()).unwrap();
         assert_eq!(first.await.unwrap(), Some(100));
         for other in others {
             let (n, answer) = other.await.unwrap();
@@ -193,22 +197,34 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_commit_answers_none_and_the_next_group_commits() {
         let group = Arc::new(GroupCommit::<u32, u32>::default());
-        let commit = |jobs: Vec<u32>| {
+        let (started, started_rx) = std::sync::mpsc::channel();
+        // Every writer passes this same commit, as `submit` asks: a writer
+        // may join whichever committer is running.
+        let commit = move |jobs: Vec<u32>| {
             if jobs.contains(&1) {
-                std::thread::sleep(Duration::from_millis(200));
+                started.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
                 panic!("commit failed");
             }
-            jobs
+            doubled(jobs)
         };
         let failing = tokio::spawn({
             let group = group.clone();
+            let commit = commit.clone();
             async move { group.submit(1, commit).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let next = group.submit(2, |_| panic!("not the committer's")).await;
+        wait_for(started_rx).await;
+        let next = group.submit(2, commit.clone()).await;
         assert_eq!(failing.await.unwrap(), None);
-        assert_eq!(next, Some(2));
-        assert_eq!(group.submit(3, doubled).await, Some(6), "and a later one");
+        assert_eq!(next, Some(4));
+        assert_eq!(group.submit(3, commit).await, Some(6), "and a later one");
+    }
+
+    /// Blocks on a test's signal without stalling the runtime's workers.
+    async fn wait_for(signal: std::sync::mpsc::Receiver<()>) {
+        tokio::task::spawn_blocking(move || signal.recv().unwrap())
+            .await
+            .unwrap();
     }
 
     /// A committer that never ran (the runtime shut down first) answers its
