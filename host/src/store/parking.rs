@@ -97,7 +97,9 @@ mod tests {
             assert!(take(&store, "w", &rules).is_some());
 
             store
-                .park("w", 0, Duration::from_millis(300), "restarted; confirming")
+                // Long enough that a machine busy with other tests still
+                // checks "not due yet" before it is.
+                .park("w", 0, Duration::from_millis(1500), "restarted; confirming")
                 .unwrap();
             let run = store.get_run("w").unwrap().summary;
             assert_eq!(run.status, RunStatus::Waiting);
@@ -121,7 +123,7 @@ mod tests {
             // Parked twice is refused: it is no longer this process's.
             assert!(store.park("w", 0, Duration::ZERO, "again").is_err());
 
-            std::thread::sleep(Duration::from_millis(400));
+            std::thread::sleep(Duration::from_millis(1600));
             let due: Vec<String> = store
                 .queued(10, None)
                 .unwrap()
