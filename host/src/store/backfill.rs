@@ -211,10 +211,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = scratch_store(dir.path());
         let log = dir.path().join("state.db-wal");
-        let bound = u64::from(WRITER_CHECKPOINT_PAGES) * 4096 * 3 / 2;
-        let mut largest = 0;
         // Each commit writes at least a page: without a restart the log
-        // would reach several times the bound.
+        // would reach eight times the writer's mark. With one it stays near
+        // the mark, and past it only while the background pass holds the
+        // log when the writer's checkpoint comes (seen at 2.2 times, with
+        // every other unit test running beside this one on two cores).
+        let bound = u64::from(WRITER_CHECKPOINT_PAGES) * 4096 * 4;
+        let mut largest = 0;
         for n in 0..(WRITER_CHECKPOINT_PAGES * 8) {
             insert(&store, &format!("row {n}"));
             if n % 256 == 0 {
