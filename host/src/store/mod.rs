@@ -563,6 +563,30 @@ fn each_backend(test: impl Fn(&dyn Fn() -> Store)) {
 }
 
 #[cfg(test)]
+impl Store {
+    /// How the backend would run `sql`, as text: SQLite's `EXPLAIN QUERY
+    /// PLAN` steps, or PostgreSQL's `EXPLAIN` with sequential scans priced
+    /// out, so that a plan names an index whenever the query can use one,
+    /// however few rows a test's store holds.
+    fn query_plan(&self, sql: &str, args: &[sql::Value]) -> String {
+        let shared = self.is_shared();
+        let steps = self
+            .in_ordered_tx(|c| {
+                if shared {
+                    c.execute("SET LOCAL enable_seqscan = off", &[])?;
+                    c.query_map(&format!("EXPLAIN {sql}"), args, |r| r.get::<String>(0))
+                } else {
+                    c.query_map(&format!("EXPLAIN QUERY PLAN {sql}"), args, |r| {
+                        r.get::<String>(3)
+                    })
+                }
+            })
+            .unwrap();
+        steps.join("\n")
+    }
+}
+
+#[cfg(test)]
 pub(super) mod tests {
     use super::*;
     use crate::contract::{Action, ActionStatus, AlertStatus, FileIdentity, Plan, RemovePath};

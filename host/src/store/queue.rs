@@ -348,37 +348,25 @@ impl Store {
     /// `node`, only those for that node and those any node may execute. A
     /// due run goes first: its next round confirms what an earlier one did.
     pub fn queued(&self, limit: u32, node: Option<&str>) -> Result<Vec<QueuedRun>, StoreError> {
-        // One query per status, so each walks the status index in order
-        // and stops at the limit.
-        const FOR_NODE: &str = "(CAST(?2 AS TEXT) IS NULL OR node IS NULL
-                                 OR lower(node) = lower(CAST(?2 AS TEXT)))";
-        let due = format!("status = 'waiting' AND due_ms <= ?3 AND {FOR_NODE}");
-        let mut runs = self.runs_to_take(&due, args![limit, node, now_ms()])?;
+        let mut runs = self.runs_to_take(DUE, args![limit, node, now_ms()])?;
         let left = limit.saturating_sub(runs.len() as u32);
-        let queued = format!("status = 'queued' AND {FOR_NODE}");
-        runs.extend(self.runs_to_take(&queued, args![left, node])?);
+        runs.extend(self.runs_to_take(QUEUED, args![left, node])?);
         Ok(runs)
     }
 
-    /// Runs meeting `condition`, oldest first, at most `?1` of them.
+    /// Runs meeting `condition`, oldest first, at most `?1` of them, for
+    /// the node `?2` if it is not null.
     fn runs_to_take(&self, condition: &str, args: &[Value]) -> Result<Vec<QueuedRun>, StoreError> {
         self.with(|c| {
-            c.query_map(
-                &format!(
-                    "SELECT id, plugin, route, target, node FROM runs WHERE {condition}
-                     ORDER BY created_ms, id LIMIT ?1"
-                ),
-                args,
-                |r| {
-                    Ok(QueuedRun {
-                        id: r.get(0)?,
-                        plugin: r.get(1)?,
-                        route: r.get(2)?,
-                        target: r.get(3)?,
-                        node: r.get(4)?,
-                    })
-                },
-            )
+            c.query_map(&runs_to_take_sql(condition), args, |r| {
+                Ok(QueuedRun {
+                    id: r.get(0)?,
+                    plugin: r.get(1)?,
+                    route: r.get(2)?,
+                    target: r.get(3)?,
+                    node: r.get(4)?,
+                })
+            })
         })
     }
 
@@ -618,6 +606,21 @@ fn admit_batch(
         admitted.push(admissions);
     }
     Ok(Ok(admitted))
+}
+
+/// The runs a poll takes, one query per status so that each reads only its
+/// status's own index (migration V8): the waiting runs due by `?3`, then
+/// the queued ones, oldest first and no more than the limit.
+const DUE: &str = "status = 'waiting' AND due_ms <= ?3";
+const QUEUED: &str = "status = 'queued'";
+
+fn runs_to_take_sql(condition: &str) -> String {
+    format!(
+        "SELECT id, plugin, route, target, node FROM runs
+         WHERE {condition} AND (CAST(?2 AS TEXT) IS NULL OR node IS NULL
+                                OR lower(node) = lower(CAST(?2 AS TEXT)))
+         ORDER BY created_ms, id LIMIT ?1"
+    )
 }
 
 /// Cancel the queued runs of the resolved alert `?1`, found through its
@@ -1091,17 +1094,29 @@ pub(super) mod tests {
     fn a_resolved_alert_looks_its_runs_up_by_id_not_by_walking_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let plan: Vec<String> = store
-            .with(|c| {
-                c.query_map(
-                    &format!("EXPLAIN QUERY PLAN {CANCEL_QUEUED_RUNS}"),
-                    args!["f", 0_i64, "why"],
-                    |r| r.get(3),
-                )
-            })
-            .unwrap();
-        let runs: Vec<&String> = plan.iter().filter(|step| step.contains(" runs ")).collect();
-        assert!(runs.iter().all(|step| step.contains("(id=?)")), "{plan:#?}");
+        let plan = store.query_plan(CANCEL_QUEUED_RUNS, args!["f", 0_i64, "why"]);
+        let runs: Vec<&str> = plan
+            .lines()
+            .filter(|step| step.contains(" runs "))
+            .collect();
+        assert!(runs.iter().all(|step| step.contains("(id=?)")), "{plan}");
+    }
+
+    /// A poll reads the open runs of its status alone, however many finished
+    /// runs the store holds, on both backends.
+    #[test]
+    fn a_poll_reads_only_its_own_status_index() {
+        super::super::each_backend(|open| {
+            let store = open();
+            let polls: [(_, _, &[Value]); 2] = [
+                (DUE, "runs_waiting", args![10_i64, None::<String>, 0_i64]),
+                (QUEUED, "runs_queued", args![10_i64, None::<String>]),
+            ];
+            for (condition, index, args) in polls {
+                let plan = store.query_plan(&runs_to_take_sql(condition), args);
+                assert!(plan.contains(index), "{condition}: {plan}");
+            }
+        });
     }
 
     #[test]

@@ -245,6 +245,28 @@ pub(super) mod tests {
         upgraded_on_both_backends(7, &counted_before_v7(), the_depth_and_the_head_are_kept);
     }
 
+    /// A queued run and a parked one already due, as a store kept them in
+    /// one index of every status before V8: a poll still takes both, the
+    /// due one first.
+    #[test]
+    fn a_queued_and_a_due_run_are_still_polled_after_v8_on_both_backends() {
+        let parked = queued_run("parked-run").replace("'queued', 1,", "'waiting', 0,");
+        let before = format!(
+            "{parked} {queued}
+             UPDATE runs SET due_ms = 1 WHERE id = 'parked-run';",
+            queued = queued_run("queued-run")
+        );
+        upgraded_on_both_backends(8, &before, |store| {
+            let polled: Vec<String> = store
+                .queued(10, None)
+                .unwrap()
+                .into_iter()
+                .map(|run| run.id)
+                .collect();
+            assert_eq!(polled, ["parked-run", "queued-run"]);
+        });
+    }
+
     #[test]
     fn a_fleet_starting_at_once_migrates_a_new_database_once() {
         let url = super::super::throwaway_postgres::fresh_database();
