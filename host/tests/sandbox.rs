@@ -78,9 +78,12 @@ fn first_round_check<'r>(report: &'r RunReport, name: &str) -> &'r Check {
     found.unwrap_or_else(|| panic!("no check named {name} in the first round's plan"))
 }
 
-fn fast_limits() -> PluginLimits {
+/// The default limits but for the timeout: only a backstop here (the test
+/// of timeouts sets its own), so it is long enough that a machine busy with
+/// other tests never cuts a run short.
+fn backstop_limits() -> PluginLimits {
     PluginLimits {
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(10),
         memory: 32 << 20,
         log: LogLimits::default(),
     }
@@ -104,7 +107,7 @@ fn denied_lines(report: &RunReport) -> Vec<String> {
 fn reads_cannot_escape_the_granted_root() {
     let place = Playground::new();
     let host = Host::new();
-    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let plugin = host.load("hostile", grants_under(&place.granted()), backstop_limits());
     let g = place.granted().display().to_string();
     let escapes = [
         format!("{g}/../outside/secret"),
@@ -180,7 +183,7 @@ fn removal_outside_fs_remove_is_denied_and_recorded() {
     grants.fs.read = vec![place.dir.path().to_path_buf()];
     grants.fs.remove = vec![place.granted()];
     grants.proc.rights = vec![remedy::caps::proc::ProcRight::Read];
-    let plugin = host.load("hostile", grants, fast_limits());
+    let plugin = host.load("hostile", grants, backstop_limits());
     let g = place.granted().display().to_string();
     for target in [
         place.outside().join("secret").display().to_string(),
@@ -211,7 +214,7 @@ fn removal_outside_fs_remove_is_denied_and_recorded() {
 fn forged_identities_and_symlinks_are_refused_at_execution() {
     let place = Playground::new();
     let host = Host::new();
-    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let plugin = host.load("hostile", grants_under(&place.granted()), backstop_limits());
 
     // The right path with a made-up inode.
     let report = attack(
@@ -253,7 +256,7 @@ fn forged_identities_and_symlinks_are_refused_at_execution() {
 fn interfaces_without_a_grant_load_but_every_call_is_denied_naming_the_fix() {
     let place = Playground::new();
     let host = Host::new();
-    let plugin = host.load("hostile", Grants::default(), fast_limits());
+    let plugin = host.load("hostile", Grants::default(), backstop_limits());
     let ungranted: Vec<&str> = plugin
         .ungranted()
         .iter()
@@ -290,7 +293,7 @@ fn interfaces_without_a_grant_load_but_every_call_is_denied_naming_the_fix() {
 #[test]
 fn a_component_imports_only_the_interfaces_its_code_calls() {
     let host = Host::new();
-    let echo = host.load("echo", Grants::default(), fast_limits());
+    let echo = host.load("echo", Grants::default(), backstop_limits());
     let mut remedy_imports: Vec<&str> = echo
         .imports
         .iter()
@@ -314,7 +317,7 @@ fn a_pinned_sha256_must_match() {
             wasm: common::wasm("echo").into(),
             sha256_pin: Some("0".repeat(64)),
             grants: Grants::default(),
-            limits: fast_limits(),
+            limits: backstop_limits(),
         })
         .err()
         .unwrap();
@@ -327,11 +330,11 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
     let host = Host::new();
     let loop_limits = PluginLimits {
         timeout: Duration::from_secs(3),
-        ..fast_limits()
+        ..backstop_limits()
     };
     let looping = host.load("hostile", grants_under(&place.granted()), loop_limits);
-    let bounded = host.load("hostile", grants_under(&place.granted()), fast_limits());
-    let echo = host.load("echo", Grants::default(), fast_limits());
+    let bounded = host.load("hostile", grants_under(&place.granted()), backstop_limits());
+    let echo = host.load("echo", Grants::default(), backstop_limits());
     let target = place.granted().join("file");
 
     std::thread::scope(|scope| {
@@ -391,7 +394,7 @@ fn limits_stop_the_plugin_and_the_host_keeps_serving() {
 fn panics_and_oversized_plans_fail_the_run_not_the_host() {
     let place = Playground::new();
     let host = Host::new();
-    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let plugin = host.load("hostile", grants_under(&place.granted()), backstop_limits());
     let target = place.granted().join("file");
 
     let panicked = attack(&host, &plugin, "panic", &target, true);
@@ -413,7 +416,7 @@ fn panics_and_oversized_plans_fail_the_run_not_the_host() {
 fn a_run_finds_nothing_an_earlier_run_left_in_memory() {
     let place = Playground::new();
     let host = Host::new();
-    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let plugin = host.load("hostile", grants_under(&place.granted()), backstop_limits());
     for run in 0..3 {
         let report = attack(&host, &plugin, "remember", &place.granted(), true);
         let check = first_round_check(&report, "remember");
@@ -547,7 +550,7 @@ fn an_unwritable_store_stops_everything_before_it_acts() {
     assert!(file.exists(), "no intent record, no action");
 
     // Whole run: refused before the plugin is even asked.
-    let plugin = host.load("hostile", grants_under(&place.granted()), fast_limits());
+    let plugin = host.load("hostile", grants_under(&place.granted()), backstop_limits());
     let params = vec![
         ("attack".to_string(), "remove".to_string()),
         ("target".to_string(), file.display().to_string()),
@@ -580,7 +583,7 @@ fn compiled_plugins_are_cached_across_restarts_and_bad_cache_files_recompiled() 
                 wasm: common::wasm("echo").into(),
                 sha256_pin: None,
                 grants: Grants::default(),
-                limits: fast_limits(),
+                limits: backstop_limits(),
             })
             .unwrap()
     };
