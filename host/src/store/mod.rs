@@ -643,6 +643,41 @@ pub(super) mod tests {
         }
     }
 
+    /// A plugin is shown its runs' done actions alone, read through the
+    /// index that holds only those: not one still at its intent, a dry-run's
+    /// planned one, or a failed one.
+    #[test]
+    fn a_plugin_s_recent_actions_are_its_done_ones_through_their_own_index() {
+        super::each_backend(|open| {
+            let store = open();
+            let alert = alert();
+            store.create_run(&new_run("0190-a", &alert)).unwrap();
+            let took = Duration::from_micros(7);
+            for (seq, status) in [
+                (0, Some(ActionStatus::Done)),
+                (1, Some(ActionStatus::Planned)),
+                (2, Some(ActionStatus::Failed)),
+                (3, None),
+            ] {
+                let id = store.record_intent("0190-a", 0, seq, &removal()).unwrap();
+                if let Some(status) = status {
+                    store.record_result(id, status, "", took).unwrap();
+                }
+            }
+            let recent = store
+                .recent_actions("disk-cleanup", Duration::from_secs(3600), 10)
+                .unwrap();
+            assert_eq!(recent.len(), 1, "only the done action");
+            assert_eq!(recent[0].run_id, "0190-a");
+
+            let plan = store.query_plan(
+                runs::RECENT_ACTIONS,
+                sql::args!["disk-cleanup", 0_i64, 10_i64],
+            );
+            assert!(plan.contains("actions_done"), "{plan}");
+        });
+    }
+
     #[test]
     fn a_run_round_trips_with_its_actions() {
         super::each_backend(|open| {

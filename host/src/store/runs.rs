@@ -119,13 +119,13 @@ impl Store {
         let now = now_ms();
         let since = now - window.as_millis() as i64;
         self.with(|c| {
-            let rows = c.query_map(
-                "SELECT a.run_id, a.intent_ms, a.action FROM actions a JOIN runs r ON r.id = a.run_id
-                 WHERE r.plugin = ?1 AND a.status = 'done' AND a.intent_ms >= ?2
-                 ORDER BY a.intent_ms DESC, a.id DESC LIMIT ?3",
-                args![plugin, since, limit],
-                |row| Ok((row.get::<String>(0)?, row.get::<i64>(1)?, row.get::<String>(2)?)),
-            )?;
+            let rows = c.query_map(RECENT_ACTIONS, args![plugin, since, limit], |row| {
+                Ok((
+                    row.get::<String>(0)?,
+                    row.get::<i64>(1)?,
+                    row.get::<String>(2)?,
+                ))
+            })?;
             let mut recent = Vec::new();
             for (run_id, at, json) in rows {
                 // A record from another contract version is skipped, not fatal.
@@ -226,6 +226,13 @@ impl Store {
         }
     }
 }
+
+/// The done actions of runs of plugin `?1` since `?2` (ms), newest first,
+/// at most `?3`: read through the index of done actions alone (V9).
+pub(super) const RECENT_ACTIONS: &str =
+    "SELECT a.run_id, a.intent_ms, a.action FROM actions a JOIN runs r ON r.id = a.run_id
+     WHERE r.plugin = ?1 AND a.status = 'done' AND a.intent_ms >= ?2
+     ORDER BY a.intent_ms DESC, a.id DESC LIMIT ?3";
 
 /// An action of a round as judged, without executing it.
 pub struct Judged<'a> {
