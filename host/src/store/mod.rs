@@ -602,7 +602,7 @@ pub(super) mod tests {
         }
     }
 
-    fn removal() -> Action {
+    pub(in crate::store) fn removal() -> Action {
         Action::RemovePath(RemovePath {
             path: "/x".into(),
             identity: FileIdentity {

@@ -267,6 +267,29 @@ pub(super) mod tests {
         });
     }
 
+    /// An action done before V9 is still among its plugin's recent ones.
+    #[test]
+    fn done_actions_are_still_recent_after_v9_on_both_backends() {
+        let action = super::super::to_json(&super::super::tests::removal());
+        let before = format!(
+            "{run}
+             INSERT INTO actions (run_id, round, seq, kind, action, status, intent_ms)
+             VALUES ('queued-run', 0, 0, 'remove-path', '{action}', 'done', 1),
+                    ('queued-run', 0, 1, 'remove-path', '{action}', 'planned', 1);",
+            run = queued_run("queued-run")
+        );
+        upgraded_on_both_backends(9, &before, |store| {
+            let since_ever = std::time::Duration::from_millis(super::super::now_ms() as u64);
+            let recent: Vec<String> = store
+                .recent_actions("p", since_ever, 10)
+                .unwrap()
+                .into_iter()
+                .map(|done| done.run_id)
+                .collect();
+            assert_eq!(recent, ["queued-run"]);
+        });
+    }
+
     #[test]
     fn a_fleet_starting_at_once_migrates_a_new_database_once() {
         let url = super::super::throwaway_postgres::fresh_database();
