@@ -1102,8 +1102,8 @@ pub(super) mod tests {
         assert!(runs.iter().all(|step| step.contains("(id=?)")), "{plan}");
     }
 
-    /// A poll reads the open runs of its status alone, however many finished
-    /// runs the store holds, on both backends.
+    /// Each poll reads its status's own index, which holds no finished run,
+    /// on both backends.
     #[test]
     fn a_poll_reads_only_its_own_status_index() {
         super::super::each_backend(|open| {
