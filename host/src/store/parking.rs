@@ -96,11 +96,10 @@ mod tests {
             let rules = ClaimRules::default();
             assert!(take(&store, "w", &rules).is_some());
 
-            store
-                // Long enough that a machine busy with other tests still
-                // checks "not due yet" before it is.
-                .park("w", 0, Duration::from_millis(1500), "restarted; confirming")
-                .unwrap();
+            // Long enough that a machine busy with other tests still checks
+            // "not due yet" before it is.
+            let due_in = Duration::from_millis(1500);
+            store.park("w", 0, due_in, "restarted; confirming").unwrap();
             let run = store.get_run("w").unwrap().summary;
             assert_eq!(run.status, RunStatus::Waiting);
             let reason = run.reason.unwrap();
@@ -123,7 +122,7 @@ mod tests {
             // Parked twice is refused: it is no longer this process's.
             assert!(store.park("w", 0, Duration::ZERO, "again").is_err());
 
-            std::thread::sleep(Duration::from_millis(1600));
+            std::thread::sleep(due_in + Duration::from_millis(100));
             let due: Vec<String> = store
                 .queued(10, None)
                 .unwrap()
